@@ -1,0 +1,243 @@
+//! Strict JSON parsing and canonical JSON as securesystemslib writes it.
+//!
+//! Canonical form: object keys sorted by code point, no whitespace, strings with only `"` and
+//! `\` escaped (everything else, control characters included, written as raw UTF-8), no
+//! Unicode normalisation, integers only. The parser rejects what the canonical form cannot
+//! express (floats, integers beyond 64 bits) and what makes signed bytes ambiguous (duplicate
+//! object keys), so that two parties can never disagree on what was signed.
+
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Value};
+
+use crate::Error;
+
+/// Parses `bytes` as JSON, rejecting duplicate object keys and non-integer numbers.
+pub fn parse(bytes: &[u8]) -> Result<Value, Error> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = StrictValue
+        .deserialize(&mut de)
+        .map_err(|e| Error::Json(e.to_string()))?;
+    de.end().map_err(|e| Error::Json(e.to_string()))?;
+    Ok(value)
+}
+
+/// Writes `value` in canonical form.
+pub fn to_vec(value: &Value) -> Result<Vec<u8>, Error> {
+    let mut out = Vec::with_capacity(256);
+    write(value, &mut out)?;
+    Ok(out)
+}
+
+/// Appends the canonical form of `value` to `out`.
+pub fn write(value: &Value, out: &mut Vec<u8>) -> Result<(), Error> {
+    match value {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                out.extend_from_slice(itoa(i as i128).as_bytes());
+            } else if let Some(u) = n.as_u64() {
+                out.extend_from_slice(itoa(u as i128).as_bytes());
+            } else {
+                return Err(Error::Json(format!(
+                    "number {n} is not an integer; canonical JSON allows integers only"
+                )));
+            }
+        }
+        Value::String(s) => write_string(s, out),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write(item, out)?;
+            }
+            out.push(b']');
+        }
+        Value::Object(map) => write_object(map, out)?,
+    }
+    Ok(())
+}
+
+fn write_object(map: &Map<String, Value>, out: &mut Vec<u8>) -> Result<(), Error> {
+    // Sort explicitly: serde_json's map is only ordered when no crate in the build enables
+    // its `preserve_order` feature, and canonical bytes must not depend on that. Byte order
+    // of UTF-8 strings equals code point order, which is what securesystemslib sorts by.
+    let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+    entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    out.push(b'{');
+    for (i, (k, v)) in entries.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_string(k, out);
+        out.push(b':');
+        write(v, out)?;
+    }
+    out.push(b'}');
+    Ok(())
+}
+
+fn write_string(s: &str, out: &mut Vec<u8>) {
+    out.push(b'"');
+    for b in s.bytes() {
+        if b == b'"' || b == b'\\' {
+            out.push(b'\\');
+        }
+        out.push(b);
+    }
+    out.push(b'"');
+}
+
+fn itoa(i: i128) -> String {
+    i.to_string()
+}
+
+/// Builds a `serde_json::Value` while refusing duplicate keys and floats.
+struct StrictValue;
+
+impl<'de> DeserializeSeed<'de> for StrictValue {
+    type Value = Value;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(StrictVisitor)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        Err(E::custom(format!(
+            "number {v} is not an integer that fits in 64 bits; TUF metadata allows integers only"
+        )))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+        while let Some(item) = seq.next_element_seed(StrictValue)? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
+        let mut map = Map::new();
+        while let Some(key) = access.next_key::<String>()? {
+            if map.contains_key(&key) {
+                return Err(de::Error::custom(format!("duplicate object key {key:?}")));
+            }
+            let value = access.next_value_seed(StrictValue)?;
+            map.insert(key, value);
+        }
+        Ok(Value::Object(map))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn canon(s: &str) -> String {
+        String::from_utf8(to_vec(&parse(s.as_bytes()).unwrap()).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn sorts_keys_by_code_point_and_drops_whitespace() {
+        assert_eq!(
+            canon(r#"{ "b": 1, "a": [true, null], "B": {"é": 1, "z": 2} }"#),
+            r#"{"B":{"z":2,"é":1},"a":[true,null],"b":1}"#
+        );
+    }
+
+    #[test]
+    fn escapes_only_quote_and_backslash() {
+        assert_eq!(
+            canon(r#"["a\"b\\c\n\u0001é"]"#),
+            "[\"a\\\"b\\\\c\n\u{1}é\"]"
+        );
+    }
+
+    #[test]
+    fn does_not_normalise_unicode() {
+        // NFD "e" + combining acute stays two code points.
+        assert_eq!(canon("[\"e\u{301}\"]"), "[\"e\u{301}\"]");
+    }
+
+    #[test]
+    fn rejects_floats_and_huge_integers() {
+        for bad in [
+            "1.0",
+            "1e3",
+            "[0.5]",
+            "123456789012345678901234567890",
+            "-1.5",
+        ] {
+            let err = parse(bad.as_bytes()).unwrap_err().to_string();
+            assert!(err.contains("integer"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn keeps_negative_and_large_integers() {
+        assert_eq!(
+            canon("[-9223372036854775808, 18446744073709551615]"),
+            "[-9223372036854775808,18446744073709551615]"
+        );
+    }
+
+    #[test]
+    fn rejects_duplicate_keys_at_any_depth() {
+        let err = parse(br#"{"a": {"x": 1, "x": 2}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("duplicate object key \"x\""), "{err}");
+    }
+
+    #[test]
+    fn rejects_trailing_garbage_and_truncation() {
+        assert!(parse(b"{} x").is_err());
+        assert!(parse(br#"{"a": [1, 2"#).is_err());
+        assert!(parse(b"").is_err());
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        let deep = "[".repeat(100_000);
+        assert!(parse(deep.as_bytes()).is_err());
+    }
+}

@@ -1,0 +1,440 @@
+//! Public keys as TUF writes them, key IDs, private keys and the [`Signer`] trait.
+//!
+//! Supported (keytype, scheme) pairs:
+//! - `ed25519` / `ed25519`: public key is 64 lowercase hex characters.
+//! - `ecdsa` (or legacy `ecdsa-sha2-nistp256`) / `ecdsa-sha2-nistp256`: PEM SPKI public key,
+//!   DER signatures.
+//! - `rsa` / `rsassa-pss-sha256`: PEM SPKI public key, PSS with a 32-byte salt.
+//!
+//! Every key is parsed leniently (unknown types are kept, as the spec requires) and checked
+//! at use: a signature by a key we cannot use simply does not count.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{self as sig, KeyPair as _};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use zeroize::Zeroizing;
+
+use crate::{canonical, hash, Error};
+
+/// A key ID. When verifying, key IDs are opaque labels that metadata uses to name keys;
+/// the ones we create are the SHA-256 of the key's canonical form ([`PublicKey::key_id`]).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct KeyId(String);
+
+impl KeyId {
+    pub fn new(s: impl Into<String>) -> Result<Self, Error> {
+        let s = s.into();
+        if s.is_empty() {
+            return Err(Error::field("keyid", "must not be empty"));
+        }
+        Ok(Self(s))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for KeyId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Self::new(String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The key types this project can generate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum KeyType {
+    #[default]
+    Ed25519,
+    EcdsaP256,
+    Rsa3072,
+    Rsa4096,
+}
+
+impl std::str::FromStr for KeyType {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s {
+            "ed25519" => Ok(Self::Ed25519),
+            "ecdsa" | "ecdsa-sha2-nistp256" => Ok(Self::EcdsaP256),
+            "rsa" | "rsa3072" => Ok(Self::Rsa3072),
+            "rsa4096" => Ok(Self::Rsa4096),
+            other => Err(Error::Key(format!(
+                "unknown key type {other:?}: use ed25519, ecdsa or rsa"
+            ))),
+        }
+    }
+}
+
+/// The `keyval` object of a key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyVal {
+    pub public: String,
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+/// A public key exactly as it appears in `root.json` or a delegation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicKey {
+    pub keytype: String,
+    pub scheme: String,
+    pub keyval: KeyVal,
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+/// The algorithm a public key's (keytype, scheme) resolves to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Algorithm {
+    Ed25519,
+    EcdsaP256,
+    RsaPssSha256,
+}
+
+impl PublicKey {
+    fn new(keytype: &str, scheme: &str, public: String) -> Self {
+        Self {
+            keytype: keytype.to_owned(),
+            scheme: scheme.to_owned(),
+            keyval: KeyVal {
+                public,
+                extra: BTreeMap::new(),
+            },
+            extra: BTreeMap::new(),
+        }
+    }
+
+    /// SHA-256 of the canonical JSON of `{"keytype", "scheme", "keyval": {"public"}}`.
+    pub fn key_id(&self) -> KeyId {
+        let v = serde_json::json!({
+            "keytype": self.keytype,
+            "scheme": self.scheme,
+            "keyval": {"public": self.keyval.public},
+        });
+        // Invariant: the object above holds strings only, which always canonicalise.
+        let bytes = canonical::to_vec(&v).unwrap_or_default();
+        KeyId(hash::sha256_hex(&bytes))
+    }
+
+    /// What identifies the key material, whatever key IDs metadata uses for it: thresholds
+    /// count distinct values of this, so one key listed under two IDs counts once.
+    pub fn identity(&self) -> (&str, &str) {
+        (self.scheme.as_str(), self.keyval.public.trim())
+    }
+
+    fn algorithm(&self) -> Result<Algorithm, String> {
+        match (self.keytype.as_str(), self.scheme.as_str()) {
+            ("ed25519", "ed25519") => Ok(Algorithm::Ed25519),
+            ("ecdsa" | "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp256") => Ok(Algorithm::EcdsaP256),
+            ("rsa", "rsassa-pss-sha256") => Ok(Algorithm::RsaPssSha256),
+            (kt, sc) => Err(format!("unsupported keytype/scheme {kt}/{sc}")),
+        }
+    }
+
+    /// A short human label: `ed25519`, `ecdsa`, `rsa`.
+    pub fn kind(&self) -> &str {
+        match self.algorithm() {
+            Ok(Algorithm::Ed25519) => "ed25519",
+            Ok(Algorithm::EcdsaP256) => "ecdsa",
+            Ok(Algorithm::RsaPssSha256) => "rsa",
+            Err(_) => self.keytype.as_str(),
+        }
+    }
+
+    /// Checks `signature` over `msg`. The error says why, for reports; it never panics on
+    /// malformed keys or signatures.
+    pub fn verify(&self, msg: &[u8], signature: &[u8]) -> Result<(), String> {
+        let alg = self.algorithm()?;
+        let key_bytes = match alg {
+            Algorithm::Ed25519 => {
+                let raw = hex::decode(&self.keyval.public)
+                    .map_err(|_| "ed25519 public key is not hex".to_owned())?;
+                if raw.len() != 32 {
+                    return Err("ed25519 public key is not 32 bytes".to_owned());
+                }
+                raw
+            }
+            Algorithm::EcdsaP256 | Algorithm::RsaPssSha256 => spki_der(&self.keyval.public)?,
+        };
+        let algorithm: &dyn sig::VerificationAlgorithm = match alg {
+            Algorithm::Ed25519 => &sig::ED25519,
+            Algorithm::EcdsaP256 => &sig::ECDSA_P256_SHA256_ASN1,
+            Algorithm::RsaPssSha256 => &sig::RSA_PSS_2048_8192_SHA256,
+        };
+        sig::UnparsedPublicKey::new(algorithm, &key_bytes)
+            .verify(msg, signature)
+            .map_err(|_| "signature does not verify".to_owned())
+    }
+}
+
+fn spki_der(pem_text: &str) -> Result<Vec<u8>, String> {
+    let p = pem::parse(pem_text.trim()).map_err(|e| format!("public key is not PEM: {e}"))?;
+    if p.tag() != "PUBLIC KEY" {
+        return Err(format!("PEM label is {:?}, expected PUBLIC KEY", p.tag()));
+    }
+    Ok(p.into_contents())
+}
+
+fn spki_pem(der: &[u8]) -> String {
+    let p = pem::Pem::new("PUBLIC KEY", der.to_vec());
+    pem::encode_config(
+        &p,
+        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+    )
+}
+
+/// Something that signs with one key: a private key in memory here, a hardware token later.
+pub trait Signer: Send + Sync {
+    fn public_key(&self) -> &PublicKey;
+    fn key_id(&self) -> &KeyId;
+    /// Signs `msg` (the canonical bytes of a `signed` object).
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, Error>;
+}
+
+enum Pair {
+    Ed25519(sig::Ed25519KeyPair),
+    Ecdsa(sig::EcdsaKeyPair),
+    Rsa(sig::RsaKeyPair),
+}
+
+/// A private key held in memory. Its PKCS#8 bytes are zeroized on drop and never printed.
+pub struct PrivateKey {
+    pair: Pair,
+    pkcs8: Zeroizing<Vec<u8>>,
+    public: PublicKey,
+    key_id: KeyId,
+}
+
+impl fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PrivateKey")
+            .field("key_id", &self.key_id)
+            .field("keytype", &self.public.keytype)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PrivateKey {
+    /// Generates a new key of `kind`.
+    pub fn generate(kind: KeyType) -> Result<Self, Error> {
+        let rng = SystemRandom::new();
+        let fail = |what: &str| Error::Key(format!("could not generate {what} key"));
+        let pkcs8: Vec<u8> = match kind {
+            KeyType::Ed25519 => {
+                let pair = sig::Ed25519KeyPair::generate().map_err(|_| fail("ed25519"))?;
+                pair.to_pkcs8v1()
+                    .map_err(|_| fail("ed25519"))?
+                    .as_ref()
+                    .to_vec()
+            }
+            KeyType::EcdsaP256 => {
+                sig::EcdsaKeyPair::generate_pkcs8(&sig::ECDSA_P256_SHA256_ASN1_SIGNING, &rng)
+                    .map_err(|_| fail("ecdsa"))?
+                    .as_ref()
+                    .to_vec()
+            }
+            KeyType::Rsa3072 | KeyType::Rsa4096 => {
+                let size = if kind == KeyType::Rsa3072 {
+                    aws_lc_rs::rsa::KeySize::Rsa3072
+                } else {
+                    aws_lc_rs::rsa::KeySize::Rsa4096
+                };
+                let pair = sig::RsaKeyPair::generate(size).map_err(|_| fail("rsa"))?;
+                let der: aws_lc_rs::encoding::Pkcs8V1Der =
+                    pair.as_der().map_err(|_| fail("rsa"))?;
+                der.as_ref().to_vec()
+            }
+        };
+        let pkcs8 = Zeroizing::new(pkcs8);
+        let (keytype, scheme) = match kind {
+            KeyType::Ed25519 => ("ed25519", "ed25519"),
+            KeyType::EcdsaP256 => ("ecdsa", "ecdsa-sha2-nistp256"),
+            KeyType::Rsa3072 | KeyType::Rsa4096 => ("rsa", "rsassa-pss-sha256"),
+        };
+        Self::from_pkcs8_der(keytype, scheme, &pkcs8)
+    }
+
+    /// Loads a PKCS#8 private key in DER form for the given TUF keytype and scheme.
+    pub fn from_pkcs8_der(keytype: &str, scheme: &str, der: &[u8]) -> Result<Self, Error> {
+        let probe = PublicKey::new(keytype, scheme, String::new());
+        let alg = probe.algorithm().map_err(Error::Key)?;
+        let reject = |e: aws_lc_rs::error::KeyRejected| {
+            Error::Key(format!(
+                "private key is not a valid {keytype} PKCS#8 key: {e}"
+            ))
+        };
+        let (pair, public) = match alg {
+            Algorithm::Ed25519 => {
+                let pair = sig::Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(reject)?;
+                let public = hex::encode(pair.public_key().as_ref());
+                (Pair::Ed25519(pair), public)
+            }
+            Algorithm::EcdsaP256 => {
+                let pair = sig::EcdsaKeyPair::from_pkcs8(&sig::ECDSA_P256_SHA256_ASN1_SIGNING, der)
+                    .map_err(reject)?;
+                let spki = pair
+                    .public_key()
+                    .as_der()
+                    .map_err(|_| Error::Key("cannot encode ecdsa public key".into()))?;
+                let public = spki_pem(spki.as_ref());
+                (Pair::Ecdsa(pair), public)
+            }
+            Algorithm::RsaPssSha256 => {
+                let pair = sig::RsaKeyPair::from_pkcs8(der).map_err(reject)?;
+                let bits = pair.public_modulus_len() * 8;
+                if bits < 2048 {
+                    return Err(Error::Key(format!("rsa key of {bits} bits is too small")));
+                }
+                let spki = pair
+                    .public_key()
+                    .as_der()
+                    .map_err(|_| Error::Key("cannot encode rsa public key".into()))?;
+                let public = spki_pem(spki.as_ref());
+                (Pair::Rsa(pair), public)
+            }
+        };
+        let public = PublicKey::new(keytype, scheme, public);
+        let key_id = public.key_id();
+        Ok(Self {
+            pair,
+            pkcs8: Zeroizing::new(der.to_vec()),
+            public,
+            key_id,
+        })
+    }
+
+    /// Loads a `-----BEGIN PRIVATE KEY-----` PKCS#8 PEM.
+    pub fn from_pkcs8_pem(keytype: &str, scheme: &str, pem_text: &str) -> Result<Self, Error> {
+        let p = pem::parse(pem_text.trim())
+            .map_err(|e| Error::Key(format!("private key is not PEM: {e}")))?;
+        if p.tag() != "PRIVATE KEY" {
+            return Err(Error::Key(format!(
+                "PEM label is {:?}, expected PRIVATE KEY (PKCS#8)",
+                p.tag()
+            )));
+        }
+        let der = Zeroizing::new(p.into_contents());
+        Self::from_pkcs8_der(keytype, scheme, &der)
+    }
+
+    /// The PKCS#8 PEM of this key. The caller must keep it in zeroizing storage.
+    pub fn to_pkcs8_pem(&self) -> Zeroizing<String> {
+        let p = pem::Pem::new("PRIVATE KEY", self.pkcs8.to_vec());
+        let out = Zeroizing::new(pem::encode_config(
+            &p,
+            pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+        ));
+        // `Pem` holds a copy of the DER; it is dropped here. Its buffer is not zeroized by
+        // the pem crate, so keep the copy short-lived.
+        drop(p);
+        out
+    }
+
+    pub fn pkcs8_der(&self) -> &[u8] {
+        &self.pkcs8
+    }
+}
+
+impl Signer for PrivateKey {
+    fn public_key(&self) -> &PublicKey {
+        &self.public
+    }
+
+    fn key_id(&self) -> &KeyId {
+        &self.key_id
+    }
+
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, Error> {
+        match &self.pair {
+            Pair::Ed25519(p) => Ok(p.sign(msg).as_ref().to_vec()),
+            Pair::Ecdsa(p) => p
+                .sign(&SystemRandom::new(), msg)
+                .map(|s| s.as_ref().to_vec())
+                .map_err(|_| Error::Signing("ecdsa signing failed".into())),
+            Pair::Rsa(p) => {
+                let mut out = vec![0u8; p.public_modulus_len()];
+                p.sign(&sig::RSA_PSS_SHA256, &SystemRandom::new(), msg, &mut out)
+                    .map_err(|_| Error::Signing("rsa signing failed".into()))?;
+                Ok(out)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sign_verify_and_reload_every_type() {
+        for kind in [KeyType::Ed25519, KeyType::EcdsaP256, KeyType::Rsa3072] {
+            let key = PrivateKey::generate(kind).unwrap();
+            let s = key.sign(b"hello").unwrap();
+            key.public_key().verify(b"hello", &s).unwrap();
+            assert!(key.public_key().verify(b"hellO", &s).is_err());
+            let pem = key.to_pkcs8_pem();
+            let pk = key.public_key();
+            let again = PrivateKey::from_pkcs8_pem(&pk.keytype, &pk.scheme, &pem).unwrap();
+            assert_eq!(again.key_id(), key.key_id());
+            assert_eq!(again.public_key(), key.public_key());
+        }
+    }
+
+    #[test]
+    fn ed25519_public_is_64_hex() {
+        let key = PrivateKey::generate(KeyType::Ed25519).unwrap();
+        let p = &key.public_key().keyval.public;
+        assert_eq!(p.len(), 64);
+        assert!(p
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert_eq!(key.key_id().as_str().len(), 64);
+    }
+
+    #[test]
+    fn key_id_matches_canonical_form() {
+        let pk = PublicKey::new("ed25519", "ed25519", "ab".repeat(32));
+        let canon = format!(
+            r#"{{"keytype":"ed25519","keyval":{{"public":"{}"}},"scheme":"ed25519"}}"#,
+            "ab".repeat(32)
+        );
+        assert_eq!(pk.key_id().as_str(), hash::sha256_hex(canon.as_bytes()));
+    }
+
+    #[test]
+    fn malformed_keys_are_errors_not_panics() {
+        let cases = [
+            PublicKey::new("ed25519", "ed25519", "zz".into()),
+            PublicKey::new("ed25519", "ed25519", "ab".into()),
+            PublicKey::new("ecdsa", "ecdsa-sha2-nistp256", "not pem".into()),
+            PublicKey::new("rsa", "rsassa-pss-sha256", "".into()),
+            PublicKey::new("ed25519", "rsassa-pss-sha256", "ab".repeat(32)),
+            PublicKey::new("unknown", "unknown", "x".into()),
+        ];
+        for pk in cases {
+            assert!(pk.verify(b"m", &[0u8; 64]).is_err(), "{pk:?}");
+        }
+        assert!(PrivateKey::from_pkcs8_pem("ed25519", "ed25519", "garbage").is_err());
+        assert!(PrivateKey::from_pkcs8_der("ed25519", "ed25519", &[0x30, 0x00]).is_err());
+    }
+
+    #[test]
+    fn wrong_type_private_key_is_rejected() {
+        let ec = PrivateKey::generate(KeyType::EcdsaP256).unwrap();
+        assert!(PrivateKey::from_pkcs8_der("ed25519", "ed25519", ec.pkcs8_der()).is_err());
+    }
+}

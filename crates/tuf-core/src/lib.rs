@@ -1,0 +1,27 @@
+//! The sans-I/O heart of tuf-factory: TUF metadata, canonical JSON, keys, signatures and
+//! thresholds.
+//!
+//! Nothing here touches files, sockets, clocks or async runtimes. Callers hand in bytes and
+//! the current time; they get back parsed values that cannot hold an invalid state, or an
+//! [`Error`] that names the field and the problem.
+
+pub mod canonical;
+pub mod delegation;
+mod error;
+pub mod expires;
+pub mod hash;
+pub mod key;
+pub mod metadata;
+pub mod verify;
+
+pub use error::Error;
+pub use expires::Expires;
+pub use key::{KeyId, KeyType, PrivateKey, PublicKey, Signer};
+pub use metadata::{
+    DelegatedRole, Delegations, MetaFile, Metadata, Role, RoleKeys, Root, Signature, Signed,
+    Snapshot, SuccinctRoles, TargetFile, Targets, Threshold, Timestamp,
+};
+pub use verify::{verify_role, Verification};
+
+/// The specification version written into metadata this project creates.
+pub const SPEC_VERSION: &str = "1.0.34";

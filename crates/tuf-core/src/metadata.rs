@@ -1,0 +1,836 @@
+//! The four top-level roles, delegations and the signed envelope.
+//!
+//! Parsing keeps unknown fields at every level (`extra`), so metadata written by a newer
+//! peer round-trips. Signatures are always checked against the canonical bytes of what was
+//! received ([`Signed::canonical`]), never against a re-serialised struct.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
+
+use crate::key::{KeyId, PublicKey, Signer};
+use crate::{canonical, Error, Expires};
+
+/// Names of the four top-level roles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    Root,
+    Targets,
+    Snapshot,
+    Timestamp,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Root, Role::Targets, Role::Snapshot, Role::Timestamp];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Root => "root",
+            Role::Targets => "targets",
+            Role::Snapshot => "snapshot",
+            Role::Timestamp => "timestamp",
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A signature threshold: at least one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct Threshold(u32);
+
+impl Threshold {
+    pub fn new(n: u64) -> Result<Self, Error> {
+        match u32::try_from(n) {
+            Ok(v) if v >= 1 => Ok(Self(v)),
+            _ => Err(Error::field(
+                "threshold",
+                format!("{n} is not between 1 and 2^32-1"),
+            )),
+        }
+    }
+
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Threshold {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Self::new(u64::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The keys and threshold of one role.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleKeys {
+    #[serde(deserialize_with = "unique_keyids")]
+    pub keyids: Vec<KeyId>,
+    pub threshold: Threshold,
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+impl RoleKeys {
+    pub fn new(keyids: Vec<KeyId>, threshold: Threshold) -> Self {
+        Self {
+            keyids,
+            threshold,
+            extra: BTreeMap::new(),
+        }
+    }
+}
+
+fn unique_keyids<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<KeyId>, D::Error> {
+    let ids = Vec::<KeyId>::deserialize(d)?;
+    let mut seen = BTreeSet::new();
+    for id in &ids {
+        if !seen.insert(id) {
+            return Err(serde::de::Error::custom(format!("keyid {id} listed twice")));
+        }
+    }
+    Ok(ids)
+}
+
+fn positive_version<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let v = u64::deserialize(d)?;
+    if v == 0 {
+        return Err(serde::de::Error::custom("version must be at least 1"));
+    }
+    Ok(v)
+}
+
+fn spec_version<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = String::deserialize(d)?;
+    let parts: Vec<&str> = s.split('.').collect();
+    let digits = parts
+        .iter()
+        .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    if !(2..=3).contains(&parts.len()) || !digits || parts[0] != "1" {
+        return Err(serde::de::Error::custom(format!(
+            "spec_version {s:?} is not a supported 1.x version"
+        )));
+    }
+    Ok(s)
+}
+
+/// Fields shared by every role's `signed` object.
+pub trait Metadata: Serialize + DeserializeOwned {
+    const TYPE: &'static str;
+    fn version(&self) -> u64;
+    fn expires(&self) -> &Expires;
+}
+
+macro_rules! metadata_common {
+    ($t:ty, $name:literal) => {
+        impl Metadata for $t {
+            const TYPE: &'static str = $name;
+            fn version(&self) -> u64 {
+                self.version
+            }
+            fn expires(&self) -> &Expires {
+                &self.expires
+            }
+        }
+    };
+}
+
+/// `root.json`'s signed object.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Root {
+    #[serde(rename = "_type")]
+    pub type_: String,
+    #[serde(deserialize_with = "spec_version")]
+    pub spec_version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consistent_snapshot: Option<bool>,
+    #[serde(deserialize_with = "positive_version")]
+    pub version: u64,
+    pub expires: Expires,
+    pub keys: BTreeMap<KeyId, PublicKey>,
+    #[serde(deserialize_with = "top_level_roles")]
+    pub roles: BTreeMap<String, RoleKeys>,
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+metadata_common!(Root, "root");
+
+fn top_level_roles<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, RoleKeys>, D::Error> {
+    let roles = BTreeMap::<String, RoleKeys>::deserialize(d)?;
+    for role in Role::ALL {
+        if !roles.contains_key(role.as_str()) {
+            return Err(serde::de::Error::custom(format!(
+                "roles: {role} is missing"
+            )));
+        }
+    }
+    if roles.len() != Role::ALL.len() {
+        let extra: Vec<&String> = roles
+            .keys()
+            .filter(|k| !Role::ALL.iter().any(|r| r.as_str() == k.as_str()))
+            .collect();
+        return Err(serde::de::Error::custom(format!(
+            "roles: unexpected role(s) {extra:?}; only root, targets, snapshot, timestamp"
+        )));
+    }
+    Ok(roles)
+}
+
+impl Root {
+    /// A root with the given keys; `roles` maps each top-level role to its keys.
+    pub fn new(
+        version: u64,
+        expires: Expires,
+        keys: BTreeMap<KeyId, PublicKey>,
+        roles: BTreeMap<Role, RoleKeys>,
+    ) -> Self {
+        Self {
+            type_: "root".to_owned(),
+            spec_version: crate::SPEC_VERSION.to_owned(),
+            consistent_snapshot: Some(true),
+            version,
+            expires,
+            keys,
+            roles: roles
+                .into_iter()
+                .map(|(r, k)| (r.as_str().to_owned(), k))
+                .collect(),
+            extra: BTreeMap::new(),
+        }
+    }
+
+    /// The keys and threshold of a top-level role. Parsing guarantees all four exist.
+    pub fn role(&self, role: Role) -> &RoleKeys {
+        // Invariant: `top_level_roles` (parsing) and `Root::new` ensure every role exists.
+        &self.roles[role.as_str()]
+    }
+
+    pub fn role_mut(&mut self, role: Role) -> Result<&mut RoleKeys, Error> {
+        self.roles
+            .get_mut(role.as_str())
+            .ok_or_else(|| Error::field("roles", format!("{role} is missing")))
+    }
+
+    pub fn consistent_snapshot(&self) -> bool {
+        self.consistent_snapshot.unwrap_or(false)
+    }
+
+    /// The public keys of a role, by key ID; key IDs without a key entry are left out.
+    pub fn role_keys(&self, role: Role) -> BTreeMap<KeyId, PublicKey> {
+        self.role(role)
+            .keyids
+            .iter()
+            .filter_map(|id| self.keys.get(id).map(|k| (id.clone(), k.clone())))
+            .collect()
+    }
+
+    /// Drops keys no role refers to any more.
+    pub fn prune_keys(&mut self) {
+        let used: BTreeSet<KeyId> = self
+            .roles
+            .values()
+            .flat_map(|r| r.keyids.iter().cloned())
+            .collect();
+        self.keys.retain(|id, _| used.contains(id));
+    }
+}
+
+/// One entry of `snapshot.json`'s or `timestamp.json`'s `meta`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetaFile {
+    #[serde(deserialize_with = "positive_version")]
+    pub version: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub length: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hashes: Option<BTreeMap<String, String>>,
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+impl MetaFile {
+    pub fn new(version: u64) -> Self {
+        Self {
+            version,
+            length: None,
+            hashes: None,
+            extra: BTreeMap::new(),
+        }
+    }
+
+    /// A meta entry with the length and SHA-256 of `bytes`.
+    pub fn describing(version: u64, bytes: &[u8]) -> Self {
+        let mut hashes = BTreeMap::new();
+        hashes.insert("sha256".to_owned(), crate::hash::sha256_hex(bytes));
+        Self {
+            version,
+            length: Some(bytes.len() as u64),
+            hashes: Some(hashes),
+            extra: BTreeMap::new(),
+        }
+    }
+}
+
+/// `snapshot.json`'s signed object.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    #[serde(rename = "_type")]
+    pub type_: String,
+    #[serde(deserialize_with = "spec_version")]
+    pub spec_version: String,
+    #[serde(deserialize_with = "positive_version")]
+    pub version: u64,
+    pub expires: Expires,
+    pub meta: BTreeMap<String, MetaFile>,
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+metadata_common!(Snapshot, "snapshot");
+
+impl Snapshot {
+    pub fn new(version: u64, expires: Expires, meta: BTreeMap<String, MetaFile>) -> Self {
+        Self {
+            type_: "snapshot".to_owned(),
+            spec_version: crate::SPEC_VERSION.to_owned(),
+            version,
+            expires,
+            meta,
+            extra: BTreeMap::new(),
+        }
+    }
+}
+
+/// `timestamp.json`'s signed object.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timestamp {
+    #[serde(rename = "_type")]
+    pub type_: String,
+    #[serde(deserialize_with = "spec_version")]
+    pub spec_version: String,
+    #[serde(deserialize_with = "positive_version")]
+    pub version: u64,
+    pub expires: Expires,
+    #[serde(deserialize_with = "timestamp_meta")]
+    pub meta: BTreeMap<String, MetaFile>,
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+metadata_common!(Timestamp, "timestamp");
+
+fn timestamp_meta<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, MetaFile>, D::Error> {
+    let meta = BTreeMap::<String, MetaFile>::deserialize(d)?;
+    if meta.len() != 1 || !meta.contains_key("snapshot.json") {
+        return Err(serde::de::Error::custom(
+            "meta must hold exactly one entry, snapshot.json",
+        ));
+    }
+    Ok(meta)
+}
+
+impl Timestamp {
+    pub fn new(version: u64, expires: Expires, snapshot: MetaFile) -> Self {
+        let mut meta = BTreeMap::new();
+        meta.insert("snapshot.json".to_owned(), snapshot);
+        Self {
+            type_: "timestamp".to_owned(),
+            spec_version: crate::SPEC_VERSION.to_owned(),
+            version,
+            expires,
+            meta,
+            extra: BTreeMap::new(),
+        }
+    }
+
+    /// The snapshot entry. Parsing guarantees it exists.
+    pub fn snapshot_meta(&self) -> &MetaFile {
+        // Invariant: `timestamp_meta` (parsing) and `Timestamp::new` ensure the entry exists.
+        &self.meta["snapshot.json"]
+    }
+}
+
+/// One target of `targets.json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetFile {
+    pub length: u64,
+    #[serde(deserialize_with = "hashes")]
+    pub hashes: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom: Option<Value>,
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+fn hashes<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    let h = BTreeMap::<String, String>::deserialize(d)?;
+    if h.is_empty() {
+        return Err(serde::de::Error::custom("hashes must not be empty"));
+    }
+    Ok(h)
+}
+
+/// `targets.json`'s (or a delegated role's) signed object.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Targets {
+    #[serde(rename = "_type")]
+    pub type_: String,
+    #[serde(deserialize_with = "spec_version")]
+    pub spec_version: String,
+    #[serde(deserialize_with = "positive_version")]
+    pub version: u64,
+    pub expires: Expires,
+    pub targets: BTreeMap<String, TargetFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delegations: Option<Delegations>,
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+metadata_common!(Targets, "targets");
+
+impl Targets {
+    pub fn new(version: u64, expires: Expires) -> Self {
+        Self {
+            type_: "targets".to_owned(),
+            spec_version: crate::SPEC_VERSION.to_owned(),
+            version,
+            expires,
+            targets: BTreeMap::new(),
+            delegations: None,
+            extra: BTreeMap::new(),
+        }
+    }
+}
+
+/// The `delegations` object of a targets role.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Delegations {
+    pub keys: BTreeMap<KeyId, PublicKey>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub roles: Option<Vec<DelegatedRole>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub succinct_roles: Option<SuccinctRoles>,
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+#[derive(Deserialize)]
+struct RawDelegations {
+    keys: BTreeMap<KeyId, PublicKey>,
+    #[serde(default)]
+    roles: Option<Vec<DelegatedRole>>,
+    #[serde(default)]
+    succinct_roles: Option<SuccinctRoles>,
+    #[serde(flatten)]
+    extra: BTreeMap<String, Value>,
+}
+
+impl<'de> Deserialize<'de> for Delegations {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let raw = RawDelegations::deserialize(d)?;
+        match (&raw.roles, &raw.succinct_roles) {
+            (Some(_), Some(_)) | (None, None) => {
+                return Err(D::Error::custom(
+                    "delegations: exactly one of roles and succinct_roles must be present",
+                ));
+            }
+            _ => {}
+        }
+        if let Some(roles) = &raw.roles {
+            let mut names = BTreeSet::new();
+            for r in roles {
+                if Role::ALL.iter().any(|t| t.as_str() == r.name) {
+                    return Err(D::Error::custom(format!(
+                        "delegations: role name {:?} is a top-level role",
+                        r.name
+                    )));
+                }
+                if !names.insert(r.name.as_str()) {
+                    return Err(D::Error::custom(format!(
+                        "delegations: role {:?} delegated twice",
+                        r.name
+                    )));
+                }
+            }
+        }
+        Ok(Self {
+            keys: raw.keys,
+            roles: raw.roles,
+            succinct_roles: raw.succinct_roles,
+            extra: raw.extra,
+        })
+    }
+}
+
+/// A delegated role of `delegations.roles`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DelegatedRole {
+    pub name: String,
+    pub keyids: Vec<KeyId>,
+    pub threshold: Threshold,
+    pub terminating: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paths: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path_hash_prefixes: Option<Vec<String>>,
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+#[derive(Deserialize)]
+struct RawDelegatedRole {
+    name: String,
+    #[serde(deserialize_with = "unique_keyids")]
+    keyids: Vec<KeyId>,
+    threshold: Threshold,
+    terminating: bool,
+    #[serde(default)]
+    paths: Option<Vec<String>>,
+    #[serde(default)]
+    path_hash_prefixes: Option<Vec<String>>,
+    #[serde(flatten)]
+    extra: BTreeMap<String, Value>,
+}
+
+impl<'de> Deserialize<'de> for DelegatedRole {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let r = RawDelegatedRole::deserialize(d)?;
+        if r.paths.is_some() == r.path_hash_prefixes.is_some() {
+            return Err(serde::de::Error::custom(format!(
+                "delegated role {:?}: exactly one of paths and path_hash_prefixes must be set",
+                r.name
+            )));
+        }
+        if r.name.is_empty() {
+            return Err(serde::de::Error::custom("delegated role name is empty"));
+        }
+        Ok(Self {
+            name: r.name,
+            keyids: r.keyids,
+            threshold: r.threshold,
+            terminating: r.terminating,
+            paths: r.paths,
+            path_hash_prefixes: r.path_hash_prefixes,
+            extra: r.extra,
+        })
+    }
+}
+
+impl DelegatedRole {
+    pub fn role_keys(&self) -> RoleKeys {
+        RoleKeys::new(self.keyids.clone(), self.threshold)
+    }
+}
+
+/// Succinct hash-bin delegations (TAP 15).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SuccinctRoles {
+    pub keyids: Vec<KeyId>,
+    pub threshold: Threshold,
+    pub bit_length: u32,
+    pub name_prefix: String,
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+#[derive(Deserialize)]
+struct RawSuccinct {
+    #[serde(deserialize_with = "unique_keyids")]
+    keyids: Vec<KeyId>,
+    threshold: Threshold,
+    bit_length: u32,
+    name_prefix: String,
+    #[serde(flatten)]
+    extra: BTreeMap<String, Value>,
+}
+
+impl<'de> Deserialize<'de> for SuccinctRoles {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let r = RawSuccinct::deserialize(d)?;
+        if !(1..=32).contains(&r.bit_length) {
+            return Err(serde::de::Error::custom(format!(
+                "succinct_roles: bit_length {} is not between 1 and 32",
+                r.bit_length
+            )));
+        }
+        Ok(Self {
+            keyids: r.keyids,
+            threshold: r.threshold,
+            bit_length: r.bit_length,
+            name_prefix: r.name_prefix,
+            extra: r.extra,
+        })
+    }
+}
+
+impl SuccinctRoles {
+    pub fn role_keys(&self) -> RoleKeys {
+        RoleKeys::new(self.keyids.clone(), self.threshold)
+    }
+}
+
+/// One entry of a `signatures` list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signature {
+    pub keyid: KeyId,
+    pub sig: String,
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+/// A signed envelope `{"signatures": [...], "signed": {...}}` with the parsed `signed` object
+/// and the canonical bytes that signatures cover.
+#[derive(Clone, Debug)]
+pub struct Signed<T> {
+    pub signed: T,
+    pub signatures: Vec<Signature>,
+    canonical: Vec<u8>,
+    extra: Map<String, Value>,
+}
+
+impl<T: Metadata> Signed<T> {
+    /// Wraps newly built metadata, without signatures.
+    pub fn new(signed: T) -> Result<Self, Error> {
+        let value = serde_json::to_value(&signed).map_err(|e| Error::Json(e.to_string()))?;
+        check_type::<T>(&value)?;
+        Ok(Self {
+            signed,
+            signatures: Vec::new(),
+            canonical: canonical::to_vec(&value)?,
+            extra: Map::new(),
+        })
+    }
+
+    /// Parses an envelope received from a file or the network.
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, Error> {
+        Self::from_value(canonical::parse(bytes)?)
+    }
+
+    /// Parses an envelope from an already strictly parsed JSON value.
+    pub fn from_value(value: Value) -> Result<Self, Error> {
+        let Value::Object(mut top) = value else {
+            return Err(Error::field("metadata", "is not a JSON object"));
+        };
+        let signed_value = top
+            .remove("signed")
+            .ok_or_else(|| Error::field("signed", "is missing"))?;
+        let sigs_value = top
+            .remove("signatures")
+            .ok_or_else(|| Error::field("signatures", "is missing"))?;
+        check_type::<T>(&signed_value)?;
+        let canonical = canonical::to_vec(&signed_value)?;
+        let signatures: Vec<Signature> = Vec::<Signature>::deserialize(&sigs_value)
+            .map_err(|e| Error::field("signatures", e.to_string()))?;
+        let mut seen = BTreeSet::new();
+        for s in &signatures {
+            if !seen.insert(&s.keyid) {
+                return Err(Error::DuplicateSignature(s.keyid.clone()));
+            }
+        }
+        let signed = T::deserialize(&signed_value)
+            .map_err(|e| Error::field(format!("signed ({})", T::TYPE), e.to_string()))?;
+        Ok(Self {
+            signed,
+            signatures,
+            canonical,
+            extra: top,
+        })
+    }
+
+    /// The canonical bytes of the `signed` object, exactly what signatures cover.
+    pub fn canonical(&self) -> &[u8] {
+        &self.canonical
+    }
+
+    /// Adds (or replaces) the signature of `signer`.
+    pub fn sign(&mut self, signer: &dyn Signer) -> Result<(), Error> {
+        let sig = hex::encode(signer.sign(&self.canonical)?);
+        let keyid = signer.key_id().clone();
+        self.signatures.retain(|s| s.keyid != keyid);
+        self.signatures.push(Signature {
+            keyid,
+            sig,
+            extra: BTreeMap::new(),
+        });
+        Ok(())
+    }
+
+    /// Adds a signature made elsewhere, replacing any earlier one of the same key ID.
+    pub fn add_signature(&mut self, signature: Signature) {
+        self.signatures.retain(|s| s.keyid != signature.keyid);
+        self.signatures.push(signature);
+    }
+
+    /// The envelope as canonical JSON: `signed` is written from the canonical bytes it was
+    /// parsed or built with, so nothing the signatures cover can change.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.canonical.len() + 200 * self.signatures.len() + 32);
+        let mut top: Vec<(&str, Option<&Value>)> = vec![("signatures", None), ("signed", None)];
+        for (k, v) in &self.extra {
+            top.push((k.as_str(), Some(v)));
+        }
+        top.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        out.push(b'{');
+        for (i, (k, v)) in top.into_iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            // Invariant: a string always canonicalises.
+            let _ = canonical::write(&Value::String(k.to_owned()), &mut out);
+            out.push(b':');
+            match (k, v) {
+                (_, Some(v)) => {
+                    // Invariant: `extra` came from a strict parse, so it holds no floats.
+                    let _ = canonical::write(v, &mut out);
+                }
+                ("signed", None) => out.extend_from_slice(&self.canonical),
+                _ => {
+                    let sigs = serde_json::to_value(&self.signatures).unwrap_or_default();
+                    let _ = canonical::write(&sigs, &mut out);
+                }
+            }
+        }
+        out.push(b'}');
+        out
+    }
+}
+
+fn check_type<T: Metadata>(signed: &Value) -> Result<(), Error> {
+    match signed.get("_type") {
+        Some(Value::String(t)) if t == T::TYPE => Ok(()),
+        Some(Value::String(t)) => Err(Error::WrongType {
+            expected: T::TYPE,
+            got: t.clone(),
+        }),
+        Some(_) => Err(Error::field("signed._type", "is not a string")),
+        None => Err(Error::field("signed._type", "is missing")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::{KeyType, PrivateKey};
+
+    fn expires() -> Expires {
+        "2030-01-01T00:00:00Z".parse().unwrap()
+    }
+
+    pub(crate) fn sample_root(key: &PrivateKey) -> Root {
+        let mut keys = BTreeMap::new();
+        keys.insert(key.key_id().clone(), key.public_key().clone());
+        let roles = Role::ALL
+            .into_iter()
+            .map(|r| {
+                (
+                    r,
+                    RoleKeys::new(vec![key.key_id().clone()], Threshold::new(1).unwrap()),
+                )
+            })
+            .collect();
+        Root::new(1, expires(), keys, roles)
+    }
+
+    #[test]
+    fn unknown_fields_round_trip_at_every_level() {
+        let key = PrivateKey::generate(KeyType::Ed25519).unwrap();
+        let mut env = Signed::new(sample_root(&key)).unwrap();
+        env.sign(&key).unwrap();
+        let mut v: Value = serde_json::from_slice(&env.to_bytes()).unwrap();
+        v["signed"]["x-top"] = serde_json::json!({"a": [1, 2]});
+        v["signed"]["roles"]["root"]["x-role"] = Value::Bool(true);
+        let kid = key.key_id().as_str();
+        v["signed"]["keys"][kid]["x-key"] = Value::from(7);
+        v["signed"]["keys"][kid]["keyval"]["x-val"] = Value::from("v");
+        v["x-envelope"] = Value::from("e");
+        v["signatures"][0]["x-sig"] = Value::from(1);
+        let bytes = canonical::to_vec(&v).unwrap();
+        let parsed = Signed::<Root>::from_slice(&bytes).unwrap();
+        assert_eq!(parsed.to_bytes(), bytes);
+        // And through the typed struct too.
+        let rebuilt = Signed::new(parsed.signed.clone()).unwrap();
+        assert_eq!(rebuilt.canonical(), parsed.canonical());
+    }
+
+    #[test]
+    fn wrong_type_is_named() {
+        let t = Signed::new(Targets::new(1, expires())).unwrap();
+        let err = Signed::<Root>::from_slice(&t.to_bytes()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::WrongType {
+                    expected: "root",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn duplicate_signature_keyids_are_rejected() {
+        let key = PrivateKey::generate(KeyType::Ed25519).unwrap();
+        let mut env = Signed::new(Targets::new(1, expires())).unwrap();
+        env.sign(&key).unwrap();
+        let s = env.signatures[0].clone();
+        env.signatures.push(s);
+        let err = Signed::<Targets>::from_slice(&env.to_bytes()).unwrap_err();
+        assert!(matches!(err, Error::DuplicateSignature(_)));
+    }
+
+    #[test]
+    fn root_needs_all_four_roles() {
+        let key = PrivateKey::generate(KeyType::Ed25519).unwrap();
+        let env = Signed::new(sample_root(&key)).unwrap();
+        let mut v: Value = serde_json::from_slice(&env.to_bytes()).unwrap();
+        v["signed"]["roles"]
+            .as_object_mut()
+            .unwrap()
+            .remove("snapshot");
+        let err = Signed::<Root>::from_slice(&canonical::to_vec(&v).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("snapshot is missing"), "{err}");
+    }
+
+    #[test]
+    fn zero_threshold_and_version_are_rejected() {
+        let key = PrivateKey::generate(KeyType::Ed25519).unwrap();
+        let env = Signed::new(sample_root(&key)).unwrap();
+        let v: Value = serde_json::from_slice(&env.to_bytes()).unwrap();
+        let mut a = v.clone();
+        a["signed"]["roles"]["root"]["threshold"] = Value::from(0);
+        assert!(Signed::<Root>::from_value(a).is_err());
+        let mut b = v;
+        b["signed"]["version"] = Value::from(0);
+        assert!(Signed::<Root>::from_value(b).is_err());
+    }
+
+    #[test]
+    fn timestamp_meta_must_be_snapshot_only() {
+        let ts = Timestamp::new(1, expires(), MetaFile::new(1));
+        let env = Signed::new(ts).unwrap();
+        let mut v: Value = serde_json::from_slice(&env.to_bytes()).unwrap();
+        v["signed"]["meta"]["other.json"] = serde_json::json!({"version": 1});
+        assert!(Signed::<Timestamp>::from_value(v).is_err());
+    }
+
+    #[test]
+    fn delegations_need_exactly_one_kind() {
+        let v = serde_json::json!({"keys": {}, "roles": [{"name": "a", "keyids": [],
+            "threshold": 1, "terminating": false, "paths": ["*"], "path_hash_prefixes": ["ab"]}]});
+        assert!(Delegations::deserialize(&v).is_err());
+        let v = serde_json::json!({"keys": {}});
+        assert!(Delegations::deserialize(&v).is_err());
+        let v = serde_json::json!({"keys": {}, "roles": [{"name": "a", "keyids": [],
+            "threshold": 1, "terminating": false, "paths": ["*"]}]});
+        assert!(Delegations::deserialize(&v).is_ok());
+    }
+}
