@@ -30,6 +30,43 @@ pub fn to_vec(value: &Value) -> Result<Vec<u8>, Error> {
     Ok(out)
 }
 
+/// The canonical form of `value`, made a valid JSON text: identical to [`to_vec`] except that
+/// control characters (U+0000 to U+001F) inside strings are escaped (`\n`, `\u0001`),
+/// because JSON (and so every parser, python-tuf's and ours included) refuses them raw.
+///
+/// Use this for files and network bodies; sign and hash [`to_vec`]. Parsing the text and
+/// canonicalising it again gives back exactly [`to_vec`]'s bytes.
+pub fn to_text(value: &Value) -> Result<Vec<u8>, Error> {
+    Ok(escape_controls(to_vec(value)?))
+}
+
+/// Turns canonical bytes into a valid JSON text by escaping control characters. Canonical
+/// JSON has no whitespace outside strings, so every byte below 0x20 is inside a string.
+pub fn escape_controls(canonical: Vec<u8>) -> Vec<u8> {
+    let controls = canonical.iter().filter(|&&b| b < 0x20).count();
+    if controls == 0 {
+        return canonical;
+    }
+    let mut out = Vec::with_capacity(canonical.len() + 5 * controls);
+    for b in canonical {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        match b {
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            0..=0x1f => {
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[usize::from(b >> 4)]);
+                out.push(HEX[usize::from(b & 0xf)]);
+            }
+            _ => out.push(b),
+        }
+    }
+    out
+}
+
 /// Appends the canonical form of `value` to `out`.
 pub fn write(value: &Value, out: &mut Vec<u8>) -> Result<(), Error> {
     match value {
@@ -233,6 +270,19 @@ mod tests {
         assert!(parse(b"{} x").is_err());
         assert!(parse(br#"{"a": [1, 2"#).is_err());
         assert!(parse(b"").is_err());
+    }
+
+    #[test]
+    fn text_form_escapes_controls_and_parses_back_to_the_same_canonical_bytes() {
+        let v = Value::from("a\nb\t\r\u{8}\u{c}\u{0}\u{1f}\u{7f}\"\\é");
+        let text = to_text(&v).unwrap();
+        assert_eq!(
+            text,
+            b"\"a\\nb\\t\\r\\b\\f\\u0000\\u001f\x7f\\\"\\\\\xc3\xa9\""
+        );
+        assert_eq!(to_vec(&parse(&text).unwrap()).unwrap(), to_vec(&v).unwrap());
+        let plain = Value::from("no controls");
+        assert_eq!(to_text(&plain).unwrap(), to_vec(&plain).unwrap());
     }
 
     #[test]

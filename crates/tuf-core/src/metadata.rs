@@ -669,9 +669,17 @@ impl<T: Metadata> Signed<T> {
         self.signatures.push(signature);
     }
 
-    /// The envelope as canonical JSON: `signed` is written from the canonical bytes it was
-    /// parsed or built with, so nothing the signatures cover can change.
+    /// The envelope as a JSON text in canonical form: `signed` is written from the canonical
+    /// bytes it was parsed or built with, so nothing the signatures cover can change.
+    ///
+    /// The one departure from canonical bytes: control characters inside strings (the line
+    /// breaks of every PEM public key, for one) are escaped (`\n`, `\u0001`), as JSON requires; without that, neither python-tuf nor we could read the
+    /// file back. Parsing it gives the same [`Signed::canonical`] bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
+        canonical::escape_controls(self.to_canonical_bytes())
+    }
+
+    fn to_canonical_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.canonical.len() + 200 * self.signatures.len() + 32);
         let mut top: Vec<(&str, Option<&Value>)> = vec![("signatures", None), ("signed", None)];
         for (k, v) in &self.extra {
@@ -758,6 +766,24 @@ mod tests {
         // And through the typed struct too.
         let rebuilt = Signed::new(parsed.signed.clone()).unwrap();
         assert_eq!(rebuilt.canonical(), parsed.canonical());
+    }
+
+    #[test]
+    fn pem_keys_survive_a_write_and_read_back() {
+        // PEM public keys hold line breaks; written raw they would make an invalid JSON file.
+        let key = PrivateKey::generate(KeyType::EcdsaP256).unwrap();
+        let mut env = Signed::new(sample_root(&key)).unwrap();
+        env.sign(&key).unwrap();
+        let bytes = env.to_bytes();
+        assert!(
+            !bytes.iter().any(|&b| b < 0x20),
+            "raw control character in the file"
+        );
+        let back = Signed::<Root>::from_slice(&bytes).unwrap();
+        assert_eq!(back.canonical(), env.canonical());
+        assert_eq!(back.to_bytes(), bytes);
+        let v = back.verify_role("root", back.signed.role(Role::Root), &back.signed.keys);
+        assert!(v.is_met(), "{v:?}");
     }
 
     #[test]
