@@ -130,8 +130,9 @@ impl PublicKey {
         KeyId(hash::sha256_hex(&bytes))
     }
 
-    /// What identifies the key material, whatever key IDs metadata uses for it: thresholds
-    /// count distinct values of this, so one key listed under two IDs counts once.
+    /// A textual identity of the key, whatever key IDs metadata uses for it: the scheme and
+    /// the public value. Good for matching a key file against `root.json`; thresholds go
+    /// further and count distinct decoded key material (see [`crate::verify_role`]).
     pub fn identity(&self) -> (&str, &str) {
         (self.scheme.as_str(), self.keyval.public.trim())
     }
@@ -158,17 +159,38 @@ impl PublicKey {
     /// Checks `signature` over `msg`. The error says why, for reports; it never panics on
     /// malformed keys or signatures.
     pub fn verify(&self, msg: &[u8], signature: &[u8]) -> Result<(), String> {
+        self.verify_material(msg, signature).map(|_| ())
+    }
+
+    /// Like [`PublicKey::verify`], and on success returns what identifies the key material
+    /// whatever its spelling in JSON: the algorithm and the decoded key bytes (raw ed25519
+    /// key, or SPKI DER). Thresholds count distinct values of this, so one key listed under
+    /// two IDs, or written twice with different hex case or PEM line breaks, counts once.
+    pub(crate) fn verify_material(
+        &self,
+        msg: &[u8],
+        signature: &[u8],
+    ) -> Result<(&'static str, Vec<u8>), String> {
         let alg = self.algorithm()?;
-        let key_bytes = match alg {
+        let (name, key_bytes) = match alg {
             Algorithm::Ed25519 => {
                 let raw = hex::decode(&self.keyval.public)
                     .map_err(|_| "ed25519 public key is not hex".to_owned())?;
                 if raw.len() != 32 {
                     return Err("ed25519 public key is not 32 bytes".to_owned());
                 }
-                raw
+                ("ed25519", raw)
             }
-            Algorithm::EcdsaP256 | Algorithm::RsaPssSha256 => spki_der(&self.keyval.public)?,
+            Algorithm::EcdsaP256 => {
+                let der = spki_der(&self.keyval.public)?;
+                // Only the uncompressed point form (what every TUF implementation writes):
+                // a compressed spelling of the same key would be a second identity.
+                if !ends_with_uncompressed_p256_point(&der) {
+                    return Err("ecdsa public key is not an uncompressed P-256 point".to_owned());
+                }
+                ("ecdsa-p256", der)
+            }
+            Algorithm::RsaPssSha256 => ("rsa", spki_der(&self.keyval.public)?),
         };
         let algorithm: &dyn sig::VerificationAlgorithm = match alg {
             Algorithm::Ed25519 => &sig::ED25519,
@@ -177,8 +199,15 @@ impl PublicKey {
         };
         sig::UnparsedPublicKey::new(algorithm, &key_bytes)
             .verify(msg, signature)
-            .map_err(|_| "signature does not verify".to_owned())
+            .map_err(|_| "signature does not verify".to_owned())?;
+        Ok((name, key_bytes))
     }
+}
+
+/// True when `der` ends with the SPKI bit string of an uncompressed P-256 point:
+/// `03 42 00 04 || X (32 bytes) || Y (32 bytes)`.
+fn ends_with_uncompressed_p256_point(der: &[u8]) -> bool {
+    der.len() >= 68 && der[der.len() - 68..der.len() - 64] == [0x03, 0x42, 0x00, 0x04]
 }
 
 fn spki_der(pem_text: &str) -> Result<Vec<u8>, String> {

@@ -1,7 +1,7 @@
 //! Threshold verification: "do the signatures on this metadata meet this role's threshold?"
 //!
 //! Rules: only keys listed in the role count; each distinct public key counts once, however
-//! many key IDs name it; a signature that does not verify is reported and ignored, so an
+//! many key IDs name it and however its JSON spells it (hex case, PEM line breaks); a signature that does not verify is reported and ignored, so an
 //! extra bad signature never hides a met threshold. (Duplicate key IDs in `signatures` are
 //! refused earlier, when the envelope is parsed.)
 
@@ -65,7 +65,7 @@ pub fn verify_role(
         ignored: Vec::new(),
         distinct_valid: 0,
     };
-    let mut identities: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut identities: BTreeSet<(&'static str, Vec<u8>)> = BTreeSet::new();
     for keyid in &role.keyids {
         let Some(sig) = by_id.get(keyid) else {
             out.missing.push(keyid.clone());
@@ -78,12 +78,11 @@ pub fn verify_role(
         };
         let checked = hex::decode(&sig.sig)
             .map_err(|_| "signature is not hex".to_owned())
-            .and_then(|raw| key.verify(canonical, &raw));
+            .and_then(|raw| key.verify_material(canonical, &raw));
         match checked {
-            Ok(()) => {
+            Ok(material) => {
                 out.valid.push(keyid.clone());
-                let (scheme, public) = key.identity();
-                identities.insert((scheme.to_owned(), public.to_owned()));
+                identities.insert(material);
             }
             Err(reason) => out.invalid.push((keyid.clone(), reason)),
         }
@@ -188,6 +187,72 @@ mod tests {
         assert_eq!(v.valid.len(), 2);
         assert_eq!(v.distinct_valid, 1);
         assert!(!v.is_met());
+    }
+
+    #[test]
+    fn one_key_spelled_two_ways_counts_once() {
+        // The same ed25519 key with its hex upper-cased: another string, another key ID.
+        let (keys, mut map, mut env) = setup(1);
+        let mut upper = keys[0].public_key().clone();
+        upper.keyval.public = upper.keyval.public.to_uppercase();
+        let alias = upper.key_id();
+        assert_ne!(&alias, keys[0].key_id());
+        map.insert(alias.clone(), upper);
+        env.sign(&keys[0]).unwrap();
+        let sig = env.signatures[0].sig.clone();
+        env.add_signature(Signature {
+            keyid: alias.clone(),
+            sig,
+            extra: BTreeMap::new(),
+        });
+        let r = RoleKeys::new(
+            vec![keys[0].key_id().clone(), alias],
+            Threshold::new(2).unwrap(),
+        );
+        let v = env.verify_role("targets", &r, &map);
+        assert_eq!((v.valid.len(), v.distinct_valid), (2, 1));
+        assert!(!v.is_met());
+    }
+
+    #[test]
+    fn pem_line_breaks_do_not_make_a_second_key() {
+        let key = PrivateKey::generate(KeyType::EcdsaP256).unwrap();
+        let mut map = BTreeMap::new();
+        map.insert(key.key_id().clone(), key.public_key().clone());
+        let mut crlf = key.public_key().clone();
+        crlf.keyval.public = crlf.keyval.public.replace('\n', "\r\n");
+        let alias = crlf.key_id();
+        map.insert(alias.clone(), crlf);
+        let mut env =
+            Signed::new(Targets::new(1, "2030-01-01T00:00:00Z".parse().unwrap())).unwrap();
+        env.sign(&key).unwrap();
+        let mut second = env.signatures[0].clone();
+        second.keyid = alias.clone();
+        env.add_signature(second);
+        let r = RoleKeys::new(
+            vec![key.key_id().clone(), alias],
+            Threshold::new(2).unwrap(),
+        );
+        let v = env.verify_role("targets", &r, &map);
+        assert_eq!((v.valid.len(), v.distinct_valid), (2, 1), "{v:?}");
+    }
+
+    #[test]
+    fn compressed_ecdsa_points_are_refused() {
+        let key = PrivateKey::generate(KeyType::EcdsaP256).unwrap();
+        let pem = pem::parse(&key.public_key().keyval.public).unwrap();
+        let der = pem.contents();
+        let (x, y) = (&der[der.len() - 64..der.len() - 32], &der[der.len() - 32..]);
+        let mut compressed =
+            hex::decode("3039301306072a8648ce3d020106082a8648ce3d030107032200").unwrap();
+        compressed.push(2 + (y[31] & 1));
+        compressed.extend_from_slice(x);
+        let mut pk = key.public_key().clone();
+        pk.keyval.public = pem::encode(&pem::Pem::new("PUBLIC KEY", compressed));
+        let s = key.sign(b"m").unwrap();
+        key.public_key().verify(b"m", &s).unwrap();
+        let err = pk.verify(b"m", &s).unwrap_err();
+        assert!(err.contains("uncompressed"), "{err}");
     }
 
     #[test]
