@@ -195,6 +195,14 @@ impl<'de> Visitor<'de> for StrictVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
         let mut map = Map::new();
         while let Some(key) = access.next_key::<String>()? {
+            // serde_json spells numbers as a map with this one key when any crate in the
+            // build enables its `arbitrary_precision` feature. Refuse it, so such a build
+            // fails loudly (every number rejected) instead of letting floats through.
+            if key == "$serde_json::private::Number" {
+                return Err(de::Error::custom(
+                    "reserved object key (serde_json arbitrary_precision is not supported)",
+                ));
+            }
             if map.contains_key(&key) {
                 return Err(de::Error::custom(format!("duplicate object key {key:?}")));
             }

@@ -15,6 +15,7 @@ use std::fmt;
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{self as sig, KeyPair as _};
+use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use zeroize::Zeroizing;
@@ -226,6 +227,37 @@ fn spki_pem(der: &[u8]) -> String {
     )
 }
 
+const PEM_BEGIN: &str = "-----BEGIN PRIVATE KEY-----";
+const PEM_END: &str = "-----END PRIVATE KEY-----";
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+/// The DER inside a PKCS#8 PEM, never copied outside zeroizing buffers. Errors never quote
+/// the body.
+fn decode_private_pem(text: &str) -> Result<Zeroizing<Vec<u8>>, Error> {
+    let text = text.trim();
+    let not_pem = || Error::Key("private key is not PEM (-----BEGIN PRIVATE KEY-----)".into());
+    let rest = text.strip_prefix("-----BEGIN ").ok_or_else(not_pem)?;
+    let (label, rest) = rest.split_once("-----").ok_or_else(not_pem)?;
+    if label != "PRIVATE KEY" {
+        let shown =
+            if label.len() <= 32 && label.bytes().all(|b| b.is_ascii_uppercase() || b == b' ') {
+                label
+            } else {
+                "?"
+            };
+        return Err(Error::Key(format!(
+            "PEM label is {shown:?}, expected PRIVATE KEY (PKCS#8)"
+        )));
+    }
+    let body = rest.strip_suffix(PEM_END).ok_or_else(not_pem)?;
+    let mut b64 = Zeroizing::new(String::with_capacity(body.len()));
+    b64.extend(body.chars().filter(|c| !c.is_ascii_whitespace()));
+    let mut der = Zeroizing::new(Vec::with_capacity(b64.len().div_ceil(4) * 3));
+    B64.decode_vec(b64.as_bytes(), &mut der)
+        .map_err(|_| Error::Key("private key PEM body is not valid base64".into()))?;
+    Ok(der)
+}
+
 /// Something that signs with one key: a private key in memory here, a hardware token later.
 pub trait Signer: Send + Sync {
     fn public_key(&self) -> &PublicKey;
@@ -347,29 +379,32 @@ impl PrivateKey {
     }
 
     /// Loads a `-----BEGIN PRIVATE KEY-----` PKCS#8 PEM.
+    ///
+    /// Decoded by hand into zeroizing buffers sized up front: a PEM library would leave the
+    /// base64 text and the DER in ordinary heap buffers once it is done with them.
     pub fn from_pkcs8_pem(keytype: &str, scheme: &str, pem_text: &str) -> Result<Self, Error> {
-        let p = pem::parse(pem_text.trim())
-            .map_err(|e| Error::Key(format!("private key is not PEM: {e}")))?;
-        if p.tag() != "PRIVATE KEY" {
-            return Err(Error::Key(format!(
-                "PEM label is {:?}, expected PRIVATE KEY (PKCS#8)",
-                p.tag()
-            )));
-        }
-        let der = Zeroizing::new(p.into_contents());
+        let der = decode_private_pem(pem_text)?;
         Self::from_pkcs8_der(keytype, scheme, &der)
     }
 
-    /// The PKCS#8 PEM of this key. The caller must keep it in zeroizing storage.
+    /// The PKCS#8 PEM of this key (LF line endings, 64 columns). Every intermediate buffer
+    /// is zeroized; the caller must keep the result in zeroizing storage too.
     pub fn to_pkcs8_pem(&self) -> Zeroizing<String> {
-        let p = pem::Pem::new("PRIVATE KEY", self.pkcs8.to_vec());
-        let out = Zeroizing::new(pem::encode_config(
-            &p,
-            pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+        let b64_len = self.pkcs8.len().div_ceil(3) * 4;
+        let mut b64 = Zeroizing::new(String::with_capacity(b64_len));
+        B64.encode_string(&*self.pkcs8, &mut b64);
+        let mut out = Zeroizing::new(String::with_capacity(
+            PEM_BEGIN.len() + PEM_END.len() + b64_len * 65 / 64 + 2,
         ));
-        // `Pem` holds a copy of the DER; it is dropped here. Its buffer is not zeroized by
-        // the pem crate, so keep the copy short-lived.
-        drop(p);
+        out.push_str(PEM_BEGIN);
+        out.push('\n');
+        // Invariant: base64 output is ASCII, so every 64-byte chunk is a char boundary.
+        for line in b64.as_bytes().chunks(64) {
+            out.push_str(std::str::from_utf8(line).unwrap_or_default());
+            out.push('\n');
+        }
+        out.push_str(PEM_END);
+        out.push('\n');
         out
     }
 
@@ -459,6 +494,33 @@ mod tests {
         }
         assert!(PrivateKey::from_pkcs8_pem("ed25519", "ed25519", "garbage").is_err());
         assert!(PrivateKey::from_pkcs8_der("ed25519", "ed25519", &[0x30, 0x00]).is_err());
+    }
+
+    #[test]
+    fn pkcs8_pem_matches_the_pem_crate_and_rejects_other_labels() {
+        for kind in [KeyType::Ed25519, KeyType::EcdsaP256] {
+            let key = PrivateKey::generate(kind).unwrap();
+            let ours = key.to_pkcs8_pem();
+            let p = pem::Pem::new("PRIVATE KEY", key.pkcs8_der().to_vec());
+            let lf = pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF);
+            assert_eq!(ours.as_str(), pem::encode_config(&p, lf));
+            // CRLF and surrounding blank lines are fine.
+            let crlf = format!("\n{}\n", ours.replace('\n', "\r\n"));
+            let pk = key.public_key();
+            let again = PrivateKey::from_pkcs8_pem(&pk.keytype, &pk.scheme, &crlf).unwrap();
+            assert_eq!(again.key_id(), key.key_id());
+        }
+        let key = PrivateKey::generate(KeyType::Ed25519).unwrap();
+        let sec = key.to_pkcs8_pem().replace("PRIVATE KEY", "EC PRIVATE KEY");
+        let err = PrivateKey::from_pkcs8_pem("ed25519", "ed25519", &sec).unwrap_err();
+        assert!(err.to_string().contains("\"EC PRIVATE KEY\""), "{err}");
+        let body: String = key.to_pkcs8_pem().lines().nth(1).unwrap().to_owned();
+        let broken = key.to_pkcs8_pem().replace(&body, &format!("{body}!"));
+        let err = PrivateKey::from_pkcs8_pem("ed25519", "ed25519", &broken).unwrap_err();
+        assert!(
+            !err.to_string().contains(&body[..16]),
+            "error quotes key material: {err}"
+        );
     }
 
     #[test]

@@ -208,10 +208,16 @@ impl Root {
         }
     }
 
-    /// The keys and threshold of a top-level role. Parsing guarantees all four exist.
+    /// The keys and threshold of a top-level role. Parsing guarantees all four exist; if code
+    /// removed one from the public `roles` map since, this fails closed: a role with no keys,
+    /// whose threshold nothing can meet.
     pub fn role(&self, role: Role) -> &RoleKeys {
-        // Invariant: `top_level_roles` (parsing) and `Root::new` ensure every role exists.
-        &self.roles[role.as_str()]
+        static NO_KEYS: RoleKeys = RoleKeys {
+            keyids: Vec::new(),
+            threshold: Threshold(1),
+            extra: BTreeMap::new(),
+        };
+        self.roles.get(role.as_str()).unwrap_or(&NO_KEYS)
     }
 
     pub fn role_mut(&mut self, role: Role) -> Result<&mut RoleKeys, Error> {
@@ -377,6 +383,48 @@ fn hashes<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D
     Ok(h)
 }
 
+/// Checks that a target path can name a file under a download directory and nothing else:
+/// not empty, no leading or trailing `/`, no empty, `.` or `..` segment, no NUL.
+///
+/// The spec leaves target paths free-form; a client that joins one to a local directory must
+/// not be steered outside it, so metadata naming such a path is refused at parse time.
+pub fn check_target_path(path: &str) -> Result<(), Error> {
+    let reason = if path.is_empty() {
+        "is empty"
+    } else if path.contains('\0') {
+        "contains NUL"
+    } else if path.starts_with('/') {
+        "starts with /"
+    } else if path.split('/').any(|seg| seg.is_empty()) {
+        "has an empty segment (// or a trailing /)"
+    } else if path.split('/').any(|seg| seg == "." || seg == "..") {
+        "has a . or .. segment"
+    } else {
+        return Ok(());
+    };
+    Err(Error::field(format!("targets: path {path:?}"), reason))
+}
+
+/// Checks that a delegated role name can name a metadata file (`<name>.json`): not empty,
+/// not `.` or `..`, no `/`, `\\` or NUL.
+pub fn check_role_name(name: &str) -> Result<(), Error> {
+    if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\', '\0']) {
+        return Err(Error::field(
+            format!("delegations: role name {name:?}"),
+            "must not be empty, . or .., nor contain /, \\ or NUL",
+        ));
+    }
+    Ok(())
+}
+
+fn target_map<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, TargetFile>, D::Error> {
+    let targets = BTreeMap::<String, TargetFile>::deserialize(d)?;
+    for path in targets.keys() {
+        check_target_path(path).map_err(serde::de::Error::custom)?;
+    }
+    Ok(targets)
+}
+
 /// `targets.json`'s (or a delegated role's) signed object.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Targets {
@@ -387,6 +435,7 @@ pub struct Targets {
     #[serde(deserialize_with = "positive_version")]
     pub version: u64,
     pub expires: Expires,
+    #[serde(deserialize_with = "target_map")]
     pub targets: BTreeMap<String, TargetFile>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delegations: Option<Delegations>,
@@ -509,9 +558,7 @@ impl<'de> Deserialize<'de> for DelegatedRole {
                 r.name
             )));
         }
-        if r.name.is_empty() {
-            return Err(serde::de::Error::custom("delegated role name is empty"));
-        }
+        check_role_name(&r.name).map_err(serde::de::Error::custom)?;
         Ok(Self {
             name: r.name,
             keyids: r.keyids,
@@ -846,6 +893,52 @@ mod tests {
         let mut v: Value = serde_json::from_slice(&env.to_bytes()).unwrap();
         v["signed"]["meta"]["other.json"] = serde_json::json!({"version": 1});
         assert!(Signed::<Timestamp>::from_value(v).is_err());
+    }
+
+    #[test]
+    fn target_paths_and_role_names_cannot_leave_their_directory() {
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../../x",
+            "a/./b",
+            "a//b",
+            "a/",
+            "a\0b",
+            "..",
+        ] {
+            assert!(check_target_path(bad).is_err(), "{bad:?} accepted");
+        }
+        for good in [
+            "a",
+            "a/b/c.bin",
+            "ünï/ファイル",
+            "a..b/.hidden",
+            "a\\b",
+            "..a",
+        ] {
+            check_target_path(good).unwrap();
+        }
+        for bad in ["", ".", "..", "a/b", "a\\b", "x\0"] {
+            assert!(check_role_name(bad).is_err(), "{bad:?} accepted");
+        }
+        check_role_name("releases-2024.1").unwrap();
+        let v = serde_json::json!({"_type": "targets", "spec_version": "1.0.34", "version": 1,
+            "expires": "2030-01-01T00:00:00Z",
+            "targets": {"../escape": {"length": 1, "hashes": {"sha256": "00"}}}});
+        let err = Targets::deserialize(&v).unwrap_err().to_string();
+        assert!(err.contains("\"../escape\"") && err.contains(".."), "{err}");
+    }
+
+    #[test]
+    fn a_role_removed_after_parsing_fails_closed() {
+        let key = PrivateKey::generate(KeyType::Ed25519).unwrap();
+        let mut root = sample_root(&key);
+        root.roles.remove("targets");
+        let r = root.role(Role::Targets);
+        assert!(r.keyids.is_empty());
+        assert_eq!(r.threshold.get(), 1);
     }
 
     #[test]

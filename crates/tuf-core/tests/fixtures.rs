@@ -698,6 +698,27 @@ fn catalogue() -> Vec<Fixture> {
         Some(&root),
     );
 
+    let mut t = targets_signed();
+    t["targets"]["../../../etc/shadow"] = t["targets"]["firmware/board-a/image-1.2.3.bin"].clone();
+    add(
+        "target-path-traversal",
+        "Validly signed targets name a file ../../../etc/shadow to escape the download directory: such target paths are rejected at parse.",
+        expect_reject("targets", "has a . or .. segment"),
+        pretty(&signed_by(t, &[&k1])),
+        Some(&root),
+    );
+
+    let mut t = targets_signed();
+    t["delegations"] = json!({"keys": {}, "roles": [{"name": "../root", "keyids": [kid(&k2)],
+        "threshold": 1, "terminating": true, "paths": ["*"]}]});
+    add(
+        "delegated-role-name-traversal",
+        "Targets delegates to a role named ../root so its metadata file would land outside the cache: role names with / are rejected.",
+        expect_reject("targets", "role name \"../root\""),
+        pretty(&signed_by(t, &[&k1])),
+        Some(&root),
+    );
+
     let mut r = simple_root();
     r["keys"]["sphincs-key"] = json!({"keytype": "sphincs+", "scheme": "sphincs-shake-256f",
         "keyval": {"public": "00ff"}});
