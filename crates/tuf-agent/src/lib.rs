@@ -1,0 +1,18 @@
+//! `tuf-agent`: the device-side TUF client of tuf-factory.
+//!
+//! The client workflow of the TUF specification (section 5) as a path through small modules:
+//! [`store`] reads and atomically writes the trusted metadata directory, [`fetch`] downloads
+//! with hard size caps, [`trusted`] holds the trusted metadata and performs every check
+//! without I/O, [`updater`] drives the workflow in the specification's order, [`artifact`]
+//! downloads and verifies target files, and [`release`] picks what a device should install.
+
+pub mod artifact;
+mod error;
+pub mod fetch;
+pub mod release;
+pub mod store;
+pub mod trusted;
+pub mod updater;
+
+pub use error::Error;
+pub use updater::{Limits, Updater, UpdaterConfig};

@@ -1,0 +1,250 @@
+//! The client workflow of the TUF specification, section 5, in its order: fixed start time,
+//! trusted root, root chain, timestamp, snapshot, targets, delegation search.
+
+use std::path::{Path, PathBuf};
+
+use time::OffsetDateTime;
+use tuf_core::{Role, TargetFile};
+
+use crate::artifact;
+use crate::fetch::{Fetched, Fetcher};
+use crate::store::{encode_name, MetadataStore};
+use crate::trusted::{TimestampUpdate, TrustedSet};
+use crate::Error;
+
+/// Caps that bound what a hostile repository can make a device download or walk.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    pub root_max: u64,
+    pub timestamp_max: u64,
+    /// Used when timestamp lists no length for snapshot.
+    pub snapshot_max: u64,
+    /// Used when snapshot lists no length for a targets role.
+    pub targets_max: u64,
+    /// Root versions fetched in one update cycle.
+    pub max_root_rotations: u64,
+    /// Targets roles visited in one delegation search.
+    pub max_delegations: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            root_max: 512 * 1024,
+            timestamp_max: 16 * 1024,
+            snapshot_max: 32 * 1024 * 1024,
+            targets_max: 32 * 1024 * 1024,
+            max_root_rotations: 256,
+            max_delegations: 32,
+        }
+    }
+}
+
+/// Where the repository and the local state are.
+#[derive(Clone, Debug)]
+pub struct UpdaterConfig {
+    /// Base URL of the metadata, e.g. `https://host/repo/acme/prod/metadata/`.
+    pub metadata_url: String,
+    pub metadata_dir: PathBuf,
+    pub limits: Limits,
+}
+
+/// One update cycle of one device.
+pub struct Updater {
+    metadata_url: String,
+    limits: Limits,
+    store: MetadataStore,
+    fetcher: Fetcher,
+    trusted: TrustedSet,
+    refreshed: bool,
+}
+
+impl Updater {
+    /// Records the fixed update start time (5.1) and loads the trusted root from the metadata
+    /// directory (5.2).
+    pub fn new(config: UpdaterConfig) -> Result<Self, Error> {
+        let now = OffsetDateTime::now_utc();
+        let store = MetadataStore::new(config.metadata_dir);
+        let root = store.load("root", config.limits.root_max)?.ok_or_else(|| {
+            Error::Config(format!(
+                "no trusted root in {}: run `tuf-agent init` first",
+                store.dir().display()
+            ))
+        })?;
+        let trusted = TrustedSet::new(&root, now)?;
+        let mut metadata_url = config.metadata_url;
+        if !metadata_url.ends_with('/') {
+            metadata_url.push('/');
+        }
+        Ok(Self {
+            metadata_url,
+            limits: config.limits,
+            store,
+            fetcher: Fetcher::new(),
+            trusted,
+            refreshed: false,
+        })
+    }
+
+    pub fn trusted(&self) -> &TrustedSet {
+        &self.trusted
+    }
+
+    /// Updates root, timestamp, snapshot and top-level targets (5.3 to 5.6.6).
+    pub fn refresh(&mut self) -> Result<(), Error> {
+        self.update_root()?;
+        self.update_timestamp()?;
+        self.update_snapshot()?;
+        self.load_targets("targets", "root")?;
+        self.refreshed = true;
+        Ok(())
+    }
+
+    /// Finds `path` by a pre-order depth-first search of the delegation graph (5.6.7),
+    /// refreshing first if this cycle has not yet.
+    pub fn target_info(&mut self, path: &str) -> Result<Option<TargetFile>, Error> {
+        if !self.refreshed {
+            self.refresh()?;
+        }
+        let mut to_visit: Vec<(String, String)> = vec![("targets".to_owned(), "root".to_owned())];
+        let mut visited: Vec<String> = Vec::new();
+        while visited.len() < self.limits.max_delegations {
+            let Some((role, delegator)) = to_visit.pop() else {
+                break;
+            };
+            if visited.contains(&role) {
+                continue;
+            }
+            self.load_targets(&role, &delegator)?;
+            let Some(targets) = self.trusted.targets(&role) else {
+                return Err(Error::NotDelegated { role });
+            };
+            if let Some(found) = targets.targets.get(path) {
+                return Ok(Some(found.clone()));
+            }
+            let mut children = Vec::new();
+            if let Some(d) = &targets.delegations {
+                if let Some(roles) = &d.roles {
+                    for r in roles.iter().filter(|r| r.is_delegated_path(path)) {
+                        children.push((r.name.clone(), role.clone()));
+                        if r.terminating {
+                            // A terminating role ends the search past it, siblings and
+                            // everything still queued above it included.
+                            to_visit.clear();
+                            break;
+                        }
+                    }
+                } else if let Some(s) = &d.succinct_roles {
+                    children.push((s.role_for_target(path), role.clone()));
+                }
+            }
+            visited.push(role);
+            to_visit.extend(children.into_iter().rev());
+        }
+        Ok(None)
+    }
+
+    /// Downloads `info` (found as `path`) into `target_dir` unless a verified copy is there
+    /// already; returns the local file.
+    pub fn download_target(
+        &self,
+        path: &str,
+        info: &TargetFile,
+        target_dir: &Path,
+        target_base_url: &str,
+    ) -> Result<PathBuf, Error> {
+        let local = artifact::local_path(target_dir, path)?;
+        if artifact::is_cached(&local, info) {
+            return Ok(local);
+        }
+        let prefix_hash = self.trusted.root().consistent_snapshot();
+        let url = artifact::url(target_base_url, path, info, prefix_hash);
+        artifact::download(&self.fetcher, &url, path, info, &local)?;
+        Ok(local)
+    }
+
+    /// Root chain (5.3): N+1 until the repository has none, then the final checks.
+    fn update_root(&mut self) -> Result<(), Error> {
+        let original = self.trusted.root().clone();
+        for _ in 0..self.limits.max_root_rotations {
+            let next = self.trusted.root().version.saturating_add(1);
+            let url = format!("{}{next}.root.json", self.metadata_url);
+            let bytes = match self.fetcher.fetch_optional(&url, self.limits.root_max)? {
+                Fetched::Found(bytes) => bytes,
+                Fetched::Missing => break,
+            };
+            self.trusted.update_root(&bytes)?;
+            self.store.save("root", &bytes)?;
+        }
+        self.trusted.check_final_root()?;
+        let rotated = |role| self.trusted.role_keys_changed(&original, role);
+        if rotated(Role::Timestamp) || rotated(Role::Snapshot) {
+            self.store.remove("timestamp")?;
+            self.store.remove("snapshot")?;
+        }
+        Ok(())
+    }
+
+    /// Timestamp (5.4). The stored timestamp, if it still verifies, is the rollback reference.
+    fn update_timestamp(&mut self) -> Result<(), Error> {
+        if let Ok(Some(local)) = self.store.load("timestamp", self.limits.timestamp_max) {
+            // A stored copy that no longer verifies is simply not a reference any more.
+            let _ = self.trusted.load_local_timestamp(&local);
+        }
+        let url = format!("{}timestamp.json", self.metadata_url);
+        let bytes = self.fetcher.fetch(&url, self.limits.timestamp_max)?;
+        if self.trusted.update_timestamp(&bytes)? == TimestampUpdate::Updated {
+            self.store.save("timestamp", &bytes)?;
+        }
+        Ok(())
+    }
+
+    /// Snapshot (5.5). A stored snapshot that is still current saves the download; one that is
+    /// not serves as the rollback reference for the new one.
+    fn update_snapshot(&mut self) -> Result<(), Error> {
+        let meta = self.trusted.final_timestamp()?.snapshot_meta();
+        let (version, length) = (meta.version, meta.length);
+        if let Ok(Some(local)) = self.store.load("snapshot", self.limits.snapshot_max) {
+            if let Ok(true) = self.trusted.load_local_snapshot(&local) {
+                return Ok(());
+            }
+        }
+        let name = if self.trusted.root().consistent_snapshot() {
+            format!("{version}.snapshot.json")
+        } else {
+            "snapshot.json".to_owned()
+        };
+        let limit = length.map_or(self.limits.snapshot_max, |l| {
+            l.min(self.limits.snapshot_max)
+        });
+        let url = format!("{}{name}", self.metadata_url);
+        let bytes = self.fetcher.fetch(&url, limit)?;
+        self.trusted.update_snapshot(&bytes)?;
+        self.store.save("snapshot", &bytes)
+    }
+
+    /// A targets role (5.6): already loaded this cycle, a stored copy that still matches the
+    /// snapshot, or a download.
+    fn load_targets(&mut self, role: &str, delegator: &str) -> Result<(), Error> {
+        if self.trusted.targets(role).is_some() {
+            return Ok(());
+        }
+        let entry = self.trusted.snapshot_entry(role)?;
+        let (version, length) = (entry.version, entry.length);
+        let limit = length.map_or(self.limits.targets_max, |l| l.min(self.limits.targets_max));
+        if let Ok(Some(local)) = self.store.load(role, limit) {
+            if self.trusted.update_targets(role, delegator, &local).is_ok() {
+                return Ok(());
+            }
+        }
+        let name = if self.trusted.root().consistent_snapshot() {
+            format!("{version}.{}.json", encode_name(role))
+        } else {
+            format!("{}.json", encode_name(role))
+        };
+        let url = format!("{}{name}", self.metadata_url);
+        let bytes = self.fetcher.fetch(&url, limit)?;
+        self.trusted.update_targets(role, delegator, &bytes)?;
+        self.store.save(role, &bytes)
+    }
+}
