@@ -1,0 +1,407 @@
+//! One test per attack on the client workflow (spec section 5), each against a repository that
+//! python-tuf built and the attack then altered. `tests/fixtures/<attack>/README` says what the
+//! attacker tries and what must happen; `every_fixture_has_a_test` keeps the two lists in step.
+
+mod common;
+
+use common::Repo;
+use serde_json::{json, Value};
+
+fn repo() -> Option<Repo> {
+    Repo::new(json!({}))
+}
+
+fn resign(repo: &Repo, file: &str, role: &str, set: Value) {
+    repo.ops(json!([["resign", {"file": file, "role": role, "set": set}]]));
+}
+
+#[test]
+fn rollback_timestamp() {
+    let Some(repo) = repo() else { return };
+    let client = repo.client();
+    let old = repo.read("timestamp.json");
+    repo.ops(json!([["bump", {"role": "timestamp"}], ["publish", {}]]));
+    client.refresh().success();
+    repo.write("timestamp.json", &old);
+    client.refresh().failure("rollback");
+    assert_eq!(client.version("timestamp.json"), Some(2));
+    // The device still updates once the repository is sane again.
+    repo.ops(json!([["bump", {"role": "timestamp"}], ["publish", {}]]));
+    client.refresh().success();
+    assert_eq!(client.version("timestamp.json"), Some(3));
+}
+
+#[test]
+fn rollback_snapshot_in_timestamp() {
+    let Some(repo) = repo() else { return };
+    let client = repo.client();
+    let old = repo.read("timestamp.json");
+    repo.ops(json!([["bump", {"role": "snapshot"}], ["publish", {}]]));
+    client.refresh().success();
+    repo.write("timestamp.json", &old);
+    resign(&repo, "timestamp.json", "timestamp", json!({"version": 3}));
+    client.refresh().failure("timestamp: snapshot.json");
+    assert_eq!(client.version("timestamp.json"), Some(2));
+}
+
+#[test]
+fn rollback_targets_in_snapshot() {
+    let Some(repo) = repo() else { return };
+    let client = repo.client();
+    let old = repo.read("1.snapshot.json");
+    repo.ops(json!([["add_target", {"path": "f", "data": "x"}], ["publish", {}]]));
+    client.refresh().success();
+    repo.write("3.snapshot.json", &old);
+    resign(&repo, "3.snapshot.json", "snapshot", json!({"version": 3}));
+    resign(
+        &repo,
+        "timestamp.json",
+        "timestamp",
+        json!({"version": 3, "meta": {"snapshot.json": {"version": 3}}}),
+    );
+    client.refresh().failure("snapshot: targets.json");
+    assert_eq!(client.version("snapshot.json"), Some(2));
+}
+
+#[test]
+fn role_removed_from_snapshot() {
+    let Some(repo) = repo() else { return };
+    repo.ops(json!([["delegate", {"name": "team", "paths": ["*"]}], ["publish", {}]]));
+    let client = repo.client();
+    client.refresh().success();
+    let snap = repo.read("2.snapshot.json");
+    repo.write("3.snapshot.json", &snap);
+    resign(
+        &repo,
+        "3.snapshot.json",
+        "snapshot",
+        json!({"version": 3, "meta": {"targets.json": {"version": 2}}}),
+    );
+    resign(
+        &repo,
+        "timestamp.json",
+        "timestamp",
+        json!({"version": 3, "meta": {"snapshot.json": {"version": 3}}}),
+    );
+    client
+        .refresh()
+        .failure("team.json is listed in the trusted snapshot");
+}
+
+#[test]
+fn freeze_expired_timestamp() {
+    let Some(repo) = repo() else { return };
+    repo.ops(json!([["expire", {"role": "timestamp"}], ["publish", {}]]));
+    let client = repo.client();
+    client.refresh().failure("timestamp: freeze attack");
+    assert!(client.trusted("timestamp.json").is_none());
+}
+
+#[test]
+fn freeze_expired_snapshot() {
+    let Some(repo) = repo() else { return };
+    repo.ops(json!([["expire", {"role": "snapshot"}], ["publish", {}]]));
+    let client = repo.client();
+    client.refresh().failure("snapshot: freeze attack");
+    assert!(client.trusted("snapshot.json").is_none());
+    assert_eq!(client.version("timestamp.json"), Some(2));
+}
+
+#[test]
+fn freeze_expired_targets() {
+    let Some(repo) = repo() else { return };
+    repo.ops(json!([["expire", {"role": "targets"}], ["publish", {}]]));
+    let client = repo.client();
+    client.refresh().failure("targets: freeze attack");
+    assert!(client.trusted("targets.json").is_none());
+}
+
+#[test]
+fn freeze_expired_final_root() {
+    let Some(repo) = repo() else { return };
+    repo.ops(json!([["expire", {"role": "root"}], ["publish", {}]]));
+    let client = repo.client();
+    repo.server.take_requests();
+    client.refresh().failure("root: freeze attack");
+    assert_eq!(
+        repo.server.take_requests(),
+        ["/metadata/2.root.json", "/metadata/3.root.json"]
+    );
+    // An expired intermediate root is fine once a newer, unexpired one exists.
+    repo.ops(json!([["expire", {"role": "root", "days": 30}], ["publish", {}]]));
+    client.refresh().success();
+    assert_eq!(client.version("root.json"), Some(3));
+}
+
+#[test]
+fn root_rotation_below_new_threshold() {
+    let Some(repo) = repo() else { return };
+    repo.ops(json!([
+        ["rotate", {"role": "root", "keys": 2, "threshold": 2, "sign_new": 1}],
+        ["publish", {}]
+    ]));
+    let client = repo.client();
+    client.refresh().failure("threshold is 2");
+    assert_eq!(
+        client.trusted("root.json").unwrap(),
+        repo.read("1.root.json")
+    );
+}
+
+#[test]
+fn root_rotation_not_signed_by_old_root() {
+    let Some(repo) = repo() else { return };
+    repo.ops(json!([["rotate", {"role": "root", "sign_with_old": false}], ["publish", {}]]));
+    let client = repo.client();
+    client.refresh().failure("root");
+    assert_eq!(client.version("root.json"), Some(1));
+}
+
+#[test]
+fn root_chain_skips_a_version() {
+    let Some(repo) = repo() else { return };
+    repo.ops(json!([["bump", {"role": "root"}], ["publish", {}], ["bump", {"role": "root"}], ["publish", {}]]));
+    let v3 = repo.read("3.root.json");
+    repo.write("2.root.json", &v3);
+    std::fs::remove_file(repo.file("3.root.json")).unwrap();
+    let client = repo.client();
+    client.refresh().failure("version 3, expected 2");
+    assert_eq!(client.version("root.json"), Some(1));
+}
+
+#[test]
+fn root_rotation_chain_is_followed() {
+    let Some(repo) = repo() else { return };
+    repo.ops(json!([
+        ["rotate", {"role": "root", "key_type": "ecdsa"}], ["publish", {}],
+        ["rotate", {"role": "root", "keys": 3, "threshold": 2}], ["publish", {}],
+        ["rotate", {"role": "timestamp"}], ["publish", {}]
+    ]));
+    let client = repo.client();
+    client.refresh().success();
+    assert_eq!(
+        client.trusted("root.json").unwrap(),
+        repo.read("4.root.json")
+    );
+}
+
+#[test]
+fn snapshot_hash_mismatch() {
+    let Some(repo) = repo() else { return };
+    repo.ops(json!([["add_target", {"path": "f", "data": "x"}], ["publish", {"hashes": true}]]));
+    let mut snap = repo.read("2.snapshot.json");
+    snap.push(b'\n');
+    repo.write("2.snapshot.json", &snap);
+    let client = repo.client();
+    client.refresh().failure("2.snapshot.json: more than");
+    let mut snap = repo.read("2.snapshot.json");
+    snap.pop();
+    flip_signature_char(&mut snap);
+    repo.write("2.snapshot.json", &snap);
+    client
+        .refresh()
+        .failure("snapshot: sha256 hash does not match");
+    assert!(client.trusted("snapshot.json").is_none());
+}
+
+#[test]
+fn targets_hash_mismatch() {
+    let Some(repo) = repo() else { return };
+    repo.ops(json!([["add_target", {"path": "f", "data": "x"}], ["publish", {"hashes": true}]]));
+    let mut targets = repo.read("2.targets.json");
+    flip_signature_char(&mut targets);
+    repo.write("2.targets.json", &targets);
+    let client = repo.client();
+    client
+        .refresh()
+        .failure("targets: sha256 hash does not match");
+    assert!(client.trusted("targets.json").is_none());
+}
+
+#[test]
+fn target_hash_mismatch() {
+    let Some(repo) = repo() else { return };
+    repo.ops(json!([["add_target", {"path": "a/b.txt", "data": "hello"}], ["publish", {}]]));
+    let sha = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
+    let served = repo.dir.path().join(format!("targets/a/{sha}.b.txt"));
+    std::fs::write(&served, b"jello").unwrap();
+    let client = repo.client();
+    client
+        .download(&["a/b.txt"])
+        .failure("sha256 hash does not match");
+    assert!(client.target_files().is_empty());
+}
+
+#[test]
+fn target_endless_data() {
+    let Some(repo) = repo() else { return };
+    repo.ops(json!([["add_target", {"path": "a/b.txt", "data": "hello"}], ["publish", {}]]));
+    let sha = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
+    repo.server.make_endless(&format!("/targets/a/{sha}.b.txt"));
+    let client = repo.client();
+    client
+        .download(&["a/b.txt"])
+        .failure("target a/b.txt: length");
+    assert!(client.target_files().is_empty());
+}
+
+#[test]
+fn timestamp_endless_data() {
+    let Some(repo) = repo() else { return };
+    repo.server.make_endless("/metadata/timestamp.json");
+    let client = repo.client();
+    client.refresh().failure("more than 16384 bytes");
+    assert!(client.trusted("timestamp.json").is_none());
+}
+
+#[test]
+fn delegation_terminating() {
+    let Some(repo) = repo() else { return };
+    repo.ops(json!([
+        ["delegate", {"name": "first", "paths": ["x/*"], "terminating": true}],
+        ["delegate", {"name": "second", "paths": ["x/*"]}],
+        ["add_target", {"role": "second", "path": "x/1", "data": "shadowed"}],
+        ["publish", {}]
+    ]));
+    let client = repo.client();
+    repo.server.take_requests();
+    client.download(&["x/1"]).failure("x/1");
+    let requests = repo.server.take_requests();
+    assert!(requests.contains(&"/metadata/1.first.json".to_owned()));
+    assert!(
+        !requests.iter().any(|r| r.contains("second")),
+        "{requests:?}"
+    );
+}
+
+#[test]
+fn delegation_non_terminating_continues() {
+    let Some(repo) = repo() else { return };
+    repo.ops(json!([
+        ["delegate", {"name": "first", "paths": ["x/*"]}],
+        ["delegate", {"name": "second", "paths": ["x/*"]}],
+        ["add_target", {"role": "second", "path": "x/1", "data": "found"}],
+        ["publish", {}]
+    ]));
+    let client = repo.client();
+    repo.server.take_requests();
+    client.download(&["x/1"]).success();
+    let requests = repo.server.take_requests();
+    let first = requests.iter().position(|r| r == "/metadata/1.first.json");
+    let second = requests.iter().position(|r| r == "/metadata/1.second.json");
+    assert!(first.is_some() && first < second, "{requests:?}");
+    assert_eq!(client.target("x%2F1").unwrap(), b"found");
+}
+
+#[test]
+fn delegation_path_mismatch() {
+    let Some(repo) = repo() else { return };
+    repo.ops(json!([
+        ["delegate", {"name": "team", "paths": ["x/*"]}],
+        ["add_target", {"role": "team", "path": "y/1", "data": "outside its paths"}],
+        ["publish", {}]
+    ]));
+    let client = repo.client();
+    repo.server.take_requests();
+    client.download(&["y/1"]).failure("y/1");
+    assert!(!repo
+        .server
+        .take_requests()
+        .iter()
+        .any(|r| r.contains("team")));
+    assert!(client.target_files().is_empty());
+}
+
+#[test]
+fn fast_forward_recovery_timestamp() {
+    let Some(repo) = repo() else { return };
+    repo.ops(json!([["set_version", {"role": "timestamp", "version": 10}], ["publish", {}]]));
+    let client = repo.client();
+    client.refresh().success();
+    assert_eq!(client.version("timestamp.json"), Some(10));
+    repo.ops(json!([
+        ["rotate", {"role": "timestamp"}],
+        ["set_version", {"role": "timestamp", "version": 1}],
+        ["publish", {}]
+    ]));
+    client.refresh().success();
+    assert_eq!(client.version("timestamp.json"), Some(1));
+}
+
+#[test]
+fn fast_forward_recovery_snapshot() {
+    let Some(repo) = repo() else { return };
+    repo.ops(json!([["set_version", {"role": "snapshot", "version": 10}], ["publish", {}]]));
+    let client = repo.client();
+    client.refresh().success();
+    assert_eq!(client.version("snapshot.json"), Some(10));
+    repo.ops(json!([
+        ["rotate", {"role": "snapshot"}],
+        ["set_version", {"role": "snapshot", "version": 1}],
+        ["publish", {}]
+    ]));
+    client.refresh().success();
+    assert_eq!(client.version("snapshot.json"), Some(1));
+}
+
+#[test]
+fn wrong_type() {
+    let Some(repo) = repo() else { return };
+    resign(
+        &repo,
+        "1.snapshot.json",
+        "snapshot",
+        json!({"_type": "timestamp"}),
+    );
+    let client = repo.client();
+    client.refresh().failure("_type");
+    assert!(client.trusted("snapshot.json").is_none());
+}
+
+#[test]
+fn duplicate_signature_keyids() {
+    let Some(repo) = repo() else { return };
+    let mut ts: Value = serde_json::from_slice(&repo.read("timestamp.json")).unwrap();
+    let sig = ts["signatures"][0].clone();
+    ts["signatures"].as_array_mut().unwrap().push(sig);
+    repo.write("timestamp.json", &serde_json::to_vec(&ts).unwrap());
+    let client = repo.client();
+    client.refresh().failure("more than once");
+    assert!(client.trusted("timestamp.json").is_none());
+}
+
+#[test]
+fn unsigned_change() {
+    let Some(repo) = repo() else { return };
+    let mut ts: Value = serde_json::from_slice(&repo.read("timestamp.json")).unwrap();
+    ts["signed"]["version"] = json!(7);
+    repo.write("timestamp.json", &serde_json::to_vec(&ts).unwrap());
+    let client = repo.client();
+    client.refresh().failure("threshold is 1");
+}
+
+#[test]
+fn every_fixture_has_a_test() {
+    let source = include_str!("attacks.rs");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().replace('-', "_");
+        let readme = std::fs::read_to_string(entry.path().join("README")).unwrap();
+        assert_eq!(
+            readme.trim().lines().count(),
+            1,
+            "{name}: README is one line"
+        );
+        assert!(
+            source.contains(&format!("fn {name}()")),
+            "no test for fixture {name}"
+        );
+    }
+}
+
+/// Changes one hex digit of the first signature: same length, different bytes.
+fn flip_signature_char(doc: &mut [u8]) {
+    let at = doc.windows(7).position(|w| w == b"\"sig\":\"").unwrap() + 7;
+    doc[at] = if doc[at] == b'0' { b'1' } else { b'0' };
+}
