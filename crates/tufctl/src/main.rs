@@ -1,1 +1,297 @@
-fn main() {}
+//! `tufctl`: the operator CLI. Factory bootstrap, the offline keys file, root updates,
+//! targets and waves. Every command exits 0 on success; otherwise it prints one paragraph
+//! saying what failed and what to do next, and exits 1.
+
+mod client;
+mod creds;
+mod keys;
+mod rotation;
+mod settings;
+mod status;
+mod targets;
+mod updates;
+mod waves;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::settings::Settings;
+
+#[derive(Parser)]
+#[command(
+    name = "tufctl",
+    version,
+    about = "Operator CLI for tuf-factory: offline TUF keys, root updates, targets and waves"
+)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Flags every command accepts, before or after the subcommand.
+#[derive(Args, Clone, Debug, Default)]
+pub struct Global {
+    /// Server base URL, e.g. http://127.0.0.1:8080.
+    #[arg(long, env = "TUFCTL_API", global = true)]
+    pub api: Option<String>,
+    /// API token (admin, owner, ci or read, depending on the command).
+    #[arg(long, env = "TUFCTL_TOKEN", global = true, hide_env_values = true)]
+    pub token: Option<String>,
+    /// Factory name.
+    #[arg(long, env = "TUFCTL_FACTORY", global = true)]
+    pub factory: Option<String>,
+    /// Config file with api, token and factory (JSON object, or `key = value` lines).
+    #[arg(long, env = "TUFCTL_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Print machine-readable JSON instead of human output.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// File holding the passphrase of an encrypted credentials file (else TUFCTL_PASSPHRASE).
+    #[arg(long, global = true)]
+    pub passphrase_file: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Factories (admin).
+    Factory {
+        #[command(subcommand)]
+        command: FactoryCommand,
+    },
+    /// Offline keys: download, rotate, copy, inspect.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// GET any API path and print the response body.
+    Get {
+        /// A path such as /ota/repo/<FACTORY>/api/v1/user_repo/root.json?production=1
+        path: String,
+    },
+    /// CI targets.
+    Targets {
+        #[command(subcommand)]
+        command: TargetsCommand,
+    },
+    /// Production releases signed with the offline targets key.
+    Waves {
+        #[command(subcommand)]
+        command: WavesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum FactoryCommand {
+    /// Create a Factory (admin token); prints its tokens and the one-time credentials URL.
+    Create { name: String },
+}
+
+#[derive(Clone, Copy, Debug, Default, ValueEnum)]
+pub enum KeyTypeArg {
+    #[default]
+    Ed25519,
+    Ecdsa,
+    Rsa,
+}
+
+impl KeyTypeArg {
+    pub fn key_type(self) -> tuf_core::KeyType {
+        match self {
+            Self::Ed25519 => tuf_core::KeyType::Ed25519,
+            Self::Ecdsa => tuf_core::KeyType::EcdsaP256,
+            Self::Rsa => tuf_core::KeyType::Rsa3072,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Fetch the one-time credentials tarball (written 0600, never overwrites).
+    Download { url: String, out: PathBuf },
+    /// Replace the root key with a new offline key kept only in CREDS.tgz.
+    RotateRoot {
+        #[arg(long, value_enum, default_value_t)]
+        key_type: KeyTypeArg,
+        /// Owner recorded in x-key-owners (default $USER@hostname).
+        #[arg(long)]
+        owner: Option<String>,
+        /// Cancel an open root-update transaction left by an interrupted run first.
+        #[arg(long)]
+        cancel_open: bool,
+        creds: PathBuf,
+    },
+    /// Create (or replace) the offline targets key production devices require.
+    RotateTargets {
+        #[arg(long, value_enum, default_value_t)]
+        key_type: KeyTypeArg,
+        #[arg(long)]
+        owner: Option<String>,
+        #[arg(long)]
+        cancel_open: bool,
+        creds: PathBuf,
+    },
+    /// Write a second tarball holding only the active offline targets key(s).
+    CopyTargets { creds: PathBuf, out: PathBuf },
+    /// Print the Factory's current root.json.
+    ShowRoot {
+        /// The production root instead of the CI root.
+        #[arg(long)]
+        prod: bool,
+    },
+    /// Which keys in the file are active, inactive or missing.
+    Status { creds: PathBuf },
+    /// Root-update transactions, step by step (threshold roots, several key holders).
+    Tuf {
+        #[command(subcommand)]
+        command: TufCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TufCommand {
+    /// Root-update transactions.
+    Updates {
+        #[command(subcommand)]
+        command: UpdatesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum UpdatesCommand {
+    /// Open a transaction: the current roots with version + 1.
+    Init {
+        #[arg(short, long)]
+        message: String,
+    },
+    /// Show staged versus current roots and the signatures still missing.
+    Review,
+    /// Sign the staged roots (and production targets) with the keys in a credentials file.
+    Sign {
+        #[arg(short = 'k', long = "keys")]
+        creds: PathBuf,
+    },
+    /// Commit the transaction (the server runs every check).
+    Apply,
+    /// Abort the transaction.
+    Cancel,
+    /// Change a role's threshold in the staged roots (targets: production root only).
+    SetThreshold {
+        #[arg(long)]
+        role: String,
+        threshold: u64,
+    },
+    /// Add a new offline key to the root or targets role of the staged roots.
+    AddOfflineKey {
+        #[arg(long)]
+        role: String,
+        #[arg(long, value_enum, default_value_t)]
+        key_type: KeyTypeArg,
+        #[arg(long)]
+        owner: Option<String>,
+        #[arg(short = 'k', long = "keys")]
+        creds: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum TargetsCommand {
+    /// Add a target to the CI targets (ci or owner token).
+    Add(targets::AddArgs),
+}
+
+#[derive(Subcommand)]
+enum WavesCommand {
+    /// Propose production targets for VERSION, tagged TAG, signed with the offline key.
+    Init {
+        #[arg(short = 'k', long = "keys")]
+        creds: PathBuf,
+        wave: String,
+        version: String,
+        tag: String,
+        #[arg(long, default_value_t = 365)]
+        expires_days: u32,
+    },
+    /// Publish the wave as the production targets.
+    Complete { wave: String },
+    /// Abort the wave.
+    Cancel { wave: String },
+    /// List waves.
+    List,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", settings::paragraph(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let s = Settings::new(cli.global)?;
+    match cli.command {
+        Command::Factory {
+            command: FactoryCommand::Create { name },
+        } => keys::factory_create(&s, &name),
+        Command::Get { path } => keys::get(&s, &path),
+        Command::Keys { command } => match command {
+            KeysCommand::Download { url, out } => keys::download(&s, &url, &out),
+            KeysCommand::RotateRoot {
+                key_type,
+                owner,
+                cancel_open,
+                creds,
+            } => rotation::rotate_root(
+                &s,
+                &creds,
+                rotation::Options {
+                    key_type,
+                    owner,
+                    cancel_open,
+                },
+            ),
+            KeysCommand::RotateTargets {
+                key_type,
+                owner,
+                cancel_open,
+                creds,
+            } => rotation::rotate_targets(
+                &s,
+                &creds,
+                rotation::Options {
+                    key_type,
+                    owner,
+                    cancel_open,
+                },
+            ),
+            KeysCommand::CopyTargets { creds, out } => keys::copy_targets(&s, &creds, &out),
+            KeysCommand::ShowRoot { prod } => keys::show_root(&s, prod),
+            KeysCommand::Status { creds } => status::status(&s, &creds),
+            KeysCommand::Tuf {
+                command: TufCommand::Updates { command },
+            } => updates::run(&s, command),
+        },
+        Command::Targets {
+            command: TargetsCommand::Add(args),
+        } => targets::add(&s, &args),
+        Command::Waves { command } => match command {
+            WavesCommand::Init {
+                creds,
+                wave,
+                version,
+                tag,
+                expires_days,
+            } => waves::init(&s, &creds, &wave, &version, &tag, expires_days),
+            WavesCommand::Complete { wave } => waves::action(&s, &wave, "complete"),
+            WavesCommand::Cancel { wave } => waves::action(&s, &wave, "cancel"),
+            WavesCommand::List => waves::list(&s),
+        },
+    }
+}

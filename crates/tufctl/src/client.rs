@@ -1,0 +1,211 @@
+//! A small blocking HTTP client for the tufd API (docs/API.md).
+
+use std::fmt;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+use serde_json::Value;
+use ureq::Agent;
+
+/// A non-2xx answer from the server, with its JSON error if it sent one.
+#[derive(Debug)]
+pub struct ApiError {
+    pub method: &'static str,
+    pub url: String,
+    pub status: u16,
+    pub error: String,
+    pub detail: Value,
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {} answered {}: {}",
+            self.method, self.url, self.status, self.error
+        )?;
+        match &self.detail {
+            Value::Null => Ok(()),
+            Value::String(s) => write!(f, " ({s})"),
+            other => write!(f, " ({other})"),
+        }
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// The status of an [`ApiError`] anywhere in an error chain.
+pub fn status_of(e: &anyhow::Error) -> Option<u16> {
+    e.chain()
+        .find_map(|c| c.downcast_ref::<ApiError>())
+        .map(|a| a.status)
+}
+
+pub struct Api {
+    base: String,
+    token: Option<String>,
+    agent: Agent,
+}
+
+impl Api {
+    pub fn new(base: &str, token: Option<String>) -> Result<Self> {
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(anyhow!(
+                "server URL {base:?} must start with http:// or https://"
+            ));
+        }
+        let agent: Agent = Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(120)))
+            .build()
+            .into();
+        Ok(Self {
+            base: base.trim_end_matches('/').to_owned(),
+            token,
+            agent,
+        })
+    }
+
+    pub fn has_token(&self) -> bool {
+        self.token.is_some()
+    }
+
+    fn url(&self, path: &str) -> String {
+        if path.starts_with("http://") || path.starts_with("https://") {
+            path.to_owned()
+        } else if path.starts_with('/') {
+            format!("{}{path}", self.base)
+        } else {
+            format!("{}/{path}", self.base)
+        }
+    }
+
+    /// GET `path` (or an absolute URL); the body of a 2xx answer.
+    pub fn get(&self, path: &str) -> Result<Vec<u8>> {
+        self.request("GET", path, None, None)
+    }
+
+    /// GET and parse JSON.
+    pub fn get_json(&self, path: &str) -> Result<Value> {
+        parse_json(&self.get(path)?, path)
+    }
+
+    /// GET; `None` on 404.
+    pub fn get_opt(&self, path: &str) -> Result<Option<Vec<u8>>> {
+        match self.get(path) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if status_of(&e) == Some(404) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn post_json(&self, path: &str, body: &Value) -> Result<Value> {
+        let bytes = serde_json::to_vec(body)?;
+        let out = self.request("POST", path, Some(("application/json", bytes)), None)?;
+        parse_json(&out, path)
+    }
+
+    /// POST and return the raw answer body.
+    pub fn post_raw(&self, path: &str, content_type: &str, body: Vec<u8>) -> Result<Vec<u8>> {
+        self.request("POST", path, Some((content_type, body)), None)
+    }
+
+    pub fn put_json(&self, path: &str, body: &Value) -> Result<Value> {
+        let bytes = serde_json::to_vec(body)?;
+        let out = self.request("PUT", path, Some(("application/json", bytes)), None)?;
+        parse_json(&out, path)
+    }
+
+    /// GET without the token (for the one-time credentials URL, whose secret is the URL).
+    pub fn get_anonymous(&self, url: &str, limit: u64) -> Result<Vec<u8>> {
+        self.request("GET", url, None, Some(limit))
+    }
+
+    fn request(
+        &self,
+        method: &'static str,
+        path: &str,
+        body: Option<(&str, Vec<u8>)>,
+        anonymous_limit: Option<u64>,
+    ) -> Result<Vec<u8>> {
+        let url = self.url(path);
+        let auth = if anonymous_limit.is_none() {
+            self.token.as_ref().map(|t| format!("Bearer {t}"))
+        } else {
+            None
+        };
+        let result = match (method, body) {
+            ("GET", _) => {
+                let mut r = self.agent.get(&url);
+                if let Some(a) = &auth {
+                    r = r.header("Authorization", a);
+                }
+                r.call()
+            }
+            (_, body) => {
+                let mut r = match method {
+                    "PUT" => self.agent.put(&url),
+                    _ => self.agent.post(&url),
+                };
+                if let Some(a) = &auth {
+                    r = r.header("Authorization", a);
+                }
+                match body {
+                    Some((ct, bytes)) => r.header("Content-Type", ct).send(&bytes[..]),
+                    None => r.send_empty(),
+                }
+            }
+        };
+        let mut resp = result.map_err(|e| {
+            anyhow!(
+                "cannot reach the server at {}: {e} (is tufd running, and is --api right?)",
+                self.base
+            )
+        })?;
+        let status = resp.status().as_u16();
+        let limit = anonymous_limit.unwrap_or(MAX_BODY);
+        let bytes = resp
+            .body_mut()
+            .with_config()
+            .limit(limit)
+            .read_to_vec()
+            .with_context(|| format!("reading the answer of {method} {url}"))?;
+        if (200..300).contains(&status) {
+            return Ok(bytes);
+        }
+        let (error, detail) = match serde_json::from_slice::<Value>(&bytes) {
+            Ok(Value::Object(mut o)) => (
+                o.remove("error")
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_else(|| format!("HTTP {status}")),
+                o.remove("detail").unwrap_or(Value::Null),
+            ),
+            _ => (
+                format!("HTTP {status}"),
+                Value::String(String::from_utf8_lossy(&bytes).chars().take(300).collect()),
+            ),
+        };
+        Err(ApiError {
+            method,
+            url: redact(&url),
+            status,
+            error,
+            detail,
+        }
+        .into())
+    }
+}
+
+/// The one-time credentials URL is a secret: never print its last path segment.
+fn redact(url: &str) -> String {
+    if let Some(i) = url.find("/credentials/") {
+        return format!("{}/credentials/<secret>", &url[..i]);
+    }
+    url.to_owned()
+}
+
+fn parse_json(bytes: &[u8], path: &str) -> Result<Value> {
+    serde_json::from_slice(bytes).with_context(|| format!("the answer of {path} is not JSON"))
+}
+
+const MAX_BODY: u64 = 64 << 20;

@@ -1,0 +1,106 @@
+//! Opening and saving the credentials file on disk: passphrases, leftover temporary files,
+//! atomic replacement.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, Context, Result};
+use tuf_core::{Root, Signed};
+use tuf_credentials::{Credentials, Error as CredError};
+use zeroize::Zeroizing;
+
+use crate::settings::Settings;
+
+pub struct CredsFile {
+    pub path: PathBuf,
+    pub creds: Credentials,
+    passphrase: Option<Zeroizing<String>>,
+}
+
+impl CredsFile {
+    /// Reads and parses `path`, decrypting it if needed; reports leftover temporary files.
+    pub fn open(s: &Settings, path: &Path) -> Result<Self> {
+        let loaded = tuf_credentials::load(path)
+            .with_context(|| format!("cannot read the credentials file {}", path.display()))?;
+        explain_leftovers(path, &loaded.leftovers);
+        let (creds, passphrase) = match Credentials::read(&loaded.bytes) {
+            Ok(c) => (c, None),
+            Err(CredError::Encrypted) => {
+                let pass = passphrase(s).with_context(|| {
+                    format!("{} is encrypted with a passphrase", path.display())
+                })?;
+                let c = Credentials::read_encrypted(&loaded.bytes, &pass)
+                    .with_context(|| format!("cannot open {}", path.display()))?;
+                (c, Some(pass))
+            }
+            Err(e) => {
+                return Err(anyhow!(e).context(format!(
+                    "{} is not a usable credentials file (it was left unchanged); check that \
+                     you passed the tarball from `tufctl keys download`, or restore it from a backup",
+                    path.display()
+                )))
+            }
+        };
+        Ok(Self {
+            path: path.to_owned(),
+            creds,
+            passphrase,
+        })
+    }
+
+    /// Atomically replaces the file with the current contents (encrypted again with the same
+    /// passphrase if it was encrypted). Durable on return.
+    pub fn save(&self) -> Result<()> {
+        let bytes: Zeroizing<Vec<u8>> = match &self.passphrase {
+            Some(p) => Zeroizing::new(self.creds.to_encrypted_bytes(p)?),
+            None => self.creds.to_bytes()?,
+        };
+        tuf_credentials::save_atomic(&self.path, &bytes).with_context(|| {
+            format!(
+                "cannot write {} (it still holds its previous contents)",
+                self.path.display()
+            )
+        })?;
+        Ok(())
+    }
+
+    /// The stored `roles/root.json`, parsed.
+    pub fn stored_root(&self) -> Result<Option<Signed<Root>>> {
+        self.creds
+            .root()
+            .with_context(|| format!("reading roles/root.json in {}", self.path.display()))
+    }
+}
+
+/// Reads the passphrase from `--passphrase-file` or `TUFCTL_PASSPHRASE`.
+pub fn passphrase(s: &Settings) -> Result<Zeroizing<String>> {
+    if let Some(file) = &s.global.passphrase_file {
+        let text = Zeroizing::new(
+            std::fs::read_to_string(file)
+                .with_context(|| format!("reading passphrase file {}", file.display()))?,
+        );
+        return Ok(Zeroizing::new(
+            text.trim_end_matches(['\n', '\r']).to_owned(),
+        ));
+    }
+    if let Ok(p) = std::env::var("TUFCTL_PASSPHRASE") {
+        return Ok(Zeroizing::new(p));
+    }
+    Err(anyhow!(
+        "no passphrase given: pass --passphrase-file FILE or set TUFCTL_PASSPHRASE"
+    ))
+}
+
+pub fn explain_leftovers(path: &Path, leftovers: &[PathBuf]) {
+    for l in leftovers {
+        eprintln!(
+            "note: found {}, a temporary file left by an interrupted write of {}. {} itself \
+             is intact (the interrupted write never replaced it) and is used as it is. The \
+             temporary file may be a complete newer copy: inspect it with `tufctl keys status \
+             {}`, keep it if it holds a key you need, otherwise delete it.",
+            l.display(),
+            path.display(),
+            path.display(),
+            l.display()
+        );
+    }
+}

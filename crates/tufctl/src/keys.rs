@@ -1,0 +1,248 @@
+//! Factory creation, `get`, and the simple key commands: download, copy-targets, show-root.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::{json, Value};
+use tuf_core::{Role, Root, Signed};
+use tuf_credentials::Credentials;
+
+use crate::client::{status_of, Api};
+use crate::creds::CredsFile;
+use crate::settings::Settings;
+use crate::updates;
+
+pub fn factory_create(s: &Settings, name: &str) -> Result<()> {
+    let api = s.api_with_token(None, "an admin")?;
+    let body = api
+        .post_raw(
+            "/ota/factories",
+            "application/json",
+            serde_json::to_vec(&json!({ "name": name }))?,
+        )
+        .map_err(|e| match status_of(&e) {
+            Some(409) => e.context(format!("a Factory named {name:?} already exists; pick another name")),
+            Some(401 | 403) => e.context("the token is not an admin token (tufd writes the admin token to <data-dir>/admin-token)"),
+            _ => e.context(format!("creating Factory {name:?}")),
+        })?;
+    if s.json() {
+        std::io::stdout().write_all(&body)?;
+        println!();
+        return Ok(());
+    }
+    let v: Value = serde_json::from_slice(&body).context("the server's answer is not JSON")?;
+    let field = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("?").to_owned();
+    println!("Factory:          {}", field("factory"));
+    println!("Owner token:      {}", field("token"));
+    println!("CI token:         {}", field("ci_token"));
+    println!("Credentials URL:  {}", field("credentials_url"));
+    println!();
+    println!(
+        "The credentials (offline keys) can be downloaded ONCE from that URL, then the server \
+         deletes them:\n  tufctl keys download '{}' {}-creds.tgz",
+        field("credentials_url"),
+        field("factory")
+    );
+    Ok(())
+}
+
+pub fn get(s: &Settings, path: &str) -> Result<()> {
+    let api = s.api(None)?;
+    let body = api.get(path).with_context(|| format!("GET {path}"))?;
+    let mut out = std::io::stdout();
+    out.write_all(&body)?;
+    if !body.ends_with(b"\n") {
+        out.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+pub fn show_root(s: &Settings, prod: bool) -> Result<()> {
+    let api = s.api(None)?;
+    let repo = s.repo_path(None)?;
+    let q = if prod { "?production=1" } else { "" };
+    let body = api.get(&format!("{repo}/root.json{q}"))?;
+    if s.json() {
+        std::io::stdout().write_all(&body)?;
+        println!();
+        return Ok(());
+    }
+    let v: Value = serde_json::from_slice(&body).context("root.json is not JSON")?;
+    println!("{}", serde_json::to_string_pretty(&v)?);
+    Ok(())
+}
+
+/// Fetches the one-time credentials, saves them (0600, never overwriting), then checks them.
+pub fn download(s: &Settings, url: &str, out: &Path) -> Result<()> {
+    // Check first: the download works only once, so never fetch into a path we cannot use.
+    if out.symlink_metadata().is_ok() {
+        bail!(
+            "{} already exists; refusing to overwrite it (the credentials can be downloaded only \
+             once, so nothing was fetched). Choose another output file",
+            out.display()
+        );
+    }
+    let base = url
+        .find("/ota/")
+        .map(|i| &url[..i])
+        .ok_or_else(|| anyhow!("{url:?} does not look like a credentials URL (…/ota/factories/<f>/credentials/<secret>)"))?;
+    let fetcher = Api::new(base, None)?;
+    let bytes = fetcher
+        .get_anonymous(url, MAX_DOWNLOAD)
+        .map_err(|e| match status_of(&e) {
+            Some(410) => e.context(
+                "these credentials were already downloaded (the URL works only once); use the \
+                 file from the first download, or its backup",
+            ),
+            _ => e.context("downloading the credentials"),
+        })?;
+    // Save before checking: this is the only copy there will ever be.
+    tuf_credentials::save_new(out, &bytes)
+        .with_context(|| format!("saving the downloaded credentials to {}", out.display()))?;
+    let creds = Credentials::read(&bytes).with_context(|| {
+        format!(
+            "the downloaded file was saved to {} but is not a complete credentials tarball",
+            out.display()
+        )
+    })?;
+    let mut checked = vec![format!("{} opens", out.display())];
+    let root_bytes = creds.root_json().ok_or_else(|| {
+        anyhow!(
+            "{} has no roles/root.json: the download is incomplete",
+            out.display()
+        )
+    })?;
+    let root: Signed<Root> = Signed::from_slice(root_bytes)
+        .with_context(|| format!("roles/root.json in {} is not a valid root", out.display()))?;
+    checked.push("it has config.json and roles/root.json".to_owned());
+    let signers = updates::role_signers(&creds, &root.signed, Role::Root)?;
+    if signers.is_empty() {
+        bail!(
+            "{} holds no private key of the root role listed in its roles/root.json; the file \
+             was saved but cannot rotate the root",
+            out.display()
+        );
+    }
+    checked.push(format!(
+        "it holds the private key of root key {}",
+        signers[0].public_key().key_id()
+    ));
+    // Against the server, when we can.
+    let cfg = creds.config().clone();
+    let server = s.api(Some(&cfg)).and_then(|api| {
+        let repo = s.repo_path(Some(&cfg))?;
+        if !api.has_token() {
+            bail!("no token given");
+        }
+        Ok(Signed::<Root>::from_slice(
+            &api.get(&format!("{repo}/root.json"))?,
+        )?)
+    });
+    match server {
+        Ok(current) => {
+            let live = updates::role_signers(&creds, &current.signed, Role::Root)?;
+            if live.is_empty() {
+                bail!(
+                    "{} was saved, but its root key is not in the Factory's current root \
+                     (version {}): these credentials are stale",
+                    out.display(),
+                    current.signed.version
+                );
+            }
+            checked.push(format!(
+                "its root key is in the Factory's current root (version {})",
+                current.signed.version
+            ));
+        }
+        Err(e) => checked.push(format!(
+            "not compared with the server's current root ({e:#})"
+        )),
+    }
+    use tuf_core::Signer as _;
+    if s.json() {
+        println!("{}", json!({"file": out, "checked": checked}));
+    } else {
+        println!("Saved the credentials to {} (mode 0600).", out.display());
+        for c in checked {
+            println!("  - {c}");
+        }
+        println!(
+            "Next: `tufctl keys rotate-root {}`, then back the file up.",
+            out.display()
+        );
+    }
+    Ok(())
+}
+
+/// Writes a tarball with only the active offline targets key(s) and config.json.
+pub fn copy_targets(s: &Settings, creds_path: &Path, out: &Path) -> Result<()> {
+    if out.symlink_metadata().is_ok() {
+        bail!("{} already exists; refusing to overwrite it", out.display());
+    }
+    let file = CredsFile::open(s, creds_path)?;
+    let cfg = file.creds.config().clone();
+    let server_root = s.api(Some(&cfg)).and_then(|api| {
+        let repo = s.repo_path(Some(&cfg))?;
+        Ok(Signed::<Root>::from_slice(
+            &api.get(&format!("{repo}/root.json?production=1"))?,
+        )?)
+    });
+    let root = match server_root {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!(
+                "note: could not fetch the production root from the server ({e:#}); using \
+                 roles/root.json stored in {} to decide which targets keys are active",
+                creds_path.display()
+            );
+            file.stored_root()?.ok_or_else(|| {
+                anyhow!(
+                    "{} has no roles/root.json and the server is unreachable",
+                    creds_path.display()
+                )
+            })?
+        }
+    };
+    let root = &root.signed;
+    let root_keys = root.role_keys(Role::Root);
+    let mut names = Vec::new();
+    for k in file.creds.keys()? {
+        if !k.has_private {
+            continue;
+        }
+        let in_targets = root
+            .role_keys(Role::Targets)
+            .values()
+            .any(|p| tuf_credentials::same_key(p, &k.public));
+        let in_root = root_keys
+            .values()
+            .any(|p| tuf_credentials::same_key(p, &k.public));
+        if in_targets && !in_root {
+            names.push(k.name);
+        }
+    }
+    if names.is_empty() {
+        bail!(
+            "{} holds no active offline targets key; create one with `tufctl keys rotate-targets {}`",
+            creds_path.display(),
+            creds_path.display()
+        );
+    }
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let subset = file.creds.subset(&refs)?;
+    let bytes = subset.to_bytes()?;
+    tuf_credentials::save_new(out, &bytes).with_context(|| format!("writing {}", out.display()))?;
+    if s.json() {
+        println!("{}", json!({"file": out, "keys": names}));
+    } else {
+        println!(
+            "Wrote {} with config.json and the offline targets key(s) {} (no root key).",
+            out.display(),
+            names.join(", ")
+        );
+    }
+    Ok(())
+}
+
+const MAX_DOWNLOAD: u64 = 4 << 20;

@@ -1,0 +1,312 @@
+//! `keys rotate-root` and `keys rotate-targets`: one-step root updates over the transaction
+//! API, with the nothing-is-lost rule: a new private key is in the tarball on disk (atomic
+//! replace, fsync) before anything is sent to the server, and a re-run reuses it.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Context, Result};
+use tuf_core::{KeyId, PrivateKey, PublicKey, Role, Root, Signer, Threshold};
+use tuf_credentials::Credentials;
+
+use crate::client::Api;
+use crate::creds::CredsFile;
+use crate::settings::Settings;
+use crate::updates::{self, Current};
+use crate::KeyTypeArg;
+
+pub struct Options {
+    pub key_type: KeyTypeArg,
+    pub owner: Option<String>,
+    pub cancel_open: bool,
+}
+
+pub fn rotate_root(s: &Settings, path: &Path, opts: Options) -> Result<()> {
+    let mut file = CredsFile::open(s, path)?;
+    let cfg = file.creds.config().clone();
+    let api = s.api_with_token(Some(&cfg), "the Factory owner's")?;
+    let repo = s.repo_path(Some(&cfg))?;
+    let current = updates::current_roots(&api, &repo)
+        .context("fetching the Factory's current roots (nothing was changed)")?;
+    let signers = updates::role_signers(&file.creds, &current.ci.signed, Role::Root)?;
+    if signers.is_empty() {
+        bail!(
+            "{} holds none of the current root keys ({}), so it cannot sign a root rotation; \
+             the file was left unchanged. Use the tarball that holds the active root key (see \
+             `tufctl keys status`); a lost root key cannot be recovered",
+            path.display(),
+            ids(&current.ci.signed.role(Role::Root).keyids)
+        );
+    }
+    let (key, reused) = pending_or_new(&mut file, &api, &repo, &current, "root", opts.key_type)?;
+    let name = key_name("root", key.key_id());
+    let new_id = key.key_id().clone();
+    let owner = opts.owner.unwrap_or_else(updates::default_owner);
+
+    let result = (|| -> Result<bool> {
+        let message = format!("rotate root key to {new_id}");
+        let mut tx = updates::begin(&api, &repo, &message, opts.cancel_open, |tx| {
+            tx.ci_root.signed.role(Role::Root).keyids.contains(&new_id)
+        })?;
+        let public = key.public_key().clone();
+        let edit = |r: &mut Root| -> Result<()> {
+            r.keys.insert(new_id.clone(), public.clone());
+            let role = r.role_mut(Role::Root)?;
+            role.keyids = vec![new_id.clone()];
+            role.threshold = Threshold::new(1)?;
+            r.prune_keys();
+            updates::set_owner(r, &new_id, &owner);
+            Ok(())
+        };
+        tx.ci_root = updates::edit_root(&tx.ci_root, edit)?;
+        tx.prod_root = updates::edit_root(&tx.prod_root, edit)?;
+        for env in [&mut tx.ci_root, &mut tx.prod_root] {
+            for k in &signers {
+                env.sign(k)?;
+            }
+            env.sign(&key)?;
+        }
+        updates::stage_and_apply(&api, &repo, &tx, &current)
+    })();
+    let applied = result.map_err(|e| pending_hint(e, path, &name, "rotate-root"))?;
+    if !applied {
+        return Ok(());
+    }
+    store_new_root(&mut file, &api, &repo);
+    if s.json() {
+        println!(
+            "{}",
+            serde_json::json!({"root_keyid": new_id, "key_file": format!("tufrepo/keys/{name}.sec"), "reused_pending_key": reused})
+        );
+    } else {
+        println!(
+            "Rotated the root key. New root key ID: {new_id}\nIts private key is stored only \
+             in {} as tufrepo/keys/{name}.sec ({}).\nBack this file up now (the tarball, a \
+             plain-text copy of that .sec file, and a printout): without it the Factory's \
+             root can never be changed again.",
+            path.display(),
+            key.public_key().kind()
+        );
+    }
+    Ok(())
+}
+
+pub fn rotate_targets(s: &Settings, path: &Path, opts: Options) -> Result<()> {
+    let mut file = CredsFile::open(s, path)?;
+    let cfg = file.creds.config().clone();
+    let api = s.api_with_token(Some(&cfg), "the Factory owner's")?;
+    let repo = s.repo_path(Some(&cfg))?;
+    let current = updates::current_roots(&api, &repo)
+        .context("fetching the Factory's current roots (nothing was changed)")?;
+    let signers = updates::role_signers(&file.creds, &current.ci.signed, Role::Root)?;
+    if signers.is_empty() {
+        bail!(
+            "{} holds none of the current root keys ({}), and a targets rotation changes the \
+             root; the file was left unchanged. Use the tarball that holds the active root key \
+             (see `tufctl keys status`)",
+            path.display(),
+            ids(&current.ci.signed.role(Role::Root).keyids)
+        );
+    }
+    let online = online_targets_keys(&current.ci.signed, &file.creds)?;
+    if online.is_empty() {
+        bail!("cannot tell the server's online targets key in the current root (no key owned by \"tufd\" in x-key-owners)");
+    }
+    let (key, reused) = pending_or_new(&mut file, &api, &repo, &current, "targets", opts.key_type)?;
+    let name = key_name("targets", key.key_id());
+    let new_id = key.key_id().clone();
+    let owner = opts.owner.unwrap_or_else(updates::default_owner);
+
+    let result = (|| -> Result<bool> {
+        let message = format!("rotate offline targets key to {new_id}");
+        let mut tx = updates::begin(&api, &repo, &message, opts.cancel_open, |tx| {
+            tx.ci_root
+                .signed
+                .role(Role::Targets)
+                .keyids
+                .contains(&new_id)
+        })?;
+        let public = key.public_key().clone();
+        let edit = |prod: bool| {
+            let online = online.clone();
+            let (new_id, public, owner) = (new_id.clone(), public.clone(), owner.clone());
+            move |r: &mut Root| -> Result<()> {
+                r.keys.insert(new_id.clone(), public.clone());
+                let role = r.role_mut(Role::Targets)?;
+                let mut keyids = online.clone();
+                keyids.push(new_id.clone());
+                role.keyids = keyids;
+                role.threshold = Threshold::new(if prod { 2 } else { 1 })?;
+                r.prune_keys();
+                updates::set_owner(r, &new_id, &owner);
+                Ok(())
+            }
+        };
+        tx.ci_root = updates::edit_root(&tx.ci_root, edit(false))?;
+        tx.prod_root = updates::edit_root(&tx.prod_root, edit(true))?;
+        for env in [&mut tx.ci_root, &mut tx.prod_root] {
+            for k in &signers {
+                env.sign(k)?;
+            }
+        }
+        // Production devices will need the new offline key's signature on targets.
+        let targets = tx
+            .prod_targets
+            .as_mut()
+            .ok_or_else(|| anyhow!("the server's transaction has no prod_targets draft to sign"))?;
+        targets.sign(&key)?;
+        tx.stage_prod_targets = true;
+        updates::stage_and_apply(&api, &repo, &tx, &current)
+    })();
+    let applied = result.map_err(|e| pending_hint(e, path, &name, "rotate-targets"))?;
+    if !applied {
+        return Ok(());
+    }
+    store_new_root(&mut file, &api, &repo);
+    if s.json() {
+        println!(
+            "{}",
+            serde_json::json!({"targets_keyid": new_id, "key_file": format!("tufrepo/keys/{name}.sec"), "reused_pending_key": reused})
+        );
+    } else {
+        println!(
+            "Created the offline targets key {new_id}, stored in {} as tufrepo/keys/{name}.sec.\n\
+             The CI root now has targets threshold 1; the production root requires 2 \
+             signatures (the server's online key and this key).\nBack the file up, and consider \
+             `tufctl keys copy-targets {} TARGETS-ONLY.tgz` for release engineers.",
+            path.display(),
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// Name of a key file: `tufctl-<role>-<keyid>`.
+pub fn key_name(role: &str, id: &KeyId) -> String {
+    format!("tufctl-{role}-{id}")
+}
+
+/// The server's online targets keys: owned by "tufd" in x-key-owners; failing that, the
+/// targets keys the tarball holds no copy of.
+pub fn online_targets_keys(root: &Root, creds: &Credentials) -> Result<Vec<KeyId>> {
+    let ids = &root.role(Role::Targets).keyids;
+    let by_owner: Vec<KeyId> = ids
+        .iter()
+        .filter(|id| updates::owner_of(root, id).as_deref() == Some("tufd"))
+        .cloned()
+        .collect();
+    if !by_owner.is_empty() {
+        return Ok(by_owner);
+    }
+    let mut out = Vec::new();
+    for id in ids {
+        if let Some(pk) = root.keys.get(id) {
+            if creds.key_name_of(pk)?.is_none() {
+                out.push(id.clone());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A key of this role in the tarball that no root of the Factory has ever listed (saved by a
+/// run that failed before the server accepted it), or else a new key saved into the tarball
+/// now, before anything is sent.
+fn pending_or_new(
+    file: &mut CredsFile,
+    api: &Api,
+    repo: &str,
+    current: &Current,
+    role: &str,
+    key_type: KeyTypeArg,
+) -> Result<(PrivateKey, bool)> {
+    let prefix = format!("tufctl-{role}-");
+    let candidates: Vec<_> = file
+        .creds
+        .keys()?
+        .into_iter()
+        .filter(|k| k.has_private && k.name.starts_with(&prefix))
+        .filter(|k| updates::find_key(&current.ci.signed, &k.public).is_none())
+        .collect();
+    if !candidates.is_empty() {
+        let seen = keys_in_root_history(api, repo, current.ci.signed.version)?;
+        for c in candidates {
+            if seen.iter().any(|p| tuf_credentials::same_key(p, &c.public)) {
+                continue;
+            }
+            let key = file.creds.private_key(&c.name)?;
+            eprintln!(
+                "note: reusing the pending {role} key {} saved in {} by an earlier run that did \
+                 not finish (no new key is generated)",
+                c.name,
+                file.path.display()
+            );
+            return Ok((key, true));
+        }
+    }
+    let key = PrivateKey::generate(key_type.key_type())
+        .with_context(|| format!("generating a new {role} key"))?;
+    file.creds.add_key(&key_name(role, key.key_id()), &key)?;
+    file.save().with_context(|| {
+        format!(
+            "saving the new {role} key into {} before contacting the server; nothing was sent",
+            file.path.display()
+        )
+    })?;
+    Ok((key, false))
+}
+
+/// Every key listed by any CI root version 1..=`newest`.
+fn keys_in_root_history(api: &Api, repo: &str, newest: u64) -> Result<Vec<PublicKey>> {
+    let mut out: Vec<PublicKey> = Vec::new();
+    let mut seen: BTreeSet<KeyId> = BTreeSet::new();
+    for v in 1..=newest.min(MAX_HISTORY) {
+        let Some(bytes) = api.get_opt(&format!("{repo}/{v}.root.json"))? else {
+            continue;
+        };
+        let root: tuf_core::Signed<Root> = tuf_core::Signed::from_slice(&bytes)
+            .with_context(|| format!("root version {v} from the server is not valid"))?;
+        for (id, k) in root.signed.keys {
+            if seen.insert(id) {
+                out.push(k);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Keeps the tarball's roles/root.json in step with the server, best effort: the rotation is
+/// already done and the key already saved.
+fn store_new_root(file: &mut CredsFile, api: &Api, repo: &str) {
+    let stored = api
+        .get(&format!("{repo}/root.json"))
+        .and_then(|b| Ok(file.creds.set_root_json(&b)?))
+        .and_then(|_| file.save());
+    if let Err(e) = stored {
+        eprintln!(
+            "warning: the rotation succeeded, but updating roles/root.json in {} failed ({e:#}); \
+             the keys in the file are complete, only that reference copy is stale",
+            file.path.display()
+        );
+    }
+}
+
+fn pending_hint(e: anyhow::Error, path: &Path, name: &str, cmd: &str) -> anyhow::Error {
+    e.context(format!(
+        "the rotation did not complete. {} holds the new key {name} (a pending key, not yet \
+         trusted by the server); nothing is lost: re-run `tufctl keys {cmd} {}` to finish, it \
+         reuses that key",
+        path.display(),
+        path.display()
+    ))
+}
+
+fn ids(ids: &[KeyId]) -> String {
+    ids.iter()
+        .map(updates::short)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Root history fetched to recognise retired keys; far beyond any real Factory.
+const MAX_HISTORY: u64 = 10_000;

@@ -1,0 +1,624 @@
+//! Root-update transactions (`keys tuf updates ...`): open, stage, sign, review, apply,
+//! cancel. `rotate-root` and `rotate-targets` are shortcuts over the same functions.
+
+use std::collections::BTreeSet;
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::{json, Value};
+use tuf_core::{KeyId, PrivateKey, PublicKey, Role, Root, Signed, Signer, Targets, Threshold};
+use tuf_credentials::Credentials;
+
+use crate::client::{status_of, Api};
+use crate::creds::CredsFile;
+use crate::settings::Settings;
+use crate::UpdatesCommand;
+
+/// An open root-update transaction as the server describes it.
+pub struct Tx {
+    pub txid: String,
+    pub message: String,
+    pub ci_root: Signed<Root>,
+    pub prod_root: Signed<Root>,
+    pub prod_targets: Option<Signed<Targets>>,
+    /// Whether `prod_targets` is to be sent when staging.
+    pub stage_prod_targets: bool,
+    pub errors: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+impl Tx {
+    fn from_value(v: Value) -> Result<Self> {
+        let Value::Object(mut o) = v else {
+            bail!("the server's transaction is not a JSON object");
+        };
+        let txid = o
+            .get("txid")
+            .and_then(Value::as_str)
+            .ok_or_else(|| anyhow!("the server's transaction has no txid"))?
+            .to_owned();
+        let message = o
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        let env = |o: &mut serde_json::Map<String, Value>, k: &str| -> Result<Value> {
+            o.remove(k)
+                .ok_or_else(|| anyhow!("the server's transaction has no {k}"))
+        };
+        let ci_root = Signed::from_value(env(&mut o, "ci_root")?)
+            .context("the transaction's ci_root is not a valid root")?;
+        let prod_root = Signed::from_value(env(&mut o, "prod_root")?)
+            .context("the transaction's prod_root is not a valid root")?;
+        let prod_targets = match o.remove("prod_targets") {
+            None | Some(Value::Null) => None,
+            Some(v) => {
+                Some(Signed::from_value(v).context("the transaction's prod_targets is not valid")?)
+            }
+        };
+        let strings = |v: Option<&Value>| -> Vec<String> {
+            v.and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let has_sigs = prod_targets
+            .as_ref()
+            .is_some_and(|t: &Signed<Targets>| !t.signatures.is_empty());
+        Ok(Self {
+            txid,
+            message,
+            ci_root,
+            prod_root,
+            prod_targets,
+            stage_prod_targets: has_sigs,
+            errors: strings(o.get("errors")),
+            warnings: strings(o.get("warnings")),
+        })
+    }
+
+    fn stage_body(&self) -> Result<Value> {
+        let mut body = json!({
+            "txid": self.txid,
+            "ci_root": envelope_value(&self.ci_root.to_bytes())?,
+            "prod_root": envelope_value(&self.prod_root.to_bytes())?,
+        });
+        if let (true, Some(t)) = (self.stage_prod_targets, &self.prod_targets) {
+            body["prod_targets"] = envelope_value(&t.to_bytes())?;
+        }
+        Ok(body)
+    }
+}
+
+fn envelope_value(bytes: &[u8]) -> Result<Value> {
+    Ok(serde_json::from_slice(bytes)?)
+}
+
+/// The Factory's current CI and production roots.
+pub struct Current {
+    pub ci: Signed<Root>,
+    pub prod: Signed<Root>,
+}
+
+pub fn current_roots(api: &Api, repo: &str) -> Result<Current> {
+    let ci = Signed::from_slice(&api.get(&format!("{repo}/root.json"))?)
+        .context("the server's CI root.json is not valid")?;
+    let prod = Signed::from_slice(&api.get(&format!("{repo}/root.json?production=1"))?)
+        .context("the server's production root.json is not valid")?;
+    Ok(Current { ci, prod })
+}
+
+pub fn open_tx(api: &Api, repo: &str) -> Result<Option<Tx>> {
+    match api.get_opt(&format!("{repo}/root/updates"))? {
+        None => Ok(None),
+        Some(b) => {
+            let v = serde_json::from_slice(&b).context("the open transaction is not JSON")?;
+            Tx::from_value(v).map(Some)
+        }
+    }
+}
+
+/// The open transaction, or an error saying there is none.
+pub fn require_open(api: &Api, repo: &str) -> Result<Tx> {
+    open_tx(api, repo)?.ok_or_else(|| {
+        anyhow!("there is no open root-update transaction; start one with `tufctl keys tuf updates init -m MESSAGE`")
+    })
+}
+
+pub fn init_tx(api: &Api, repo: &str, message: &str) -> Result<Tx> {
+    match api.post_json(&format!("{repo}/root/updates"), &json!({ "message": message })) {
+        Ok(v) => Tx::from_value(v),
+        Err(e) if status_of(&e) == Some(409) => Err(e.context(
+            "another root-update transaction is already open: review it with `tufctl keys tuf \
+             updates review`, then finish it (sign/apply) or cancel it (`tufctl keys tuf updates cancel`)",
+        )),
+        Err(e) => Err(e.context("opening a root-update transaction")),
+    }
+}
+
+/// Opens a transaction for a one-step command. An open one (from a crashed run, or another
+/// key holder) is reused when `reusable` says it is ours, cancelled with `cancel_open`, and
+/// otherwise explained.
+pub fn begin(
+    api: &Api,
+    repo: &str,
+    message: &str,
+    cancel_open: bool,
+    reusable: impl Fn(&Tx) -> bool,
+) -> Result<Tx> {
+    if let Some(open) = open_tx(api, repo)? {
+        if reusable(&open) {
+            eprintln!(
+                "note: reusing open root-update transaction {} (\"{}\"), left by an interrupted run",
+                open.txid, open.message
+            );
+            return Ok(open);
+        }
+        if !cancel_open {
+            bail!(
+                "an open root-update transaction {} (\"{}\") already exists, probably left by \
+                 an interrupted run or started by another key holder; nothing was changed. \
+                 Inspect it with `tufctl keys tuf updates review`, then either finish it \
+                 (`sign`/`apply`) or re-run this command with --cancel-open to cancel it and \
+                 start over",
+                open.txid,
+                open.message
+            );
+        }
+        cancel(api, repo, &open.txid)?;
+        eprintln!("cancelled open root-update transaction {}", open.txid);
+    }
+    init_tx(api, repo, message)
+}
+
+pub fn stage(api: &Api, repo: &str, tx: &Tx) -> Result<Tx> {
+    let v = api
+        .put_json(&format!("{repo}/root/updates"), &tx.stage_body()?)
+        .context("staging the edited roots")?;
+    let mut staged = Tx::from_value(v)?;
+    // Keep our prod_targets if the server echoes an older copy.
+    if tx.stage_prod_targets {
+        staged.stage_prod_targets = true;
+        if staged
+            .prod_targets
+            .as_ref()
+            .is_none_or(|t| t.signatures.is_empty())
+        {
+            staged.prod_targets = tx.prod_targets.clone();
+        }
+    }
+    Ok(staged)
+}
+
+pub fn apply(api: &Api, repo: &str, txid: &str) -> Result<Value> {
+    api.post_json(
+        &format!("{repo}/root/updates/apply"),
+        &json!({ "txid": txid }),
+    )
+    .context("applying the root update (the server rejected it; nothing changed on the server)")
+}
+
+pub fn cancel(api: &Api, repo: &str, txid: &str) -> Result<()> {
+    api.post_json(
+        &format!("{repo}/root/updates/cancel"),
+        &json!({ "txid": txid }),
+    )
+    .context("cancelling the root-update transaction")?;
+    Ok(())
+}
+
+/// Rebuilds an envelope after editing its `signed` part: old signatures no longer apply.
+pub fn edit_root(
+    env: &Signed<Root>,
+    edit: impl FnOnce(&mut Root) -> Result<()>,
+) -> Result<Signed<Root>> {
+    let mut root = env.signed.clone();
+    edit(&mut root)?;
+    Ok(Signed::new(root)?)
+}
+
+/// Records `owner` for `id` in `x-key-owners` and drops owners of keys no longer listed.
+pub fn set_owner(root: &mut Root, id: &KeyId, owner: &str) {
+    let entry = root
+        .extra
+        .entry("x-key-owners".to_owned())
+        .or_insert_with(|| json!({}));
+    if !entry.is_object() {
+        *entry = json!({});
+    }
+    if let Some(o) = entry.as_object_mut() {
+        o.insert(id.to_string(), Value::String(owner.to_owned()));
+        o.retain(|k, _| root.keys.keys().any(|id| id.as_str() == k));
+    }
+}
+
+pub fn owner_of(root: &Root, id: &KeyId) -> Option<String> {
+    root.extra
+        .get("x-key-owners")
+        .and_then(|o| o.get(id.as_str()))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}
+
+/// Private keys from `creds` for the keys of `role` in `root`.
+pub fn role_signers(creds: &Credentials, root: &Root, role: Role) -> Result<Vec<PrivateKey>> {
+    let mut out: Vec<PrivateKey> = Vec::new();
+    for id in &root.role(role).keyids {
+        let Some(pk) = root.keys.get(id) else {
+            continue;
+        };
+        if let Some(k) = creds.find_signer(pk)? {
+            if !out.iter().any(|o| o.key_id() == k.key_id()) {
+                out.push(k);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Signs both staged roots with every key in `creds` that the current or the new root trusts
+/// for the root role, and production targets with the offline targets keys of the new
+/// production root. Returns what was signed, for people.
+pub fn sign_with(tx: &mut Tx, creds: &Credentials, current: &Current) -> Result<Vec<String>> {
+    let mut done = Vec::new();
+    for (which, env, cur) in [
+        ("CI root", &mut tx.ci_root, &current.ci.signed),
+        ("production root", &mut tx.prod_root, &current.prod.signed),
+    ] {
+        let mut keys = role_signers(creds, cur, Role::Root)?;
+        for k in role_signers(creds, &env.signed, Role::Root)? {
+            if !keys.iter().any(|o| o.key_id() == k.key_id()) {
+                keys.push(k);
+            }
+        }
+        for k in &keys {
+            env.sign(k)?;
+            done.push(format!("{which} with {}", short(k.key_id())));
+        }
+    }
+    if let Some(t) = tx.prod_targets.as_mut() {
+        for k in role_signers(creds, &tx.prod_root.signed, Role::Targets)? {
+            t.sign(&k)?;
+            tx.stage_prod_targets = true;
+            done.push(format!("production targets with {}", short(k.key_id())));
+        }
+    }
+    Ok(done)
+}
+
+/// What is still missing before `apply` can succeed, by our own verification.
+pub fn missing_signatures(tx: &Tx, current: &Current) -> Vec<String> {
+    let mut out = Vec::new();
+    for (which, env, cur) in [
+        ("CI root", &tx.ci_root, &current.ci.signed),
+        ("production root", &tx.prod_root, &current.prod.signed),
+    ] {
+        for (whose, root) in [("current", cur), ("new", &env.signed)] {
+            let v = env.verify_role("root", root.role(Role::Root), &root.keys);
+            if !v.is_met() {
+                out.push(format!(
+                    "{which}: {} more signature(s) from the {whose} root keys (have {} of {}; \
+                     missing: {})",
+                    v.threshold - v.distinct_valid.min(v.threshold),
+                    v.distinct_valid,
+                    v.threshold,
+                    v.missing.iter().map(short).collect::<Vec<_>>().join(", ")
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Stages `tx`, then applies it when every signature is there; otherwise leaves it open and
+/// says who still has to sign. Returns true when applied.
+pub fn stage_and_apply(api: &Api, repo: &str, tx: &Tx, current: &Current) -> Result<bool> {
+    let staged = stage(api, repo, tx)?;
+    for w in &staged.warnings {
+        eprintln!("warning: {w}");
+    }
+    let missing = missing_signatures(tx, current);
+    if !missing.is_empty() {
+        println!(
+            "Staged root-update transaction {}; it needs more signatures before it can be applied:",
+            tx.txid
+        );
+        for m in &missing {
+            println!("  - {m}");
+        }
+        println!(
+            "Each key holder runs `tufctl keys tuf updates sign -k THEIR.tgz`, then anyone runs \
+             `tufctl keys tuf updates apply`."
+        );
+        return Ok(false);
+    }
+    apply(api, repo, &tx.txid).map_err(|e| {
+        if staged.errors.is_empty() {
+            e
+        } else {
+            e.context(format!("server checks: {}", staged.errors.join("; ")))
+        }
+    })?;
+    Ok(true)
+}
+
+pub fn short(id: &KeyId) -> String {
+    id.as_str().chars().take(12).collect()
+}
+
+pub fn find_key<'a>(root: &'a Root, public: &PublicKey) -> Option<&'a KeyId> {
+    root.keys
+        .iter()
+        .find(|(_, k)| tuf_credentials::same_key(k, public))
+        .map(|(id, _)| id)
+}
+
+// --- the `keys tuf updates` commands ---------------------------------------------------------
+
+pub fn run(s: &Settings, cmd: UpdatesCommand) -> Result<()> {
+    let api = s.api_with_token(None, "the Factory owner's")?;
+    let repo = s.repo_path(None)?;
+    match cmd {
+        UpdatesCommand::Init { message } => {
+            let tx = init_tx(&api, &repo, &message)?;
+            if s.json() {
+                println!("{}", json!({"txid": tx.txid}));
+            } else {
+                println!(
+                    "Opened root-update transaction {} (CI root version {}). Edit it with \
+                     set-threshold / add-offline-key, sign it with `sign -k CREDS.tgz`, then `apply`.",
+                    tx.txid, tx.ci_root.signed.version
+                );
+            }
+            Ok(())
+        }
+        UpdatesCommand::Review => {
+            let tx = require_open(&api, &repo)?;
+            let current = current_roots(&api, &repo)?;
+            print!("{}", review(&tx, &current));
+            Ok(())
+        }
+        UpdatesCommand::Sign { creds } => {
+            let file = CredsFile::open(s, &creds)?;
+            let mut tx = require_open(&api, &repo)?;
+            let current = current_roots(&api, &repo)?;
+            let done = sign_with(&mut tx, &file.creds, &current)?;
+            if done.is_empty() {
+                bail!(
+                    "{} holds no key that this transaction needs (root keys of the current or \
+                     new root, or offline targets keys of the new production root); nothing was signed",
+                    creds.display()
+                );
+            }
+            stage(&api, &repo, &tx)?;
+            for d in &done {
+                println!("signed {d}");
+            }
+            let missing = missing_signatures(&tx, &current);
+            if missing.is_empty() {
+                println!("All root signatures are present: run `tufctl keys tuf updates apply`.");
+            } else {
+                for m in missing {
+                    println!("still missing: {m}");
+                }
+            }
+            Ok(())
+        }
+        UpdatesCommand::Apply => {
+            let tx = require_open(&api, &repo)?;
+            let out = apply(&api, &repo, &tx.txid)?;
+            if s.json() {
+                println!("{out}");
+            } else {
+                println!(
+                    "Applied: CI root version {}, production root version {}.",
+                    out["ci_version"], out["prod_version"]
+                );
+            }
+            Ok(())
+        }
+        UpdatesCommand::Cancel => {
+            let tx = require_open(&api, &repo)?;
+            cancel(&api, &repo, &tx.txid)?;
+            println!("Cancelled root-update transaction {}.", tx.txid);
+            Ok(())
+        }
+        UpdatesCommand::SetThreshold { role, threshold } => {
+            let role = parse_role(&role)?;
+            let t = Threshold::new(threshold)?;
+            let mut tx = require_open(&api, &repo)?;
+            let set = |r: &mut Root| -> Result<()> {
+                r.role_mut(role)?.threshold = t;
+                Ok(())
+            };
+            if role == Role::Targets {
+                // CI devices keep threshold 1 so the online key alone signs CI builds.
+                tx.prod_root = edit_root(&tx.prod_root, set)?;
+            } else {
+                tx.ci_root = edit_root(&tx.ci_root, set)?;
+                tx.prod_root = edit_root(&tx.prod_root, set)?;
+            }
+            let staged = stage(&api, &repo, &tx)?;
+            report_checks(&staged);
+            println!(
+                "Staged: {role} threshold {threshold}{}. Signatures were reset: every root key \
+                 holder signs again with `tufctl keys tuf updates sign -k CREDS.tgz`.",
+                if role == Role::Targets {
+                    " (production root)"
+                } else {
+                    ""
+                }
+            );
+            Ok(())
+        }
+        UpdatesCommand::AddOfflineKey {
+            role,
+            key_type,
+            owner,
+            creds,
+        } => {
+            let role = parse_role(&role)?;
+            if !matches!(role, Role::Root | Role::Targets) {
+                bail!("offline keys are for the root or targets role only");
+            }
+            let mut file = CredsFile::open(s, &creds)?;
+            let mut tx = require_open(&api, &repo)?;
+            let current = current_roots(&api, &repo)?;
+            let key = PrivateKey::generate(key_type.key_type())?;
+            let name = format!("tufctl-{role}-{}", key.key_id());
+            file.creds.add_key(&name, &key)?;
+            // Nothing is lost: the key is on disk before the server hears of it.
+            file.save()
+                .context("saving the new key before sending anything to the server")?;
+            let owner = owner.unwrap_or_else(default_owner);
+            let id = key.key_id().clone();
+            let public = key.public_key().clone();
+            let add = |r: &mut Root| -> Result<()> {
+                r.keys.insert(id.clone(), public.clone());
+                let rk = r.role_mut(role)?;
+                if !rk.keyids.contains(&id) {
+                    rk.keyids.push(id.clone());
+                }
+                set_owner(r, &id, &owner);
+                Ok(())
+            };
+            tx.ci_root = edit_root(&tx.ci_root, add)?;
+            tx.prod_root = edit_root(&tx.prod_root, add)?;
+            sign_with(&mut tx, &file.creds, &current)?;
+            let staged = stage(&api, &repo, &tx).with_context(|| {
+                format!(
+                    "the new key {name} is saved in {} but not staged; re-run to stage it",
+                    creds.display()
+                )
+            })?;
+            report_checks(&staged);
+            println!(
+                "Added {role} key {id} (stored as keys/{name}.sec in {}). Other root key holders \
+                 sign with `tufctl keys tuf updates sign -k THEIR.tgz`; then `apply`.",
+                creds.display()
+            );
+            Ok(())
+        }
+    }
+}
+
+fn report_checks(tx: &Tx) {
+    for e in &tx.errors {
+        println!("  not yet: {e}");
+    }
+    for w in &tx.warnings {
+        println!("  warning: {w}");
+    }
+}
+
+fn parse_role(s: &str) -> Result<Role> {
+    Role::ALL
+        .into_iter()
+        .find(|r| r.as_str() == s)
+        .ok_or_else(|| anyhow!("unknown role {s:?}: use root, targets, snapshot or timestamp"))
+}
+
+/// `$USER@hostname`.
+pub fn default_owner() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".to_owned());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned());
+    format!("{user}@{host}")
+}
+
+/// A readable diff of the staged roots against the current ones.
+pub fn review(tx: &Tx, current: &Current) -> String {
+    let mut out = String::new();
+    let mut line = |s: String| {
+        out.push_str(&s);
+        out.push('\n');
+    };
+    line(format!("Root-update transaction {}", tx.txid));
+    line(format!("  message: {}", tx.message));
+    if let Some(c) = tx.ci_root.signed.extra.get("x-changelog") {
+        line(format!("  changelog: {c}"));
+    }
+    for (which, env, cur) in [
+        ("CI root", &tx.ci_root, &current.ci.signed),
+        ("production root", &tx.prod_root, &current.prod.signed),
+    ] {
+        let new = &env.signed;
+        line(format!(
+            "{which}: version {} -> {}, expires {} -> {}",
+            cur.version, new.version, cur.expires, new.expires
+        ));
+        for role in Role::ALL {
+            let (a, b) = (cur.role(role), new.role(role));
+            let before: BTreeSet<&KeyId> = a.keyids.iter().collect();
+            let after: BTreeSet<&KeyId> = b.keyids.iter().collect();
+            if a.threshold != b.threshold {
+                line(format!(
+                    "  {role}: threshold {} -> {}",
+                    a.threshold.get(),
+                    b.threshold.get()
+                ));
+            }
+            for id in after.difference(&before) {
+                line(format!(
+                    "  {role}: + key {id} ({}, owner {})",
+                    new.keys.get(*id).map_or("?", |k| k.kind()),
+                    owner_of(new, id).unwrap_or_else(|| "unknown".into())
+                ));
+            }
+            for id in before.difference(&after) {
+                line(format!(
+                    "  {role}: - key {id} (owner {})",
+                    owner_of(cur, id).unwrap_or_else(|| "unknown".into())
+                ));
+            }
+        }
+        for (whose, root) in [("current", cur), ("new", new)] {
+            let v = env.verify_role("root", root.role(Role::Root), &root.keys);
+            line(format!(
+                "  signatures by the {whose} root keys: {} of {} needed{}{}",
+                v.distinct_valid,
+                v.threshold,
+                if v.missing.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; not signed by {}",
+                        v.missing.iter().map(short).collect::<Vec<_>>().join(", ")
+                    )
+                },
+                if v.invalid.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {} invalid", v.invalid.len())
+                }
+            ));
+        }
+    }
+    if let Some(t) = &tx.prod_targets {
+        let r = &tx.prod_root.signed;
+        let v = t.verify_role("targets", r.role(Role::Targets), &r.keys);
+        line(format!(
+            "production targets version {}: {} signature(s) of {} needed (the server adds its \
+             online signature at apply)",
+            t.signed.version, v.distinct_valid, v.threshold
+        ));
+    }
+    if !tx.errors.is_empty() {
+        line("server checks not passing yet:".to_owned());
+        for e in &tx.errors {
+            line(format!("  - {e}"));
+        }
+    }
+    for w in &tx.warnings {
+        line(format!("warning: {w}"));
+    }
+    out
+}

@@ -1,0 +1,140 @@
+//! Waves: production releases signed with the offline targets key.
+
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::{json, Value};
+use tuf_core::{Expires, Role, Root, Signed, Targets};
+
+use crate::creds::CredsFile;
+use crate::settings::Settings;
+use crate::updates;
+
+pub fn init(
+    s: &Settings,
+    creds: &Path,
+    wave: &str,
+    version: &str,
+    tag: &str,
+    expires_days: u32,
+) -> Result<()> {
+    let file = CredsFile::open(s, creds)?;
+    let cfg = file.creds.config().clone();
+    let api = s.api_with_token(Some(&cfg), "the Factory owner's")?;
+    let repo = s.repo_path(Some(&cfg))?;
+    let factory = s.factory(Some(&cfg))?;
+    let ci: Signed<Targets> = Signed::from_slice(&api.get(&format!("{repo}/targets.json"))?)
+        .context("the CI targets.json is not valid")?;
+    let prod: Signed<Targets> =
+        Signed::from_slice(&api.get(&format!("{repo}/targets.json?production=1"))?)
+            .context("the production targets.json is not valid")?;
+    let prod_root: Signed<Root> =
+        Signed::from_slice(&api.get(&format!("{repo}/root.json?production=1"))?)
+            .context("the production root.json is not valid")?;
+    let signers = updates::role_signers(&file.creds, &prod_root.signed, Role::Targets)?;
+    if signers.is_empty() {
+        bail!(
+            "{} holds no offline targets key of the production root; use the file from \
+             `tufctl keys copy-targets` (or run `tufctl keys rotate-targets` first)",
+            creds.display()
+        );
+    }
+    let mut next = prod.signed.clone();
+    let mut added = 0;
+    for (path, target) in &ci.signed.targets {
+        let matches = target
+            .custom
+            .as_ref()
+            .and_then(|c| c.get("version"))
+            .and_then(Value::as_str)
+            == Some(version);
+        if !matches {
+            continue;
+        }
+        let mut t = target.clone();
+        let mut custom = t.custom.take().unwrap_or_else(|| json!({}));
+        if let Some(o) = custom.as_object_mut() {
+            o.insert("tags".to_owned(), json!([tag]));
+        }
+        t.custom = Some(custom);
+        next.targets.insert(path.clone(), t);
+        added += 1;
+    }
+    if added == 0 {
+        bail!("no CI target has version {version:?}; add it first with `tufctl targets add`");
+    }
+    next.version = prod
+        .signed
+        .version
+        .checked_add(1)
+        .ok_or_else(|| anyhow!("production targets version overflow"))?;
+    let now = time::OffsetDateTime::now_utc();
+    next.expires = Expires::after(now, i64::from(expires_days) * 86_400)?;
+    let mut env = Signed::new(next)?;
+    for k in &signers {
+        env.sign(k)?;
+    }
+    let body = json!({
+        "name": wave, "version": version, "tag": tag,
+        "targets": serde_json::from_slice::<Value>(&env.to_bytes())?,
+    });
+    let answer = api
+        .post_json(&format!("/ota/factories/{factory}/waves"), &body)
+        .with_context(|| format!("creating wave {wave:?}"))?;
+    if s.json() {
+        println!("{answer}");
+    } else {
+        println!(
+            "Wave {wave} created: {added} target(s) of version {version} tagged {tag}, production \
+             targets version {}. Publish it with `tufctl waves complete {wave}`.",
+            env.signed.version
+        );
+    }
+    Ok(())
+}
+
+pub fn action(s: &Settings, wave: &str, what: &str) -> Result<()> {
+    let api = s.api_with_token(None, "the Factory owner's")?;
+    let factory = s.factory(None)?;
+    let answer = api
+        .post_json(
+            &format!("/ota/factories/{factory}/waves/{wave}/{what}"),
+            &json!({}),
+        )
+        .with_context(|| format!("{what} wave {wave:?}"))?;
+    if s.json() {
+        println!("{answer}");
+    } else {
+        println!("Wave {wave}: {what} done.");
+    }
+    Ok(())
+}
+
+pub fn list(s: &Settings) -> Result<()> {
+    let api = s.api_with_token(None, "the Factory owner's")?;
+    let factory = s.factory(None)?;
+    let v = api.get_json(&format!("/ota/factories/{factory}/waves"))?;
+    if s.json() {
+        println!("{v}");
+        return Ok(());
+    }
+    let Some(waves) = v.as_array() else {
+        println!("{v}");
+        return Ok(());
+    };
+    if waves.is_empty() {
+        println!("No waves.");
+    }
+    for w in waves {
+        println!(
+            "{:<20} {:<12} {:<10} {:<10} targets v{} {}",
+            w["name"].as_str().unwrap_or("?"),
+            w["version"].as_str().unwrap_or("?"),
+            w["tag"].as_str().unwrap_or("?"),
+            w["status"].as_str().unwrap_or("?"),
+            w["targets_version"],
+            w["created_at"].as_str().unwrap_or("")
+        );
+    }
+    Ok(())
+}
