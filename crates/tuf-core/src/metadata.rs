@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::de::DeserializeOwned;
+use serde::de::{self, DeserializeOwned, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
@@ -100,23 +100,27 @@ fn unique_keyids<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<KeyId>, D::Error
 }
 
 fn positive_version<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    let v = u64::deserialize(d)?;
+    check_version(u64::deserialize(d)?).map_err(serde::de::Error::custom)
+}
+
+fn check_version(v: u64) -> Result<u64, &'static str> {
     if v == 0 {
-        return Err(serde::de::Error::custom("version must be at least 1"));
+        return Err("version must be at least 1");
     }
     Ok(v)
 }
 
 fn spec_version<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    let s = String::deserialize(d)?;
+    check_spec_version(String::deserialize(d)?).map_err(serde::de::Error::custom)
+}
+
+fn check_spec_version(s: String) -> Result<String, String> {
     let parts: Vec<&str> = s.split('.').collect();
     let digits = parts
         .iter()
         .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
     if !(2..=3).contains(&parts.len()) || !digits || parts[0] != "1" {
-        return Err(serde::de::Error::custom(format!(
-            "spec_version {s:?} is not a supported 1.x version"
-        )));
+        return Err(format!("spec_version {s:?} is not a supported 1.x version"));
     }
     Ok(s)
 }
@@ -364,10 +368,9 @@ impl Timestamp {
 }
 
 /// One target of `targets.json`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct TargetFile {
     pub length: u64,
-    #[serde(deserialize_with = "hashes")]
     pub hashes: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub custom: Option<Value>,
@@ -375,12 +378,60 @@ pub struct TargetFile {
     pub extra: BTreeMap<String, Value>,
 }
 
-fn hashes<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
-    let h = BTreeMap::<String, String>::deserialize(d)?;
-    if h.is_empty() {
-        return Err(serde::de::Error::custom("hashes must not be empty"));
+// `TargetFile` and `Targets` are deserialised by hand rather than with `#[serde(flatten)]`:
+// flatten buffers the whole object (for `Targets`, every target) in an intermediate form
+// first, which made parsing a large targets.json several times slower. Same rules, same
+// error messages.
+impl<'de> Deserialize<'de> for TargetFile {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(TargetFileVisitor)
     }
-    Ok(h)
+}
+
+struct TargetFileVisitor;
+
+impl<'de> Visitor<'de> for TargetFileVisitor {
+    type Value = TargetFile;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a target file object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<TargetFile, A::Error> {
+        let (mut length, mut hashes, mut custom) = (None, None, None);
+        let mut extra = BTreeMap::new();
+        while let Some(key) = m.next_key::<String>()? {
+            match key.as_str() {
+                "length" => set_once(&mut length, "length", m.next_value()?)?,
+                "hashes" => {
+                    let h: BTreeMap<String, String> = m.next_value()?;
+                    if h.is_empty() {
+                        return Err(de::Error::custom("hashes must not be empty"));
+                    }
+                    set_once(&mut hashes, "hashes", h)?;
+                }
+                "custom" => set_once(&mut custom, "custom", m.next_value::<Option<Value>>()?)?,
+                _ => {
+                    let v: Value = m.next_value()?;
+                    extra.insert(key, v);
+                }
+            }
+        }
+        Ok(TargetFile {
+            length: length.ok_or_else(|| de::Error::missing_field("length"))?,
+            hashes: hashes.ok_or_else(|| de::Error::missing_field("hashes"))?,
+            custom: custom.flatten(),
+            extra,
+        })
+    }
+}
+
+fn set_once<T, E: de::Error>(slot: &mut Option<T>, field: &'static str, v: T) -> Result<(), E> {
+    if slot.is_some() {
+        return Err(E::duplicate_field(field));
+    }
+    *slot = Some(v);
+    Ok(())
 }
 
 /// Checks that a target path can name a file under a download directory and nothing else:
@@ -417,25 +468,14 @@ pub fn check_role_name(name: &str) -> Result<(), Error> {
     Ok(())
 }
 
-fn target_map<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, TargetFile>, D::Error> {
-    let targets = BTreeMap::<String, TargetFile>::deserialize(d)?;
-    for path in targets.keys() {
-        check_target_path(path).map_err(serde::de::Error::custom)?;
-    }
-    Ok(targets)
-}
-
 /// `targets.json`'s (or a delegated role's) signed object.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Targets {
     #[serde(rename = "_type")]
     pub type_: String,
-    #[serde(deserialize_with = "spec_version")]
     pub spec_version: String,
-    #[serde(deserialize_with = "positive_version")]
     pub version: u64,
     pub expires: Expires,
-    #[serde(deserialize_with = "target_map")]
     pub targets: BTreeMap<String, TargetFile>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delegations: Option<Delegations>,
@@ -443,6 +483,67 @@ pub struct Targets {
     pub extra: BTreeMap<String, Value>,
 }
 metadata_common!(Targets, "targets");
+
+impl<'de> Deserialize<'de> for Targets {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(TargetsVisitor)
+    }
+}
+
+struct TargetsVisitor;
+
+impl<'de> Visitor<'de> for TargetsVisitor {
+    type Value = Targets;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a targets object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Targets, A::Error> {
+        let (mut type_, mut spec, mut version, mut expires) = (None, None, None, None);
+        let (mut targets, mut delegations) = (None, None);
+        let mut extra = BTreeMap::new();
+        while let Some(key) = m.next_key::<String>()? {
+            match key.as_str() {
+                "_type" => set_once(&mut type_, "_type", m.next_value()?)?,
+                "spec_version" => {
+                    let v = check_spec_version(m.next_value()?).map_err(de::Error::custom)?;
+                    set_once(&mut spec, "spec_version", v)?;
+                }
+                "version" => {
+                    let v = check_version(m.next_value()?).map_err(de::Error::custom)?;
+                    set_once(&mut version, "version", v)?;
+                }
+                "expires" => set_once(&mut expires, "expires", m.next_value::<Expires>()?)?,
+                "targets" => {
+                    let t: BTreeMap<String, TargetFile> = m.next_value()?;
+                    for path in t.keys() {
+                        check_target_path(path).map_err(de::Error::custom)?;
+                    }
+                    set_once(&mut targets, "targets", t)?;
+                }
+                "delegations" => set_once(
+                    &mut delegations,
+                    "delegations",
+                    m.next_value::<Option<Delegations>>()?,
+                )?,
+                _ => {
+                    let v: Value = m.next_value()?;
+                    extra.insert(key, v);
+                }
+            }
+        }
+        Ok(Targets {
+            type_: type_.ok_or_else(|| de::Error::missing_field("_type"))?,
+            spec_version: spec.ok_or_else(|| de::Error::missing_field("spec_version"))?,
+            version: version.ok_or_else(|| de::Error::missing_field("version"))?,
+            expires: expires.ok_or_else(|| de::Error::missing_field("expires"))?,
+            targets: targets.ok_or_else(|| de::Error::missing_field("targets"))?,
+            delegations: delegations.flatten(),
+            extra,
+        })
+    }
+}
 
 impl Targets {
     pub fn new(version: u64, expires: Expires) -> Self {
@@ -682,7 +783,8 @@ impl<T: Metadata> Signed<T> {
                 return Err(Error::DuplicateSignature(s.keyid.clone()));
             }
         }
-        let signed = T::deserialize(&signed_value)
+        // By value: strings move into the typed model instead of being copied.
+        let signed = T::deserialize(signed_value)
             .map_err(|e| Error::field(format!("signed ({})", T::TYPE), e.to_string()))?;
         Ok(Self {
             signed,
