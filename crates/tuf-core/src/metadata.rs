@@ -515,13 +515,9 @@ impl<'de> Visitor<'de> for TargetsVisitor {
                     set_once(&mut version, "version", v)?;
                 }
                 "expires" => set_once(&mut expires, "expires", m.next_value::<Expires>()?)?,
-                "targets" => {
-                    let t: BTreeMap<String, TargetFile> = m.next_value()?;
-                    for path in t.keys() {
-                        check_target_path(path).map_err(de::Error::custom)?;
-                    }
-                    set_once(&mut targets, "targets", t)?;
-                }
+                // Target paths are free-form in the spec; whoever turns one into a local file
+                // name must encode it (see `check_target_path` for names we accept as input).
+                "targets" => set_once(&mut targets, "targets", m.next_value()?)?,
                 "delegations" => set_once(
                     &mut delegations,
                     "delegations",
@@ -659,7 +655,8 @@ impl<'de> Deserialize<'de> for DelegatedRole {
                 r.name
             )));
         }
-        check_role_name(&r.name).map_err(serde::de::Error::custom)?;
+        // Role names are free-form too (python-tuf and the conformance suite use `/`, `?`,
+        // `..`): clients percent-encode them for URLs and file names.
         Ok(Self {
             name: r.name,
             keyids: r.keyids,
@@ -1029,8 +1026,8 @@ mod tests {
         let v = serde_json::json!({"_type": "targets", "spec_version": "1.0.34", "version": 1,
             "expires": "2030-01-01T00:00:00Z",
             "targets": {"../escape": {"length": 1, "hashes": {"sha256": "00"}}}});
-        let err = Targets::deserialize(&v).unwrap_err().to_string();
-        assert!(err.contains("\"../escape\"") && err.contains(".."), "{err}");
+        // Free-form in metadata (the spec allows it); only input we accept is checked.
+        assert!(Targets::deserialize(&v).is_ok());
     }
 
     #[test]
