@@ -47,6 +47,18 @@ impl CredsFile {
         })
     }
 
+    /// A new tarball holding only `config.json`, created at `path` (never overwriting).
+    pub fn create(path: &Path, config: tuf_credentials::Config) -> Result<Self> {
+        let creds = Credentials::new(config);
+        tuf_credentials::save_new(path, &creds.to_bytes()?)
+            .with_context(|| format!("creating {}", path.display()))?;
+        Ok(Self {
+            path: path.to_owned(),
+            creds,
+            passphrase: None,
+        })
+    }
+
     /// Atomically replaces the file with the current contents (encrypted again with the same
     /// passphrase if it was encrypted). Durable on return.
     pub fn save(&self) -> Result<()> {

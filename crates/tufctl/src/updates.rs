@@ -463,7 +463,17 @@ pub fn run(s: &Settings, cmd: UpdatesCommand) -> Result<()> {
             if !matches!(role, Role::Root | Role::Targets) {
                 bail!("offline keys are for the root or targets role only");
             }
-            let mut file = CredsFile::open(s, &creds)?;
+            let mut file = if creds.exists() {
+                CredsFile::open(s, &creds)?
+            } else {
+                // A new key holder starts with an empty credentials file of their own.
+                let config = tuf_credentials::Config {
+                    api: s.api_url(None)?,
+                    factory: s.factory(None)?,
+                };
+                eprintln!("note: creating a new credentials file {}", creds.display());
+                CredsFile::create(&creds, config)?
+            };
             let mut tx = require_open(&api, &repo)?;
             let current = current_roots(&api, &repo)?;
             let key = PrivateKey::generate(key_type.key_type())?;
