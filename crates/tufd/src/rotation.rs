@@ -1,0 +1,816 @@
+//! Root-update transactions: open (`POST`), read (`GET`), stage signed envelopes (`PUT`),
+//! `apply` and `cancel`. One open transaction per Factory. `apply` runs every check of
+//! DESIGN.md section 4 and commits the CI root, the production root and any staged
+//! production targets together with re-signed snapshot/timestamp in ONE database
+//! transaction; a rejection changes nothing and names the failed check.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sqlx::Row;
+use time::OffsetDateTime;
+use tuf_core::{canonical, KeyId, PublicKey, Role, Root, Signed, Targets};
+
+use crate::auth::{authenticate, Caller, Scope};
+use crate::db::{lock_factory, Tx};
+use crate::error::{ApiError, ApiResult};
+use crate::input::JsonBody;
+use crate::repo::{
+    current_root, random_hex, require_head, store_signed, Flavour, OnlineKeys, Signing,
+};
+use crate::{audit, Shared};
+
+/// A new root may not be valid for longer than this (an "absurd" expiry is refused).
+const MAX_ROOT_VALIDITY: i64 = 5 * 366 * 24 * 3600;
+
+#[derive(Deserialize)]
+pub struct OpenRequest {
+    #[serde(default)]
+    message: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageRequest {
+    txid: String,
+    ci_root: Value,
+    prod_root: Value,
+    #[serde(default)]
+    prod_targets: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TxidRequest {
+    txid: String,
+}
+
+/// A staged transaction: canonical JSON envelopes as the owner sent them.
+struct Staged {
+    txid: String,
+    message: String,
+    ci_root: Vec<u8>,
+    prod_root: Vec<u8>,
+    prod_targets: Vec<u8>,
+}
+
+/// One failed check, named as in docs/API.md.
+#[derive(Debug)]
+struct Failure {
+    check: &'static str,
+    reason: String,
+}
+
+#[derive(Default)]
+struct Report {
+    errors: Vec<Failure>,
+    warnings: Vec<String>,
+    ci_root: Option<Signed<Root>>,
+    prod_root: Option<Signed<Root>>,
+    /// The staged production targets with the server's signature, when they will be
+    /// published.
+    prod_targets: Option<Signed<Targets>>,
+}
+
+impl Report {
+    fn fail(&mut self, check: &'static str, reason: impl Into<String>) {
+        self.errors.push(Failure {
+            check,
+            reason: reason.into(),
+        });
+    }
+}
+
+/// The state the checks compare against, read inside the caller's transaction.
+struct Current {
+    ci: Signed<Root>,
+    prod: Signed<Root>,
+    prod_targets: Signed<Targets>,
+    keys: OnlineKeys,
+}
+
+impl Current {
+    async fn load(state: &Shared, tx: &mut Tx, factory: &str) -> ApiResult<Self> {
+        Ok(Self {
+            ci: current_root(tx, factory, Flavour::Ci).await?,
+            prod: current_root(tx, factory, Flavour::Prod).await?,
+            prod_targets: require_head(tx, factory, Flavour::Prod, Role::Targets)
+                .await?
+                .parse()?,
+            keys: OnlineKeys::load(tx, &state.vault, factory).await?,
+        })
+    }
+}
+
+/// `POST .../root/updates` (owner): opens a transaction.
+pub async fn open(
+    State(state): State<Shared>,
+    Path(factory): Path<String>,
+    headers: HeaderMap,
+    body: JsonBody,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let caller = authenticate(&state, &headers).await?;
+    caller.require(&factory, &[Scope::Owner])?;
+    let req: OpenRequest = body.parse()?;
+    if req.message.len() > 4096 {
+        return Err(ApiError::bad_request(
+            "invalid message",
+            "at most 4096 bytes",
+        ));
+    }
+    let now = OffsetDateTime::now_utc();
+    let mut tx = state.db.begin_write().await?;
+    if !lock_factory(&mut tx, &factory).await? {
+        return Err(ApiError::factory_not_found(&factory));
+    }
+    if load_staged(&mut tx, &factory).await?.is_some() {
+        return Err(ApiError::conflict(
+            "root update open",
+            "a root-update transaction is already open for this factory; apply or cancel it",
+        ));
+    }
+    let current = Current::load(&state, &mut tx, &factory).await?;
+    let expires = tuf_core::Expires::after(now, state.periods.root)?;
+    let at = crate::format_time(now.unix_timestamp());
+    let next_root = |r: &Signed<Root>| -> ApiResult<Vec<u8>> {
+        let mut root = r.signed.clone();
+        root.version += 1;
+        root.expires = expires;
+        root.extra.insert(
+            "x-changelog".to_owned(),
+            json!({"version": root.version, "author": caller.actor, "message": req.message, "at": at}),
+        );
+        Ok(Signed::new(root)?.to_bytes())
+    };
+    let mut targets = current.prod_targets.signed.clone();
+    targets.version += 1;
+    targets.expires = tuf_core::Expires::after(now, state.periods.targets)?;
+    let staged = Staged {
+        txid: random_hex(16)?.to_string(),
+        message: req.message.clone(),
+        ci_root: next_root(&current.ci)?,
+        prod_root: next_root(&current.prod)?,
+        prod_targets: Signed::new(targets)?.to_bytes(),
+    };
+    sqlx::query(
+        "INSERT INTO root_updates (factory, txid, message, ci_root, prod_root, prod_targets, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&factory)
+    .bind(&staged.txid)
+    .bind(&staged.message)
+    .bind(&staged.ci_root)
+    .bind(&staged.prod_root)
+    .bind(&staged.prod_targets)
+    .bind(now.unix_timestamp())
+    .execute(&mut *tx)
+    .await?;
+    audit::record(
+        &mut tx,
+        &factory,
+        now.unix_timestamp(),
+        &caller.actor,
+        "root.update.open",
+        json!({"txid": staged.txid, "message": staged.message}),
+    )
+    .await?;
+    let report = check(&current, &staged, now);
+    tx.commit().await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(transaction_json(&staged, &report)?),
+    ))
+}
+
+/// `GET .../root/updates` (owner): the open transaction and its check results.
+pub async fn show(
+    State(state): State<Shared>,
+    Path(factory): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Value>> {
+    let caller = authenticate(&state, &headers).await?;
+    caller.require(&factory, &[Scope::Owner])?;
+    let mut tx = state.db.pool().begin().await?;
+    let staged = load_staged(&mut tx, &factory)
+        .await?
+        .ok_or_else(|| ApiError::not_found("open root-update transaction"))?;
+    let current = Current::load(&state, &mut tx, &factory).await?;
+    let report = check(&current, &staged, OffsetDateTime::now_utc());
+    tx.rollback().await?;
+    Ok(Json(transaction_json(&staged, &report)?))
+}
+
+/// `PUT .../root/updates` (owner): stages edited envelopes.
+pub async fn stage(
+    State(state): State<Shared>,
+    Path(factory): Path<String>,
+    headers: HeaderMap,
+    body: JsonBody,
+) -> ApiResult<Json<Value>> {
+    let caller = authenticate(&state, &headers).await?;
+    caller.require(&factory, &[Scope::Owner])?;
+    let req: StageRequest = body.parse()?;
+    let now = OffsetDateTime::now_utc();
+    let mut tx = state.db.begin_write().await?;
+    if !lock_factory(&mut tx, &factory).await? {
+        return Err(ApiError::factory_not_found(&factory));
+    }
+    let mut staged = open_transaction(&mut tx, &factory, &req.txid).await?;
+    let current = Current::load(&state, &mut tx, &factory).await?;
+    let ci_root = envelope_bytes("ci_root", req.ci_root)?;
+    let prod_root = envelope_bytes("prod_root", req.prod_root)?;
+    let prod_targets = match req.prod_targets {
+        Some(v) => envelope_bytes("prod_targets", v)?,
+        None => staged.prod_targets.clone(),
+    };
+    // Signatures that verify with no key of the old or new root are dropped: they were made
+    // over an earlier edit of `signed`.
+    let ci_keys = known_keys(&current.ci.signed.keys, &ci_root);
+    let prod_keys = known_keys(&current.prod.signed.keys, &prod_root);
+    staged.ci_root = drop_stale_signatures(&ci_root, &ci_keys)?;
+    staged.prod_root = drop_stale_signatures(&prod_root, &prod_keys)?;
+    staged.prod_targets = drop_stale_signatures(&prod_targets, &prod_keys)?;
+    sqlx::query(
+        "UPDATE root_updates SET ci_root = $1, prod_root = $2, prod_targets = $3 WHERE factory = $4",
+    )
+    .bind(&staged.ci_root)
+    .bind(&staged.prod_root)
+    .bind(&staged.prod_targets)
+    .bind(&factory)
+    .execute(&mut *tx)
+    .await?;
+    audit::record(
+        &mut tx,
+        &factory,
+        now.unix_timestamp(),
+        &caller.actor,
+        "root.update.stage",
+        json!({"txid": staged.txid}),
+    )
+    .await?;
+    let report = check(&current, &staged, now);
+    tx.commit().await?;
+    Ok(Json(transaction_json(&staged, &report)?))
+}
+
+/// `POST .../root/updates/apply` (owner).
+pub async fn apply(
+    State(state): State<Shared>,
+    Path(factory): Path<String>,
+    headers: HeaderMap,
+    body: JsonBody,
+) -> ApiResult<Json<Value>> {
+    let caller = authenticate(&state, &headers).await?;
+    caller.require(&factory, &[Scope::Owner])?;
+    let req: TxidRequest = body.parse()?;
+    let now = OffsetDateTime::now_utc();
+    let mut tx = state.db.begin_write().await?;
+    if !lock_factory(&mut tx, &factory).await? {
+        return Err(ApiError::factory_not_found(&factory));
+    }
+    let staged = open_transaction(&mut tx, &factory, &req.txid).await?;
+    let current = Current::load(&state, &mut tx, &factory).await?;
+    let report = check(&current, &staged, now);
+    if let Some(first) = report.errors.first() {
+        tx.rollback().await?;
+        return Err(ApiError::unprocessable(
+            "root update rejected",
+            json!({"check": first.check, "reason": first.reason,
+                   "errors": error_strings(&report.errors)}),
+        ));
+    }
+    let (Some(ci_root), Some(prod_root)) = (report.ci_root, report.prod_root) else {
+        return Err(ApiError::internal("checked roots missing"));
+    };
+    commit_roots(
+        &state,
+        &mut tx,
+        &factory,
+        &caller,
+        &current,
+        &ci_root,
+        &prod_root,
+        report.prod_targets,
+        now,
+    )
+    .await?;
+    sqlx::query("DELETE FROM root_updates WHERE factory = $1")
+        .bind(&factory)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    tracing::info!(factory = %factory, version = ci_root.signed.version, "root updated");
+    Ok(Json(
+        json!({"applied": true, "ci_version": ci_root.signed.version,
+                   "prod_version": prod_root.signed.version}),
+    ))
+}
+
+/// `POST .../root/updates/cancel` (owner).
+pub async fn cancel(
+    State(state): State<Shared>,
+    Path(factory): Path<String>,
+    headers: HeaderMap,
+    body: JsonBody,
+) -> ApiResult<Json<Value>> {
+    let caller = authenticate(&state, &headers).await?;
+    caller.require(&factory, &[Scope::Owner])?;
+    let req: TxidRequest = body.parse()?;
+    let mut tx = state.db.begin_write().await?;
+    if !lock_factory(&mut tx, &factory).await? {
+        return Err(ApiError::factory_not_found(&factory));
+    }
+    open_transaction(&mut tx, &factory, &req.txid).await?;
+    sqlx::query("DELETE FROM root_updates WHERE factory = $1")
+        .bind(&factory)
+        .execute(&mut *tx)
+        .await?;
+    audit::record(
+        &mut tx,
+        &factory,
+        crate::db::now(),
+        &caller.actor,
+        "root.update.cancel",
+        json!({"txid": req.txid}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(json!({"cancelled": true, "txid": req.txid})))
+}
+
+/// Publishes the checked roots and everything that must follow them.
+#[allow(clippy::too_many_arguments)]
+async fn commit_roots(
+    state: &Shared,
+    tx: &mut Tx,
+    factory: &str,
+    caller: &Caller,
+    current: &Current,
+    ci_root: &Signed<Root>,
+    prod_root: &Signed<Root>,
+    prod_targets: Option<Signed<Targets>>,
+    now: OffsetDateTime,
+) -> ApiResult<()> {
+    let now_unix = now.unix_timestamp();
+    store_signed(tx, factory, Flavour::Ci, Role::Root, ci_root, now_unix).await?;
+    store_signed(tx, factory, Flavour::Prod, Role::Root, prod_root, now_unix).await?;
+    let signing = Signing {
+        factory,
+        keys: &current.keys,
+        periods: &state.periods,
+        now,
+    };
+    // CI targets are re-signed when the new root would not accept the current ones (new
+    // online targets key or threshold).
+    let ci_targets: Signed<Targets> = require_head(tx, factory, Flavour::Ci, Role::Targets)
+        .await?
+        .parse()?;
+    let r = &ci_root.signed;
+    let mut resigned_ci = false;
+    if !ci_targets
+        .verify_role("targets", r.role(Role::Targets), &r.keys)
+        .is_met()
+    {
+        let mut t = ci_targets.signed;
+        t.version += 1;
+        t.expires = signing.expires(Role::Targets)?;
+        signing.publish_targets(tx, Flavour::Ci, r, t).await?;
+        resigned_ci = true;
+    }
+    let published_prod = match &prod_targets {
+        Some(env) => {
+            store_signed(tx, factory, Flavour::Prod, Role::Targets, env, now_unix).await?;
+            Some(env.signed.version)
+        }
+        None => None,
+    };
+    signing.refresh_snapshot(tx, Flavour::Ci, r).await?;
+    signing
+        .refresh_snapshot(tx, Flavour::Prod, &prod_root.signed)
+        .await?;
+    // The bootstrap root key is destroyed once neither root lists it any more: from then on
+    // the only copies of root keys are offline.
+    let mut destroyed = Vec::new();
+    for key in current.keys.of_purpose(Role::Root) {
+        let id = tuf_core::Signer::key_id(key);
+        let listed = [&ci_root.signed, &prod_root.signed]
+            .iter()
+            .any(|root| root.role(Role::Root).keyids.contains(id));
+        if !listed {
+            sqlx::query("DELETE FROM online_keys WHERE factory = $1 AND keyid = $2")
+                .bind(factory)
+                .bind(id.as_str())
+                .execute(&mut **tx)
+                .await?;
+            destroyed.push(id.to_string());
+        }
+    }
+    for id in &destroyed {
+        audit::record(
+            tx,
+            factory,
+            now_unix,
+            &caller.actor,
+            "key.destroy",
+            json!({"keyid": id, "purpose": "root", "reason": "no longer in the root role"}),
+        )
+        .await?;
+    }
+    let role_summary = |root: &Root| -> Value {
+        Role::ALL
+            .iter()
+            .map(|role| {
+                let rk = root.role(*role);
+                (
+                    role.as_str().to_owned(),
+                    json!({"keyids": rk.keyids, "threshold": rk.threshold.get()}),
+                )
+            })
+            .collect::<serde_json::Map<String, Value>>()
+            .into()
+    };
+    audit::record(
+        tx,
+        factory,
+        now_unix,
+        &caller.actor,
+        "root.update.apply",
+        json!({"ci_version": ci_root.signed.version, "prod_version": prod_root.signed.version,
+               "ci_roles": role_summary(&ci_root.signed),
+               "prod_targets_threshold": prod_root.signed.role(Role::Targets).threshold.get(),
+               "ci_targets_resigned": resigned_ci, "prod_targets_version": published_prod}),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Every apply check, structural ones first so a rejection names the real problem rather
+/// than the signatures that the problem invalidates.
+fn check(current: &Current, staged: &Staged, now: OffsetDateTime) -> Report {
+    let mut report = Report::default();
+    let mut parsed = Vec::new();
+    for (label, bytes) in [
+        ("ci_root", &staged.ci_root),
+        ("prod_root", &staged.prod_root),
+    ] {
+        let value = match canonical::parse(bytes) {
+            Ok(v) => v,
+            Err(e) => {
+                report.fail("format", format!("{label}: {e}"));
+                continue;
+            }
+        };
+        check_raw_thresholds(label, &value, &mut report);
+        match Signed::<Root>::from_value(value) {
+            Ok(env) => parsed.push(env),
+            Err(e) => {
+                if !report.errors.iter().any(|f| f.check == "threshold_range") {
+                    report.fail("format", format!("{label}: {e}"));
+                }
+            }
+        }
+    }
+    let (Some(prod), Some(ci)) = (parsed.pop(), parsed.pop()) else {
+        return report;
+    };
+    let (c, p) = (&ci.signed, &prod.signed);
+
+    // threshold_range: every threshold between 1 and the role's key count.
+    for (label, root) in [("ci_root", c), ("prod_root", p)] {
+        for role in Role::ALL {
+            let n = root.role_keys(role).len();
+            let t = root.role(role).threshold.get() as usize;
+            if t > n {
+                report.fail(
+                    "threshold_range",
+                    format!("{label}: {role} threshold {t} is more than its {n} key(s)"),
+                );
+            }
+        }
+    }
+    // version: exactly current + 1.
+    for (label, new, old) in [
+        ("ci_root", c, &current.ci.signed),
+        ("prod_root", p, &current.prod.signed),
+    ] {
+        if new.version != old.version + 1 {
+            report.fail(
+                "version",
+                format!(
+                    "{label}: version is {}, must be {} (current + 1)",
+                    new.version,
+                    old.version + 1
+                ),
+            );
+        }
+    }
+    // prod_matches_ci: equal except the targets threshold.
+    match (strip_targets_threshold(&ci), strip_targets_threshold(&prod)) {
+        (Some(a), Some(b)) if a == b => {}
+        _ => report.fail(
+            "prod_matches_ci",
+            "the production root must equal the CI root except for the targets threshold",
+        ),
+    }
+    // online_targets_key: the server's online targets key still signs CI targets alone.
+    let online_targets: Vec<&KeyId> = current
+        .keys
+        .of_purpose(Role::Targets)
+        .map(tuf_core::Signer::key_id)
+        .collect();
+    for (label, root) in [("ci_root", c), ("prod_root", p)] {
+        if !root
+            .role(Role::Targets)
+            .keyids
+            .iter()
+            .any(|id| online_targets.contains(&id))
+        {
+            report.fail(
+                "online_targets_key",
+                format!("{label}: the targets role must keep the server's online targets key"),
+            );
+        }
+    }
+    if c.role(Role::Targets).threshold.get() != 1 {
+        report.fail(
+            "online_targets_key",
+            "ci_root: the targets threshold must be 1 so CI builds are signed online",
+        );
+    }
+    for role in [Role::Snapshot, Role::Timestamp] {
+        let held = current.keys.signers(c, role).len();
+        if (held as u32) < c.role(role).threshold.get() {
+            report.fail(
+                "online_keys",
+                format!("the server holds {held} key(s) of the {role} role, below its threshold"),
+            );
+        }
+    }
+    // prod_targets_threshold: with an offline targets key, production needs 2 signatures.
+    let offline_targets = p
+        .role(Role::Targets)
+        .keyids
+        .iter()
+        .filter(|id| !online_targets.contains(id))
+        .count();
+    if offline_targets > 0 && p.role(Role::Targets).threshold.get() < 2 {
+        report.fail(
+            "prod_targets_threshold",
+            "prod_root: with an offline targets key the production targets threshold must be at least 2",
+        );
+    }
+    // expires: in the future, not absurdly far.
+    for (label, root) in [("ci_root", c), ("prod_root", p)] {
+        let e = root.expires.datetime();
+        if e <= now {
+            report.fail(
+                "expires",
+                format!("{label}: expires {} is in the past", root.expires),
+            );
+        } else if (e - now).whole_seconds() > MAX_ROOT_VALIDITY {
+            report.fail(
+                "expires",
+                format!(
+                    "{label}: expires {} is more than 5 years away",
+                    root.expires
+                ),
+            );
+        }
+    }
+    // current_root_signatures and new_root_signatures.
+    for (label, env, old) in [
+        ("ci_root", &ci, &current.ci.signed),
+        ("prod_root", &prod, &current.prod.signed),
+    ] {
+        let v = env.verify_role("root", old.role(Role::Root), &old.keys);
+        if !v.is_met() {
+            report.fail(
+                "current_root_signatures",
+                format!(
+                    "{label}: {} of {} signatures of the current root's keys (missing: {})",
+                    v.distinct_valid,
+                    v.threshold,
+                    ids(&v.missing)
+                ),
+            );
+        }
+        let s = &env.signed;
+        let v = env.verify_role("root", s.role(Role::Root), &s.keys);
+        if !v.is_met() {
+            report.fail(
+                "new_root_signatures",
+                format!(
+                    "{label}: {} of {} signatures of the new root's keys (missing: {})",
+                    v.distinct_valid,
+                    v.threshold,
+                    ids(&v.missing)
+                ),
+            );
+        }
+    }
+    check_prod_targets(current, staged, p, &mut report);
+    report.ci_root = Some(ci);
+    report.prod_root = Some(prod);
+    report
+}
+
+/// `prod_targets_signatures`: when the new production root would not accept the current
+/// production targets, the staged ones must be signed by its offline targets key(s).
+fn check_prod_targets(current: &Current, staged: &Staged, p: &Root, report: &mut Report) {
+    let still_valid = current
+        .prod_targets
+        .verify_role("targets", p.role(Role::Targets), &p.keys)
+        .is_met();
+    let env = match Signed::<Targets>::from_slice(&staged.prod_targets) {
+        Ok(e) => e,
+        Err(e) => {
+            if still_valid {
+                report
+                    .warnings
+                    .push(format!("prod_targets does not parse and is ignored: {e}"));
+            } else {
+                report.fail("prod_targets_signatures", format!("prod_targets: {e}"));
+            }
+            return;
+        }
+    };
+    if still_valid && env.signatures.is_empty() {
+        return;
+    }
+    let want = current.prod_targets.signed.version + 1;
+    let mut problem = None;
+    if env.signed.version != want {
+        problem = Some(format!(
+            "prod_targets: version is {}, must be {want}",
+            env.signed.version
+        ));
+    } else {
+        let mut signed = env.clone();
+        for k in current.keys.signers(p, Role::Targets) {
+            if signed.sign(k).is_err() {
+                problem = Some("signing prod_targets with the online key failed".to_owned());
+            }
+        }
+        let v = signed.verify_role("targets", p.role(Role::Targets), &p.keys);
+        if v.is_met() && problem.is_none() {
+            report.prod_targets = Some(signed);
+            return;
+        }
+        problem.get_or_insert(format!(
+            "prod_targets: {} of {} signatures with the online key added (missing: {})",
+            v.distinct_valid,
+            v.threshold,
+            ids(&v.missing)
+        ));
+    }
+    let problem = problem.unwrap_or_default();
+    if still_valid {
+        report.warnings.push(format!(
+            "{problem}; the staged production targets will not be published"
+        ));
+    } else {
+        report.fail("prod_targets_signatures", problem);
+    }
+}
+
+/// Thresholds checked on the raw JSON, so 0 is reported as `threshold_range` rather than as
+/// a parse error.
+fn check_raw_thresholds(label: &str, value: &Value, report: &mut Report) {
+    let Some(roles) = value["signed"]["roles"].as_object() else {
+        return;
+    };
+    for (name, role) in roles {
+        let n = role["keyids"].as_array().map_or(0, Vec::len) as u64;
+        match role["threshold"].as_u64() {
+            Some(0) => report.fail(
+                "threshold_range",
+                format!("{label}: {name} threshold is 0; it must be at least 1"),
+            ),
+            Some(t) if t > n => report.fail(
+                "threshold_range",
+                format!("{label}: {name} threshold {t} is more than its {n} key(s)"),
+            ),
+            _ => {}
+        }
+    }
+}
+
+fn strip_targets_threshold(env: &Signed<Root>) -> Option<Value> {
+    let mut v = canonical::parse(env.canonical()).ok()?;
+    v.get_mut("roles")?
+        .get_mut("targets")?
+        .as_object_mut()?
+        .remove("threshold");
+    Some(v)
+}
+
+fn ids(list: &[KeyId]) -> String {
+    if list.is_empty() {
+        return "none".to_owned();
+    }
+    list.iter()
+        .map(|k| k.as_str().get(..12).unwrap_or(k.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn error_strings(errors: &[Failure]) -> Vec<String> {
+    errors
+        .iter()
+        .map(|f| format!("{}: {}", f.check, f.reason))
+        .collect()
+}
+
+fn transaction_json(staged: &Staged, report: &Report) -> ApiResult<Value> {
+    let parse = |b: &[u8]| canonical::parse(b).unwrap_or(Value::Null);
+    Ok(json!({
+        "txid": staged.txid,
+        "message": staged.message,
+        "ci_root": parse(&staged.ci_root),
+        "prod_root": parse(&staged.prod_root),
+        "prod_targets": parse(&staged.prod_targets),
+        "errors": error_strings(&report.errors),
+        "warnings": report.warnings,
+    }))
+}
+
+async fn load_staged(tx: &mut Tx, factory: &str) -> ApiResult<Option<Staged>> {
+    let row = sqlx::query(
+        "SELECT txid, message, ci_root, prod_root, prod_targets FROM root_updates WHERE factory = $1",
+    )
+    .bind(factory)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(match row {
+        None => None,
+        Some(r) => Some(Staged {
+            txid: r.try_get(0)?,
+            message: r.try_get(1)?,
+            ci_root: r.try_get(2)?,
+            prod_root: r.try_get(3)?,
+            prod_targets: r.try_get(4)?,
+        }),
+    })
+}
+
+async fn open_transaction(tx: &mut Tx, factory: &str, txid: &str) -> ApiResult<Staged> {
+    let staged = load_staged(tx, factory)
+        .await?
+        .ok_or_else(|| ApiError::not_found("open root-update transaction"))?;
+    if staged.txid != txid {
+        return Err(ApiError::conflict(
+            "wrong txid",
+            "the open root-update transaction has another txid",
+        ));
+    }
+    Ok(staged)
+}
+
+/// The canonical bytes of an envelope received inside a request.
+fn envelope_bytes(field: &str, value: Value) -> ApiResult<Vec<u8>> {
+    let ok = value.get("signed").is_some_and(Value::is_object)
+        && value.get("signatures").is_some_and(Value::is_array);
+    if !ok {
+        return Err(ApiError::bad_request(
+            format!("invalid {field}"),
+            "an envelope is {\"signed\": {...}, \"signatures\": [...]}",
+        ));
+    }
+    canonical::to_vec(&value)
+        .map_err(|e| ApiError::bad_request(format!("invalid {field}"), e.to_string()))
+}
+
+/// Keys of the current root plus whatever keys the staged root lists (read leniently).
+fn known_keys(current: &BTreeMap<KeyId, PublicKey>, staged: &[u8]) -> BTreeMap<KeyId, PublicKey> {
+    let mut keys = current.clone();
+    if let Ok(v) = canonical::parse(staged) {
+        if let Ok(more) =
+            serde_json::from_value::<BTreeMap<KeyId, PublicKey>>(v["signed"]["keys"].clone())
+        {
+            keys.extend(more);
+        }
+    }
+    keys
+}
+
+fn drop_stale_signatures(envelope: &[u8], keys: &BTreeMap<KeyId, PublicKey>) -> ApiResult<Vec<u8>> {
+    let mut v = canonical::parse(envelope)
+        .map_err(|e| ApiError::bad_request("invalid envelope", e.to_string()))?;
+    let signed = canonical::to_vec(&v["signed"])
+        .map_err(|e| ApiError::bad_request("invalid envelope", e.to_string()))?;
+    if let Some(sigs) = v.get_mut("signatures").and_then(Value::as_array_mut) {
+        sigs.retain(|s| {
+            let key = s["keyid"]
+                .as_str()
+                .and_then(|id| KeyId::new(id).ok())
+                .and_then(|id| keys.get(&id));
+            let sig = s["sig"].as_str().and_then(|h| hex::decode(h).ok());
+            matches!((key, sig), (Some(k), Some(sig)) if k.verify(&signed, &sig).is_ok())
+        });
+    }
+    canonical::to_vec(&v).map_err(|e| ApiError::bad_request("invalid envelope", e.to_string()))
+}

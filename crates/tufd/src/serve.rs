@@ -1,0 +1,211 @@
+//! Read paths: metadata for operators (`/ota/repo/{f}/api/v1/user_repo/...`) and for devices
+//! (`/repo/{f}/{ci|prod}/metadata/...`, `/repo/{f}/{ci|prod}/targets/...`). Bodies are the
+//! stored signed bytes, never re-serialised.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use tuf_core::Role;
+
+use crate::auth::{authenticate, Scope};
+use crate::error::{ApiError, ApiResult};
+use crate::input::check_label;
+use crate::repo::{self, Flavour};
+use crate::Shared;
+
+/// A metadata file name: `root.json`, `N.root.json`, `N.snapshot.json`, ...
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MetaName {
+    pub role: Role,
+    pub version: Option<i64>,
+}
+
+impl MetaName {
+    pub fn parse(file: &str) -> Option<Self> {
+        let stem = file.strip_suffix(".json")?;
+        let (version, role) = match stem.split_once('.') {
+            Some((n, role)) => {
+                if n.is_empty() || n.len() > 18 || !n.bytes().all(|b| b.is_ascii_digit()) {
+                    return None;
+                }
+                let v: i64 = n.parse().ok()?;
+                if v < 1 {
+                    return None;
+                }
+                (Some(v), role)
+            }
+            None => (None, stem),
+        };
+        let role = Role::ALL.into_iter().find(|r| r.as_str() == role)?;
+        Some(Self { role, version })
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ProductionQuery {
+    production: Option<String>,
+}
+
+/// `GET /ota/repo/{f}/api/v1/user_repo/{file}[?production=1]` (read, ci, owner).
+pub async fn user_repo(
+    State(state): State<Shared>,
+    Path((factory, file)): Path<(String, String)>,
+    Query(q): Query<ProductionQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let caller = authenticate(&state, &headers).await?;
+    caller.require(&factory, &[Scope::Owner, Scope::Ci, Scope::Read])?;
+    let flavour = match q.production.as_deref() {
+        None | Some("0") | Some("false") => Flavour::Ci,
+        Some("1") | Some("true") => Flavour::Prod,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid query",
+                "production must be 0 or 1",
+            ))
+        }
+    };
+    let name = MetaName::parse(&file).ok_or_else(|| ApiError::not_found(file.clone()))?;
+    metadata_response(&state, &factory, flavour, name, &headers, "no-store").await
+}
+
+/// `GET /repo/{f}/{ci|prod}/metadata/{file}` (public).
+pub async fn device_metadata(
+    State(state): State<Shared>,
+    Path((factory, flavour, file)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let flavour = Flavour::parse(&flavour).ok_or_else(|| ApiError::not_found(flavour.clone()))?;
+    let name = MetaName::parse(&file).ok_or_else(|| ApiError::not_found(file.clone()))?;
+    // Versioned files never change; the unversioned ones must be revalidated each time.
+    let cache = if name.version.is_some() {
+        "public, max-age=31536000, immutable"
+    } else {
+        "public, no-cache"
+    };
+    metadata_response(&state, &factory, flavour, name, &headers, cache).await
+}
+
+async fn metadata_response(
+    state: &Shared,
+    factory: &str,
+    flavour: Flavour,
+    name: MetaName,
+    headers: &HeaderMap,
+    cache_control: &'static str,
+) -> ApiResult<Response> {
+    let found = match name.version {
+        Some(v) => repo::version(state.db.pool(), factory, flavour, name.role, v).await?,
+        None => repo::head(state.db.pool(), factory, flavour, name.role)
+            .await?
+            .map(|m| (m.body, m.sha256)),
+    };
+    let Some((body, sha)) = found else {
+        return Err(ApiError::not_found(format!(
+            "{} metadata {}{}.json of factory {factory:?}",
+            flavour.as_str(),
+            name.version.map(|v| format!("{v}.")).unwrap_or_default(),
+            name.role
+        )));
+    };
+    let etag = format!("\"{sha}\"");
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    let etag = HeaderValue::from_str(&etag).map_err(|_| ApiError::internal("etag"))?;
+    let cc = HeaderValue::from_static(cache_control);
+    if matches {
+        return Ok((
+            StatusCode::NOT_MODIFIED,
+            [(header::ETAG, etag), (header::CACHE_CONTROL, cc)],
+        )
+            .into_response());
+    }
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (header::ETAG, etag),
+            (header::CACHE_CONTROL, cc),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// `GET /repo/{f}/{ci|prod}/targets/{sha256}.{name}` (public): an artifact this Factory
+/// uploaded, by hash. The name part is checked for shape only: the TUF client verifies that
+/// the bytes match the target it asked for.
+pub async fn artifact(
+    State(state): State<Shared>,
+    Path((factory, flavour, file)): Path<(String, String, String)>,
+) -> ApiResult<Response> {
+    Flavour::parse(&flavour).ok_or_else(|| ApiError::not_found(flavour.clone()))?;
+    let not_found = || ApiError::not_found(file.clone());
+    let (sha, name) = file.split_once('.').ok_or_else(not_found)?;
+    if sha.len() != 64
+        || !sha
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return Err(not_found());
+    }
+    check_label("target name", name, 200).map_err(|_| not_found())?;
+    let owned = sqlx::query("SELECT 1 FROM factory_artifacts WHERE factory = $1 AND sha256 = $2")
+        .bind(&factory)
+        .bind(sha)
+        .fetch_optional(state.db.pool())
+        .await?;
+    if owned.is_none() {
+        return Err(not_found());
+    }
+    let Some(bytes) = state.store.get(sha).await? else {
+        return Err(not_found());
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream"),
+            (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meta_names() {
+        assert_eq!(
+            MetaName::parse("root.json"),
+            Some(MetaName {
+                role: Role::Root,
+                version: None
+            })
+        );
+        assert_eq!(
+            MetaName::parse("12.snapshot.json"),
+            Some(MetaName {
+                role: Role::Snapshot,
+                version: Some(12)
+            })
+        );
+        for bad in [
+            "0.root.json",
+            "x.root.json",
+            "root",
+            ".root.json",
+            "1.other.json",
+            "-1.root.json",
+            "99999999999999999999.root.json",
+        ] {
+            assert_eq!(MetaName::parse(bad), None, "{bad}");
+        }
+    }
+}

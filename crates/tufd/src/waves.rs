@@ -1,0 +1,324 @@
+//! Waves: production releases. The owner proposes production targets signed offline; the
+//! server verifies them against the production root, adds its online signature and keeps
+//! the wave `active`; `complete` publishes it as the production targets and re-signs the
+//! production snapshot and timestamp in one transaction.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sqlx::Row;
+use time::OffsetDateTime;
+use tuf_core::{Role, Root, Signed, Signer, Targets};
+
+use crate::auth::{authenticate, Scope};
+use crate::db::{factory_exists, lock_factory, Tx};
+use crate::error::{ApiError, ApiResult};
+use crate::input::{check_label, JsonBody};
+use crate::repo::{current_root, require_head, store_signed, Flavour, OnlineKeys, Signing};
+use crate::{audit, Shared};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWave {
+    name: String,
+    version: String,
+    tag: String,
+    targets: Value,
+}
+
+/// `POST /ota/factories/{f}/waves` (owner).
+pub async fn create(
+    State(state): State<Shared>,
+    Path(factory): Path<String>,
+    headers: HeaderMap,
+    body: JsonBody,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let caller = authenticate(&state, &headers).await?;
+    caller.require(&factory, &[Scope::Owner])?;
+    let req: CreateWave = body.parse()?;
+    check_label("wave name", &req.name, 64)?;
+    check_label("version", &req.version, 64)?;
+    check_label("tag", &req.tag, 64)?;
+    let proposed = Signed::<Targets>::from_value(req.targets)
+        .map_err(|e| ApiError::bad_request("invalid targets", e.to_string()))?;
+    let now = OffsetDateTime::now_utc();
+    let mut tx = state.db.begin_write().await?;
+    if !lock_factory(&mut tx, &factory).await? {
+        return Err(ApiError::factory_not_found(&factory));
+    }
+    if wave_status(&mut tx, &factory, &req.name).await?.is_some() {
+        return Err(ApiError::conflict(
+            "wave exists",
+            format!("a wave named {:?} already exists", req.name),
+        ));
+    }
+    let active = sqlx::query("SELECT name FROM waves WHERE factory = $1 AND status = 'active'")
+        .bind(&factory)
+        .fetch_optional(&mut *tx)
+        .await?;
+    if let Some(r) = active {
+        let name: String = r.try_get(0)?;
+        return Err(ApiError::conflict(
+            "wave active",
+            format!("wave {name:?} is active; complete or cancel it first"),
+        ));
+    }
+    let root = current_root(&mut tx, &factory, Flavour::Prod).await?;
+    let keys = OnlineKeys::load(&mut tx, &state.vault, &factory).await?;
+    let signed = countersign(&mut tx, &factory, &root.signed, &keys, proposed).await?;
+    let version = signed.signed.version;
+    let body = signed.to_bytes();
+    sqlx::query(
+        "INSERT INTO waves (factory, name, version, tag, status, targets_version, body, created_at) \
+         VALUES ($1, $2, $3, $4, 'active', $5, $6, $7)",
+    )
+    .bind(&factory)
+    .bind(&req.name)
+    .bind(&req.version)
+    .bind(&req.tag)
+    .bind(i64::try_from(version).unwrap_or(i64::MAX))
+    .bind(body)
+    .bind(now.unix_timestamp())
+    .execute(&mut *tx)
+    .await?;
+    audit::record(
+        &mut tx,
+        &factory,
+        now.unix_timestamp(),
+        &caller.actor,
+        "wave.create",
+        json!({"wave": req.name, "version": req.version, "tag": req.tag,
+               "targets_version": version, "targets": signed.signed.targets.keys().collect::<Vec<_>>()}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            json!({"name": req.name, "version": req.version, "tag": req.tag,
+                    "status": "active", "targets_version": version,
+                    "created_at": crate::format_time(now.unix_timestamp())}),
+        ),
+    ))
+}
+
+/// Checks proposed production targets (next version, offline signatures) and adds the
+/// server's online signature.
+async fn countersign(
+    tx: &mut Tx,
+    factory: &str,
+    root: &Root,
+    keys: &OnlineKeys,
+    mut proposed: Signed<Targets>,
+) -> ApiResult<Signed<Targets>> {
+    let head = require_head(tx, factory, Flavour::Prod, Role::Targets).await?;
+    let want = u64::try_from(head.version).unwrap_or(0) + 1;
+    if proposed.signed.version != want {
+        return Err(ApiError::unprocessable(
+            "wave rejected",
+            json!({"check": "version", "reason": format!(
+                "targets version is {}, must be {want} (current production + 1)",
+                proposed.signed.version)}),
+        ));
+    }
+    if proposed
+        .signed
+        .expires
+        .is_expired_at(OffsetDateTime::now_utc())
+    {
+        return Err(ApiError::unprocessable(
+            "wave rejected",
+            json!({"check": "expires", "reason": "the proposed targets have expired"}),
+        ));
+    }
+    let role = root.role(Role::Targets);
+    let online: Vec<&tuf_core::KeyId> =
+        keys.of_purpose(Role::Targets).map(Signer::key_id).collect();
+    // The offline signatures alone: production releases need the customer's key.
+    let offline = proposed.verify_role("targets", role, &root.keys);
+    let offline_valid = offline
+        .valid
+        .iter()
+        .filter(|id| !online.contains(id))
+        .count();
+    if offline_valid == 0 {
+        return Err(ApiError::unprocessable(
+            "wave rejected",
+            json!({"check": "signatures", "reason":
+                "no valid signature of an offline targets key of the production root"}),
+        ));
+    }
+    for k in keys.signers(root, Role::Targets) {
+        proposed.sign(k)?;
+    }
+    let v = proposed.verify_role("targets", role, &root.keys);
+    if !v.is_met() {
+        return Err(ApiError::unprocessable(
+            "wave rejected",
+            json!({"check": "signatures", "reason": format!(
+                "{} of {} required targets signatures with the online one added",
+                v.distinct_valid, v.threshold)}),
+        ));
+    }
+    Ok(proposed)
+}
+
+/// `POST /ota/factories/{f}/waves/{w}/complete` (owner).
+pub async fn complete(
+    State(state): State<Shared>,
+    Path((factory, wave)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Value>> {
+    let caller = authenticate(&state, &headers).await?;
+    caller.require(&factory, &[Scope::Owner])?;
+    let now = OffsetDateTime::now_utc();
+    let mut tx = state.db.begin_write().await?;
+    if !lock_factory(&mut tx, &factory).await? {
+        return Err(ApiError::factory_not_found(&factory));
+    }
+    require_active(&mut tx, &factory, &wave).await?;
+    let row = sqlx::query("SELECT body FROM waves WHERE factory = $1 AND name = $2")
+        .bind(&factory)
+        .bind(&wave)
+        .fetch_one(&mut *tx)
+        .await?;
+    let body: Vec<u8> = row.try_get(0)?;
+    let env = Signed::<Targets>::from_slice(&body)?;
+    // The production root or targets may have moved since the wave was created (a root
+    // update); publish only what the current root still accepts as the next version.
+    let root = current_root(&mut tx, &factory, Flavour::Prod).await?;
+    let head = require_head(&mut tx, &factory, Flavour::Prod, Role::Targets).await?;
+    let r = &root.signed;
+    if env.signed.version != u64::try_from(head.version).unwrap_or(0) + 1
+        || !env
+            .verify_role("targets", r.role(Role::Targets), &r.keys)
+            .is_met()
+    {
+        return Err(ApiError::conflict(
+            "wave stale",
+            "production targets or root changed since this wave was created; cancel it and create a new one",
+        ));
+    }
+    let keys = OnlineKeys::load(&mut tx, &state.vault, &factory).await?;
+    let signing = Signing {
+        factory: &factory,
+        keys: &keys,
+        periods: &state.periods,
+        now,
+    };
+    store_signed(
+        &mut tx,
+        &factory,
+        Flavour::Prod,
+        Role::Targets,
+        &env,
+        now.unix_timestamp(),
+    )
+    .await?;
+    signing.refresh_snapshot(&mut tx, Flavour::Prod, r).await?;
+    set_status(&mut tx, &factory, &wave, "complete").await?;
+    audit::record(
+        &mut tx,
+        &factory,
+        now.unix_timestamp(),
+        &caller.actor,
+        "wave.complete",
+        json!({"wave": wave, "targets_version": env.signed.version}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(
+        json!({"name": wave, "status": "complete", "targets_version": env.signed.version}),
+    ))
+}
+
+/// `POST /ota/factories/{f}/waves/{w}/cancel` (owner).
+pub async fn cancel(
+    State(state): State<Shared>,
+    Path((factory, wave)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Value>> {
+    let caller = authenticate(&state, &headers).await?;
+    caller.require(&factory, &[Scope::Owner])?;
+    let mut tx = state.db.begin_write().await?;
+    if !lock_factory(&mut tx, &factory).await? {
+        return Err(ApiError::factory_not_found(&factory));
+    }
+    require_active(&mut tx, &factory, &wave).await?;
+    set_status(&mut tx, &factory, &wave, "cancelled").await?;
+    audit::record(
+        &mut tx,
+        &factory,
+        crate::db::now(),
+        &caller.actor,
+        "wave.cancel",
+        json!({"wave": wave}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(json!({"name": wave, "status": "cancelled"})))
+}
+
+/// `GET /ota/factories/{f}/waves` (owner).
+pub async fn list(
+    State(state): State<Shared>,
+    Path(factory): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Value>> {
+    let caller = authenticate(&state, &headers).await?;
+    caller.require(&factory, &[Scope::Owner])?;
+    if !factory_exists(state.db.pool(), &factory).await? {
+        return Err(ApiError::factory_not_found(&factory));
+    }
+    let rows = sqlx::query(
+        "SELECT name, version, tag, status, targets_version, created_at FROM waves \
+         WHERE factory = $1 ORDER BY created_at, name",
+    )
+    .bind(&factory)
+    .fetch_all(state.db.pool())
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        out.push(json!({
+            "name": r.try_get::<String, _>(0)?,
+            "version": r.try_get::<String, _>(1)?,
+            "tag": r.try_get::<String, _>(2)?,
+            "status": r.try_get::<String, _>(3)?,
+            "targets_version": r.try_get::<i64, _>(4)?,
+            "created_at": crate::format_time(r.try_get::<i64, _>(5)?),
+        }));
+    }
+    Ok(Json(Value::Array(out)))
+}
+
+async fn wave_status(tx: &mut Tx, factory: &str, wave: &str) -> ApiResult<Option<String>> {
+    let row = sqlx::query("SELECT status FROM waves WHERE factory = $1 AND name = $2")
+        .bind(factory)
+        .bind(wave)
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(row.map(|r| r.try_get(0)).transpose()?)
+}
+
+async fn require_active(tx: &mut Tx, factory: &str, wave: &str) -> ApiResult<()> {
+    match wave_status(tx, factory, wave).await?.as_deref() {
+        None => Err(ApiError::not_found(format!("wave {wave:?}"))),
+        Some("active") => Ok(()),
+        Some(other) => Err(ApiError::conflict(
+            "wave not active",
+            format!("wave {wave:?} is {other}"),
+        )),
+    }
+}
+
+async fn set_status(tx: &mut Tx, factory: &str, wave: &str, status: &str) -> ApiResult<()> {
+    sqlx::query("UPDATE waves SET status = $1 WHERE factory = $2 AND name = $3")
+        .bind(status)
+        .bind(factory)
+        .bind(wave)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,982 @@
+//! The storage test-suite: every function runs against SQLite and against PostgreSQL.
+
+use std::collections::BTreeSet;
+
+use serde_json::{json, Value};
+use tuf_core::{Role, Root, Signed, Snapshot, Targets, Timestamp};
+
+use super::*;
+
+fn root_of(s: &Server, f: &str, flavour: &str) -> Signed<Root> {
+    let (st, body) = get(s, &format!("/repo/{f}/{flavour}/metadata/root.json"), None);
+    assert_eq!(st, StatusCode::OK);
+    Signed::from_slice(&body).unwrap()
+}
+
+/// Walks timestamp -> snapshot -> targets of one flavour like a client and checks every
+/// signature against the flavour's root. Returns the targets.
+pub fn verified_targets(s: &Server, f: &str, flavour: &str) -> Signed<Targets> {
+    let root = root_of(s, f, flavour);
+    let r = &root.signed;
+    let (_, body) = get(
+        s,
+        &format!("/repo/{f}/{flavour}/metadata/timestamp.json"),
+        None,
+    );
+    let ts: Signed<Timestamp> = Signed::from_slice(&body).unwrap();
+    ts.verify_role("timestamp", r.role(Role::Timestamp), &r.keys)
+        .require()
+        .unwrap();
+    let sv = ts.signed.snapshot_meta().version;
+    let (st, body) = get(
+        s,
+        &format!("/repo/{f}/{flavour}/metadata/{sv}.snapshot.json"),
+        None,
+    );
+    assert_eq!(st, StatusCode::OK);
+    tuf_core::hash::check(ts.signed.snapshot_meta().hashes.as_ref().unwrap(), &body).unwrap();
+    let snap: Signed<Snapshot> = Signed::from_slice(&body).unwrap();
+    snap.verify_role("snapshot", r.role(Role::Snapshot), &r.keys)
+        .require()
+        .unwrap();
+    let tv = snap.signed.meta["targets.json"].version;
+    let (st, body) = get(
+        s,
+        &format!("/repo/{f}/{flavour}/metadata/{tv}.targets.json"),
+        None,
+    );
+    assert_eq!(st, StatusCode::OK);
+    let targets: Signed<Targets> = Signed::from_slice(&body).unwrap();
+    targets
+        .verify_role("targets", r.role(Role::Targets), &r.keys)
+        .require()
+        .unwrap();
+    assert_eq!(targets.signed.version, tv);
+    targets
+}
+
+pub fn bootstrap_and_metadata(s: &Server) {
+    let f = create_factory(s, "acme");
+    assert!(f
+        .credentials_url
+        .starts_with(&format!("{}/ota/factories/acme/credentials/", s.base)));
+    // Root v1, identical for CI and production, self-signed by the bootstrap root key.
+    let ci = get_json(
+        s,
+        "/ota/repo/acme/api/v1/user_repo/root.json",
+        Some(&f.owner),
+    );
+    let prod = get_json(
+        s,
+        "/ota/repo/acme/api/v1/user_repo/root.json?production=1",
+        Some(&f.owner),
+    );
+    assert_eq!(ci, prod);
+    assert_eq!(ci["signed"]["version"], 1);
+    assert_eq!(ci["signed"]["consistent_snapshot"], true);
+    assert_eq!(ci["signed"]["x-changelog"]["message"], "factory created");
+    let root = root_of(s, "acme", "ci");
+    assert_eq!(root.signed.keys.len(), 4);
+    for role in Role::ALL {
+        assert_eq!(root.signed.role(role).threshold.get(), 1);
+        assert_eq!(
+            ci["signed"]["x-key-owners"][root.signed.role(role).keyids[0].as_str()],
+            "tufd"
+        );
+    }
+    root.verify_role("root", root.signed.role(Role::Root), &root.signed.keys)
+        .require()
+        .unwrap();
+    let (st, _) = get(
+        s,
+        "/ota/repo/acme/api/v1/user_repo/1.root.json",
+        Some(&f.ci),
+    );
+    assert_eq!(st, StatusCode::OK);
+    let (st, body) = get(
+        s,
+        "/ota/repo/acme/api/v1/user_repo/2.root.json",
+        Some(&f.ci),
+    );
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    assert!(serde_json::from_slice::<Value>(&body).unwrap()["error"].is_string());
+    for flavour in ["ci", "prod"] {
+        let t = verified_targets(s, "acme", flavour);
+        assert_eq!(t.signed.version, 1);
+        assert!(t.signed.targets.is_empty());
+    }
+
+    // The credentials: once, then 410 on any later request.
+    let r = client().get(&f.credentials_url).send().unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "application/gzip");
+    let creds = tuf_credentials::Credentials::read(&r.bytes().unwrap()).unwrap();
+    assert_eq!(creds.config().factory, "acme");
+    assert_eq!(creds.config().api, s.base);
+    let key = creds.private_key("offline-root").unwrap();
+    assert_eq!(
+        tuf_core::Signer::key_id(&key),
+        &root.signed.role(Role::Root).keyids[0]
+    );
+    assert_eq!(
+        creds.root_json().unwrap(),
+        get(s, "/repo/acme/ci/metadata/1.root.json", None).1
+    );
+    for _ in 0..2 {
+        let r = client().get(&f.credentials_url).send().unwrap();
+        assert_eq!(r.status(), StatusCode::GONE);
+    }
+    let (st, _) = get(s, "/ota/factories/acme/credentials/00", None);
+    assert_eq!(st, StatusCode::NOT_FOUND);
+
+    // ETag and 304, Cache-Control.
+    let r = client()
+        .get(s.url("/repo/acme/ci/metadata/timestamp.json"))
+        .send()
+        .unwrap();
+    let etag = r.headers()["etag"].to_str().unwrap().to_owned();
+    assert!(r.headers()["cache-control"]
+        .to_str()
+        .unwrap()
+        .contains("no-cache"));
+    let r = client()
+        .get(s.url("/repo/acme/ci/metadata/timestamp.json"))
+        .header("If-None-Match", &etag)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+    let r = client()
+        .get(s.url("/repo/acme/ci/metadata/1.snapshot.json"))
+        .send()
+        .unwrap();
+    assert!(r.headers()["cache-control"]
+        .to_str()
+        .unwrap()
+        .contains("immutable"));
+
+    // A second Factory of the same name is refused.
+    let r = client()
+        .post(s.url("/ota/factories"))
+        .bearer_auth(&s.admin)
+        .json(&json!({"name": "acme"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+}
+
+pub fn targets_and_signing(s: &Server) {
+    let f = create_factory(s, "builds");
+    let (st, v) = add_target(s, &f, "app", "1.0");
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    assert_eq!(v, json!({"target": "app-1.0", "targets_version": 2}));
+    // Retry of the same build: unchanged.
+    let (st, v) = add_target(s, &f, "app", "1.0");
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["targets_version"], 2);
+    // Same name and version, different content: conflict.
+    let r = client()
+        .post(s.url("/ota/factories/builds/targets"))
+        .bearer_auth(&f.owner)
+        .json(&target_json("app", "1.0", b"other"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+
+    // Multipart upload: the artifact is served content-addressed.
+    let content = b"artifact bytes \x00\x01\x02".to_vec();
+    let form = reqwest::blocking::multipart::Form::new()
+        .text(
+            "metadata",
+            json!({"name": "app", "version": "2.0", "hardware_ids": ["hw-1"],
+                   "custom": {"origUri": "x", "name": "spoof"}})
+            .to_string(),
+        )
+        .part(
+            "file",
+            reqwest::blocking::multipart::Part::bytes(content.clone()).file_name("a.bin"),
+        );
+    let r = client()
+        .post(s.url("/ota/factories/builds/targets"))
+        .bearer_auth(&f.ci)
+        .multipart(form)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let sha = tuf_core::hash::sha256_hex(&content);
+    let (st, body) = get(s, &format!("/repo/builds/ci/targets/{sha}.app-2.0"), None);
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(body, content);
+
+    let t = verified_targets(s, "builds", "ci");
+    assert_eq!(t.signed.version, 3);
+    let app2 = &t.signed.targets["app-2.0"];
+    assert_eq!(app2.length, content.len() as u64);
+    let custom = app2.custom.as_ref().unwrap();
+    assert_eq!(custom["name"], "app");
+    assert_eq!(custom["version"], "2.0");
+    assert_eq!(custom["origUri"], "x");
+    assert_eq!(custom["hardware_ids"], json!(["hw-1"]));
+    // Production is untouched by CI builds.
+    assert_eq!(verified_targets(s, "builds", "prod").signed.version, 1);
+    // Every version of the CI chain stays available.
+    for v in 1..=3 {
+        let (st, _) = get(
+            s,
+            &format!("/repo/builds/ci/metadata/{v}.targets.json"),
+            None,
+        );
+        assert_eq!(st, StatusCode::OK);
+    }
+}
+
+/// Each bad request is a 4xx JSON error and changes nothing.
+pub fn bad_input(s: &Server) {
+    let f = create_factory(s, "strict");
+    let other = create_factory(s, "other");
+    let before = snapshot_of_store(s, "strict");
+    let path = "/ota/factories/strict/targets";
+    let sha = "a".repeat(64);
+    let cases: Vec<(&str, Option<&str>, Vec<u8>, StatusCode)> = vec![
+        ("malformed JSON", Some(&f.ci), b"{\"name\": ".to_vec(), StatusCode::BAD_REQUEST),
+        ("duplicate keys", Some(&f.ci), br#"{"name":"a","name":"b"}"#.to_vec(), StatusCode::BAD_REQUEST),
+        ("wrong type", Some(&f.ci),
+            json!({"name": 5, "version": "1", "hardware_ids": ["h"], "length": 1, "hashes": {"sha256": sha}}).to_string().into_bytes(),
+            StatusCode::BAD_REQUEST),
+        ("float length", Some(&f.ci),
+            br#"{"name":"a","version":"1","hardware_ids":["h"],"length":1.5,"hashes":{"sha256":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}}"#.to_vec(),
+            StatusCode::BAD_REQUEST),
+        ("unknown field", Some(&f.ci),
+            json!({"name": "a", "version": "1", "hardware_ids": ["h"], "length": 1, "hashes": {"sha256": sha}, "evil": 1}).to_string().into_bytes(),
+            StatusCode::BAD_REQUEST),
+        ("missing hashes", Some(&f.ci),
+            json!({"name": "a", "version": "1", "hardware_ids": ["h"], "length": 1}).to_string().into_bytes(),
+            StatusCode::BAD_REQUEST),
+        ("bad sha256", Some(&f.ci),
+            json!({"name": "a", "version": "1", "hardware_ids": ["h"], "length": 1, "hashes": {"sha256": "xyz"}}).to_string().into_bytes(),
+            StatusCode::BAD_REQUEST),
+        ("no hardware ids", Some(&f.ci),
+            json!({"name": "a", "version": "1", "hardware_ids": [], "length": 1, "hashes": {"sha256": sha}}).to_string().into_bytes(),
+            StatusCode::BAD_REQUEST),
+        ("no token", None, target_json("a", "1", b"x").to_string().into_bytes(), StatusCode::UNAUTHORIZED),
+        ("bad token", Some("nope"), target_json("a", "1", b"x").to_string().into_bytes(), StatusCode::UNAUTHORIZED),
+        ("cross-factory owner token", Some(&other.owner), target_json("a", "1", b"x").to_string().into_bytes(), StatusCode::NOT_FOUND),
+        ("cross-factory ci token", Some(&other.ci), target_json("a", "1", b"x").to_string().into_bytes(), StatusCode::NOT_FOUND),
+        ("oversized JSON", Some(&f.ci), vec![b' '; 2 * 1024 * 1024], StatusCode::PAYLOAD_TOO_LARGE),
+    ];
+    let mut all = cases;
+    for (name, version) in [
+        ("../etc", "1"),
+        ("a/b", "1"),
+        ("/abs", "1"),
+        ("a\0b", "1"),
+        (".hidden", "1"),
+        ("a..b", "1"),
+        ("ok", "../1"),
+        ("ok", "1/2"),
+        ("ok", ""),
+        ("", "1"),
+        ("sp ace", "1"),
+        ("back\\slash", "1"),
+    ] {
+        all.push((
+            "path trick",
+            Some(&f.ci),
+            target_json(name, version, b"x").to_string().into_bytes(),
+            StatusCode::BAD_REQUEST,
+        ));
+    }
+    let long = "a".repeat(200);
+    all.push((
+        "too long",
+        Some(&f.ci),
+        target_json(&long, "1", b"x").to_string().into_bytes(),
+        StatusCode::BAD_REQUEST,
+    ));
+    for (what, token, body, want) in all {
+        let mut req = client()
+            .post(s.url(path))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let r = req.send().unwrap();
+        assert_eq!(r.status(), want, "{what}");
+        let v: Value = r
+            .json()
+            .unwrap_or_else(|e| panic!("{what}: body is not JSON: {e}"));
+        assert!(v["error"].is_string(), "{what}: {v}");
+    }
+    // Multipart without a file part, and with an unexpected part.
+    let form = reqwest::blocking::multipart::Form::new().text(
+        "metadata",
+        json!({"name": "a", "version": "1", "hardware_ids": ["h"]}).to_string(),
+    );
+    let r = client()
+        .post(s.url(path))
+        .bearer_auth(&f.ci)
+        .multipart(form)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let form = reqwest::blocking::multipart::Form::new().text("other", "x");
+    let r = client()
+        .post(s.url(path))
+        .bearer_auth(&f.ci)
+        .multipart(form)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+
+    // Unknown Factory, unknown metadata, tokens on other endpoints.
+    let r = client()
+        .post(s.url("/ota/factories/nope/targets"))
+        .bearer_auth(&s.admin)
+        .json(&target_json("a", "1", b"x"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    for (p, tok, want) in [
+        (
+            "/repo/nope/ci/metadata/root.json",
+            None,
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/repo/strict/qa/metadata/root.json",
+            None,
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/repo/strict/ci/metadata/9.targets.json",
+            None,
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/repo/strict/ci/metadata/..%2Froot.json",
+            None,
+            StatusCode::NOT_FOUND,
+        ),
+        ("/repo/strict/ci/targets/abc.x", None, StatusCode::NOT_FOUND),
+        (
+            "/ota/repo/strict/api/v1/user_repo/root.json",
+            None,
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "/ota/repo/strict/api/v1/user_repo/root.json",
+            Some(other.owner.as_str()),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/ota/factories/strict/audit",
+            Some(f.ci.as_str()),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "/ota/factories/strict/audit",
+            Some(other.owner.as_str()),
+            StatusCode::NOT_FOUND,
+        ),
+        ("/no/such/endpoint", None, StatusCode::NOT_FOUND),
+    ] {
+        let (st, body) = get(s, p, tok);
+        assert_eq!(st, want, "{p}");
+        let v: Value = serde_json::from_slice(&body).unwrap_or_else(|_| panic!("{p}: not JSON"));
+        assert!(v["error"].is_string());
+    }
+    // A CI token may not create Factories; a malformed Factory name is refused.
+    let r = client()
+        .post(s.url("/ota/factories"))
+        .bearer_auth(&f.ci)
+        .json(&json!({"name": "x"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    for name in ["Bad", "-x", "a/b", "../x", ""] {
+        let r = client()
+            .post(s.url("/ota/factories"))
+            .bearer_auth(&s.admin)
+            .json(&json!({"name": name}))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{name}");
+    }
+    assert_eq!(snapshot_of_store(s, "strict"), before, "the store changed");
+}
+
+/// Scopes: a read token reads; a CI token adds targets but cannot touch roots or waves.
+pub fn token_scopes(s: &Server) {
+    let f = create_factory(s, "scoped");
+    let r = client()
+        .post(s.url("/ota/factories/scoped/tokens"))
+        .bearer_auth(&f.owner)
+        .json(&json!({"scope": "read"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let read = r.json::<Value>().unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    get_json(
+        s,
+        "/ota/repo/scoped/api/v1/user_repo/targets.json",
+        Some(&read),
+    );
+    let r = client()
+        .post(s.url("/ota/factories/scoped/targets"))
+        .bearer_auth(&read)
+        .json(&target_json("a", "1", b"x"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    for path in [
+        "/ota/repo/scoped/api/v1/user_repo/root/updates",
+        "/ota/factories/scoped/waves",
+    ] {
+        let r = client()
+            .post(s.url(path))
+            .bearer_auth(&f.ci)
+            .json(&json!({"message": "x"}))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{path}");
+    }
+    let r = client()
+        .post(s.url("/ota/factories/scoped/tokens"))
+        .bearer_auth(&f.ci)
+        .json(&json!({"scope": "owner"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+}
+
+/// Concurrent additions through `servers` (one or more replicas): none lost, no version
+/// reused, and every published version is a consistent chain.
+pub fn concurrent_targets(servers: &[&Server], factory: &Factory, threads: usize, each: usize) {
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let base = servers[t % servers.len()].base.clone();
+            let token = factory.ci.clone();
+            let name = factory.name.clone();
+            std::thread::spawn(move || {
+                let c = client();
+                let mut versions = Vec::new();
+                for i in 0..each {
+                    let version = format!("{t}.{i}");
+                    let r = c
+                        .post(format!("{base}/ota/factories/{name}/targets"))
+                        .bearer_auth(&token)
+                        .json(&target_json("app", &version, version.as_bytes()))
+                        .send()
+                        .unwrap();
+                    assert_eq!(r.status(), StatusCode::CREATED);
+                    let v: Value = r.json().unwrap();
+                    versions.push(v["targets_version"].as_u64().unwrap());
+                }
+                versions
+            })
+        })
+        .collect();
+    let mut versions = BTreeSet::new();
+    for h in handles {
+        for v in h.join().unwrap() {
+            assert!(versions.insert(v), "targets version {v} answered twice");
+        }
+    }
+    let n = threads * each;
+    assert_eq!(versions.len(), n);
+    let t = verified_targets(servers[0], &factory.name, "ci");
+    assert_eq!(t.signed.targets.len(), n, "a target was lost");
+    assert_eq!(t.signed.version, 1 + n as u64);
+    for th in 0..threads {
+        for i in 0..each {
+            assert!(t.signed.targets.contains_key(&format!("app-{th}.{i}")));
+        }
+    }
+}
+
+// ---- root updates and waves ---------------------------------------------------------------
+
+const UPDATES: &str = "/api/v1/user_repo/root/updates";
+
+fn updates_url(s: &Server, f: &str, tail: &str) -> String {
+    s.url(&format!("/ota/repo/{f}{UPDATES}{tail}"))
+}
+
+fn open_update(s: &Server, f: &Factory, message: &str) -> Value {
+    let r = client()
+        .post(updates_url(s, &f.name, ""))
+        .bearer_auth(&f.owner)
+        .json(&json!({"message": message}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    r.json().unwrap()
+}
+
+fn root_env(v: &Value) -> Signed<Root> {
+    Signed::from_value(v.clone()).unwrap()
+}
+
+fn envelope<T: tuf_core::Metadata>(env: &Signed<T>) -> Value {
+    serde_json::from_slice(&env.to_bytes()).unwrap()
+}
+
+/// Re-wraps edited roots and signs them with `keys`.
+fn signed_root(root: Root, keys: &[&tuf_core::PrivateKey]) -> Value {
+    let mut env = Signed::new(root).unwrap();
+    for k in keys {
+        env.sign(*k).unwrap();
+    }
+    envelope(&env)
+}
+
+fn stage(
+    s: &Server,
+    f: &Factory,
+    txid: &str,
+    ci: Value,
+    prod: Value,
+    targets: Option<Value>,
+) -> Value {
+    let mut body = json!({"txid": txid, "ci_root": ci, "prod_root": prod});
+    if let Some(t) = targets {
+        body["prod_targets"] = t;
+    }
+    let r = client()
+        .put(updates_url(s, &f.name, ""))
+        .bearer_auth(&f.owner)
+        .json(&body)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    r.json().unwrap()
+}
+
+fn apply(s: &Server, f: &Factory, txid: &str) -> (StatusCode, Value) {
+    let r = client()
+        .post(updates_url(s, &f.name, "/apply"))
+        .bearer_auth(&f.owner)
+        .json(&json!({"txid": txid}))
+        .send()
+        .unwrap();
+    (r.status(), r.json().unwrap())
+}
+
+fn cancel(s: &Server, f: &Factory, txid: &str) {
+    let r = client()
+        .post(updates_url(s, &f.name, "/cancel"))
+        .bearer_auth(&f.owner)
+        .json(&json!({"txid": txid}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+fn bootstrap_key(f: &Factory) -> tuf_core::PrivateKey {
+    let bytes = client()
+        .get(&f.credentials_url)
+        .send()
+        .unwrap()
+        .bytes()
+        .unwrap();
+    tuf_credentials::Credentials::read(&bytes)
+        .unwrap()
+        .private_key("offline-root")
+        .unwrap()
+}
+
+fn new_key() -> tuf_core::PrivateKey {
+    tuf_core::PrivateKey::generate(tuf_core::KeyType::Ed25519).unwrap()
+}
+
+fn set_role_keys(root: &mut Root, role: Role, keys: &[&tuf_core::PrivateKey], threshold: u64) {
+    use tuf_core::Signer;
+    for k in keys {
+        root.keys.insert(k.key_id().clone(), k.public_key().clone());
+    }
+    let rk = root.role_mut(role).unwrap();
+    rk.keyids = keys.iter().map(|k| k.key_id().clone()).collect();
+    rk.threshold = tuf_core::Threshold::new(threshold).unwrap();
+    root.prune_keys();
+}
+
+fn online_targets_key(root: &Root) -> tuf_core::KeyId {
+    root.role(Role::Targets).keyids[0].clone()
+}
+
+fn audit_actions(s: &Server, f: &Factory) -> Vec<String> {
+    get_json(
+        s,
+        &format!("/ota/factories/{}/audit", f.name),
+        Some(&f.owner),
+    )
+    .as_array()
+    .unwrap()
+    .iter()
+    .map(|e| e["action"].as_str().unwrap().to_owned())
+    .collect()
+}
+
+/// Root rotation, then an offline targets key, then a wave — all over the API with tuf-core.
+pub fn root_rotation_and_waves(s: &Server) {
+    use tuf_core::Signer;
+    let f = create_factory(s, "owned");
+    add_target(s, &f, "app", "1");
+    let k1 = bootstrap_key(&f);
+
+    // 1. Rotate the root key: signed by the old and the new key.
+    let tx = open_update(s, &f, "take root offline");
+    assert_eq!(tx["ci_root"]["signed"]["version"], 2);
+    assert_eq!(
+        tx["ci_root"]["signed"]["x-changelog"]["message"],
+        "take root offline"
+    );
+    let again = client()
+        .post(updates_url(s, &f.name, ""))
+        .bearer_auth(&f.owner)
+        .json(&json!({"message": "second"}))
+        .send()
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+    let txid = tx["txid"].as_str().unwrap();
+    let k2 = new_key();
+    let mut ci = root_env(&tx["ci_root"]).signed;
+    set_role_keys(&mut ci, Role::Root, &[&k2], 1);
+    let mut prod = root_env(&tx["prod_root"]).signed;
+    set_role_keys(&mut prod, Role::Root, &[&k2], 1);
+    // Staged without signatures: the report lists what is missing.
+    let staged = stage(
+        s,
+        &f,
+        txid,
+        signed_root(ci.clone(), &[]),
+        signed_root(prod.clone(), &[]),
+        None,
+    );
+    let errors = staged["errors"].to_string();
+    assert!(
+        errors.contains("current_root_signatures") && errors.contains("new_root_signatures"),
+        "{errors}"
+    );
+    let staged = stage(
+        s,
+        &f,
+        txid,
+        signed_root(ci, &[&k1, &k2]),
+        signed_root(prod, &[&k1, &k2]),
+        None,
+    );
+    assert_eq!(staged["errors"], json!([]), "{staged}");
+    let (st, v) = apply(s, &f, txid);
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(
+        v,
+        json!({"applied": true, "ci_version": 2, "prod_version": 2})
+    );
+    assert!(audit_actions(s, &f).contains(&"key.destroy".to_owned()));
+    let (st, _) = get(s, "/repo/owned/ci/metadata/2.root.json", None);
+    assert_eq!(st, StatusCode::OK);
+    let t = verified_targets(s, "owned", "ci");
+    assert!(t.signed.targets.contains_key("app-1"));
+    // CI keeps working after the rotation.
+    assert_eq!(add_target(s, &f, "app", "2").0, StatusCode::CREATED);
+
+    // 2. An offline targets key: CI threshold 1, production 2, production targets re-signed.
+    let tx = open_update(s, &f, "offline targets key");
+    let txid = tx["txid"].as_str().unwrap();
+    let offline = new_key();
+    let mut ci = root_env(&tx["ci_root"]).signed;
+    let online_id = online_targets_key(&ci);
+    let online_pub = ci.keys[&online_id].clone();
+    ci.keys
+        .insert(offline.key_id().clone(), offline.public_key().clone());
+    ci.role_mut(Role::Targets).unwrap().keyids = vec![online_id.clone(), offline.key_id().clone()];
+    let mut prod = ci.clone();
+    prod.role_mut(Role::Targets).unwrap().threshold = tuf_core::Threshold::new(2).unwrap();
+    assert_eq!(ci.keys[&online_id], online_pub);
+    // Without re-signed production targets the update is refused...
+    stage(
+        s,
+        &f,
+        txid,
+        signed_root(ci.clone(), &[&k2]),
+        signed_root(prod.clone(), &[&k2]),
+        None,
+    );
+    let (st, v) = apply(s, &f, txid);
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(v["detail"]["check"], "prod_targets_signatures", "{v}");
+    // ...and accepted once the offline key signs them.
+    let mut pt: Signed<Targets> = Signed::from_value(tx["prod_targets"].clone()).unwrap();
+    pt.sign(&offline).unwrap();
+    stage(
+        s,
+        &f,
+        txid,
+        signed_root(ci, &[&k2]),
+        signed_root(prod, &[&k2]),
+        Some(envelope(&pt)),
+    );
+    let (st, v) = apply(s, &f, txid);
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let prod_root = get_json(
+        s,
+        "/ota/repo/owned/api/v1/user_repo/root.json?production=1",
+        Some(&f.owner),
+    );
+    assert_eq!(prod_root["signed"]["roles"]["targets"]["threshold"], 2);
+    let ci_root = get_json(
+        s,
+        "/ota/repo/owned/api/v1/user_repo/root.json",
+        Some(&f.owner),
+    );
+    assert_eq!(ci_root["signed"]["roles"]["targets"]["threshold"], 1);
+    let prod_targets = verified_targets(s, "owned", "prod");
+    assert_eq!(prod_targets.signed.version, 2);
+    assert_eq!(add_target(s, &f, "app", "3").0, StatusCode::CREATED);
+
+    // 3. A wave: production targets v3 with app-1, signed offline, countersigned online.
+    let ci_targets = verified_targets(s, "owned", "ci");
+    let mut next = prod_targets.signed.clone();
+    next.version += 1;
+    next.targets
+        .insert("app-1".into(), ci_targets.signed.targets["app-1"].clone());
+    let mut wave_env = Signed::new(next.clone()).unwrap();
+    // Signed by the online key alone it is refused: production needs the offline key.
+    let r = client()
+        .post(s.url("/ota/factories/owned/waves"))
+        .bearer_auth(&f.owner)
+        .json(&json!({"name": "w1", "version": "1", "tag": "main", "targets": envelope(&wave_env)}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    wave_env.sign(&offline).unwrap();
+    let r = client()
+        .post(s.url("/ota/factories/owned/waves"))
+        .bearer_auth(&f.owner)
+        .json(&json!({"name": "w1", "version": "1", "tag": "main", "targets": envelope(&wave_env)}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text().unwrap());
+    let waves = get_json(s, "/ota/factories/owned/waves", Some(&f.owner));
+    assert_eq!(waves[0]["status"], "active");
+    assert_eq!(waves[0]["targets_version"], 3);
+    // Not yet published.
+    assert_eq!(verified_targets(s, "owned", "prod").signed.version, 2);
+    let r = client()
+        .post(s.url("/ota/factories/owned/waves/w1/complete"))
+        .bearer_auth(&f.owner)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let published = verified_targets(s, "owned", "prod");
+    assert_eq!(published.signed.version, 3);
+    assert!(published.signed.targets.contains_key("app-1"));
+    let r = client()
+        .post(s.url("/ota/factories/owned/waves/w1/cancel"))
+        .bearer_auth(&f.owner)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let actions = audit_actions(s, &f);
+    for a in [
+        "root.update.apply",
+        "wave.create",
+        "wave.complete",
+        "target.add",
+    ] {
+        assert!(
+            actions.contains(&a.to_owned()),
+            "{a} missing from {actions:?}"
+        );
+    }
+}
+
+/// Each broken root update is rejected with the check it fails, and changes nothing.
+pub fn root_update_rejections(s: &Server) {
+    use tuf_core::Signer;
+    let f = create_factory(s, "careful");
+    let k1 = bootstrap_key(&f);
+    let before = snapshot_of_store(s, "careful");
+    let now = time::OffsetDateTime::now_utc();
+    type Edit = Box<dyn Fn(&mut Root, &mut Root)>;
+    let k2 = new_key();
+    let offline = new_key();
+    let k2_pub = (k2.key_id().clone(), k2.public_key().clone());
+    let off_pub = (offline.key_id().clone(), offline.public_key().clone());
+    let rotate = {
+        let k2_pub = k2_pub.clone();
+        move |r: &mut Root| {
+            r.keys.insert(k2_pub.0.clone(), k2_pub.1.clone());
+            r.role_mut(Role::Root).unwrap().keyids = vec![k2_pub.0.clone()];
+            r.prune_keys();
+        }
+    };
+    let add_offline = {
+        let off_pub = off_pub.clone();
+        move |r: &mut Root, threshold: u64| {
+            let online = online_targets_key(r);
+            r.keys.insert(off_pub.0.clone(), off_pub.1.clone());
+            let t = r.role_mut(Role::Targets).unwrap();
+            t.keyids = vec![online, off_pub.0.clone()];
+            t.threshold = tuf_core::Threshold::new(threshold).unwrap();
+        }
+    };
+    let cases: Vec<(&str, Edit, Vec<&tuf_core::PrivateKey>)> = vec![
+        (
+            "version",
+            Box::new(|c, p| {
+                c.version += 1;
+                p.version += 1;
+            }),
+            vec![&k1],
+        ),
+        (
+            "current_root_signatures",
+            Box::new({
+                let r = rotate.clone();
+                move |c, p| {
+                    r(c);
+                    r(p);
+                }
+            }),
+            vec![&k2],
+        ),
+        (
+            "new_root_signatures",
+            Box::new({
+                let r = rotate.clone();
+                move |c, p| {
+                    r(c);
+                    r(p);
+                }
+            }),
+            vec![&k1],
+        ),
+        (
+            "threshold_range",
+            Box::new(|c, p| {
+                for r in [c, p] {
+                    r.role_mut(Role::Snapshot).unwrap().threshold =
+                        tuf_core::Threshold::new(2).unwrap();
+                }
+            }),
+            vec![&k1],
+        ),
+        (
+            "online_targets_key",
+            Box::new({
+                let o = off_pub.clone();
+                move |c, p| {
+                    for r in [c, p] {
+                        r.keys.insert(o.0.clone(), o.1.clone());
+                        r.role_mut(Role::Targets).unwrap().keyids = vec![o.0.clone()];
+                        r.prune_keys();
+                    }
+                }
+            }),
+            vec![&k1],
+        ),
+        (
+            "prod_matches_ci",
+            Box::new(|_c, p| {
+                p.expires = tuf_core::Expires::from_unix(p.expires.unix() + 3600).unwrap();
+            }),
+            vec![&k1],
+        ),
+        (
+            "prod_targets_threshold",
+            Box::new({
+                let a = add_offline.clone();
+                move |c, p| {
+                    a(c, 1);
+                    a(p, 1);
+                }
+            }),
+            vec![&k1],
+        ),
+        (
+            "expires",
+            Box::new(move |c, p| {
+                let past = tuf_core::Expires::after(now, -86400).unwrap();
+                c.expires = past;
+                p.expires = past;
+            }),
+            vec![&k1],
+        ),
+        (
+            "expires",
+            Box::new(move |c, p| {
+                let far = tuf_core::Expires::after(now, 20 * 366 * 86400).unwrap();
+                c.expires = far;
+                p.expires = far;
+            }),
+            vec![&k1],
+        ),
+        (
+            "prod_targets_signatures",
+            Box::new({
+                let a = add_offline.clone();
+                move |c, p| {
+                    a(c, 1);
+                    a(p, 2);
+                }
+            }),
+            vec![&k1],
+        ),
+    ];
+    for (want, edit, keys) in cases {
+        let tx = open_update(s, &f, want);
+        let txid = tx["txid"].as_str().unwrap();
+        let mut ci = root_env(&tx["ci_root"]).signed;
+        let mut prod = root_env(&tx["prod_root"]).signed;
+        edit(&mut ci, &mut prod);
+        stage(
+            s,
+            &f,
+            txid,
+            signed_root(ci, &keys),
+            signed_root(prod, &keys),
+            None,
+        );
+        let (st, v) = apply(s, &f, txid);
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{want}: {v}");
+        assert_eq!(v["error"], "root update rejected");
+        assert_eq!(v["detail"]["check"], want, "{v}");
+        cancel(s, &f, txid);
+        assert_eq!(
+            snapshot_of_store(s, "careful"),
+            before,
+            "{want} changed the store"
+        );
+    }
+    // Threshold 0 cannot even be built with tuf-core: edit the JSON.
+    let tx = open_update(s, &f, "zero");
+    let txid = tx["txid"].as_str().unwrap();
+    let mut ci = tx["ci_root"].clone();
+    ci["signed"]["roles"]["timestamp"]["threshold"] = json!(0);
+    let staged = stage(s, &f, txid, ci.clone(), ci, None);
+    assert!(staged["errors"].to_string().contains("threshold_range"));
+    let (st, v) = apply(s, &f, txid);
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(v["detail"]["check"], "threshold_range", "{v}");
+    // A wrong txid is refused; cancel works once.
+    let r = client()
+        .post(updates_url(s, &f.name, "/apply"))
+        .bearer_auth(&f.owner)
+        .json(&json!({"txid": "nope"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    cancel(s, &f, txid);
+    let r = client()
+        .get(updates_url(s, &f.name, ""))
+        .bearer_auth(&f.owner)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(snapshot_of_store(s, "careful"), before);
+}
