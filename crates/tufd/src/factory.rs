@@ -131,6 +131,7 @@ pub async fn create(
     )
     .await?;
     tx.commit().await?;
+    state.cache.published();
     tracing::info!(factory = %name, "factory created");
 
     let body = json!({
@@ -198,7 +199,7 @@ async fn bootstrap_flavour(
         &signing.keys.signers(root, Role::Snapshot),
         Role::Snapshot,
     )?;
-    let snapshot_body = store_signed(
+    let (snapshot_body, _) = store_signed(
         tx,
         signing.factory,
         flavour,

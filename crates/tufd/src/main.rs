@@ -2,6 +2,7 @@
 
 mod audit;
 mod auth;
+mod cache;
 mod db;
 mod error;
 mod factory;
@@ -84,6 +85,7 @@ pub struct AppState {
     pub public_url: String,
     pub tmp_dir: PathBuf,
     pub metrics: Metrics,
+    pub cache: cache::Cache,
 }
 
 pub type Shared = Arc<AppState>;
@@ -105,8 +107,8 @@ async fn main() -> anyhow::Result<()> {
         ("timestamp", args.timestamp_expiry_secs),
     ] {
         anyhow::ensure!(
-            (60..=10 * 365 * DAY).contains(&v),
-            "--{name}-expiry-secs must be between 60 seconds and 10 years"
+            (1..=10 * 365 * DAY).contains(&v),
+            "--{name}-expiry-secs must be between 1 second and 10 years"
         );
     }
     create_private_dir(&args.data_dir)?;
@@ -129,6 +131,7 @@ async fn main() -> anyhow::Result<()> {
         ),
     };
 
+    let backend = db.backend();
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
@@ -152,6 +155,7 @@ async fn main() -> anyhow::Result<()> {
         public_url,
         tmp_dir,
         metrics: Metrics::default(),
+        cache: cache::Cache::new(backend == Backend::Sqlite),
     });
     let upkeep = tokio::spawn(upkeep::run(
         state.clone(),

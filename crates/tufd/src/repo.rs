@@ -17,7 +17,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::vault::Vault;
 
 /// CI devices trust the CI root, production devices the production root.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Flavour {
     Ci,
     Prod,
@@ -108,6 +108,25 @@ pub async fn head<'c, E: Executor<'c, Database = Any>>(
     .transpose()
 }
 
+/// The current version of `role` in `flavour` and the SHA-256 of its bytes, without the body.
+pub async fn head_info(
+    tx: &mut Tx,
+    factory: &str,
+    flavour: Flavour,
+    role: Role,
+) -> ApiResult<(i64, String)> {
+    let row = sqlx::query(
+        "SELECT version, sha256 FROM heads WHERE factory = $1 AND flavour = $2 AND role = $3",
+    )
+    .bind(factory)
+    .bind(flavour.as_str())
+    .bind(role.as_str())
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or_else(|| ApiError::internal("factory metadata is incomplete"))?;
+    Ok((row.try_get(0)?, row.try_get(1)?))
+}
+
 /// Version `version` of `role` in `flavour`: `(body, sha256)`.
 pub async fn version<'c, E: Executor<'c, Database = Any>>(
     ex: E,
@@ -150,7 +169,7 @@ pub async fn store_signed<T: Metadata>(
     role: Role,
     env: &Signed<T>,
     now: i64,
-) -> ApiResult<Vec<u8>> {
+) -> ApiResult<(Vec<u8>, String)> {
     let body = env.to_bytes();
     let version =
         i64::try_from(env.signed.version()).map_err(|_| ApiError::internal("version overflow"))?;
@@ -185,7 +204,7 @@ pub async fn store_signed<T: Metadata>(
     .bind(now)
     .execute(&mut **tx)
     .await?;
-    Ok(body)
+    Ok((body, sha))
 }
 
 /// The online private keys the server holds for one Factory, decrypted for the duration of a
@@ -307,21 +326,21 @@ impl Signing<'_> {
     }
 
     /// Signs `targets` (its version and expiry already set) with the online targets key(s)
-    /// of `root` and stores it.
+    /// of `root` and stores it. Returns the envelope and the SHA-256 of its stored bytes.
     pub async fn publish_targets(
         &self,
         tx: &mut Tx,
         flavour: Flavour,
         root: &Root,
         targets: Targets,
-    ) -> ApiResult<u64> {
+    ) -> ApiResult<(Signed<Targets>, String)> {
         let mut env = Signed::new(targets)?;
         sign_all(
             &mut env,
             &self.keys.signers(root, Role::Targets),
             Role::Targets,
         )?;
-        store_signed(
+        let (_, sha) = store_signed(
             tx,
             self.factory,
             flavour,
@@ -330,7 +349,7 @@ impl Signing<'_> {
             self.now_unix(),
         )
         .await?;
-        Ok(env.signed.version)
+        Ok((env, sha))
     }
 
     /// Publishes a new snapshot (naming the current targets version) and a new timestamp.
@@ -354,7 +373,7 @@ impl Signing<'_> {
             &self.keys.signers(root, Role::Snapshot),
             Role::Snapshot,
         )?;
-        let body = store_signed(
+        let (body, _) = store_signed(
             tx,
             self.factory,
             flavour,

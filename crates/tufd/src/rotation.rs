@@ -303,6 +303,7 @@ pub async fn apply(
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
+    state.cache.published();
     tracing::info!(factory = %factory, version = ci_root.signed.version, "root updated");
     Ok(Json(
         json!({"applied": true, "ci_version": ci_root.signed.version,

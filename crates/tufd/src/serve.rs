@@ -2,6 +2,7 @@
 //! (`/repo/{f}/{ci|prod}/metadata/...`, `/repo/{f}/{ci|prod}/targets/...`). Bodies are the
 //! stored signed bytes, never re-serialised.
 
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -9,6 +10,7 @@ use serde::Deserialize;
 use tuf_core::Role;
 
 use crate::auth::{authenticate, Scope};
+use crate::cache::FileKey;
 use crate::error::{ApiError, ApiResult};
 use crate::input::check_label;
 use crate::repo::{self, Flavour};
@@ -95,26 +97,44 @@ async fn metadata_response(
     headers: &HeaderMap,
     cache_control: &'static str,
 ) -> ApiResult<Response> {
-    let found = match name.version {
-        Some(v) => repo::version(state.db.pool(), factory, flavour, name.role, v).await?,
-        None => repo::head(state.db.pool(), factory, flavour, name.role)
-            .await?
-            .map(|m| (m.body, m.sha256)),
+    let key = FileKey {
+        factory: factory.to_owned(),
+        flavour,
+        role: name.role,
+        version: name.version,
     };
-    let Some((body, sha)) = found else {
-        return Err(ApiError::not_found(format!(
-            "{} metadata {}{}.json of factory {factory:?}",
-            flavour.as_str(),
-            name.version.map(|v| format!("{v}.")).unwrap_or_default(),
-            name.role
-        )));
+    let (body, etag) = match state.cache.get(&key) {
+        Some(hit) => hit,
+        None => {
+            let generation = state.cache.generation();
+            let found = match name.version {
+                Some(v) => repo::version(state.db.pool(), factory, flavour, name.role, v).await?,
+                None => repo::head(state.db.pool(), factory, flavour, name.role)
+                    .await?
+                    .map(|m| (m.body, m.sha256)),
+            };
+            let Some((body, sha)) = found else {
+                return Err(ApiError::not_found(format!(
+                    "{} metadata {}{}.json of factory {factory:?}",
+                    flavour.as_str(),
+                    name.version.map(|v| format!("{v}.")).unwrap_or_default(),
+                    name.role
+                )));
+            };
+            let etag = HeaderValue::from_str(&format!("\"{sha}\""))
+                .map_err(|_| ApiError::internal("etag"))?;
+            let body = Bytes::from(body);
+            state.cache.put(key, body.clone(), etag.clone(), generation);
+            (body, etag)
+        }
     };
-    let etag = format!("\"{sha}\"");
     let matches = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
-    let etag = HeaderValue::from_str(&etag).map_err(|_| ApiError::internal("etag"))?;
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim().as_bytes() == etag.as_bytes() || t.trim() == "*")
+        });
     let cc = HeaderValue::from_static(cache_control);
     if matches {
         return Ok((

@@ -13,13 +13,13 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 use tokio::io::AsyncWriteExt;
-use tuf_core::{Role, TargetFile, Targets};
+use tuf_core::{Role, TargetFile};
 
 use crate::auth::{authenticate, Scope};
 use crate::db::lock_factory;
 use crate::error::{ApiError, ApiResult};
 use crate::input::{check_label, from_value, parse_json, read_limited, JSON_LIMIT};
-use crate::repo::{current_root, positive, require_head, Flavour, OnlineKeys, Signing};
+use crate::repo::{current_root, head_info, positive, require_head, Flavour, OnlineKeys, Signing};
 use crate::{audit, Shared};
 
 /// Largest multipart upload (artifact and metadata).
@@ -126,7 +126,8 @@ impl TargetRequest {
     }
 }
 
-/// `POST /ota/factories/{f}/targets` (ci, owner).
+/// `POST /ota/factories/{f}/targets` (ci, owner). Besides one target (JSON or multipart),
+/// a JSON array of targets adds them all in one targets version.
 pub async fn add(
     State(state): State<Shared>,
     Path(factory): Path<String>,
@@ -140,15 +141,38 @@ pub async fn add(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("multipart/form-data"));
     let mut upload = None;
-    let target = if is_multipart {
+    let mut batch = false;
+    let new_targets = if is_multipart {
         let (meta, file) = read_multipart(&state, req).await?;
         let t = meta.validate(Some((file.length, file.sha256.clone())))?;
         upload = Some(file);
-        t
+        vec![t]
     } else {
         let bytes = read_limited(req, JSON_LIMIT).await?;
-        parse_json::<TargetRequest>(&bytes)?.validate(None)?
+        match parse_json::<Value>(&bytes)? {
+            Value::Array(items) => {
+                batch = true;
+                if items.is_empty() {
+                    return Err(ApiError::bad_request("invalid request", "no targets given"));
+                }
+                let mut out = Vec::with_capacity(items.len());
+                for item in items {
+                    out.push(from_value::<TargetRequest>(item)?.validate(None)?);
+                }
+                out
+            }
+            v => vec![from_value::<TargetRequest>(v)?.validate(None)?],
+        }
     };
+    let mut seen = std::collections::BTreeSet::new();
+    for t in &new_targets {
+        if !seen.insert(t.path.as_str()) {
+            return Err(ApiError::bad_request(
+                "invalid request",
+                format!("{} is given twice", t.path),
+            ));
+        }
+    }
     if let Some(u) = &upload {
         state.store.put(&u.sha256, &u.temp.path).await?;
     }
@@ -159,21 +183,34 @@ pub async fn add(
         return Err(ApiError::factory_not_found(&factory));
     }
     let root = current_root(&mut tx, &factory, Flavour::Ci).await?;
-    let head = require_head(&mut tx, &factory, Flavour::Ci, Role::Targets).await?;
-    let current: tuf_core::Signed<Targets> = head.parse()?;
-    if let Some(existing) = current.signed.targets.get(&target.path) {
-        if existing.length == target.file.length && existing.hashes == target.file.hashes {
-            // A CI retry of the same build: nothing changes.
-            return Ok((
-                StatusCode::OK,
-                Json(json!({"target": target.path, "targets_version": head.version})),
-            )
-                .into_response());
+    let (head_version, head_sha) = head_info(&mut tx, &factory, Flavour::Ci, Role::Targets).await?;
+    let current = match state.cache.take_targets(&factory, Flavour::Ci, &head_sha) {
+        Some(env) => env,
+        None => require_head(&mut tx, &factory, Flavour::Ci, Role::Targets)
+            .await?
+            .parse()?,
+    };
+    let mut fresh = Vec::new();
+    for t in new_targets {
+        match current.signed.targets.get(&t.path) {
+            // A CI retry of the same build changes nothing.
+            Some(existing)
+                if existing.length == t.file.length && existing.hashes == t.file.hashes => {}
+            Some(_) => {
+                return Err(ApiError::conflict(
+                    "target exists",
+                    format!("{} already exists with different content", t.path),
+                ))
+            }
+            None => fresh.push(t),
         }
-        return Err(ApiError::conflict(
-            "target exists",
-            format!("{} already exists with different content", target.path),
-        ));
+    }
+    let names: Vec<String> = fresh.iter().map(|t| t.path.clone()).collect();
+    if fresh.is_empty() {
+        state
+            .cache
+            .keep_targets(&factory, Flavour::Ci, head_sha, current);
+        return Ok((StatusCode::OK, Json(answer(batch, &names, head_version))).into_response());
     }
     let keys = OnlineKeys::load(&mut tx, &state.vault, &factory).await?;
     let signing = Signing {
@@ -183,30 +220,29 @@ pub async fn add(
         now,
     };
     let mut next = current.signed;
-    next.version = positive(head.version)? + 1;
+    next.version = positive(head_version)? + 1;
     next.expires = signing.expires(Role::Targets)?;
-    let sha256 = target
-        .file
-        .hashes
-        .get("sha256")
-        .cloned()
-        .unwrap_or_default();
-    let length = target.file.length;
-    next.targets.insert(target.path.clone(), target.file);
-    let version = signing
+    let mut added = Vec::with_capacity(fresh.len());
+    for t in fresh {
+        let sha256 = t.file.hashes.get("sha256").cloned().unwrap_or_default();
+        added.push(json!({"target": t.path, "sha256": sha256, "length": t.file.length}));
+        next.targets.insert(t.path, t.file);
+    }
+    let (env, sha) = signing
         .publish_targets(&mut tx, Flavour::Ci, &root.signed, next)
         .await?;
+    let version = env.signed.version;
     signing
         .refresh_snapshot(&mut tx, Flavour::Ci, &root.signed)
         .await?;
-    if upload.is_some() {
+    if let Some(u) = &upload {
         sqlx::query(
             "INSERT INTO factory_artifacts (factory, sha256, length) VALUES ($1, $2, $3) \
              ON CONFLICT (factory, sha256) DO NOTHING",
         )
         .bind(&factory)
-        .bind(&sha256)
-        .bind(i64::try_from(length).unwrap_or(i64::MAX))
+        .bind(&u.sha256)
+        .bind(i64::try_from(u.length).unwrap_or(i64::MAX))
         .execute(&mut *tx)
         .await?;
     }
@@ -216,17 +252,28 @@ pub async fn add(
         signing.now_unix(),
         &caller.actor,
         "target.add",
-        json!({"target": target.path, "sha256": sha256, "length": length,
-               "targets_version": version, "uploaded": upload.is_some()}),
+        json!({"targets": added, "targets_version": version, "uploaded": upload.is_some()}),
     )
     .await?;
     tx.commit().await?;
-    tracing::info!(factory = %factory, target = %target.path, version, "target added");
+    state.cache.published();
+    // Keyed by the stored bytes' hash: if another writer publishes first, the next add
+    // misses and re-reads.
+    state.cache.keep_targets(&factory, Flavour::Ci, sha, env);
+    tracing::info!(factory = %factory, targets = ?names, version, "targets added");
     Ok((
         StatusCode::CREATED,
-        Json(json!({"target": target.path, "targets_version": version})),
+        Json(answer(batch, &names, version as i64)),
     )
         .into_response())
+}
+
+fn answer(batch: bool, names: &[String], version: i64) -> Value {
+    if batch {
+        json!({"targets": names, "targets_version": version})
+    } else {
+        json!({"target": names.first(), "targets_version": version})
+    }
 }
 
 struct Upload {

@@ -98,6 +98,7 @@ async fn resign(state: &Shared, factory: &str) -> ApiResult<()> {
         }
     }
     tx.commit().await?;
+    state.cache.published();
     if !changed.is_empty() {
         tracing::info!(factory = %factory, roles = ?changed, "re-signed expiring metadata");
     }

@@ -229,6 +229,7 @@ pub async fn complete(
     )
     .await?;
     tx.commit().await?;
+    state.cache.published();
     Ok(Json(
         json!({"name": wave, "status": "complete", "targets_version": env.signed.version}),
     ))

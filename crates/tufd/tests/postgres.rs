@@ -78,3 +78,20 @@ fn root_update_rejections() {
     let Some(s) = Server::postgres() else { return };
     suite::root_update_rejections(&s);
 }
+
+#[test]
+fn batch_targets() {
+    let Some(s) = Server::postgres() else { return };
+    suite::batch_targets(&s);
+}
+
+/// Two replicas re-sign the same Factories; each version is still published once.
+#[test]
+fn upkeep_with_two_replicas() {
+    let Some(url) = postgres_database() else {
+        return;
+    };
+    let a = Server::start(Some(&url), SHORT_PERIODS);
+    let b = Server::start(Some(&url), SHORT_PERIODS);
+    suite::upkeep(&[&a, &b]);
+}

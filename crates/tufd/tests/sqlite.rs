@@ -41,3 +41,28 @@ fn root_rotation_and_waves() {
 fn root_update_rejections() {
     suite::root_update_rejections(&Server::sqlite());
 }
+
+#[test]
+fn batch_targets() {
+    suite::batch_targets(&Server::sqlite());
+}
+
+#[test]
+fn upkeep_resigns_before_expiry() {
+    let s = Server::start(None, SHORT_PERIODS);
+    suite::upkeep(&[&s]);
+}
+
+/// SIGTERM stops the server cleanly (exit status 0).
+#[test]
+fn graceful_shutdown() {
+    let mut s = Server::sqlite();
+    let status = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(s.pid().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = s.wait();
+    assert!(exit.success(), "{exit:?}");
+}

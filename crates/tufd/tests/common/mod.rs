@@ -20,6 +20,16 @@ pub struct Server {
     pub db_url: Option<String>,
 }
 
+/// Expiry periods short enough that the upkeep task re-signs within seconds.
+pub const SHORT_PERIODS: &[&str] = &[
+    "--timestamp-expiry-secs",
+    "4",
+    "--snapshot-expiry-secs",
+    "6",
+    "--resign-interval-secs",
+    "1",
+];
+
 pub const SERVER_KEY: &str = "0011223344556677889900112233445566778899001122334455667788990011";
 
 impl Server {
@@ -91,6 +101,10 @@ impl Server {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    pub fn wait(&mut self) -> std::process::ExitStatus {
+        self.child.wait().unwrap()
     }
 }
 

@@ -980,3 +980,96 @@ pub fn root_update_rejections(s: &Server) {
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     assert_eq!(snapshot_of_store(s, "careful"), before);
 }
+
+/// The upkeep task re-signs timestamp and snapshot (both flavours) before they expire; with
+/// several replicas every version is still published once. `servers` run with short
+/// periods.
+pub fn upkeep(servers: &[&Server]) {
+    let s = servers[0];
+    let f = create_factory(s, "ticking");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let mut done = true;
+        for flavour in ["ci", "prod"] {
+            let ts = get_json(
+                s,
+                &format!("/repo/ticking/{flavour}/metadata/timestamp.json"),
+                None,
+            );
+            let sv = ts["signed"]["meta"]["snapshot.json"]["version"]
+                .as_u64()
+                .unwrap();
+            done &= ts["signed"]["version"].as_u64().unwrap() >= 3 && sv >= 2;
+        }
+        if done {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "metadata was not re-signed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // Every published version verifies and the chain has no gap.
+    for flavour in ["ci", "prod"] {
+        verified_targets(s, "ticking", flavour);
+        let snap = get_json(
+            s,
+            &format!("/repo/ticking/{flavour}/metadata/snapshot.json"),
+            None,
+        );
+        let latest = snap["signed"]["version"].as_u64().unwrap();
+        for v in 1..=latest {
+            let (st, _) = get(
+                s,
+                &format!("/repo/ticking/{flavour}/metadata/{v}.snapshot.json"),
+                None,
+            );
+            assert_eq!(st, StatusCode::OK);
+        }
+    }
+    // Adding targets meanwhile still works.
+    assert_eq!(add_target(s, &f, "app", "1").0, StatusCode::CREATED);
+    let text = client()
+        .get(s.url("/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(text.contains(
+        "tufd_metadata_expires_in_seconds{factory=\"ticking\",flavour=\"ci\",role=\"timestamp\"}"
+    ));
+    assert!(text.contains("tufd_requests_total{route=\"device_metadata\",status=\"2xx\"}"));
+}
+
+/// A batch of targets is one targets version; a conflicting batch changes nothing.
+pub fn batch_targets(s: &Server) {
+    let f = create_factory(s, "batch");
+    let items: Vec<Value> = (0..50)
+        .map(|i| target_json("pkg", &format!("1.{i}"), format!("c{i}").as_bytes()))
+        .collect();
+    let r = client()
+        .post(s.url("/ota/factories/batch/targets"))
+        .bearer_auth(&f.ci)
+        .json(&items)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let v: Value = r.json().unwrap();
+    assert_eq!(v["targets_version"], 2);
+    assert_eq!(v["targets"].as_array().unwrap().len(), 50);
+    let before = snapshot_of_store(s, "batch");
+    let bad = vec![
+        target_json("pkg", "2.0", b"new"),
+        target_json("pkg", "1.0", b"different"),
+    ];
+    let r = client()
+        .post(s.url("/ota/factories/batch/targets"))
+        .bearer_auth(&f.ci)
+        .json(&bad)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert_eq!(snapshot_of_store(s, "batch"), before);
+    assert_eq!(verified_targets(s, "batch", "ci").signed.targets.len(), 50);
+}
