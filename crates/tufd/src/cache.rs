@@ -43,8 +43,11 @@ pub struct Cache {
     generation: AtomicU64,
     files: RwLock<HashMap<FileKey, Cached>>,
     bytes: AtomicUsize,
-    targets: Mutex<HashMap<(String, Flavour), (String, Signed<Targets>)>>,
+    targets: Mutex<HashMap<(String, Flavour), ParsedTargets>>,
 }
+
+/// The SHA-256 of stored targets bytes and their parsed envelope.
+type ParsedTargets = (String, Signed<Targets>);
 
 impl Cache {
     /// `cache_heads`: whether this process is the store's only writer.
