@@ -56,6 +56,10 @@ pub fn verified_targets(s: &Server, f: &str, flavour: &str) -> Signed<Targets> {
 }
 
 pub fn bootstrap_and_metadata(s: &Server) {
+    assert_eq!(get_json(s, "/healthz", None), json!({"status": "ok"}));
+    let api = get_json(s, "/openapi.json", None);
+    assert_eq!(api["openapi"], "3.0.3");
+    assert!(api["paths"]["/ota/factories/{f}/targets"]["post"].is_object());
     let f = create_factory(s, "acme");
     assert!(f
         .credentials_url
