@@ -13,6 +13,26 @@ use serde_json::{Map, Value};
 
 use crate::Error;
 
+mod scan;
+pub(crate) use scan::envelope as scan_envelope;
+
+/// The canonical bytes of the JSON text `bytes`, under every rule of [`parse`]: the same
+/// result (and the same errors) as `to_vec(&parse(bytes)?)`, but for input that is already
+/// in key order (our files, python-tuf's) in one pass, without building a tree.
+pub fn canonicalize(bytes: &[u8]) -> Result<Vec<u8>, Error> {
+    match scan::document(bytes) {
+        Some(out) => Ok(out),
+        None => to_vec(&parse(bytes)?),
+    }
+}
+
+/// The one-pass path of [`canonicalize`] alone: `None` when it leaves the input to the
+/// tree-based parser. Public for the tests and benchmarks that compare the two paths.
+#[doc(hidden)]
+pub fn canonicalize_fast(bytes: &[u8]) -> Option<Vec<u8>> {
+    scan::document(bytes)
+}
+
 /// Parses `bytes` as JSON, rejecting duplicate object keys and non-integer numbers.
 pub fn parse(bytes: &[u8]) -> Result<Value, Error> {
     let mut de = serde_json::Deserializer::from_slice(bytes);

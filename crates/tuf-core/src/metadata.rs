@@ -400,8 +400,8 @@ impl<'de> Visitor<'de> for TargetFileVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<TargetFile, A::Error> {
         let (mut length, mut hashes, mut custom) = (None, None, None);
         let mut extra = BTreeMap::new();
-        while let Some(key) = m.next_key::<String>()? {
-            match key.as_str() {
+        while let Some(Key(key)) = m.next_key::<Key>()? {
+            match &*key {
                 "length" => set_once(&mut length, "length", m.next_value()?)?,
                 "hashes" => {
                     let h: BTreeMap<String, String> = m.next_value()?;
@@ -413,7 +413,7 @@ impl<'de> Visitor<'de> for TargetFileVisitor {
                 "custom" => set_once(&mut custom, "custom", m.next_value::<Option<Value>>()?)?,
                 _ => {
                     let v: Value = m.next_value()?;
-                    extra.insert(key, v);
+                    extra.insert(key.into_owned(), v);
                 }
             }
         }
@@ -423,6 +423,39 @@ impl<'de> Visitor<'de> for TargetFileVisitor {
             custom: custom.flatten(),
             extra,
         })
+    }
+}
+
+/// An object key, borrowed from the input when it can be: parsing straight from bytes, the
+/// known field names of every target then cost no allocation. Owned only when the input
+/// holds escapes or the deserializer owns its strings (a `Value` tree).
+struct Key<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+struct KeyVisitor;
+
+impl<'de> Visitor<'de> for KeyVisitor {
+    type Value = Key<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+        Ok(Key(std::borrow::Cow::Borrowed(v)))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+        Ok(Key(std::borrow::Cow::Owned(v.to_owned())))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Key<'de>, E> {
+        Ok(Key(std::borrow::Cow::Owned(v)))
     }
 }
 
@@ -503,8 +536,8 @@ impl<'de> Visitor<'de> for TargetsVisitor {
         let (mut type_, mut spec, mut version, mut expires) = (None, None, None, None);
         let (mut targets, mut delegations) = (None, None);
         let mut extra = BTreeMap::new();
-        while let Some(key) = m.next_key::<String>()? {
-            match key.as_str() {
+        while let Some(Key(key)) = m.next_key::<Key>()? {
+            match &*key {
                 "_type" => set_once(&mut type_, "_type", m.next_value()?)?,
                 "spec_version" => {
                     let v = check_spec_version(m.next_value()?).map_err(de::Error::custom)?;
@@ -525,7 +558,7 @@ impl<'de> Visitor<'de> for TargetsVisitor {
                 )?,
                 _ => {
                     let v: Value = m.next_value()?;
-                    extra.insert(key, v);
+                    extra.insert(key.into_owned(), v);
                 }
             }
         }
@@ -755,8 +788,48 @@ impl<T: Metadata> Signed<T> {
     }
 
     /// Parses an envelope received from a file or the network.
+    ///
+    /// Two paths, one result. The fast one scans the bytes once, checking every strictness
+    /// rule and writing the canonical bytes of `signed` as it goes, then builds the typed
+    /// model straight from the (now proven strict) bytes. Whatever it does not handle goes
+    /// to the tree-based [`Signed::from_value`], which is the reference: errors always come
+    /// from there, so the fast path cannot change what is accepted or how it is refused.
     pub fn from_slice(bytes: &[u8]) -> Result<Self, Error> {
+        if let Some(env) = Self::from_slice_fast(bytes) {
+            return Ok(env);
+        }
         Self::from_value(canonical::parse(bytes)?)
+    }
+
+    fn from_slice_fast(bytes: &[u8]) -> Option<Self> {
+        let scan = canonical::scan_envelope(bytes)?;
+        if scan.type_.as_deref() != Some(T::TYPE) {
+            return None;
+        }
+        // Deserialising from bytes skips serde_json's duplicate-key and float checks, which
+        // is sound only because the scan above proved there are none anywhere in `bytes`.
+        let signatures: Vec<Signature> = serde_json::from_slice(scan.signatures).ok()?;
+        let mut seen = BTreeSet::new();
+        if !signatures.iter().all(|s| seen.insert(&s.keyid)) {
+            return None;
+        }
+        let signed: T = serde_json::from_slice(scan.signed).ok()?;
+        let mut extra = Map::new();
+        for (k, raw) in scan.extra {
+            extra.insert(k, serde_json::from_slice(raw).ok()?);
+        }
+        Some(Self {
+            signed,
+            signatures,
+            canonical: scan.canonical,
+            extra,
+        })
+    }
+
+    /// Moves the typed metadata out, dropping the canonical bytes and signatures: for
+    /// holders that keep a verified role only to look things up in it.
+    pub fn into_signed(self) -> T {
+        self.signed
     }
 
     /// Parses an envelope from an already strictly parsed JSON value.
@@ -930,6 +1003,71 @@ mod tests {
         assert_eq!(back.to_bytes(), bytes);
         let v = back.verify_role("root", back.signed.role(Role::Root), &back.signed.keys);
         assert!(v.is_met(), "{v:?}");
+    }
+
+    /// Both parse paths on one file: the fast path must answer, and agree with the tree.
+    #[track_caller]
+    fn both_paths<T: Metadata + PartialEq + std::fmt::Debug>(bytes: &[u8]) {
+        let fast = Signed::<T>::from_slice_fast(bytes).expect("fast path declined");
+        let slow = Signed::<T>::from_value(canonical::parse(bytes).unwrap()).unwrap();
+        assert_eq!(fast.signed, slow.signed);
+        assert_eq!(fast.signatures, slow.signatures);
+        assert_eq!(fast.canonical, slow.canonical);
+        assert_eq!(fast.extra, slow.extra);
+    }
+
+    #[test]
+    fn fast_and_tree_paths_build_the_same_envelope() {
+        let key = PrivateKey::generate(KeyType::EcdsaP256).unwrap();
+        let mut root = Signed::new(sample_root(&key)).unwrap();
+        root.sign(&key).unwrap();
+        let mut v: Value = serde_json::from_slice(&root.to_bytes()).unwrap();
+        v["signed"]["x-top"] = serde_json::json!({"a": [1, -2, "\u{1}é\"\\"], "b": null});
+        v["x-envelope"] = Value::from("e");
+        let file = canonical::escape_controls(canonical::to_vec(&v).unwrap());
+        both_paths::<Root>(&file);
+        both_paths::<Root>(serde_json::to_string_pretty(&v).unwrap().as_bytes());
+
+        let mut t = Targets::new(3, expires());
+        for (i, name) in ["a", "../x", "dir/é", "q?#b", "\u{7f}"].iter().enumerate() {
+            let mut hashes = BTreeMap::new();
+            hashes.insert("sha256".to_owned(), format!("{i:02}"));
+            t.targets.insert(
+                (*name).to_owned(),
+                TargetFile {
+                    length: i as u64,
+                    hashes,
+                    custom: (i % 2 == 0).then(|| serde_json::json!({"v": i, "s": "\n"})),
+                    extra: [("x-f".to_owned(), Value::from(i))].into(),
+                },
+            );
+        }
+        let mut t = Signed::new(t).unwrap();
+        t.sign(&key).unwrap();
+        both_paths::<Targets>(&t.to_bytes());
+        let v: Value = serde_json::from_slice(&t.to_bytes()).unwrap();
+        both_paths::<Targets>(serde_json::to_string_pretty(&v).unwrap().as_bytes());
+
+        let ts = Signed::new(Timestamp::new(1, expires(), MetaFile::new(1))).unwrap();
+        both_paths::<Timestamp>(&ts.to_bytes());
+        // Wrong role type: the fast path declines, the tree path names the error.
+        assert!(Signed::<Snapshot>::from_slice_fast(&ts.to_bytes()).is_none());
+    }
+
+    #[test]
+    fn strictness_holds_for_whole_envelopes() {
+        let t = Signed::new(Targets::new(1, expires())).unwrap();
+        let text = String::from_utf8(t.to_bytes()).unwrap();
+        let dup = text.replacen("\"version\":1", "\"version\":1,\"version\":1", 1);
+        let float = text.replacen("\"version\":1", "\"version\":1.0", 1);
+        let dup_sig = text.replacen("\"signatures\":[]", "\"signatures\":[{\"a\":1,\"a\":1}]", 1);
+        for bad in [dup, float, dup_sig] {
+            assert_ne!(bad, text);
+            assert!(
+                Signed::<Targets>::from_slice(bad.as_bytes()).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

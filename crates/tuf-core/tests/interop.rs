@@ -43,9 +43,14 @@ fn python_canonical(python: &Path, docs: &[String]) -> Vec<Result<Vec<u8>, Strin
 }
 
 fn ours(doc: &str) -> Result<Vec<u8>, String> {
-    canonical::parse(doc.as_bytes())
+    let slow = canonical::parse(doc.as_bytes())
         .and_then(|v| canonical::to_vec(&v))
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string());
+    // The one-pass path, where it answers, must give the very same bytes.
+    if let Some(fast) = canonical::canonicalize_fast(doc.as_bytes()) {
+        assert_eq!(Ok(&fast), slow.as_ref(), "fast path differs on {doc:?}");
+    }
+    slow
 }
 
 fn show(b: &[u8]) -> String {

@@ -1,0 +1,578 @@
+//! The fast path of strict parsing: one pass over the raw bytes that writes canonical bytes
+//! directly, for input whose canonical form can be produced without building a tree.
+//!
+//! It accepts exactly the documents whose object keys already appear strictly increasing by
+//! code point (which also proves there are no duplicates) and whose numbers are all integers
+//! that fit in 64 bits, written the way canonical JSON writes them. Whitespace between tokens
+//! is dropped and string escapes are decoded, so both the file form our server writes
+//! (canonical, control characters escaped) and python-tuf's pretty-printed files (sorted keys,
+//! indentation, `\uXXXX` for non-ASCII) take this path.
+//!
+//! It never reports an error: anything it does not handle (unsorted keys, floats, malformed
+//! JSON, lone surrogates, deep nesting...) returns `None`, and the caller runs the tree-based
+//! strict parser, which is the reference and gives the error messages. So the fast path can
+//! only change speed, never what is accepted; the tests check that both paths give identical
+//! bytes wherever the fast path answers.
+
+use std::ops::Range;
+
+/// Nesting deeper than this goes to the slow path (which refuses past serde_json's own limit).
+const MAX_DEPTH: usize = 100;
+
+/// The key serde_json's `arbitrary_precision` feature uses for numbers; the slow path refuses
+/// it, so the fast path must not accept it.
+const RESERVED_KEY: &[u8] = b"$serde_json::private::Number";
+
+/// What [`envelope`] found in a `{"signatures": ..., "signed": ...}` document.
+pub(crate) struct Envelope<'a> {
+    /// Canonical bytes of the `signed` value.
+    pub canonical: Vec<u8>,
+    /// The raw (input) bytes of `signed`, `signatures` and every other top-level member's
+    /// value, all proven strict (sorted unique keys, integers only) by the scan.
+    pub signed: &'a [u8],
+    pub signatures: &'a [u8],
+    pub extra: Vec<(String, &'a [u8])>,
+    /// `signed._type`, when it is a string.
+    pub type_: Option<String>,
+}
+
+/// Canonical bytes of the whole document `input`, or `None` for the slow path.
+pub(crate) fn document(input: &[u8]) -> Option<Vec<u8>> {
+    std::str::from_utf8(input).ok()?;
+    let mut s = Scanner::new(input);
+    s.value(0)?;
+    s.ws();
+    (s.pos == input.len()).then_some(s.out)
+}
+
+/// Scans an envelope: validates the whole document like [`document`] and keeps the canonical
+/// bytes of `signed` only. `None` also when `signed` (an object with a string `_type`) or
+/// `signatures` is missing: the slow path names those errors.
+pub(crate) fn envelope(input: &[u8]) -> Option<Envelope<'_>> {
+    std::str::from_utf8(input).ok()?;
+    let mut s = Scanner::new(input);
+    s.ws();
+    s.eat(b'{')?;
+    let mut signed = None;
+    let mut signatures = None;
+    let mut extra = Vec::new();
+    let mut prev: Option<String> = None;
+    s.ws();
+    if s.peek()? != b'}' {
+        loop {
+            s.ws();
+            // Top-level members other than `signed` are validated into `out` and then cut
+            // off again, so `out` ends up holding only the canonical `signed` value.
+            let key = s.top_key(&mut prev)?;
+            s.ws();
+            s.eat(b':')?;
+            s.ws();
+            let raw_start = s.pos;
+            let out_start = s.out.len();
+            let is_signed = key == "signed";
+            if is_signed {
+                if s.peek()? != b'{' {
+                    return None;
+                }
+                s.object(1, true)?;
+            } else {
+                s.value(1)?;
+            }
+            let raw = &input[raw_start..s.pos];
+            match key.as_str() {
+                "signed" => signed = Some(raw),
+                "signatures" => signatures = Some(raw),
+                _ => extra.push((key, raw)),
+            }
+            if !is_signed {
+                s.out.truncate(out_start);
+            }
+            s.ws();
+            match s.next()? {
+                b',' => continue,
+                b'}' => break,
+                _ => return None,
+            }
+        }
+    }
+    s.ws();
+    if s.pos != input.len() {
+        return None;
+    }
+    let type_ = s.type_.take();
+    let mut canonical = s.out;
+    // The buffer was sized for the whole input; give back what a pretty-printed file's
+    // whitespace and the signatures left unused.
+    if canonical.capacity() - canonical.len() > canonical.len() / 8 {
+        canonical.shrink_to_fit();
+    }
+    Some(Envelope {
+        canonical,
+        signed: signed?,
+        signatures: signatures?,
+        extra,
+        type_,
+    })
+}
+
+struct Scanner<'a> {
+    src: &'a [u8],
+    pos: usize,
+    out: Vec<u8>,
+    /// Set by the object scanned with `capture_type`.
+    type_: Option<String>,
+}
+
+impl<'a> Scanner<'a> {
+    fn new(src: &'a [u8]) -> Self {
+        Self {
+            src,
+            pos: 0,
+            // Canonical output is never longer than its input (escapes only shrink,
+            // whitespace is dropped), so this one allocation is enough.
+            out: Vec::with_capacity(src.len()),
+            type_: None,
+        }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.src.get(self.pos).copied()
+    }
+
+    fn next(&mut self) -> Option<u8> {
+        let b = self.peek()?;
+        self.pos += 1;
+        Some(b)
+    }
+
+    fn eat(&mut self, b: u8) -> Option<()> {
+        (self.next()? == b).then_some(())
+    }
+
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        if self.src.get(self.pos..self.pos + word.len())? != word {
+            return None;
+        }
+        self.pos += word.len();
+        self.out.extend_from_slice(word);
+        Some(())
+    }
+
+    fn value(&mut self, depth: usize) -> Option<()> {
+        match self.peek()? {
+            b'{' => self.object(depth + 1, false),
+            b'[' => self.array(depth + 1),
+            b'"' => self.string(),
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            b'-' | b'0'..=b'9' => self.number(),
+            _ => None,
+        }
+    }
+
+    /// An integer in canonical spelling that fits in i64 or u64, copied as is.
+    fn number(&mut self) -> Option<()> {
+        let start = self.pos;
+        let negative = self.peek()? == b'-';
+        if negative {
+            self.pos += 1;
+        }
+        let digits_start = self.pos;
+        let mut magnitude: u64 = 0;
+        while let Some(d @ b'0'..=b'9') = self.peek() {
+            magnitude = magnitude
+                .checked_mul(10)?
+                .checked_add(u64::from(d - b'0'))?;
+            self.pos += 1;
+        }
+        let digits = &self.src[digits_start..self.pos];
+        // No digits, a leading zero (invalid JSON) or "-0" (canonicalises to "0"): slow path.
+        if digits.is_empty() || (digits[0] == b'0' && (digits.len() > 1 || negative)) {
+            return None;
+        }
+        // A fraction or exponent makes it a float, which the slow path refuses.
+        if let Some(b'.' | b'e' | b'E') = self.peek() {
+            return None;
+        }
+        if negative && magnitude > i64::MIN.unsigned_abs() {
+            return None;
+        }
+        self.out.extend_from_slice(&self.src[start..self.pos]);
+        Some(())
+    }
+
+    fn array(&mut self, depth: usize) -> Option<()> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        self.eat(b'[')?;
+        self.out.push(b'[');
+        self.ws();
+        if self.peek()? == b']' {
+            self.pos += 1;
+            self.out.push(b']');
+            return Some(());
+        }
+        loop {
+            self.ws();
+            self.value(depth)?;
+            self.ws();
+            match self.next()? {
+                b',' => self.out.push(b','),
+                b']' => break,
+                _ => return None,
+            }
+        }
+        self.out.push(b']');
+        Some(())
+    }
+
+    /// An object whose keys strictly increase. With `capture_type`, a string `_type` member's
+    /// value is recorded.
+    fn object(&mut self, depth: usize, capture_type: bool) -> Option<()> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        self.eat(b'{')?;
+        self.out.push(b'{');
+        self.ws();
+        if self.peek()? == b'}' {
+            self.pos += 1;
+            self.out.push(b'}');
+            return Some(());
+        }
+        let mut prev: Option<Range<usize>> = None;
+        loop {
+            self.ws();
+            let key_start = self.out.len();
+            self.string()?;
+            let key = key_start + 1..self.out.len() - 1;
+            self.check_key(&mut prev, key.clone())?;
+            self.ws();
+            self.eat(b':')?;
+            self.out.push(b':');
+            self.ws();
+            let value_start = self.out.len();
+            self.value(depth)?;
+            if capture_type && &self.out[key] == b"_type" {
+                self.capture_type(value_start);
+            }
+            self.ws();
+            match self.next()? {
+                b',' => self.out.push(b','),
+                b'}' => break,
+                _ => return None,
+            }
+        }
+        self.out.push(b'}');
+        Some(())
+    }
+
+    fn capture_type(&mut self, value_start: usize) {
+        let v = &self.out[value_start..];
+        if v.len() >= 2 && v[0] == b'"' {
+            // Escaped content would differ from the decoded string; such a `_type` is no
+            // role name anyway and simply is not captured (the slow path then decides).
+            let inner = &v[1..v.len() - 1];
+            if !inner.contains(&b'\\') {
+                self.type_ = std::str::from_utf8(inner).ok().map(str::to_owned);
+            }
+        }
+    }
+
+    /// A top-level key, decoded, checked against the previous one, returned owned. (Not
+    /// compared in place like nested keys: `out` is cut back after each top-level member
+    /// other than `signed`, so ranges into it would not stay valid.)
+    fn top_key(&mut self, prev: &mut Option<String>) -> Option<String> {
+        let start = self.out.len();
+        self.string()?;
+        let bytes = self.out[start + 1..self.out.len() - 1].to_vec();
+        self.out.truncate(start);
+        if bytes.contains(&b'\\') || bytes == RESERVED_KEY {
+            return None;
+        }
+        let key = String::from_utf8(bytes).ok()?;
+        if prev
+            .as_deref()
+            .is_some_and(|p| p.as_bytes() >= key.as_bytes())
+        {
+            return None;
+        }
+        *prev = Some(key.clone());
+        Some(key)
+    }
+
+    /// Keys must strictly increase by code point, which for UTF-8 is byte order. A key with
+    /// an escape in its canonical form (`"` or `\`) would compare differently escaped than
+    /// decoded, and one is reserved by serde_json: slow path for those.
+    fn check_key(&self, prev: &mut Option<Range<usize>>, key: Range<usize>) -> Option<()> {
+        let k = &self.out[key.clone()];
+        if k.contains(&b'\\') || k == RESERVED_KEY {
+            return None;
+        }
+        if let Some(p) = prev {
+            if self.out[p.clone()] >= *k {
+                return None;
+            }
+        }
+        *prev = Some(key);
+        Some(())
+    }
+
+    /// A string, decoded and written in canonical form (only `"` and `\` escaped).
+    fn string(&mut self) -> Option<()> {
+        self.eat(b'"')?;
+        self.out.push(b'"');
+        loop {
+            let rest = &self.src[self.pos..];
+            let n = rest
+                .iter()
+                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+            self.out.extend_from_slice(&rest[..n]);
+            self.pos += n;
+            match self.next()? {
+                b'"' => {
+                    self.out.push(b'"');
+                    return Some(());
+                }
+                b'\\' => self.escape()?,
+                // A raw control character: invalid JSON, the slow path says so.
+                _ => return None,
+            }
+        }
+    }
+
+    fn escape(&mut self) -> Option<()> {
+        let c = match self.next()? {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'/' => '/',
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            b'u' => {
+                let hi = self.hex4()?;
+                let cp = match hi {
+                    0xD800..=0xDBFF => {
+                        self.eat(b'\\')?;
+                        self.eat(b'u')?;
+                        let lo = self.hex4()?;
+                        if !(0xDC00..=0xDFFF).contains(&lo) {
+                            return None;
+                        }
+                        0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
+                    }
+                    0xDC00..=0xDFFF => return None,
+                    _ => hi,
+                };
+                char::from_u32(cp)?
+            }
+            _ => return None,
+        };
+        if c == '"' || c == '\\' {
+            self.out.push(b'\\');
+        }
+        let mut buf = [0u8; 4];
+        self.out
+            .extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+        Some(())
+    }
+
+    fn hex4(&mut self) -> Option<u32> {
+        let digits = self.src.get(self.pos..self.pos + 4)?;
+        let mut v = 0u32;
+        for &d in digits {
+            v = v * 16 + char::from(d).to_digit(16)?;
+        }
+        self.pos += 4;
+        Some(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::canonical::{parse, to_text, to_vec};
+    use proptest::prelude::*;
+    use serde_json::{Map, Value};
+
+    /// Both paths on `text`: the fast one, when it answers, must agree with the slow one.
+    fn agree(text: &[u8]) -> Option<Vec<u8>> {
+        let fast = document(text);
+        if let Some(fast) = &fast {
+            let slow = to_vec(&parse(text).expect("fast path accepted what the slow one refuses"))
+                .unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(fast),
+                String::from_utf8_lossy(&slow),
+                "input {:?}",
+                String::from_utf8_lossy(text)
+            );
+        }
+        fast
+    }
+
+    /// JSON text with every non-ASCII character written as `\uXXXX` (surrogate pairs above
+    /// the BMP), the way Python's json module writes by default.
+    fn ascii_only(text: &str) -> String {
+        let mut out = String::new();
+        for c in text.chars() {
+            if c.is_ascii() {
+                out.push(c);
+            } else {
+                let mut units = [0u16; 2];
+                for u in c.encode_utf16(&mut units) {
+                    out.push_str(&format!("\\u{u:04x}"));
+                }
+            }
+        }
+        out
+    }
+
+    fn string() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[a-z_]{0,6}",
+            "[\\x00-\\x1f\"\\\\/a-z]{0,6}",
+            "\\PC{0,6}",
+            proptest::collection::vec(any::<char>(), 0..6).prop_map(|v| v.into_iter().collect()),
+        ]
+    }
+
+    fn value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            string().prop_map(Value::String),
+        ];
+        leaf.prop_recursive(5, 64, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::vec((string(), inner), 0..6)
+                    .prop_map(|kv| Value::Object(kv.into_iter().collect::<Map<_, _>>())),
+            ]
+        })
+    }
+
+    /// Whether some key, at any depth, holds `"` or `\` (left to the slow path on purpose).
+    fn escaped_key(v: &Value) -> bool {
+        match v {
+            Value::Array(a) => a.iter().any(escaped_key),
+            Value::Object(m) => m
+                .iter()
+                .any(|(k, v)| k.contains(['"', '\\']) || escaped_key(v)),
+            _ => false,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn fast_and_slow_paths_give_identical_bytes(v in value()) {
+            let canonical = to_vec(&v).unwrap();
+            let text = to_text(&v).unwrap();
+            let pretty = serde_json::to_string_pretty(&v).unwrap();
+            let compact = serde_json::to_string(&v).unwrap();
+            let ascii = ascii_only(&pretty);
+            // Raw control characters are not valid JSON: the canonical bytes themselves only
+            // go through when they hold none.
+            let forms: [&[u8]; 5] = [&canonical, &text, pretty.as_bytes(), compact.as_bytes(),
+                ascii.as_bytes()];
+            for (i, form) in forms.into_iter().enumerate() {
+                let fast = agree(form);
+                let expect_fast = !escaped_key(&v) && (i > 0 || !canonical.iter().any(|&b| b < 0x20));
+                if expect_fast {
+                    prop_assert_eq!(fast.as_deref(), Some(&canonical[..]));
+                }
+            }
+        }
+
+        #[test]
+        fn fast_path_never_disagrees_on_arbitrary_bytes(bytes in proptest::collection::vec(
+            prop_oneof![Just(b'{'), Just(b'}'), Just(b'['), Just(b']'), Just(b'"'), Just(b':'),
+                Just(b','), Just(b'\\'), Just(b'u'), Just(b'0'), Just(b'1'), Just(b'-'),
+                Just(b'.'), Just(b'e'), Just(b' '), Just(b'a'), Just(b'n'), any::<u8>()], 0..40)) {
+            agree(&bytes);
+        }
+    }
+
+    #[test]
+    fn strictness_is_kept_on_both_paths() {
+        for bad in [
+            &br#"{"a":1,"a":2}"#[..],
+            br#"{"b":1,"a":2,"a":3}"#,
+            br#"{"x":{"a":1,"a":1}}"#,
+            br#"[{"k":1,"k":1}]"#,
+            br#"{"a\u0062":1,"ab":2}"#,
+            b"1.0",
+            b"[1e3]",
+            br#"{"a":-1.5}"#,
+            b"123456789012345678901234567890",
+            b"-9223372036854775809",
+            b"18446744073709551616",
+            br#"{"$serde_json::private::Number":"1"}"#,
+            br#"["\ud800"]"#,
+            b"[01]",
+            b"{} x",
+            b"[1,]",
+            b"{\"a\":1,}",
+            b"\"a\nb\"",
+        ] {
+            assert_eq!(document(bad), None, "{}", String::from_utf8_lossy(bad));
+            assert!(
+                crate::canonical::canonicalize(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn unsorted_input_goes_to_the_slow_path_and_still_canonicalises() {
+        let text = br#"{"b":1,"a":{"d":[1,2],"c":null}}"#;
+        assert_eq!(document(text), None);
+        assert_eq!(
+            crate::canonical::canonicalize(text).unwrap(),
+            br#"{"a":{"c":null,"d":[1,2]},"b":1}"#
+        );
+    }
+
+    #[test]
+    fn escapes_are_decoded() {
+        let text = br#"["\u00e9\/\n\u0022\\\ud83d\ude00\u0001", -0, 0, -9223372036854775808]"#;
+        assert_eq!(document(text), None, "-0 is left to the slow path");
+        let text = br#"["\u00e9\/\n\u0022\\\ud83d\ude00\u0001", 0, -9223372036854775808, 18446744073709551615]"#;
+        assert_eq!(
+            agree(text).unwrap(),
+            "[\"é/\n\\\"\\\\😀\u{1}\",0,-9223372036854775808,18446744073709551615]".as_bytes()
+        );
+    }
+
+    #[test]
+    fn envelope_keeps_signed_only_and_its_type() {
+        let text = br#"{ "signatures": [{"keyid": "a", "sig": "b"}], "signed": {"_type": "tar\u0067ets", "x": "\n"}, "z": 1 }"#;
+        let e = envelope(text).unwrap();
+        assert_eq!(e.canonical, b"{\"_type\":\"targets\",\"x\":\"\n\"}");
+        assert_eq!(e.type_.as_deref(), Some("targets"));
+        assert_eq!(e.signatures, br#"[{"keyid": "a", "sig": "b"}]"#);
+        assert_eq!(e.extra.len(), 1);
+        assert_eq!(e.extra[0].0, "z");
+        // Unsorted or duplicated top-level keys, a missing member: slow path.
+        assert!(envelope(br#"{"signed":{"_type":"t"},"signatures":[]}"#).is_none());
+        assert!(envelope(br#"{"signatures":[],"signatures":[],"signed":{"_type":"t"}}"#).is_none());
+        assert!(envelope(br#"{"signed":{"_type":"t"}}"#).is_none());
+        assert!(envelope(br#"{"signatures":[],"signed":{"_type":"t","a":1.5}}"#).is_none());
+        assert!(envelope(br#"{"signatures":[{"a":1,"a":1}],"signed":{"_type":"t"}}"#).is_none());
+    }
+}
