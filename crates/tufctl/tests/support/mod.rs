@@ -1,0 +1,178 @@
+//! A real `tufd` on a loopback port with a throwaway data directory, and the real `tufctl`.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+
+use serde_json::Value;
+
+pub struct Server {
+    child: Child,
+    pub url: String,
+    pub admin: String,
+    pub dir: tempfile::TempDir,
+    log: mpsc::Receiver<String>,
+}
+
+impl Server {
+    pub fn start() -> Self {
+        let tufd = tufd_path();
+        let dir = tempfile::tempdir().unwrap();
+        let admin = format!("admin-{}", hex::encode(rand_bytes()));
+        let mut child = Command::new(&tufd)
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .env("TUFD_ADMIN_TOKEN", &admin)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", tufd.display()));
+        let (tx, rx) = mpsc::channel();
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines() {
+                    let Ok(line) = line else { break };
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        // Wait for the announcement; if tufd exits first, both streams close and recv fails.
+        let mut seen = Vec::new();
+        let url = loop {
+            match rx.recv() {
+                Ok(line) => {
+                    if let Some(i) = line.find("listening on http://") {
+                        let rest = &line[i + "listening on ".len()..];
+                        break rest.split_whitespace().next().unwrap().to_owned();
+                    }
+                    seen.push(line);
+                }
+                Err(_) => panic!("tufd exited before listening:\n{}", seen.join("\n")),
+            }
+        };
+        Self {
+            child,
+            url,
+            admin,
+            dir,
+            log: rx,
+        }
+    }
+
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// `tufctl` with `--api` set to this server (other settings from the arguments).
+    pub fn tufctl(&self, args: &[&str]) -> Output {
+        tufctl_env(args, &[("TUFCTL_API", &self.url)])
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn rand_bytes() -> [u8; 16] {
+    let mut b = [0u8; 16];
+    let f = std::fs::File::open("/dev/urandom").unwrap();
+    std::io::Read::read_exact(&mut &f, &mut b).unwrap();
+    b
+}
+
+/// The `tufd` binary that cargo built next to `tufctl`.
+pub fn tufd_path() -> PathBuf {
+    let me = Path::new(env!("CARGO_BIN_EXE_tufctl"));
+    let p = me.with_file_name("tufd");
+    assert!(
+        p.exists(),
+        "tufd not found at {}: build it first with `cargo build -p tufd` (`cargo test --workspace` builds it)",
+        p.display()
+    );
+    p
+}
+
+/// Runs tufctl with a clean TUFCTL_* environment plus `env`.
+pub fn tufctl_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tufctl"));
+    for k in [
+        "TUFCTL_API",
+        "TUFCTL_TOKEN",
+        "TUFCTL_FACTORY",
+        "TUFCTL_CONFIG",
+        "TUFCTL_PASSPHRASE",
+    ] {
+        cmd.env_remove(k);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.args(args).output().unwrap()
+}
+
+pub fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "tufctl failed:\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn fails(out: &Output) -> String {
+    assert!(
+        !out.status.success(),
+        "tufctl succeeded but should have failed:\nstdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn json(s: &str) -> Value {
+    serde_json::from_str(s.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
+}
+
+/// A Factory created through `tufctl factory create --json`.
+pub struct Factory {
+    pub name: String,
+    pub token: String,
+    pub ci_token: String,
+    pub credentials_url: String,
+}
+
+pub fn create_factory(server: &Server, name: &str) -> Factory {
+    let out = ok(&server.tufctl(&[
+        "--json",
+        "factory",
+        "create",
+        name,
+        "--token",
+        &server.admin,
+    ]));
+    let v = json(&out);
+    Factory {
+        name: v["factory"].as_str().unwrap().to_owned(),
+        token: v["token"].as_str().unwrap().to_owned(),
+        ci_token: v["ci_token"].as_str().unwrap().to_owned(),
+        credentials_url: v["credentials_url"].as_str().unwrap().to_owned(),
+    }
+}
+
+pub fn get_json(server: &Server, f: &Factory, path: &str) -> Value {
+    json(&ok(&server.tufctl(&["get", path, "--token", &f.token])))
+}
