@@ -46,7 +46,15 @@ impl Fetcher {
                 status,
             });
         }
-        let mut body = Vec::new();
+        // Sized from Content-Length (never beyond the cap) so a large file is read into one
+        // allocation instead of a doubling series that briefly holds up to 3x its size.
+        let hint = response
+            .headers()
+            .get("content-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map_or(0, |n| n.min(limit));
+        let mut body = Vec::with_capacity(usize::try_from(hint).unwrap_or(0));
         let reader = response.body_mut().with_config().limit(u64::MAX).reader();
         let read = reader
             .take(limit.saturating_add(1))

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use serde::Deserialize;
-use tuf_agent::{release, store, Limits, Updater, UpdaterConfig};
+use tuf_agent::{store, Limits, Updater, UpdaterConfig};
 
 #[derive(Parser)]
 #[command(
@@ -144,6 +144,8 @@ fn run(cli: Cli) -> Result<()> {
                 .context("--target-base-url is required")?;
             let mut updater = updater()?;
             updater.refresh().context("refresh failed")?;
+            fs::create_dir_all(&target_dir)
+                .with_context(|| format!("creating {}", target_dir.display()))?;
             for name in &cli.target_names {
                 let info = updater
                     .target_info(name)
@@ -205,10 +207,10 @@ fn update(
     install_cmd: Option<&str>,
 ) -> Result<()> {
     updater.refresh().context("refresh failed")?;
-    let Some(targets) = updater.trusted().targets("targets") else {
-        bail!("no trusted targets after refresh");
-    };
-    let Some(newest) = release::newest(targets, hardware_id, tag) else {
+    let newest = updater
+        .newest_release(hardware_id, tag)
+        .context("searching the targets roles")?;
+    let Some(newest) = newest else {
         match tag {
             Some(tag) => bail!("no target for hardware id {hardware_id:?} with tag {tag:?}"),
             None => bail!("no target for hardware id {hardware_id:?}"),

@@ -17,6 +17,13 @@ pub struct Release {
 
 /// The newest target of `targets` for `hardware_id` (and `tag`, when given).
 pub fn newest(targets: &Targets, hardware_id: &str, tag: Option<&str>) -> Option<Release> {
+    candidates(targets, hardware_id, tag)
+        .into_iter()
+        .max_by(newer)
+}
+
+/// Every target of `targets` for `hardware_id` (and `tag`, when given), in no order.
+pub fn candidates(targets: &Targets, hardware_id: &str, tag: Option<&str>) -> Vec<Release> {
     targets
         .targets
         .iter()
@@ -47,7 +54,12 @@ pub fn newest(targets: &Targets, hardware_id: &str, tag: Option<&str>) -> Option
                 info: info.clone(),
             })
         })
-        .max_by(|a, b| compare_versions(&a.version, &b.version).then_with(|| a.path.cmp(&b.path)))
+        .collect()
+}
+
+/// Release order: version, then path (so the choice never depends on map order).
+pub fn newer(a: &Release, b: &Release) -> Ordering {
+    compare_versions(&a.version, &b.version).then_with(|| a.path.cmp(&b.path))
 }
 
 /// Numeric order when both versions are integers, string order otherwise.

@@ -10,7 +10,8 @@ use std::collections::{BTreeMap, HashMap};
 use time::OffsetDateTime;
 use tuf_core::metadata::MetaFile;
 use tuf_core::{
-    hash, KeyId, Metadata, PublicKey, Role, RoleKeys, Root, Signed, Snapshot, Targets, Timestamp,
+    hash, KeyId, Metadata, PublicKey, Role, RoleKeys, Root, Signed, Snapshot, TargetFile, Targets,
+    TargetsHead, Timestamp,
 };
 
 use crate::Error;
@@ -30,7 +31,16 @@ pub struct TrustedSet {
     root: Signed<Root>,
     timestamp: Option<Signed<Timestamp>>,
     snapshot: Option<Signed<Snapshot>>,
-    targets: HashMap<String, Signed<Targets>>,
+    targets: HashMap<String, TrustedTargets>,
+}
+
+/// A verified targets role, kept lean: the role without its target list (what verification
+/// and the delegation walk need) and the bytes as received (what was persisted, and where a
+/// target is looked up on demand). The canonical bytes and the typed list are not kept: for a
+/// large role they would cost several times the file's size for nothing.
+struct TrustedTargets {
+    head: TargetsHead,
+    bytes: Vec<u8>,
 }
 
 impl TrustedSet {
@@ -65,8 +75,30 @@ impl TrustedSet {
         self.snapshot.as_ref().map(|s| &s.signed)
     }
 
-    pub fn targets(&self, role: &str) -> Option<&Targets> {
-        self.targets.get(role).map(|t| &t.signed)
+    /// A trusted targets role, without its target list.
+    pub fn targets(&self, role: &str) -> Option<&TargetsHead> {
+        self.targets.get(role).map(|t| &t.head)
+    }
+
+    /// The bytes of a trusted targets role, exactly as received.
+    pub fn targets_bytes(&self, role: &str) -> Option<&[u8]> {
+        self.targets.get(role).map(|t| t.bytes.as_slice())
+    }
+
+    /// Target `path` as listed by trusted role `role` itself (no delegation search).
+    pub fn target_in(&self, role: &str, path: &str) -> Result<Option<TargetFile>, Error> {
+        let Some(t) = self.targets.get(role) else {
+            return Ok(None);
+        };
+        tuf_core::find_target(&t.bytes, path).map_err(|e| Error::metadata(role, e))
+    }
+
+    /// Every target of trusted role `role`, parsed on demand from the kept bytes.
+    pub fn targets_full(&self, role: &str) -> Result<Option<Targets>, Error> {
+        let Some(t) = self.targets.get(role) else {
+            return Ok(None);
+        };
+        Ok(Some(parse::<Targets>(role, &t.bytes)?.into_signed()))
     }
 
     /// Root version N+1 (5.3.4 to 5.3.7): signed by a threshold of the trusted root's root keys
@@ -212,16 +244,18 @@ impl TrustedSet {
     /// The top-level targets role (`delegator` "root") or a delegated one (5.6.2 to 5.6.5).
     /// Also used for copies read back from the metadata directory: they must still match the
     /// snapshot.
+    ///
+    /// Takes the bytes by value: they are kept (see [`TrustedSet::targets_bytes`]), not copied.
     pub fn update_targets(
         &mut self,
         role: &str,
         delegator: &str,
-        bytes: &[u8],
+        bytes: Vec<u8>,
     ) -> Result<(), Error> {
         let meta = self.snapshot_entry(role)?;
-        check_length_and_hashes(role, meta, bytes)?;
+        check_length_and_hashes(role, meta, &bytes)?;
         let listed = meta.version;
-        let new = parse::<Targets>(role, bytes)?;
+        let new = parse::<TargetsHead>(role, &bytes)?;
         let Some((keys, keymap)) = self.delegated_keys(role, delegator) else {
             return Err(Error::NotDelegated {
                 role: role.to_owned(),
@@ -236,7 +270,10 @@ impl TrustedSet {
             });
         }
         self.check_expiry(role, new.signed.expires())?;
-        self.targets.insert(role.to_owned(), new);
+        // Verified: the canonical bytes and signatures have served their purpose.
+        let head = new.into_signed();
+        self.targets
+            .insert(role.to_owned(), TrustedTargets { head, bytes });
         Ok(())
     }
 
@@ -249,7 +286,7 @@ impl TrustedSet {
             let root = &self.root.signed;
             return (role == "targets").then(|| (root.role(Role::Targets).clone(), &root.keys));
         }
-        let delegations = self.targets.get(delegator)?.signed.delegations.as_ref()?;
+        let delegations = self.targets.get(delegator)?.head.delegations.as_ref()?;
         if let Some(roles) = &delegations.roles {
             let found = roles.iter().find(|r| r.name == role)?;
             return Some((found.role_keys(), &delegations.keys));

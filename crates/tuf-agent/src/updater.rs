@@ -8,6 +8,7 @@ use tuf_core::{Role, TargetFile};
 
 use crate::artifact;
 use crate::fetch::{Fetched, Fetcher};
+use crate::release::{self, Release};
 use crate::store::{encode_name, MetadataStore};
 use crate::trusted::{TimestampUpdate, TrustedSet};
 use crate::Error;
@@ -116,12 +117,12 @@ impl Updater {
                 continue;
             }
             self.load_targets(&role, &delegator)?;
+            if let Some(found) = self.trusted.target_in(&role, path)? {
+                return Ok(Some(found));
+            }
             let Some(targets) = self.trusted.targets(&role) else {
                 return Err(Error::NotDelegated { role });
             };
-            if let Some(found) = targets.targets.get(path) {
-                return Ok(Some(found.clone()));
-            }
             let mut children = Vec::new();
             if let Some(d) = &targets.delegations {
                 if let Some(roles) = &d.roles {
@@ -142,6 +143,88 @@ impl Updater {
             to_visit.extend(children.into_iter().rev());
         }
         Ok(None)
+    }
+
+    /// The newest release for `hardware_id` (and `tag`) over the top-level targets role and
+    /// every delegated role the search can reach (`update`).
+    ///
+    /// Candidates are collected from each reachable role, keeping only paths that every
+    /// delegation on the way to that role covers; the best one is then confirmed by the same
+    /// pre-order search [`Updater::target_info`] runs for a download, so precedence between
+    /// roles and terminating delegations apply exactly as they do there.
+    pub fn newest_release(
+        &mut self,
+        hardware_id: &str,
+        tag: Option<&str>,
+    ) -> Result<Option<Release>, Error> {
+        if !self.refreshed {
+            self.refresh()?;
+        }
+        let mut candidates = Vec::new();
+        // (role, chain of (delegator, role) edges from the top-level targets role)
+        let mut to_visit: Vec<(String, Vec<(String, String)>)> =
+            vec![("targets".to_owned(), Vec::new())];
+        let mut visited: Vec<String> = Vec::new();
+        while visited.len() < self.limits.max_delegations {
+            let Some((role, chain)) = to_visit.pop() else {
+                break;
+            };
+            if visited.contains(&role) {
+                continue;
+            }
+            let delegator = chain.last().map_or("root", |(d, _)| d.as_str()).to_owned();
+            self.load_targets(&role, &delegator)?;
+            let Some(targets) = self.trusted.targets_full(&role)? else {
+                return Err(Error::NotDelegated { role });
+            };
+            for c in release::candidates(&targets, hardware_id, tag) {
+                if chain.iter().all(|(d, r)| self.delegates(d, r, &c.path)) {
+                    candidates.push(c);
+                }
+            }
+            let mut children = Vec::new();
+            if let Some(d) = &targets.delegations {
+                if let Some(roles) = &d.roles {
+                    children.extend(roles.iter().map(|r| r.name.clone()));
+                } else if let Some(s) = &d.succinct_roles {
+                    // Bins past the visit cap could never be loaded anyway.
+                    let bins = s.bin_count().min(self.limits.max_delegations as u64);
+                    children.extend((0..bins).map(|b| s.bin_name(b)));
+                }
+            }
+            for child in children.into_iter().rev() {
+                let mut next = chain.clone();
+                next.push((role.clone(), child.clone()));
+                to_visit.push((child, next));
+            }
+            visited.push(role);
+        }
+        candidates.sort_by(|a, b| release::newer(b, a));
+        for c in candidates {
+            if self.target_info(&c.path)?.as_ref() == Some(&c.info) {
+                return Ok(Some(c));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whether trusted role `delegator` delegates `path` to `role`.
+    fn delegates(&self, delegator: &str, role: &str, path: &str) -> bool {
+        let Some(d) = self
+            .trusted
+            .targets(delegator)
+            .and_then(|t| t.delegations.as_ref())
+        else {
+            return false;
+        };
+        if let Some(roles) = &d.roles {
+            return roles
+                .iter()
+                .any(|r| r.name == role && r.is_delegated_path(path));
+        }
+        d.succinct_roles
+            .as_ref()
+            .is_some_and(|s| s.role_for_target(path) == role)
     }
 
     /// Downloads `info` (found as `path`) into `target_dir` unless a verified copy is there
@@ -233,7 +316,7 @@ impl Updater {
         let (version, length) = (entry.version, entry.length);
         let limit = length.map_or(self.limits.targets_max, |l| l.min(self.limits.targets_max));
         if let Ok(Some(local)) = self.store.load(role, limit) {
-            if self.trusted.update_targets(role, delegator, &local).is_ok() {
+            if self.trusted.update_targets(role, delegator, local).is_ok() {
                 return Ok(());
             }
         }
@@ -244,7 +327,13 @@ impl Updater {
         };
         let url = format!("{}{name}", self.metadata_url);
         let bytes = self.fetcher.fetch(&url, limit)?;
-        self.trusted.update_targets(role, delegator, &bytes)?;
-        self.store.save(role, &bytes)
+        self.trusted.update_targets(role, delegator, bytes)?;
+        match self.trusted.targets_bytes(role) {
+            Some(bytes) => self.store.save(role, bytes),
+            // Invariant: `update_targets` succeeded, so the role is trusted now.
+            None => Err(Error::NotDelegated {
+                role: role.to_owned(),
+            }),
+        }
     }
 }

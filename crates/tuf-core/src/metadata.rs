@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::de::{self, DeserializeOwned, MapAccess, Visitor};
+use serde::de::{self, DeserializeOwned, DeserializeSeed, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
@@ -517,22 +517,28 @@ pub struct Targets {
 }
 metadata_common!(Targets, "targets");
 
-impl<'de> Deserialize<'de> for Targets {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_map(TargetsVisitor)
-    }
+/// The members of a targets role's `signed` object, with the target list as `L`: the full
+/// map for [`Targets`], a count for [`TargetsHead`].
+struct TargetsParts<L> {
+    type_: String,
+    spec_version: String,
+    version: u64,
+    expires: Expires,
+    targets: L,
+    delegations: Option<Delegations>,
+    extra: BTreeMap<String, Value>,
 }
 
-struct TargetsVisitor;
+struct TargetsVisitor<L>(std::marker::PhantomData<L>);
 
-impl<'de> Visitor<'de> for TargetsVisitor {
-    type Value = Targets;
+impl<'de, L: Deserialize<'de>> Visitor<'de> for TargetsVisitor<L> {
+    type Value = TargetsParts<L>;
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("a targets object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Targets, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<TargetsParts<L>, A::Error> {
         let (mut type_, mut spec, mut version, mut expires) = (None, None, None, None);
         let (mut targets, mut delegations) = (None, None);
         let mut extra = BTreeMap::new();
@@ -562,7 +568,7 @@ impl<'de> Visitor<'de> for TargetsVisitor {
                 }
             }
         }
-        Ok(Targets {
+        Ok(TargetsParts {
             type_: type_.ok_or_else(|| de::Error::missing_field("_type"))?,
             spec_version: spec.ok_or_else(|| de::Error::missing_field("spec_version"))?,
             version: version.ok_or_else(|| de::Error::missing_field("version"))?,
@@ -571,6 +577,183 @@ impl<'de> Visitor<'de> for TargetsVisitor {
             delegations: delegations.flatten(),
             extra,
         })
+    }
+}
+
+impl<'de> Deserialize<'de> for Targets {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let p = d.deserialize_map(TargetsVisitor::<BTreeMap<String, TargetFile>>(
+            std::marker::PhantomData,
+        ))?;
+        Ok(Targets {
+            type_: p.type_,
+            spec_version: p.spec_version,
+            version: p.version,
+            expires: p.expires,
+            targets: p.targets,
+            delegations: p.delegations,
+            extra: p.extra,
+        })
+    }
+}
+
+/// A targets role without its target list: what a client needs to verify the role and walk
+/// its delegations, in memory that does not grow with the number of targets. Parsing checks
+/// every target entry exactly as [`Targets`] does, then lets it go; [`find_target`] looks one
+/// up in the same bytes.
+///
+/// Only for reading: it cannot be serialised (the list is gone), so `Signed::new` on one fails.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetsHead {
+    pub type_: String,
+    pub spec_version: String,
+    pub version: u64,
+    pub expires: Expires,
+    /// How many targets the role lists.
+    pub target_count: usize,
+    pub delegations: Option<Delegations>,
+    pub extra: BTreeMap<String, Value>,
+}
+metadata_common!(TargetsHead, "targets");
+
+impl Serialize for TargetsHead {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom(
+            "a TargetsHead has no target list and cannot be written",
+        ))
+    }
+}
+
+impl<'de> Deserialize<'de> for TargetsHead {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let p = d.deserialize_map(TargetsVisitor::<TargetCount>(std::marker::PhantomData))?;
+        Ok(TargetsHead {
+            type_: p.type_,
+            spec_version: p.spec_version,
+            version: p.version,
+            expires: p.expires,
+            target_count: p.targets.0,
+            delegations: p.delegations,
+            extra: p.extra,
+        })
+    }
+}
+
+/// A `targets` map checked entry by entry and counted, with nothing kept.
+struct TargetCount(usize);
+
+impl<'de> Deserialize<'de> for TargetCount {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(TargetCountVisitor)
+    }
+}
+
+struct TargetCountVisitor;
+
+impl<'de> Visitor<'de> for TargetCountVisitor {
+    type Value = TargetCount;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a map of target files")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<TargetCount, A::Error> {
+        let mut n = 0usize;
+        while m.next_key::<Key>()?.is_some() {
+            m.next_value::<TargetFile>()?;
+            n += 1;
+        }
+        Ok(TargetCount(n))
+    }
+}
+
+/// Looks `path` up in the `targets` of a targets envelope, deserialising that one entry only.
+///
+/// `bytes` must be an envelope already accepted by `Signed::<Targets>::from_slice` or
+/// `Signed::<TargetsHead>::from_slice` (and verified): that parse proved it strict, so this
+/// lookup need not repeat the duplicate-key and float checks.
+pub fn find_target(bytes: &[u8], path: &str) -> Result<Option<TargetFile>, Error> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let found = de
+        .deserialize_map(FindIn {
+            path,
+            field: "signed",
+            inner: Some("targets"),
+        })
+        .map_err(|e| Error::Json(e.to_string()))?;
+    Ok(found)
+}
+
+/// Walks into member `field` of an object (then `inner`'s, then the target map), ignoring
+/// every other member without building it.
+struct FindIn<'p> {
+    path: &'p str,
+    field: &'static str,
+    inner: Option<&'static str>,
+}
+
+impl<'de> DeserializeSeed<'de> for FindIn<'_> {
+    type Value = Option<TargetFile>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FindIn<'_> {
+    type Value = Option<TargetFile>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "an object with {}", self.field)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+        let mut found = None;
+        while let Some(Key(key)) = m.next_key::<Key>()? {
+            if key != self.field {
+                m.next_value::<de::IgnoredAny>()?;
+                continue;
+            }
+            found = match self.inner {
+                Some(inner) => m.next_value_seed(FindIn {
+                    path: self.path,
+                    field: inner,
+                    inner: None,
+                })?,
+                None => m.next_value_seed(FindTarget(self.path))?,
+            };
+        }
+        Ok(found)
+    }
+}
+
+struct FindTarget<'p>(&'p str);
+
+impl<'de> DeserializeSeed<'de> for FindTarget<'_> {
+    type Value = Option<TargetFile>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FindTarget<'_> {
+    type Value = Option<TargetFile>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a map of target files")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+        let mut found = None;
+        while let Some(Key(key)) = m.next_key::<Key>()? {
+            if key == self.0 {
+                found = Some(m.next_value::<TargetFile>()?);
+            } else {
+                m.next_value::<de::IgnoredAny>()?;
+            }
+        }
+        Ok(found)
     }
 }
 
@@ -1052,6 +1235,60 @@ mod tests {
         both_paths::<Timestamp>(&ts.to_bytes());
         // Wrong role type: the fast path declines, the tree path names the error.
         assert!(Signed::<Snapshot>::from_slice_fast(&ts.to_bytes()).is_none());
+    }
+
+    #[test]
+    fn targets_head_and_lookup_agree_with_the_full_model() {
+        let key = PrivateKey::generate(KeyType::Ed25519).unwrap();
+        let mut t = Targets::new(4, expires());
+        for name in ["a", "../x", "dir/é", "b\"q"] {
+            let mut hashes = BTreeMap::new();
+            hashes.insert("sha256".to_owned(), "00".to_owned());
+            t.targets.insert(
+                name.to_owned(),
+                TargetFile {
+                    length: name.len() as u64,
+                    hashes,
+                    custom: Some(serde_json::json!({"n": name})),
+                    extra: BTreeMap::new(),
+                },
+            );
+        }
+        t.extra.insert("x-e".to_owned(), Value::from(1));
+        let mut env = Signed::new(t.clone()).unwrap();
+        env.sign(&key).unwrap();
+        let bytes = env.to_bytes();
+        let v: Value = serde_json::from_slice(&bytes).unwrap();
+        for file in [bytes.clone(), serde_json::to_vec_pretty(&v).unwrap()] {
+            let head = Signed::<TargetsHead>::from_slice(&file).unwrap();
+            assert_eq!(head.canonical(), env.canonical());
+            assert_eq!(head.signed.target_count, 4);
+            assert_eq!(head.signed.version, 4);
+            assert_eq!(head.signed.extra, t.extra);
+            for (name, info) in &t.targets {
+                assert_eq!(find_target(&file, name).unwrap().as_ref(), Some(info));
+            }
+            assert_eq!(find_target(&file, "missing").unwrap(), None);
+        }
+        // A malformed entry fails the head parse just as it fails the full one.
+        let bad = String::from_utf8(bytes)
+            .unwrap()
+            .replacen("\"length\":1", "\"length\":\"1\"", 1);
+        assert!(Signed::<Targets>::from_slice(bad.as_bytes()).is_err());
+        assert!(Signed::<TargetsHead>::from_slice(bad.as_bytes()).is_err());
+        assert!(Signed::new(head_of(&t)).is_err());
+    }
+
+    fn head_of(t: &Targets) -> TargetsHead {
+        TargetsHead {
+            type_: t.type_.clone(),
+            spec_version: t.spec_version.clone(),
+            version: t.version,
+            expires: t.expires,
+            target_count: t.targets.len(),
+            delegations: t.delegations.clone(),
+            extra: t.extra.clone(),
+        }
     }
 
     #[test]
