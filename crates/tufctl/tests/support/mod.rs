@@ -19,16 +19,31 @@ pub struct Server {
 
 impl Server {
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// A server on the embedded SQLite store (`None`) or on the PostgreSQL database `db_url`.
+    pub fn start_with(db_url: Option<&str>) -> Self {
         let tufd = tufd_path();
         let dir = tempfile::tempdir().unwrap();
         let admin = format!("admin-{}", hex::encode(rand_bytes()));
-        let mut child = Command::new(&tufd)
-            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        let mut cmd = Command::new(&tufd);
+        cmd.args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir.path().join("data"))
             .env("TUFD_ADMIN_TOKEN", &admin)
             .env_remove("RUST_LOG")
+            .env_remove("TUFD_DATABASE_URL")
+            .env_remove("TUFD_SERVER_KEY")
+            .env_remove("TUFD_SERVER_KEY_FILE")
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(url) = db_url {
+            cmd.arg("--database-url").arg(url).env(
+                "TUFD_SERVER_KEY",
+                hex::encode([rand_bytes(), rand_bytes()].concat()),
+            );
+        }
+        let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", tufd.display()));
         let (tx, rx) = mpsc::channel();
@@ -104,6 +119,55 @@ pub fn tufd_path() -> PathBuf {
         p.display()
     );
     p
+}
+
+/// The `tuf-agent` binary that cargo built next to `tufctl`.
+pub fn tuf_agent_path() -> PathBuf {
+    let me = Path::new(env!("CARGO_BIN_EXE_tufctl"));
+    let p = me.with_file_name("tuf-agent");
+    assert!(
+        p.exists(),
+        "tuf-agent not found at {}: build it first with `cargo build -p tuf-agent` (`cargo test --workspace` builds it)",
+        p.display()
+    );
+    p
+}
+
+/// A fresh PostgreSQL database with a random name on the cluster of `TUFD_TEST_DATABASE_URL`,
+/// created with `psql`; None (the test skips) when the variable is unset, a failure under
+/// `CI=true`.
+pub fn postgres_database() -> Option<String> {
+    let url = match std::env::var("TUFD_TEST_DATABASE_URL") {
+        Ok(u) if !u.is_empty() => u,
+        _ => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "TUFD_TEST_DATABASE_URL must be set under CI=true"
+            );
+            println!("skipping: TUFD_TEST_DATABASE_URL not set");
+            return None;
+        }
+    };
+    let name = format!("tufctl_test_{}", hex::encode(rand_bytes()));
+    let out = Command::new("psql")
+        .arg(&url)
+        .args(["-v", "ON_ERROR_STOP=1", "-q", "-c"])
+        .arg(format!("CREATE DATABASE {name}"))
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run psql (needed to create a test database): {e}"));
+    assert!(
+        out.status.success(),
+        "psql could not create database {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (prefix, query) = match url.split_once('?') {
+        Some((p, q)) => (p, format!("?{q}")),
+        None => (url.as_str(), String::new()),
+    };
+    let (base, _) = prefix
+        .rsplit_once('/')
+        .unwrap_or_else(|| panic!("TUFD_TEST_DATABASE_URL has no database part: {url}"));
+    Some(format!("{base}/{name}{query}"))
 }
 
 /// Runs tufctl with a clean TUFCTL_* environment plus `env`.

@@ -1,0 +1,460 @@
+//! Waves end to end on a real `tufd` (SQLite, and PostgreSQL when `TUFD_TEST_DATABASE_URL`
+//! is set): a CI build reaches CI devices at targets threshold 1; a production Wave, signed
+//! with the targets-only tarball and countersigned by the server, reaches production devices;
+//! CI-only builds never do; production targets carrying the server's signature alone are
+//! refused by the production root (threshold 2); and production devices keep updating across
+//! a rotation of the offline targets key.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use support::*;
+use tuf_core::{Role, Root, Signed, Targets};
+use tuf_credentials::Credentials;
+
+#[test]
+fn waves_on_sqlite() {
+    story(Server::start());
+}
+
+#[test]
+fn waves_on_postgres() {
+    let Some(db) = postgres_database() else {
+        return;
+    };
+    story(Server::start_with(Some(&db)));
+}
+
+/// A device running the real `tuf-agent` against one metadata URL.
+struct Device {
+    dir: tempfile::TempDir,
+    metadata_url: String,
+    target_base_url: String,
+}
+
+impl Device {
+    /// A new device trusting `root` (a root.json), following `base` (`.../{ci|prod}`).
+    fn new(root: &[u8], base: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let root_file = dir.path().join("trusted-root.json");
+        std::fs::write(&root_file, root).unwrap();
+        let d = Self {
+            dir,
+            metadata_url: format!("{base}/metadata/"),
+            target_base_url: format!("{base}/targets/"),
+        };
+        let out = d.agent(&["init", root_file.to_str().unwrap()]);
+        assert!(out.status.success(), "init: {}", stderr(&out));
+        d
+    }
+
+    fn agent(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(tuf_agent_path());
+        cmd.arg("--metadata-dir")
+            .arg(self.dir.path().join("metadata"))
+            .args(["--metadata-url", &self.metadata_url]);
+        cmd.args(args).output().unwrap()
+    }
+
+    /// The installed image: what the install command copied last.
+    fn installed_path(&self) -> PathBuf {
+        self.dir.path().join("installed.img")
+    }
+
+    /// `tuf-agent update` for hardware id board-a, installing by copying the verified file.
+    fn update(&self) -> Output {
+        let install = format!(
+            "sh -c 'cp \"$0\" {}'",
+            self.installed_path().to_str().unwrap()
+        );
+        self.agent(&[
+            "--target-dir",
+            self.dir.path().join("targets").to_str().unwrap(),
+            "--target-base-url",
+            &self.target_base_url,
+            "--hardware-id",
+            "board-a",
+            "--install-cmd",
+            &install,
+            "update",
+        ])
+    }
+
+    /// Updates and checks that `path` with content `bytes` is what is installed now.
+    fn installs(&self, path: &str, bytes: &[u8]) {
+        let out = self.update();
+        let said = stdout(&out);
+        assert!(
+            out.status.success(),
+            "update failed: {}\n{said}",
+            stderr(&out)
+        );
+        assert!(
+            said.contains(&format!("installed {path}")),
+            "expected {path} to be installed: {said}"
+        );
+        assert_eq!(std::fs::read(self.installed_path()).unwrap(), bytes);
+    }
+
+    /// Updates and checks that `path` stays installed.
+    fn stays_on(&self, path: &str, bytes: &[u8]) {
+        let out = self.update();
+        let said = stdout(&out);
+        assert!(
+            out.status.success(),
+            "update failed: {}\n{said}",
+            stderr(&out)
+        );
+        assert!(
+            said.contains(&format!("up to date: {path}")),
+            "expected {path} to stay installed: {said}"
+        );
+        assert_eq!(std::fs::read(self.installed_path()).unwrap(), bytes);
+    }
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn http_get(url: &str) -> (u16, Vec<u8>) {
+    let mut resp = ureq::get(url)
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .call()
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let status = resp.status().as_u16();
+    (status, resp.body_mut().read_to_vec().unwrap())
+}
+
+/// A minimal HTTP proxy in front of `upstream` that answers `path` with `body` instead (when
+/// given) and passes everything else through. Returns its base URL.
+fn proxy(upstream: String, replace: Option<(String, Vec<u8>)>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let Ok(read_half) = stream.try_clone() else {
+                continue;
+            };
+            let mut reader = BufReader::new(read_half);
+            let mut request = String::new();
+            if reader.read_line(&mut request).is_err() {
+                continue;
+            }
+            loop {
+                let mut header = String::new();
+                match reader.read_line(&mut header) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) if header == "\r\n" || header == "\n" => break,
+                    Ok(_) => {}
+                }
+            }
+            let path = request.split_whitespace().nth(1).unwrap_or("/").to_owned();
+            let (status, body) = match &replace {
+                Some((p, b)) if *p == path => (200, b.clone()),
+                _ => http_get(&format!("{upstream}{path}")),
+            };
+            let head = format!(
+                "HTTP/1.1 {status} Proxied\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body);
+        }
+    });
+    format!("http://{addr}")
+}
+
+fn add_build(server: &Server, f: &Factory, dir: &Path, version: &str) -> Vec<u8> {
+    let bytes = format!("app image, version {version}").into_bytes();
+    let file = dir.join(format!("app-{version}.img"));
+    std::fs::write(&file, &bytes).unwrap();
+    ok(&server.tufctl(&[
+        "targets",
+        "add",
+        "--name",
+        "app",
+        "--version",
+        version,
+        "--hardware-id",
+        "board-a",
+        "--file",
+        file.to_str().unwrap(),
+        "--factory",
+        &f.name,
+        "--token",
+        &f.ci_token,
+    ]));
+    bytes
+}
+
+/// The offline targets key id held by a targets-only tarball.
+fn offline_targets_id(only: &Path) -> String {
+    let c = Credentials::read(&std::fs::read(only).unwrap()).unwrap();
+    let names: Vec<String> = c.keys().unwrap().into_iter().map(|k| k.name).collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+    names[0]
+        .strip_prefix("tufctl-targets-")
+        .unwrap_or_else(|| panic!("unexpected key name {}", names[0]))
+        .to_owned()
+}
+
+fn signer_ids(env: &Value) -> Vec<String> {
+    env["signatures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["keyid"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn story(server: Server) {
+    let f = create_factory(&server, "acme");
+    let dir = tempfile::tempdir().unwrap();
+    let creds = dir.path().join("creds.tgz");
+    let only = dir.path().join("targets-only.tgz");
+    let (c, o) = (creds.to_str().unwrap(), only.to_str().unwrap());
+    let ctl = |args: &[&str]| {
+        tufctl_env(
+            args,
+            &[
+                ("TUFCTL_API", &server.url),
+                ("TUFCTL_TOKEN", &f.token),
+                ("TUFCTL_FACTORY", &f.name),
+            ],
+        )
+    };
+    let api = format!("/ota/repo/{}/api/v1/user_repo", f.name);
+    let ci_base = format!("{}/repo/{}/ci", server.url, f.name);
+    let prod_base = format!("{}/repo/{}/prod", server.url, f.name);
+
+    // Bootstrap, the offline root, the offline targets key, the targets-only tarball.
+    ok(&ctl(&["keys", "download", &f.credentials_url, c]));
+    ok(&ctl(&["keys", "rotate-root", c]));
+    ok(&ctl(&["keys", "rotate-targets", c]));
+    ok(&ctl(&["keys", "copy-targets", c, o]));
+    let offline_id = offline_targets_id(&only);
+
+    // Devices trust version 1 of their root and follow the chain.
+    let (status, ci_root_v1) = http_get(&format!("{ci_base}/metadata/1.root.json"));
+    assert_eq!(status, 200);
+    let (status, prod_root_v1) = http_get(&format!("{prod_base}/metadata/1.root.json"));
+    assert_eq!(status, 200);
+    let ci_device = Device::new(&ci_root_v1, &ci_base);
+    let prod_device = Device::new(&prod_root_v1, &prod_base);
+
+    // A CI build reaches CI devices (targets threshold 1, the server's signature) ...
+    let v42 = add_build(&server, &f, dir.path(), "42");
+    ci_device.installs("app-42", &v42);
+    // ... and never production devices.
+    let out = prod_device.update();
+    assert!(!out.status.success(), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("no target for hardware id \"board-a\""),
+        "{}",
+        stderr(&out)
+    );
+
+    // A Wave of version 42, signed with the targets-only tarball, default expiry.
+    ok(&ctl(&[
+        "waves",
+        "init",
+        "-k",
+        o,
+        "wave-42",
+        "42",
+        "production",
+    ]));
+    let list = json(&ok(&ctl(&["--json", "waves", "list"])));
+    assert_eq!(list[0]["name"], "wave-42");
+    assert_eq!(list[0]["status"], "active");
+    // Not published before `complete`.
+    let out = prod_device.update();
+    assert!(!out.status.success(), "{}", stdout(&out));
+    ok(&ctl(&["waves", "complete", "wave-42"]));
+    let list = json(&ok(&ctl(&["--json", "waves", "list"])));
+    assert_eq!(list[0]["status"], "complete");
+    let err = fails(&ctl(&["waves", "complete", "wave-42"]));
+    assert!(err.contains("wave-42"), "{err}");
+
+    let prod_targets = get_json(&server, &f, &format!("{api}/targets.json?production=1"));
+    let signers = signer_ids(&prod_targets);
+    assert!(signers.contains(&offline_id), "{signers:?}");
+    assert_eq!(signers.len(), 2, "offline and online: {signers:?}");
+    assert_eq!(
+        prod_targets["signed"]["targets"]["app-42"]["custom"]["tags"][0],
+        "production"
+    );
+    // Default expiry: 365 days.
+    let expires: tuf_core::Expires = prod_targets["signed"]["expires"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let days = (expires.unix() - time::OffsetDateTime::now_utc().unix_timestamp()) / 86_400;
+    assert!((364..=365).contains(&days), "expires in {days} days");
+
+    // The production device installs the Wave's target.
+    prod_device.installs("app-42", &v42);
+
+    // A newer CI build goes to CI devices only.
+    let v43 = add_build(&server, &f, dir.path(), "43");
+    ci_device.installs("app-43", &v43);
+    prod_device.stays_on("app-42", &v42);
+
+    forged_production_targets_are_refused(
+        &server,
+        &f,
+        &api,
+        &prod_base,
+        &prod_root_v1,
+        &offline_id,
+        &v42,
+    );
+
+    // A Wave prepared before the targets key rotation cannot be published after it.
+    let v44 = add_build(&server, &f, dir.path(), "44");
+    ok(&ctl(&[
+        "waves",
+        "init",
+        "-k",
+        o,
+        "wave-44-early",
+        "44",
+        "production",
+    ]));
+
+    // Rotate the offline targets key: the server re-signs the production targets with the
+    // new key, and production devices keep following.
+    ok(&ctl(&["keys", "rotate-targets", c]));
+    let err = fails(&ctl(&["waves", "complete", "wave-44-early"]));
+    assert!(err.contains("stale") || err.contains("changed"), "{err}");
+    ok(&ctl(&["waves", "cancel", "wave-44-early"]));
+    let prod_root = get_json(&server, &f, &format!("{api}/root.json?production=1"));
+    let tkeys: Vec<&str> = prod_root["signed"]["roles"]["targets"]["keyids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+    assert!(!tkeys.contains(&offline_id.as_str()), "{tkeys:?}");
+    assert_eq!(prod_root["signed"]["roles"]["targets"]["threshold"], 2);
+    prod_device.stays_on("app-42", &v42);
+
+    // The old targets-only tarball can no longer sign a Wave; a fresh copy can.
+    let err = fails(&ctl(&[
+        "waves",
+        "init",
+        "-k",
+        o,
+        "wave-44",
+        "44",
+        "production",
+    ]));
+    assert!(err.contains("no offline targets key"), "{err}");
+    let only2 = dir.path().join("targets-only-2.tgz");
+    let o2 = only2.to_str().unwrap();
+    ok(&ctl(&["keys", "copy-targets", c, o2]));
+    let new_id = offline_targets_id(&only2);
+    assert_ne!(new_id, offline_id);
+    assert!(tkeys.contains(&new_id.as_str()), "{tkeys:?}");
+    ok(&ctl(&[
+        "waves",
+        "init",
+        "-k",
+        o2,
+        "wave-44",
+        "44",
+        "production",
+        "--expires-days",
+        "20",
+    ]));
+    ok(&ctl(&["waves", "complete", "wave-44"]));
+    let prod_targets = get_json(&server, &f, &format!("{api}/targets.json?production=1"));
+    assert!(signer_ids(&prod_targets).contains(&new_id));
+    prod_device.installs("app-44", &v44);
+    // A device set up now follows the whole production chain to the same release.
+    Device::new(&prod_root_v1, &prod_base).installs("app-44", &v44);
+    ci_device.installs("app-44", &v44);
+}
+
+/// The real production targets minus the offline signature: the server's signature alone.
+/// tuf-core refuses it under the production root and accepts it under the CI root; served
+/// through a proxy, tuf-agent refuses it naming the targets threshold, while the same proxy
+/// passing the real file through updates a device fine.
+fn forged_production_targets_are_refused(
+    server: &Server,
+    f: &Factory,
+    api: &str,
+    prod_base: &str,
+    prod_root_v1: &[u8],
+    offline_id: &str,
+    installed: &[u8],
+) {
+    let real = get_json(server, f, &format!("{api}/targets.json?production=1"));
+    let version = real["signed"]["version"].as_u64().unwrap();
+    let mut forged = real.clone();
+    forged["signatures"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|s| s["keyid"] != offline_id);
+    assert_eq!(signer_ids(&forged).len(), 1, "only the online signature");
+    let forged_bytes = serde_json::to_vec(&forged).unwrap();
+
+    let env = Signed::<Targets>::from_slice(&forged_bytes).unwrap();
+    let real_env = Signed::<Targets>::from_slice(&serde_json::to_vec(&real).unwrap()).unwrap();
+    let root_of = |path: &str| -> Signed<Root> {
+        let v = get_json(server, f, path);
+        Signed::from_slice(&serde_json::to_vec(&v).unwrap()).unwrap()
+    };
+    let prod_root = root_of(&format!("{api}/root.json?production=1"));
+    let ci_root = root_of(&format!("{api}/root.json"));
+    let verify = |e: &Signed<Targets>, r: &Signed<Root>| {
+        e.verify_role("targets", r.signed.role(Role::Targets), &r.signed.keys)
+    };
+    let under_prod = verify(&env, &prod_root);
+    assert!(!under_prod.is_met(), "{under_prod:?}");
+    assert_eq!(under_prod.threshold, 2);
+    assert_eq!(under_prod.distinct_valid, 1);
+    assert!(verify(&env, &ci_root).is_met());
+    assert!(verify(&real_env, &prod_root).is_met());
+
+    // Control: the proxy itself changes nothing.
+    let upstream = server.url.clone();
+    let passing = proxy(upstream.clone(), None);
+    let base_path = prod_base.strip_prefix(&server.url).unwrap();
+    Device::new(prod_root_v1, &format!("{passing}{base_path}")).installs("app-42", installed);
+
+    let forging = proxy(
+        upstream,
+        Some((
+            format!("{base_path}/metadata/{version}.targets.json"),
+            forged_bytes,
+        )),
+    );
+    let device = Device::new(prod_root_v1, &format!("{forging}{base_path}"));
+    let out = device.update();
+    let err = stderr(&out);
+    assert!(
+        !out.status.success(),
+        "forged targets accepted: {}",
+        stdout(&out)
+    );
+    assert!(
+        err.contains("role targets") && err.contains("threshold is 2"),
+        "refused for another reason: {err}"
+    );
+    assert!(!device.installed_path().exists());
+}
