@@ -132,3 +132,27 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'@')
     .remove(b'=')
     .remove(b',');
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_paths_become_one_encoded_file_name_inside_the_dir() {
+        let dir = Path::new("/var/lib/targets");
+        for (path, name) in [
+            ("../x", "..%2Fx"),
+            ("a/../../x", "a%2F..%2F..%2Fx"),
+            ("/etc/passwd", "%2Fetc%2Fpasswd"),
+            ("dir/f.bin", "dir%2Ff.bin"),
+            ("x?y", "x%3Fy"),
+        ] {
+            let local = local_path(dir, path).unwrap();
+            assert_eq!(local.parent(), Some(dir), "{path}");
+            assert_eq!(local.file_name().unwrap(), name, "{path}");
+        }
+        for bad in ["", ".", ".."] {
+            assert!(local_path(dir, bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -18,8 +18,8 @@ pub struct Fetcher {
 /// The outcome of a request whose absence is meaningful (the next root version).
 pub enum Fetched {
     Found(Vec<u8>),
-    /// 403 or 404: there is no such file.
-    Missing,
+    /// 403 or 404 (the status): there is no such file.
+    Missing(u16),
 }
 
 impl Fetcher {
@@ -38,7 +38,7 @@ impl Fetcher {
         let mut response = self.agent.get(url).call().map_err(|e| http(url, e))?;
         let status = response.status().as_u16();
         if status == 403 || status == 404 {
-            return Ok(Fetched::Missing);
+            return Ok(Fetched::Missing(status));
         }
         if status != 200 {
             return Err(Error::Status {
@@ -73,9 +73,9 @@ impl Fetcher {
     pub fn fetch(&self, url: &str, limit: u64) -> Result<Vec<u8>, Error> {
         match self.fetch_optional(url, limit)? {
             Fetched::Found(body) => Ok(body),
-            Fetched::Missing => Err(Error::Status {
+            Fetched::Missing(status) => Err(Error::Status {
                 url: url.to_owned(),
-                status: 404,
+                status,
             }),
         }
     }

@@ -254,7 +254,7 @@ impl Updater {
             let url = format!("{}{next}.root.json", self.metadata_url);
             let bytes = match self.fetcher.fetch_optional(&url, self.limits.root_max)? {
                 Fetched::Found(bytes) => bytes,
-                Fetched::Missing => break,
+                Fetched::Missing(_) => break,
             };
             self.trusted.update_root(&bytes)?;
             self.store.save("root", &bytes)?;

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{agent, Client, Repo};
-use serde_json::json;
+use serde_json::{json, Value};
 
 #[test]
 fn usage_errors_exit_1_and_help_exits_0() {
@@ -331,4 +331,170 @@ fn update_reads_a_json_config_file() {
         "{out:?}"
     );
     assert_eq!(client.target("foo-1").unwrap(), b"one");
+}
+
+#[test]
+fn a_403_for_the_next_root_means_there_is_none() {
+    let Some(repo) = Repo::new(json!({})) else {
+        return;
+    };
+    repo.server.make_forbidden("/metadata/2.root.json");
+    let client = repo.client();
+    client.refresh().success();
+    let requests = repo.server.take_requests();
+    assert_eq!(requests[0], "/metadata/2.root.json", "{requests:?}");
+    assert_eq!(client.version("root.json"), Some(1));
+    // Anywhere else a 403 is an error like any other status.
+    repo.server.make_forbidden("/metadata/timestamp.json");
+    client.refresh().failure("403");
+}
+
+#[test]
+fn root_rotations_stop_at_256_per_update() {
+    let Some(repo) = Repo::new(json!({})) else {
+        return;
+    };
+    let ops: Vec<Value> = (0..260)
+        .flat_map(|_| [json!(["bump", {"role": "root"}]), json!(["publish", {}])])
+        .collect();
+    repo.ops(Value::Array(ops));
+    let client = repo.client();
+    client.refresh().success();
+    let requests = repo.server.take_requests();
+    assert!(requests.contains(&"/metadata/257.root.json".to_owned()));
+    assert!(
+        !requests.contains(&"/metadata/258.root.json".to_owned()),
+        "fetched past the cap"
+    );
+    assert_eq!(client.version("root.json"), Some(257));
+    // The next update carries on from there.
+    client.refresh().success();
+    assert_eq!(client.version("root.json"), Some(261));
+}
+
+#[test]
+fn delegation_search_visits_at_most_32_roles() {
+    let Some(repo) = Repo::new(json!({})) else {
+        return;
+    };
+    let mut ops: Vec<Value> = (0..40)
+        .map(|i| json!(["delegate", {"name": format!("r{i:02}"), "paths": ["x/*"]}]))
+        .collect();
+    ops.push(json!(["add_target", {"role": "r39", "path": "x/1", "data": "deep"}]));
+    ops.push(json!(["add_target", {"role": "r30", "path": "x/2", "data": "reachable"}]));
+    ops.push(json!(["publish", {}]));
+    repo.ops(Value::Array(ops));
+    let client = repo.client();
+    client.refresh().success();
+    repo.server.take_requests();
+    client.download(&["x/1"]).failure("x/1");
+    let requests = repo.server.take_requests();
+    // targets.json plus r00 to r30: 32 roles.
+    assert!(
+        requests.contains(&"/metadata/1.r30.json".to_owned()),
+        "{requests:?}"
+    );
+    assert!(
+        !requests
+            .iter()
+            .any(|r| r.contains("r31") || r.contains("r39")),
+        "{requests:?}"
+    );
+    client.download(&["x/2"]).success();
+    assert_eq!(client.target("x%2F2").unwrap(), b"reachable");
+}
+
+#[test]
+fn role_names_with_slash_query_and_dots_are_encoded_in_urls_and_file_names() {
+    let Some(repo) = Repo::new(json!({})) else {
+        return;
+    };
+    repo.ops(json!([
+        ["delegate", {"name": "a/b?c..d", "paths": ["x/*"]}],
+        ["delegate", {"name": "..", "paths": ["x/*"]}],
+        ["add_target", {"role": "..", "path": "x/1", "data": "one"}],
+        ["publish", {}]
+    ]));
+    let client = repo.client();
+    client.refresh().success();
+    repo.server.take_requests();
+    client.download(&["x/1"]).success();
+    let requests = repo.server.take_requests();
+    let target = format!("/targets/x/{}.1", tuf_core::hash::sha256_hex(b"one"));
+    // After the root and timestamp checks (snapshot is current): both roles, then the file.
+    assert_eq!(
+        requests[2..],
+        [
+            "/metadata/1.a%2Fb%3Fc..d.json",
+            "/metadata/1....json",
+            target.as_str()
+        ]
+    );
+    assert_eq!(
+        client.trusted("a%2Fb%3Fc..d.json").unwrap(),
+        repo.read("1.a%2Fb%3Fc..d.json")
+    );
+    assert_eq!(client.trusted("...json").unwrap(), repo.read("1....json"));
+    // Nothing landed outside the metadata directory.
+    let parent = client.metadata.path().parent().unwrap();
+    assert!(!parent.join("c..d.json").exists());
+    assert_eq!(client.target_files(), ["x%2F1"]);
+}
+
+#[test]
+fn download_creates_the_target_dir() {
+    let Some(repo) = Repo::new(json!({})) else {
+        return;
+    };
+    repo.ops(json!([["add_target", {"path": "f", "data": "x"}], ["publish", {}]]));
+    let client = repo.client();
+    let dir = client.targets.path().join("new/sub");
+    let url = repo.metadata_url();
+    let base = repo.targets_url();
+    client
+        .run(&[
+            "--metadata-url",
+            &url,
+            "--target-name",
+            "f",
+            "--target-dir",
+            dir.to_str().unwrap(),
+            "--target-base-url",
+            &base,
+            "download",
+        ])
+        .success();
+    assert_eq!(std::fs::read(dir.join("f")).unwrap(), b"x");
+}
+
+#[test]
+fn update_searches_delegated_roles_within_their_paths() {
+    let Some(repo) = Repo::new(json!({})) else {
+        return;
+    };
+    let custom = |v: &str| json!({"name": "foo", "version": v, "hardware_ids": ["hw"], "tags": []});
+    repo.ops(json!([
+        ["add_target", {"path": "foo-1", "data": "one", "custom": custom("1")}],
+        ["delegate", {"name": "rogue", "paths": ["bar-*"]}],
+        ["delegate", {"name": "team", "paths": ["foo-*"]}],
+        // Not delegated to rogue: must never be chosen, however new.
+        ["add_target", {"role": "rogue", "path": "foo-99", "data": "evil", "custom": custom("99")}],
+        ["add_target", {"role": "team", "path": "foo-2", "data": "two", "custom": custom("2")}],
+        ["publish", {}]
+    ]));
+    let client = repo.client();
+    let out = client.run(&[
+        "--metadata-url",
+        &repo.metadata_url(),
+        "--target-dir",
+        client.targets.path().to_str().unwrap(),
+        "--target-base-url",
+        &repo.targets_url(),
+        "--hardware-id",
+        "hw",
+        "update",
+    ]);
+    assert!(out.success().stdout.contains("foo-2"), "{out:?}");
+    assert_eq!(client.target("foo-2").unwrap(), b"two");
+    assert!(client.target("foo-99").is_none());
 }

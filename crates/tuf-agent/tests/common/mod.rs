@@ -217,6 +217,7 @@ pub struct Server {
     pub url: String,
     requests: Arc<Mutex<Vec<String>>>,
     endless: Arc<Mutex<HashSet<String>>>,
+    forbidden: Arc<Mutex<HashSet<String>>>,
 }
 
 impl Server {
@@ -225,17 +226,25 @@ impl Server {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let requests = Arc::new(Mutex::new(Vec::new()));
         let endless = Arc::new(Mutex::new(HashSet::new()));
-        let (root, reqs, endl) = (root.to_owned(), requests.clone(), endless.clone());
+        let forbidden = Arc::new(Mutex::new(HashSet::new()));
+        let (root, reqs, endl, forb) = (
+            root.to_owned(),
+            requests.clone(),
+            endless.clone(),
+            forbidden.clone(),
+        );
         thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let (root, reqs, endl) = (root.clone(), reqs.clone(), endl.clone());
-                thread::spawn(move || serve(stream, &root, &reqs, &endl));
+                let (root, reqs, endl, forb) =
+                    (root.clone(), reqs.clone(), endl.clone(), forb.clone());
+                thread::spawn(move || serve(stream, &root, &reqs, &endl, &forb));
             }
         });
         Self {
             url,
             requests,
             endless,
+            forbidden,
         }
     }
 
@@ -248,6 +257,11 @@ impl Server {
     pub fn make_endless(&self, path: &str) {
         self.endless.lock().unwrap().insert(path.to_owned());
     }
+
+    /// From now on `path` answers 403 Forbidden (as S3 and friends do for a missing key).
+    pub fn make_forbidden(&self, path: &str) {
+        self.forbidden.lock().unwrap().insert(path.to_owned());
+    }
 }
 
 fn serve(
@@ -255,6 +269,7 @@ fn serve(
     root: &Path,
     requests: &Mutex<Vec<String>>,
     endless: &Mutex<HashSet<String>>,
+    forbidden: &Mutex<HashSet<String>>,
 ) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut line = String::new();
@@ -272,6 +287,11 @@ fn serve(
     let path = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
     requests.lock().unwrap().push(path.clone());
     let mut stream = stream;
+    if forbidden.lock().unwrap().contains(&path) {
+        let _ = stream
+            .write_all(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        return;
+    }
     if endless.lock().unwrap().contains(&path) {
         let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
         let chunk = vec![b'A'; 64 * 1024];
@@ -279,7 +299,8 @@ fn serve(
         return;
     }
     let file = root.join(path.trim_start_matches('/'));
-    let safe = !path.contains("..");
+    // Only a whole `..` segment climbs out; `1....json` (role "..") is a plain file name.
+    let safe = !path.split('/').any(|seg| seg == "..");
     match std::fs::read(&file) {
         Ok(body) if safe && file.is_file() => {
             let head = format!(
