@@ -4,18 +4,93 @@ use std::path::Path;
 
 use anyhow::Result;
 use serde_json::json;
-use tuf_core::{Role, Root, Signed};
+use time::OffsetDateTime;
+use tuf_core::{Expires, Role, Root, Signed, Targets};
 
 use crate::creds::CredsFile;
 use crate::settings::Settings;
 use crate::updates;
 
+/// Metadata only offline key holders can renew is reported this many days before it expires.
+pub const EXPIRY_WARNING_DAYS: i64 = 30;
+
+/// A warning when `expires` is less than [`EXPIRY_WARNING_DAYS`] away from `now` (or past).
+fn expiry_warning(
+    what: &str,
+    expires: &Expires,
+    now: OffsetDateTime,
+    renew: &str,
+) -> Option<String> {
+    let left = expires.unix() - now.unix_timestamp();
+    if left >= EXPIRY_WARNING_DAYS * 86_400 {
+        return None;
+    }
+    let when = if left <= 0 {
+        format!("EXPIRED on {expires}")
+    } else {
+        format!(
+            "expire on {expires} (in {} day(s))",
+            left.div_euclid(86_400)
+        )
+    };
+    Some(format!("{what} {when}; {renew}"))
+}
+
+/// Warnings for metadata the server cannot renew by itself: the roots (signed by the root
+/// keys) and the production targets (signed by the offline targets key).
+fn expiry_warnings(
+    ci: &Signed<Root>,
+    prod: Option<&Signed<Root>>,
+    prod_targets: Option<&Signed<Targets>>,
+    now: OffsetDateTime,
+) -> Vec<String> {
+    const ROOT: &str =
+        "only the root key holders can renew it: `tufctl keys tuf updates init -m MSG`, \
+                        `sign`, `apply` (or `tufctl keys rotate-root`)";
+    let mut out = Vec::new();
+    out.extend(expiry_warning(
+        &format!("the CI root (version {})", ci.signed.version),
+        &ci.signed.expires,
+        now,
+        ROOT,
+    ));
+    if let Some(p) = prod {
+        out.extend(expiry_warning(
+            &format!("the production root (version {})", p.signed.version),
+            &p.signed.expires,
+            now,
+            ROOT,
+        ));
+        // Without an offline targets key the server signs production targets alone and
+        // renews them itself.
+        let offline_targets = p.signed.role(Role::Targets).threshold.get() > 1;
+        if let (Some(t), true) = (prod_targets, offline_targets) {
+            out.extend(expiry_warning(
+                &format!("the production targets (version {})", t.signed.version),
+                &t.signed.expires,
+                now,
+                "production devices stop updating then; only the offline targets key holder \
+                 can renew them: publish a Wave (`tufctl waves init -k TARGETS-ONLY.tgz ...` \
+                 and `tufctl waves complete`)",
+            ));
+        }
+    }
+    out
+}
+
 pub fn status(s: &Settings, path: &Path) -> Result<()> {
     let file = CredsFile::open(s, path)?;
     let cfg = file.creds.config().clone();
+    let mut prod_targets: Option<Signed<Targets>> = None;
     let fetched = s.api(Some(&cfg)).and_then(|api| {
         let repo = s.repo_path(Some(&cfg))?;
-        updates::current_roots(&api, &repo)
+        let roots = updates::current_roots(&api, &repo)?;
+        // Best effort: a token that may read roots may read targets too.
+        prod_targets = api
+            .get(&format!("{repo}/targets.json?production=1"))
+            .ok()
+            .and_then(|b| Signed::from_slice(&b).ok());
+        Ok(roots)
     });
     let (ci, prod, source) = match fetched {
         Ok(c) => (c.ci, Some(c.prod), "the server".to_owned()),
@@ -80,13 +155,22 @@ pub fn status(s: &Settings, path: &Path) -> Result<()> {
     }
     let expiry =
         |r: &Signed<Root>| json!({"version": r.signed.version, "expires": r.signed.expires});
+    let warnings = expiry_warnings(
+        &ci,
+        prod.as_ref(),
+        prod_targets.as_ref(),
+        OffsetDateTime::now_utc(),
+    );
     if s.json() {
         println!(
             "{}",
             json!({
                 "file": path, "compared_with": source, "keys": rows, "missing": missing,
                 "ci_root": expiry(&ci), "prod_root": prod.as_ref().map(expiry),
+                "prod_targets": prod_targets.as_ref().map(
+                    |t| json!({"version": t.signed.version, "expires": t.signed.expires})),
                 "holds_active_root_key": holds_active_root,
+                "warnings": warnings,
             })
         );
     } else {
@@ -99,6 +183,12 @@ pub fn status(s: &Settings, path: &Path) -> Result<()> {
             println!(
                 "  production root version {}, expires {}",
                 p.signed.version, p.signed.expires
+            );
+        }
+        if let Some(t) = &prod_targets {
+            println!(
+                "  production targets version {}, expires {}",
+                t.signed.version, t.signed.expires
             );
         }
         println!("Keys in the file:");
@@ -151,6 +241,9 @@ pub fn status(s: &Settings, path: &Path) -> Result<()> {
             }
         }
     }
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
     if !holds_active_root {
         eprintln!(
             "warning: this file holds no active root key. Whoever holds it must keep it safe: a \
@@ -158,4 +251,25 @@ pub fn status(s: &Settings, path: &Path) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> Expires {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn warns_only_inside_the_window() {
+        let now = time::macros::datetime!(2030-01-01 00:00 UTC);
+        assert!(expiry_warning("x", &at("2030-03-01T00:00:00Z"), now, "r").is_none());
+        // Exactly 30 days away: no warning yet; a second less: warning.
+        assert!(expiry_warning("x", &at("2030-01-31T00:00:00Z"), now, "r").is_none());
+        let w = expiry_warning("x", &at("2030-01-30T23:59:59Z"), now, "renew").unwrap();
+        assert!(w.contains("in 29 day(s)") && w.ends_with("renew"), "{w}");
+        let w = expiry_warning("x", &at("2029-12-31T00:00:00Z"), now, "r").unwrap();
+        assert!(w.contains("EXPIRED"), "{w}");
+    }
 }

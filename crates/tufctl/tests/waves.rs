@@ -306,6 +306,14 @@ fn story(server: Server) {
     let days = (expires.unix() - time::OffsetDateTime::now_utc().unix_timestamp()) / 86_400;
     assert!((364..=365).contains(&days), "expires in {days} days");
 
+    // A year ahead: `keys status` has nothing to warn about.
+    let st = json(&ok(&ctl(&["--json", "keys", "status", o])));
+    assert_eq!(
+        st["prod_targets"]["version"],
+        prod_targets["signed"]["version"]
+    );
+    assert_eq!(st["warnings"].as_array().unwrap().len(), 0, "{st}");
+
     // The production device installs the Wave's target.
     prod_device.installs("app-42", &v42);
 
@@ -385,6 +393,20 @@ fn story(server: Server) {
     let prod_targets = get_json(&server, &f, &format!("{api}/targets.json?production=1"));
     assert!(signer_ids(&prod_targets).contains(&new_id));
     prod_device.installs("app-44", &v44);
+    // 20 days left: `keys status` warns that only the offline key holder can renew them.
+    let st = json(&ok(&ctl(&["--json", "keys", "status", o2])));
+    let warnings = st["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{st}");
+    let w = warnings[0].as_str().unwrap();
+    assert!(w.starts_with("the production targets"), "{w}");
+    assert!(w.contains("offline targets key holder"), "{w}");
+    let human = ctl(&["keys", "status", c]);
+    ok(&human);
+    assert!(
+        stderr(&human).contains("warning: the production targets"),
+        "{}",
+        stderr(&human)
+    );
     // A device set up now follows the whole production chain to the same release.
     Device::new(&prod_root_v1, &prod_base).installs("app-44", &v44);
     ci_device.installs("app-44", &v44);
