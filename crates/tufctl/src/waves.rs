@@ -104,6 +104,12 @@ pub fn action(s: &Settings, wave: &str, what: &str) -> Result<()> {
         .with_context(|| format!("{what} wave {wave:?}"))?;
     if s.json() {
         println!("{answer}");
+    } else if what == "complete" {
+        println!(
+            "Wave {wave} completed: production targets version {} are now what production \
+             devices install.",
+            answer["targets_version"]
+        );
     } else {
         println!("Wave {wave}: {what} done.");
     }
