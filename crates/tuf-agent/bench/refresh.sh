@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Whole-process refresh of a 10,000-target repository: tuf-agent (release build) next to
-# python-tuf's ngclient, same repository served on loopback, empty cache each run.
+# Whole-process refresh of a repository of TARGETS targets (default 10,000): tuf-agent
+# (release build) next to python-tuf's ngclient, same repository served on loopback, empty
+# cache each run.
 # Prints median wall time and peak RSS of each, and the ratios.
 #
 # Usage: crates/tuf-agent/bench/refresh.sh [TARGETS] [RUNS]
@@ -75,8 +76,11 @@ url="http://127.0.0.1:$port/metadata/"
 
 cat > "$work/ngclient.py" <<'PY'
 import sys
-from tuf.ngclient import Updater
-Updater(metadata_dir=sys.argv[1], metadata_base_url=sys.argv[2], bootstrap=None).refresh()
+from tuf.ngclient import Updater, UpdaterConfig
+# The default 5 MB cap on targets.json is too small from about 25,000 targets on.
+config = UpdaterConfig(targets_max_length=256 * 1024 * 1024)
+Updater(metadata_dir=sys.argv[1], metadata_base_url=sys.argv[2], bootstrap=None,
+        config=config).refresh()
 PY
 
 # Runs "$@" with a fresh metadata dir holding only the trusted root; prints "SECONDS KIB".
