@@ -212,7 +212,10 @@ enum WavesCommand {
         wave: String,
         version: String,
         tag: String,
-        #[arg(long, default_value_t = 365)]
+        /// Days until the production targets expire; production devices stop updating then,
+        /// unless a newer Wave replaces them (`keys status` warns 30 days ahead).
+        #[arg(long, default_value_t = 365,
+              value_parser = clap::value_parser!(u32).range(1..=3650))]
         expires_days: u32,
     },
     /// Publish the wave as the production targets.

@@ -267,6 +267,22 @@ fn story(server: Server) {
         stderr(&out)
     );
 
+    // Expiry is between a day and ten years.
+    for days in ["0", "3651"] {
+        let err = fails(&ctl(&[
+            "waves",
+            "init",
+            "-k",
+            o,
+            "wave-x",
+            "42",
+            "production",
+            "--expires-days",
+            days,
+        ]));
+        assert!(err.contains("--expires-days"), "{err}");
+    }
+
     // A Wave of version 42, signed with the targets-only tarball, default expiry.
     ok(&ctl(&[
         "waves",
