@@ -58,6 +58,11 @@ pub struct Updater {
     fetcher: Fetcher,
     trusted: TrustedSet,
     refreshed: bool,
+    /// Set when this cycle's root update rotated timestamp or snapshot keys (5.3.11): the
+    /// stored copies must not serve as rollback references. They are not deleted, so a cycle
+    /// that then fails leaves the last trusted files in place; the next successful download
+    /// overwrites them, and copies signed by removed keys no longer verify anyway.
+    fast_forward_recovery: bool,
 }
 
 impl Updater {
@@ -84,6 +89,7 @@ impl Updater {
             fetcher: Fetcher::new(),
             trusted,
             refreshed: false,
+            fast_forward_recovery: false,
         })
     }
 
@@ -262,15 +268,23 @@ impl Updater {
         self.trusted.check_final_root()?;
         let rotated = |role| self.trusted.role_keys_changed(&original, role);
         if rotated(Role::Timestamp) || rotated(Role::Snapshot) {
-            self.store.remove("timestamp")?;
-            self.store.remove("snapshot")?;
+            self.fast_forward_recovery = true;
         }
         Ok(())
     }
 
+    /// The stored copy of `role`, unless fast-forward recovery set it aside this cycle. A copy
+    /// that cannot be read is no reference either.
+    fn stored_reference(&self, role: &str, max: u64) -> Option<Vec<u8>> {
+        if self.fast_forward_recovery {
+            return None;
+        }
+        self.store.load(role, max).ok().flatten()
+    }
+
     /// Timestamp (5.4). The stored timestamp, if it still verifies, is the rollback reference.
     fn update_timestamp(&mut self) -> Result<(), Error> {
-        if let Ok(Some(local)) = self.store.load("timestamp", self.limits.timestamp_max) {
+        if let Some(local) = self.stored_reference("timestamp", self.limits.timestamp_max) {
             // A stored copy that no longer verifies is simply not a reference any more.
             let _ = self.trusted.load_local_timestamp(&local);
         }
@@ -287,7 +301,7 @@ impl Updater {
     fn update_snapshot(&mut self) -> Result<(), Error> {
         let meta = self.trusted.final_timestamp()?.snapshot_meta();
         let (version, length) = (meta.version, meta.length);
-        if let Ok(Some(local)) = self.store.load("snapshot", self.limits.snapshot_max) {
+        if let Some(local) = self.stored_reference("snapshot", self.limits.snapshot_max) {
             if let Ok(true) = self.trusted.load_local_snapshot(&local) {
                 return Ok(());
             }

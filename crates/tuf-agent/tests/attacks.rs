@@ -345,6 +345,23 @@ fn fast_forward_recovery_snapshot() {
 }
 
 #[test]
+fn fast_forward_recovery_keeps_trusted_files_when_the_new_snapshot_fails() {
+    let Some(repo) = repo() else { return };
+    let client = repo.client();
+    client.refresh().success();
+    let before = client.trusted("snapshot.json").expect("snapshot trusted");
+    // New snapshot keys with a threshold the repository cannot meet: the update fails after
+    // the root rotated, and the last trusted snapshot must still be on disk.
+    repo.ops(json!([
+        ["rotate", {"role": "snapshot", "keys": 1, "threshold": 2}],
+        ["publish", {}]
+    ]));
+    client.refresh().failure("threshold is 2");
+    assert_eq!(client.trusted("snapshot.json"), Some(before));
+    assert_eq!(client.version("root.json"), Some(2));
+}
+
+#[test]
 fn wrong_type() {
     let Some(repo) = repo() else { return };
     resign(
