@@ -297,6 +297,15 @@ impl Credentials {
         archive::encrypt(&plain, passphrase, None)
     }
 
+    /// The stored `keys/<name>.sec` file exactly as it is in the tarball (a key file with
+    /// `keyval.private`), e.g. for a plain text backup of one key.
+    pub fn secret_key_file(&self, name: &str) -> Result<Zeroizing<Vec<u8>>, Error> {
+        self.entries
+            .get(&key_path(name, SEC))
+            .cloned()
+            .ok_or_else(|| Error::KeyNotFound(format!("{name} (no .sec file)")))
+    }
+
     #[cfg(test)]
     fn to_encrypted_bytes_fast(&self, passphrase: &str) -> Result<Vec<u8>, Error> {
         let plain = self.to_bytes()?;
@@ -351,6 +360,18 @@ impl Credentials {
         self.stored_key_opt(name)?
             .ok_or_else(|| Error::KeyNotFound(name.to_owned()))
     }
+}
+
+/// Encrypts `plain` (any bytes, normally a whole tarball exactly as it is on disk) to an age
+/// passphrase (scrypt), so that decrypting gives back the very same bytes.
+pub fn encrypt_bytes(plain: &[u8], passphrase: &str) -> Result<Vec<u8>, Error> {
+    archive::encrypt(plain, passphrase, None)
+}
+
+/// Decrypts an age passphrase file, giving back exactly the bytes that were encrypted
+/// (size-capped). A wrong passphrase is [`Error::Decrypt`].
+pub fn decrypt_bytes(bytes: &[u8], passphrase: &str) -> Result<Zeroizing<Vec<u8>>, Error> {
+    archive::decrypt(bytes, passphrase)
 }
 
 /// True when two public keys are the same key material (scheme and public value).

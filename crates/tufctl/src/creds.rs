@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, Context, Result};
+use std::io::IsTerminal;
+
+use anyhow::{anyhow, bail, Context, Result};
 use tuf_core::{Root, Signed};
 use tuf_credentials::{Credentials, Error as CredError};
 use zeroize::Zeroizing;
@@ -62,10 +64,7 @@ impl CredsFile {
     /// Atomically replaces the file with the current contents (encrypted again with the same
     /// passphrase if it was encrypted). Durable on return.
     pub fn save(&self) -> Result<()> {
-        let bytes: Zeroizing<Vec<u8>> = match &self.passphrase {
-            Some(p) => Zeroizing::new(self.creds.to_encrypted_bytes(p)?),
-            None => self.creds.to_bytes()?,
-        };
+        let bytes = self.encode(&self.creds)?;
         tuf_credentials::save_atomic(&self.path, &bytes).with_context(|| {
             format!(
                 "cannot write {} (it still holds its previous contents)",
@@ -73,6 +72,19 @@ impl CredsFile {
             )
         })?;
         Ok(())
+    }
+
+    /// The bytes of `creds` as this file is stored: encrypted with the same passphrase when
+    /// this file is encrypted, plain otherwise.
+    pub fn encode(&self, creds: &Credentials) -> Result<Zeroizing<Vec<u8>>> {
+        Ok(match &self.passphrase {
+            Some(p) => Zeroizing::new(creds.to_encrypted_bytes(p)?),
+            None => creds.to_bytes()?,
+        })
+    }
+
+    pub fn is_encrypted(&self) -> bool {
+        self.passphrase.is_some()
     }
 
     /// The stored `roles/root.json`, parsed.
@@ -83,8 +95,23 @@ impl CredsFile {
     }
 }
 
-/// Reads the passphrase from `--passphrase-file` or `TUFCTL_PASSPHRASE`.
+/// The passphrase of an existing encrypted file: `--passphrase-file`, else
+/// `TUFCTL_PASSPHRASE`, else a prompt on the terminal (never echoed).
 pub fn passphrase(s: &Settings) -> Result<Zeroizing<String>> {
+    get_passphrase(s, "Passphrase of the credentials file: ", false)
+}
+
+/// A passphrase to encrypt with: like [`passphrase`], but a terminal prompt asks twice and
+/// an empty passphrase is refused.
+pub fn new_passphrase(s: &Settings) -> Result<Zeroizing<String>> {
+    let p = get_passphrase(s, "New passphrase for the credentials file: ", true)?;
+    if p.is_empty() {
+        bail!("the passphrase is empty; refusing to encrypt with it");
+    }
+    Ok(p)
+}
+
+fn get_passphrase(s: &Settings, prompt: &str, confirm: bool) -> Result<Zeroizing<String>> {
     if let Some(file) = &s.global.passphrase_file {
         let text = Zeroizing::new(
             std::fs::read_to_string(file)
@@ -97,9 +124,26 @@ pub fn passphrase(s: &Settings) -> Result<Zeroizing<String>> {
     if let Ok(p) = std::env::var("TUFCTL_PASSPHRASE") {
         return Ok(Zeroizing::new(p));
     }
-    Err(anyhow!(
-        "no passphrase given: pass --passphrase-file FILE or set TUFCTL_PASSPHRASE"
-    ))
+    if !std::io::stdin().is_terminal() {
+        bail!(
+            "no passphrase given and standard input is not a terminal to ask for one: pass \
+             --passphrase-file FILE or set TUFCTL_PASSPHRASE"
+        );
+    }
+    // rpassword reads from the controlling terminal with echo turned off.
+    let first = Zeroizing::new(
+        rpassword::prompt_password(prompt).context("reading the passphrase from the terminal")?,
+    );
+    if confirm {
+        let again = Zeroizing::new(
+            rpassword::prompt_password("Repeat the passphrase: ")
+                .context("reading the passphrase from the terminal")?,
+        );
+        if *again != *first {
+            bail!("the two passphrases differ; nothing was changed");
+        }
+    }
+    Ok(first)
 }
 
 pub fn explain_leftovers(path: &Path, leftovers: &[PathBuf]) {

@@ -74,7 +74,7 @@ pub fn show_root(s: &Settings, prod: bool) -> Result<()> {
 }
 
 /// Fetches the one-time credentials, saves them (0600, never overwriting), then checks them.
-pub fn download(s: &Settings, url: &str, out: &Path) -> Result<()> {
+pub fn download(s: &Settings, url: &str, out: &Path, encrypt: bool) -> Result<()> {
     // Check first: the download works only once, so never fetch into a path we cannot use.
     if out.symlink_metadata().is_ok() {
         bail!(
@@ -87,6 +87,12 @@ pub fn download(s: &Settings, url: &str, out: &Path) -> Result<()> {
         .find("/ota/")
         .map(|i| &url[..i])
         .ok_or_else(|| anyhow!("{url:?} does not look like a credentials URL (…/ota/factories/<f>/credentials/<secret>)"))?;
+    // Ask for the passphrase before fetching: the download works only once.
+    let pass = if encrypt {
+        Some(crate::creds::new_passphrase(s)?)
+    } else {
+        None
+    };
     let fetcher = Api::new(base, None)?;
     let bytes = fetcher
         .get_anonymous(url, MAX_DOWNLOAD)
@@ -97,9 +103,19 @@ pub fn download(s: &Settings, url: &str, out: &Path) -> Result<()> {
             ),
             _ => e.context("downloading the credentials"),
         })?;
-    // Save before checking: this is the only copy there will ever be.
-    tuf_credentials::save_new(out, &bytes)
+    let bytes = zeroize::Zeroizing::new(bytes);
+    // Save before checking: this is the only copy there will ever be. With --encrypt only the
+    // encrypted form is ever written.
+    let on_disk = match &pass {
+        Some(p) => zeroize::Zeroizing::new(
+            tuf_credentials::encrypt_bytes(&bytes, p)
+                .context("encrypting the downloaded credentials (nothing was written)")?,
+        ),
+        None => bytes.clone(),
+    };
+    tuf_credentials::save_new(out, &on_disk)
         .with_context(|| format!("saving the downloaded credentials to {}", out.display()))?;
+    drop(on_disk);
     let creds = Credentials::read(&bytes).with_context(|| {
         format!(
             "the downloaded file was saved to {} but is not a complete credentials tarball",
@@ -107,6 +123,9 @@ pub fn download(s: &Settings, url: &str, out: &Path) -> Result<()> {
         )
     })?;
     let mut checked = vec![format!("{} opens", out.display())];
+    if pass.is_some() {
+        checked.push("it was written encrypted with the passphrase (age format)".to_owned());
+    }
     let root_bytes = creds.root_json().ok_or_else(|| {
         anyhow!(
             "{} has no roles/root.json: the download is incomplete",
@@ -231,15 +250,22 @@ pub fn copy_targets(s: &Settings, creds_path: &Path, out: &Path) -> Result<()> {
     }
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     let subset = file.creds.subset(&refs)?;
-    let bytes = subset.to_bytes()?;
+    // An encrypted source gives an encrypted copy (same passphrase): the keys never land on
+    // disk in plain text by accident. Re-key it with `keys decrypt` + `keys encrypt`.
+    let bytes = file.encode(&subset)?;
     tuf_credentials::save_new(out, &bytes).with_context(|| format!("writing {}", out.display()))?;
     if s.json() {
         println!("{}", json!({"file": out, "keys": names}));
     } else {
         println!(
-            "Wrote {} with config.json and the offline targets key(s) {} (no root key).",
+            "Wrote {} with config.json and the offline targets key(s) {} (no root key){}.",
             out.display(),
-            names.join(", ")
+            names.join(", "),
+            if file.is_encrypted() {
+                ", encrypted with the same passphrase as the source"
+            } else {
+                ""
+            }
         );
     }
     Ok(())

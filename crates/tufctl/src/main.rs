@@ -4,6 +4,8 @@
 
 mod client;
 mod creds;
+mod crypt;
+mod export;
 mod keys;
 mod rotation;
 mod settings;
@@ -111,7 +113,26 @@ impl KeyTypeArg {
 #[derive(Subcommand)]
 enum KeysCommand {
     /// Fetch the one-time credentials tarball (written 0600, never overwrites).
-    Download { url: String, out: PathBuf },
+    Download {
+        url: String,
+        out: PathBuf,
+        /// Encrypt it with a passphrase before it is written (it never touches the disk in
+        /// plain text).
+        #[arg(long)]
+        encrypt: bool,
+    },
+    /// Encrypt a credentials file with a passphrase (age format), in place.
+    Encrypt { creds: PathBuf },
+    /// Decrypt a credentials file in place (it then holds the private keys in plain text).
+    Decrypt { creds: PathBuf },
+    /// Write the active root private key(s) as a plain text .sec file (0600, never
+    /// overwrites) for offline backup.
+    ExportRoot {
+        creds: PathBuf,
+        /// Output file (default: <key name>.sec in the current directory).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Replace the root key with a new offline key kept only in CREDS.tgz.
     RotateRoot {
         #[arg(long, value_enum, default_value_t)]
@@ -245,7 +266,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => keys::factory_create(&s, &name),
         Command::Get { path } => keys::get(&s, &path),
         Command::Keys { command } => match command {
-            KeysCommand::Download { url, out } => keys::download(&s, &url, &out),
+            KeysCommand::Download { url, out, encrypt } => keys::download(&s, &url, &out, encrypt),
+            KeysCommand::Encrypt { creds } => crypt::encrypt(&s, &creds),
+            KeysCommand::Decrypt { creds } => crypt::decrypt(&s, &creds),
+            KeysCommand::ExportRoot { creds, out } => {
+                export::export_root(&s, &creds, out.as_deref())
+            }
             KeysCommand::RotateRoot {
                 key_type,
                 owner,

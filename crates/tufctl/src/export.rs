@@ -1,0 +1,162 @@
+//! `keys export-root`: the plain text backup of the active root private key(s), and the
+//! lookup of which keys in a credentials file are active (shared with `keys backup`).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::json;
+use tuf_core::{KeyId, PublicKey, Role, Root, Signed};
+
+use crate::creds::CredsFile;
+use crate::settings::Settings;
+
+/// A key in the credentials file that the Factory's root lists for a role, with its private
+/// part.
+pub struct ActiveKey {
+    pub name: String,
+    pub id: KeyId,
+    pub public: PublicKey,
+}
+
+/// Where the root used to decide "active" came from, for people.
+pub struct Active {
+    pub keys: Vec<ActiveKey>,
+    pub source: String,
+}
+
+/// The keys of `role` in the Factory's current root (the production root for targets, where
+/// the offline targets key lives) that `file` holds private keys for. Falls back to the
+/// file's `roles/root.json` when the server cannot be reached, and says so on stderr.
+pub fn active_keys(s: &Settings, file: &CredsFile, role: Role) -> Result<Active> {
+    let cfg = file.creds.config().clone();
+    let query = if role == Role::Targets {
+        "?production=1"
+    } else {
+        ""
+    };
+    let server: Result<Signed<Root>> = s.api(Some(&cfg)).and_then(|api| {
+        let repo = s.repo_path(Some(&cfg))?;
+        Ok(Signed::<Root>::from_slice(
+            &api.get(&format!("{repo}/root.json{query}"))?,
+        )?)
+    });
+    let (root, source) = match server {
+        Ok(r) => {
+            let v = r.signed.version;
+            (r, format!("the Factory's current root (version {v})"))
+        }
+        Err(e) => {
+            let stored = file.stored_root()?.ok_or_else(|| {
+                anyhow!(
+                    "the server is unreachable ({e:#}) and {} has no roles/root.json, so the \
+                     active keys cannot be told",
+                    file.path.display()
+                )
+            })?;
+            eprintln!(
+                "note: OFFLINE: could not fetch the Factory's root from the server ({e:#}); \
+                 deciding which keys are active from roles/root.json stored in {} (version \
+                 {}), which may be older than the Factory's current root",
+                file.path.display(),
+                stored.signed.version
+            );
+            let v = stored.signed.version;
+            (
+                stored,
+                format!("roles/root.json in the file (version {v}; offline)"),
+            )
+        }
+    };
+    let root = &root.signed;
+    let other = if role == Role::Targets {
+        root.role_keys(Role::Root)
+    } else {
+        Default::default()
+    };
+    let mut keys = Vec::new();
+    for k in file.creds.keys()? {
+        if !k.has_private {
+            continue;
+        }
+        // A targets backup is for the offline targets key: never a root key doubling as one.
+        if other
+            .values()
+            .any(|p| tuf_credentials::same_key(p, &k.public))
+        {
+            continue;
+        }
+        if let Some((id, _)) = root
+            .role_keys(role)
+            .into_iter()
+            .find(|(_, p)| tuf_credentials::same_key(p, &k.public))
+        {
+            keys.push(ActiveKey {
+                name: k.name,
+                id,
+                public: k.public,
+            });
+        }
+    }
+    Ok(Active { keys, source })
+}
+
+pub fn export_root(s: &Settings, creds: &Path, out: Option<&Path>) -> Result<()> {
+    let file = CredsFile::open(s, creds)?;
+    let active = active_keys(s, &file, Role::Root)?;
+    if active.keys.is_empty() {
+        bail!(
+            "{} holds no private key of the active root role (checked against {}); this file \
+             cannot rotate the root",
+            creds.display(),
+            active.source
+        );
+    }
+    if out.is_some() && active.keys.len() > 1 {
+        bail!(
+            "the file holds {} active root keys but --out names one file; leave --out out to \
+             write each as <name>.sec in the current directory",
+            active.keys.len()
+        );
+    }
+    let mut written: Vec<(PathBuf, &ActiveKey)> = Vec::new();
+    for k in &active.keys {
+        let path = match out {
+            Some(p) => p.to_owned(),
+            None => PathBuf::from(format!("{}.sec", k.name)),
+        };
+        let sec = file.creds.secret_key_file(&k.name)?;
+        tuf_credentials::save_new(&path, &sec)
+            .with_context(|| format!("writing {} (nothing was overwritten)", path.display()))?;
+        written.push((path, k));
+    }
+    for (path, k) in &written {
+        eprintln!(
+            "WARNING: {} holds the Factory's root PRIVATE key {} in plain text (mode 0600). \
+             Whoever reads it controls which updates every device trusts. Put it on offline \
+             backup media in a safe and delete it from this machine.",
+            path.display(),
+            k.id
+        );
+    }
+    if s.json() {
+        let files: Vec<_> = written
+            .iter()
+            .map(|(p, k)| json!({"file": p, "keyid": k.id.as_str(), "name": k.name}))
+            .collect();
+        println!(
+            "{}",
+            json!({"keys": files, "checked_against": active.source})
+        );
+    } else {
+        for (p, k) in &written {
+            println!(
+                "Wrote root key {} ({}) to {} (active in {}).",
+                k.id,
+                k.public.keytype,
+                p.display(),
+                active.source
+            );
+        }
+    }
+    Ok(())
+}
