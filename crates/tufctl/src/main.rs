@@ -2,6 +2,7 @@
 //! targets and waves. Every command exits 0 on success; otherwise it prints one paragraph
 //! saying what failed and what to do next, and exits 1.
 
+mod backup;
 mod client;
 mod creds;
 mod crypt;
@@ -9,6 +10,7 @@ mod export;
 mod keys;
 mod rotation;
 mod settings;
+mod shares;
 mod status;
 mod targets;
 mod updates;
@@ -163,6 +165,31 @@ enum KeysCommand {
         #[arg(long)]
         prod: bool,
     },
+    /// Paper backup: split the active root key (and with --include-targets the offline
+    /// targets key) into N Shamir shares, any K of which restore it; writes printable HTML,
+    /// PNG (QR code) and .txt files per share.
+    Backup {
+        creds: PathBuf,
+        #[arg(long, value_parser = clap::value_parser!(u8).range(2..=255))]
+        shares: u8,
+        #[arg(long, value_parser = clap::value_parser!(u8).range(2..=255))]
+        threshold: u8,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        include_targets: bool,
+    },
+    /// Rebuild a key from Shamir shares (share files, typed text files, or scanned QR
+    /// payloads) into a credentials file.
+    Restore {
+        #[arg(required = true)]
+        shares: Vec<String>,
+        #[arg(long)]
+        out: PathBuf,
+        /// Require the key to be in the Factory's current root (server must be reachable).
+        #[arg(long)]
+        factory_check: bool,
+    },
     /// Which keys in the file are active, inactive or missing.
     Status { creds: PathBuf },
     /// Root-update transactions, step by step (threshold roots, several key holders).
@@ -301,6 +328,34 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 },
             ),
             KeysCommand::CopyTargets { creds, out } => keys::copy_targets(&s, &creds, &out),
+            KeysCommand::Backup {
+                creds,
+                shares,
+                threshold,
+                out,
+                include_targets,
+            } => backup::backup(
+                &s,
+                &backup::BackupArgs {
+                    creds,
+                    shares,
+                    threshold,
+                    out,
+                    include_targets,
+                },
+            ),
+            KeysCommand::Restore {
+                shares,
+                out,
+                factory_check,
+            } => backup::restore(
+                &s,
+                &backup::RestoreArgs {
+                    shares,
+                    out,
+                    factory_check,
+                },
+            ),
             KeysCommand::ShowRoot { prod } => keys::show_root(&s, prod),
             KeysCommand::Status { creds } => status::status(&s, &creds),
             KeysCommand::Tuf {

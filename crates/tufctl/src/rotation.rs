@@ -38,15 +38,23 @@ pub fn rotate_root(s: &Settings, path: &Path, opts: Options) -> Result<()> {
             ids(&current.ci.signed.role(Role::Root).keyids)
         );
     }
-    let (key, reused) = pending_or_new(&mut file, &api, &repo, &current, "root", opts.key_type)?;
+    let (key, reused, done) = match applied_unrecorded(&file, &current, Role::Root, "root")? {
+        Some(key) => (key, true, true),
+        None => {
+            let (k, r) = pending_or_new(&mut file, &api, &repo, &current, "root", opts.key_type)?;
+            (k, r, false)
+        }
+    };
     let name = key_name("root", key.key_id());
     let new_id = key.key_id().clone();
     let owner = opts.owner.unwrap_or_else(updates::default_owner);
 
-    let result = (|| -> Result<bool> {
+    let run = || -> Result<bool> {
         let message = format!("rotate root key to {new_id}");
+        // An open transaction this command opened for this very key (its message names the
+        // key) is an earlier run's, interrupted after init or stage: continue it.
         let mut tx = updates::begin(&api, &repo, &message, opts.cancel_open, |tx| {
-            tx.ci_root.signed.role(Role::Root).keyids.contains(&new_id)
+            tx.message == message || tx.ci_root.signed.role(Role::Root).keyids.contains(&new_id)
         })?;
         let public = key.public_key().clone();
         let edit = |r: &mut Root| -> Result<()> {
@@ -67,7 +75,8 @@ pub fn rotate_root(s: &Settings, path: &Path, opts: Options) -> Result<()> {
             env.sign(&key)?;
         }
         updates::stage_and_apply(&api, &repo, &tx, &current)
-    })();
+    };
+    let result = if done { Ok(true) } else { run() };
     let applied = result.map_err(|e| pending_hint(e, path, &name, "rotate-root"))?;
     if !applied {
         return Ok(());
@@ -112,19 +121,28 @@ pub fn rotate_targets(s: &Settings, path: &Path, opts: Options) -> Result<()> {
     if online.is_empty() {
         bail!("cannot tell the server's online targets key in the current root (no key owned by \"tufd\" in x-key-owners)");
     }
-    let (key, reused) = pending_or_new(&mut file, &api, &repo, &current, "targets", opts.key_type)?;
+    let (key, reused, done) = match applied_unrecorded(&file, &current, Role::Targets, "targets")? {
+        Some(key) => (key, true, true),
+        None => {
+            let (k, r) =
+                pending_or_new(&mut file, &api, &repo, &current, "targets", opts.key_type)?;
+            (k, r, false)
+        }
+    };
     let name = key_name("targets", key.key_id());
     let new_id = key.key_id().clone();
     let owner = opts.owner.unwrap_or_else(updates::default_owner);
 
-    let result = (|| -> Result<bool> {
+    let run = || -> Result<bool> {
         let message = format!("rotate offline targets key to {new_id}");
         let mut tx = updates::begin(&api, &repo, &message, opts.cancel_open, |tx| {
-            tx.ci_root
-                .signed
-                .role(Role::Targets)
-                .keyids
-                .contains(&new_id)
+            tx.message == message
+                || tx
+                    .ci_root
+                    .signed
+                    .role(Role::Targets)
+                    .keyids
+                    .contains(&new_id)
         })?;
         let public = key.public_key().clone();
         let edit = |prod: bool| {
@@ -157,7 +175,8 @@ pub fn rotate_targets(s: &Settings, path: &Path, opts: Options) -> Result<()> {
         targets.sign(&key)?;
         tx.stage_prod_targets = true;
         updates::stage_and_apply(&api, &repo, &tx, &current)
-    })();
+    };
+    let result = if done { Ok(true) } else { run() };
     let applied = result.map_err(|e| pending_hint(e, path, &name, "rotate-targets"))?;
     if !applied {
         return Ok(());
@@ -207,6 +226,45 @@ pub fn online_targets_keys(root: &Root, creds: &Credentials) -> Result<Vec<KeyId
         }
     }
     Ok(out)
+}
+
+/// The key of an earlier run whose rotation the server applied although that run never
+/// heard the answer (it was killed or lost the connection after sending `apply`): a
+/// `tufctl-<role>-*` key of the tarball that the server's current CI root trusts for `role`
+/// while the tarball's own `roles/root.json` (updated after every completed rotation) does
+/// not list it at all. Such a run is finished by recording the new root, not by rotating
+/// again with yet another key.
+fn applied_unrecorded(
+    file: &CredsFile,
+    current: &Current,
+    role: Role,
+    name: &str,
+) -> Result<Option<PrivateKey>> {
+    let Some(stored) = file.stored_root()? else {
+        return Ok(None);
+    };
+    if stored.signed.version >= current.ci.signed.version {
+        return Ok(None);
+    }
+    let prefix = format!("tufctl-{name}-");
+    let trusted = &current.ci.signed.role(role).keyids;
+    for k in file.creds.keys()? {
+        if !k.has_private || !k.name.starts_with(&prefix) {
+            continue;
+        }
+        let Some(id) = updates::find_key(&current.ci.signed, &k.public) else {
+            continue;
+        };
+        if trusted.contains(id) && updates::find_key(&stored.signed, &k.public).is_none() {
+            eprintln!(
+                "note: the server already applied the rotation to the {name} key {} saved in                  {} (an earlier run was interrupted before it heard the answer); no new key                  is generated, only the file's roles/root.json is brought up to date. Run the                  command again to rotate once more",
+                k.name,
+                file.path.display()
+            );
+            return Ok(Some(file.creds.private_key(&k.name)?));
+        }
+    }
+    Ok(None)
 }
 
 /// A key of this role in the tarball that no root of the Factory has ever listed (saved by a
