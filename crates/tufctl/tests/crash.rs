@@ -363,8 +363,13 @@ fn leftovers(s: &Setup) -> Vec<String> {
 
 /// Runs `tufctl keys <rotate>` through a proxy applying `rule`, kills it once the proxy
 /// holds the request, checks the tarball, re-runs directly against tufd and checks the end
-/// state. Returns the re-run's stderr.
+/// state. With `torn_save`, a half-written temporary file of the tarball is also left beside
+/// it, as a kill in the middle of a save would. Returns the re-run's stderr.
 fn crash_then_rerun(name: &str, rotate: Rotate, rule: Rule) -> String {
+    crash_then_rerun_with(name, rotate, rule, false)
+}
+
+fn crash_then_rerun_with(name: &str, rotate: Rotate, rule: Rule, torn_save: bool) -> String {
     let s = setup(name);
     let role = rotate.role();
     let creds = s.creds.to_str().unwrap().to_owned();
@@ -416,6 +421,11 @@ fn crash_then_rerun(name: &str, rotate: Rotate, rule: Rule) -> String {
     }
 
     // No leftover temporary file blocks the next command; if there is one, it is explained.
+    let torn = s.dir.path().join(".creds.tgz.tmp-4242-0-0");
+    if torn_save {
+        let bytes = std::fs::read(&s.creds).unwrap();
+        std::fs::write(&torn, &bytes[..bytes.len() / 2]).unwrap();
+    }
     let left = leftovers(&s);
     let out = s
         .server
@@ -455,7 +465,11 @@ fn crash_then_rerun(name: &str, rotate: Rotate, rule: Rule) -> String {
     }
     assert_holds_trusted_keys(&s, "after the re-run");
     assert_names_match_key_ids(&s);
-    assert!(leftovers(&s).is_empty(), "{:?}", leftovers(&s));
+    // A leftover is explained, never deleted or used: it might be the only copy of a key.
+    assert_eq!(leftovers(&s), left, "temporary files changed");
+    if !torn_save {
+        assert!(left.is_empty(), "the killed run left {left:?}");
+    }
     stderr
 }
 
@@ -560,5 +574,23 @@ fn rotate_targets_killed_applying() {
 #[test]
 fn rotate_targets_killed_after_the_server_applied() {
     let err = crash_then_rerun("crash-targets-d2", Rotate::Targets, answer_lost(APPLY));
+    assert!(err.contains("already"), "{err}");
+}
+
+#[test]
+fn rotate_root_rerun_explains_a_torn_temporary_file_and_proceeds() {
+    let err = crash_then_rerun_with("crash-root-torn", Rotate::Root, STAGE, true);
+    assert!(err.contains(".creds.tgz.tmp-4242-0-0"), "{err}");
+}
+
+#[test]
+fn rotate_targets_rerun_explains_a_torn_temporary_file_after_the_server_applied() {
+    let err = crash_then_rerun_with(
+        "crash-targets-torn",
+        Rotate::Targets,
+        answer_lost(APPLY),
+        true,
+    );
+    assert!(err.contains(".creds.tgz.tmp-4242-0-0"), "{err}");
     assert!(err.contains("already"), "{err}");
 }
