@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, HashMap};
 use time::OffsetDateTime;
 use tuf_core::metadata::MetaFile;
 use tuf_core::{
-    hash, KeyId, Metadata, PublicKey, Role, RoleKeys, Root, Signed, Snapshot, TargetFile, Targets,
-    TargetsHead, Timestamp,
+    hash, KeyId, Metadata, PublicKey, Role, RoleKeys, Root, Signed, SignedRef, Snapshot,
+    TargetFile, Targets, TargetsHead, Timestamp,
 };
 
 use crate::Error;
@@ -56,7 +56,7 @@ impl TrustedSet {
         )?;
         Ok(Self {
             now,
-            root,
+            root: root.into_owned(),
             timestamp: None,
             snapshot: None,
             targets: HashMap::new(),
@@ -121,7 +121,7 @@ impl TrustedSet {
                 got: new.signed.version,
             });
         }
-        self.root = new;
+        self.root = new.into_owned();
         Ok(())
     }
 
@@ -144,7 +144,7 @@ impl TrustedSet {
         let ts = parse::<Timestamp>("timestamp", bytes)?;
         let root = &self.root.signed;
         verify("timestamp", &ts, root.role(Role::Timestamp), &root.keys)?;
-        self.timestamp = Some(ts);
+        self.timestamp = Some(ts.into_owned());
         Ok(())
     }
 
@@ -173,7 +173,7 @@ impl TrustedSet {
             }
         }
         self.check_expiry("timestamp", new.signed.expires())?;
-        self.timestamp = Some(new);
+        self.timestamp = Some(new.into_owned());
         Ok(TimestampUpdate::Updated)
     }
 
@@ -187,7 +187,7 @@ impl TrustedSet {
         let root = &self.root.signed;
         verify("snapshot", &snap, root.role(Role::Snapshot), &root.keys)?;
         let current = snap.signed.version == listed && !snap.signed.expires.is_expired_at(self.now);
-        self.snapshot = Some(snap);
+        self.snapshot = Some(snap.into_owned());
         Ok(current)
     }
 
@@ -226,7 +226,7 @@ impl TrustedSet {
             }
         }
         self.check_expiry("snapshot", new.signed.expires())?;
-        self.snapshot = Some(new);
+        self.snapshot = Some(new.into_owned());
         Ok(())
     }
 
@@ -353,13 +353,15 @@ pub fn check_length_and_hashes(what: &str, meta: &MetaFile, bytes: &[u8]) -> Res
     Ok(())
 }
 
-fn parse<T: Metadata>(role: &str, bytes: &[u8]) -> Result<Signed<T>, Error> {
-    Signed::<T>::from_slice(bytes).map_err(|e| Error::metadata(role, e))
+/// Parses received bytes; the canonical bytes are borrowed from them where they already are
+/// canonical, so verifying a large role does not copy it.
+fn parse<'a, T: Metadata>(role: &str, bytes: &'a [u8]) -> Result<SignedRef<'a, T>, Error> {
+    SignedRef::<T>::from_slice(bytes).map_err(|e| Error::metadata(role, e))
 }
 
 fn verify<T: Metadata>(
     role: &str,
-    md: &Signed<T>,
+    md: &SignedRef<'_, T>,
     keys: &RoleKeys,
     keymap: &BTreeMap<KeyId, PublicKey>,
 ) -> Result<(), Error> {

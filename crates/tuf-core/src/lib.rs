@@ -19,8 +19,8 @@ pub use expires::Expires;
 pub use key::{KeyId, KeyType, PrivateKey, PublicKey, Signer};
 pub use metadata::{
     check_role_name, check_target_path, find_target, DelegatedRole, Delegations, MetaFile,
-    Metadata, Role, RoleKeys, Root, Signature, Signed, Snapshot, SuccinctRoles, TargetFile,
-    Targets, TargetsHead, Threshold, Timestamp,
+    Metadata, Role, RoleKeys, Root, Signature, Signed, SignedRef, Snapshot, SuccinctRoles,
+    TargetFile, Targets, TargetsHead, Threshold, Timestamp,
 };
 pub use verify::{verify_role, Verification};
 

@@ -4,6 +4,7 @@
 //! peer round-trips. Signatures are always checked against the canonical bytes of what was
 //! received ([`Signed::canonical`]), never against a re-serialised struct.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::de::{self, DeserializeOwned, DeserializeSeed, MapAccess, Visitor};
@@ -660,10 +661,105 @@ impl<'de> Visitor<'de> for TargetCountVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<TargetCount, A::Error> {
         let mut n = 0usize;
         while m.next_key::<Key>()?.is_some() {
-            m.next_value::<TargetFile>()?;
+            m.next_value::<TargetFileCheck>()?;
             n += 1;
         }
         Ok(TargetCount(n))
+    }
+}
+
+/// One target entry checked under every rule of [`TargetFile`] (and with its errors), with
+/// nothing built: `custom` and unknown members may be any JSON, which the strict parse of the
+/// whole envelope has already proven, so they are skipped rather than turned into values.
+struct TargetFileCheck;
+
+impl<'de> Deserialize<'de> for TargetFileCheck {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(TargetFileCheckVisitor)
+    }
+}
+
+struct TargetFileCheckVisitor;
+
+impl<'de> Visitor<'de> for TargetFileCheckVisitor {
+    type Value = TargetFileCheck;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a target file object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<TargetFileCheck, A::Error> {
+        let (mut length, mut hashes, mut custom) = (None, None, None);
+        while let Some(Key(key)) = m.next_key::<Key>()? {
+            match &*key {
+                "length" => set_once(&mut length, "length", m.next_value::<u64>()?)?,
+                "hashes" => {
+                    let HashCount(n) = m.next_value()?;
+                    if n == 0 {
+                        return Err(de::Error::custom("hashes must not be empty"));
+                    }
+                    set_once(&mut hashes, "hashes", ())?;
+                }
+                "custom" => set_once(&mut custom, "custom", m.next_value::<de::IgnoredAny>()?)?,
+                _ => {
+                    m.next_value::<de::IgnoredAny>()?;
+                }
+            }
+        }
+        length.ok_or_else(|| de::Error::missing_field("length"))?;
+        hashes.ok_or_else(|| de::Error::missing_field("hashes"))?;
+        Ok(TargetFileCheck)
+    }
+}
+
+/// A `hashes` map of strings to strings, counted without being built.
+struct HashCount(usize);
+
+impl<'de> Deserialize<'de> for HashCount {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(HashCountVisitor)
+    }
+}
+
+struct HashCountVisitor;
+
+impl<'de> Visitor<'de> for HashCountVisitor {
+    type Value = HashCount;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a map")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<HashCount, A::Error> {
+        let mut n = 0usize;
+        while m.next_key::<Str>()?.is_some() {
+            m.next_value::<Str>()?;
+            n += 1;
+        }
+        Ok(HashCount(n))
+    }
+}
+
+/// A JSON string, checked and let go (borrowed from the input when it can be).
+struct Str;
+
+impl<'de> Deserialize<'de> for Str {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(StrVisitor)
+    }
+}
+
+struct StrVisitor;
+
+impl<'de> Visitor<'de> for StrVisitor {
+    type Value = Str;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Str, E> {
+        Ok(Str)
     }
 }
 
@@ -978,35 +1074,12 @@ impl<T: Metadata> Signed<T> {
     /// to the tree-based [`Signed::from_value`], which is the reference: errors always come
     /// from there, so the fast path cannot change what is accepted or how it is refused.
     pub fn from_slice(bytes: &[u8]) -> Result<Self, Error> {
-        if let Some(env) = Self::from_slice_fast(bytes) {
-            return Ok(env);
-        }
-        Self::from_value(canonical::parse(bytes)?)
+        SignedRef::from_slice(bytes).map(SignedRef::into_owned)
     }
 
+    #[cfg(test)]
     fn from_slice_fast(bytes: &[u8]) -> Option<Self> {
-        let scan = canonical::scan_envelope(bytes)?;
-        if scan.type_.as_deref() != Some(T::TYPE) {
-            return None;
-        }
-        // Deserialising from bytes skips serde_json's duplicate-key and float checks, which
-        // is sound only because the scan above proved there are none anywhere in `bytes`.
-        let signatures: Vec<Signature> = serde_json::from_slice(scan.signatures).ok()?;
-        let mut seen = BTreeSet::new();
-        if !signatures.iter().all(|s| seen.insert(&s.keyid)) {
-            return None;
-        }
-        let signed: T = serde_json::from_slice(scan.signed).ok()?;
-        let mut extra = Map::new();
-        for (k, raw) in scan.extra {
-            extra.insert(k, serde_json::from_slice(raw).ok()?);
-        }
-        Some(Self {
-            signed,
-            signatures,
-            canonical: scan.canonical,
-            extra,
-        })
+        SignedRef::from_slice_fast(bytes).map(SignedRef::into_owned)
     }
 
     /// Moves the typed metadata out, dropping the canonical bytes and signatures: for
@@ -1110,6 +1183,111 @@ impl<T: Metadata> Signed<T> {
         }
         out.push(b'}');
         out
+    }
+}
+
+/// A received envelope whose canonical bytes may be borrowed from the received bytes: the
+/// read-only counterpart of [`Signed`] for clients that parse, verify and move on.
+///
+/// The file form this project writes is canonical JSON already, except for escaped control
+/// characters (the line breaks of PEM keys); when the bytes of `signed` need no change to be
+/// canonical, they are used in place instead of copied, which halves what a large targets
+/// role costs to verify. Anything else (pretty-printed files, escapes, unsorted keys) gets
+/// its canonical bytes built exactly as [`Signed::from_slice`] builds them, so which of the
+/// two happened never changes what verifies.
+#[derive(Clone, Debug)]
+pub struct SignedRef<'a, T> {
+    pub signed: T,
+    pub signatures: Vec<Signature>,
+    canonical: Cow<'a, [u8]>,
+    extra: Map<String, Value>,
+}
+
+impl<'a, T: Metadata> SignedRef<'a, T> {
+    /// Parses an envelope received from a file or the network, under every rule of
+    /// [`Signed::from_slice`] and with the same errors.
+    ///
+    /// Two paths, one result. The fast one scans the bytes once, checking every strictness
+    /// rule and producing the canonical bytes of `signed` as it goes, then builds the typed
+    /// model straight from the (now proven strict) bytes. Whatever it does not handle goes
+    /// to the tree-based [`Signed::from_value`], which is the reference: errors always come
+    /// from there, so the fast path cannot change what is accepted or how it is refused.
+    pub fn from_slice(bytes: &'a [u8]) -> Result<Self, Error> {
+        if let Some(env) = Self::from_slice_fast(bytes) {
+            return Ok(env);
+        }
+        Signed::from_value(canonical::parse(bytes)?).map(Self::from)
+    }
+
+    fn from_slice_fast(bytes: &'a [u8]) -> Option<Self> {
+        let scan = canonical::scan_envelope(bytes)?;
+        if scan.type_.as_deref() != Some(T::TYPE) {
+            return None;
+        }
+        // Deserialising from bytes skips serde_json's duplicate-key and float checks, which
+        // is sound only because the scan above proved there are none anywhere in `bytes`.
+        let signatures: Vec<Signature> = serde_json::from_slice(scan.signatures).ok()?;
+        let mut seen = BTreeSet::new();
+        if !signatures.iter().all(|s| seen.insert(&s.keyid)) {
+            return None;
+        }
+        let signed: T = serde_json::from_slice(scan.signed).ok()?;
+        let mut extra = Map::new();
+        for (k, raw) in scan.extra {
+            extra.insert(k, serde_json::from_slice(raw).ok()?);
+        }
+        Some(Self {
+            signed,
+            signatures,
+            canonical: scan.canonical,
+            extra,
+        })
+    }
+
+    /// The canonical bytes of the `signed` object, exactly what signatures cover.
+    pub fn canonical(&self) -> &[u8] {
+        &self.canonical
+    }
+
+    /// Whether [`SignedRef::canonical`] is a slice of the received bytes (no copy was made).
+    pub fn canonical_is_borrowed(&self) -> bool {
+        matches!(self.canonical, Cow::Borrowed(_))
+    }
+
+    /// Checks this envelope's signatures against `role`.
+    pub fn verify_role(
+        &self,
+        role_name: &str,
+        role: &RoleKeys,
+        keys: &BTreeMap<KeyId, PublicKey>,
+    ) -> crate::Verification {
+        crate::verify_role(role_name, role, keys, &self.canonical, &self.signatures)
+    }
+
+    /// Moves the typed metadata out, releasing the received bytes.
+    pub fn into_signed(self) -> T {
+        self.signed
+    }
+
+    /// The owned envelope, copying the canonical bytes if they were borrowed.
+    pub fn into_owned(self) -> Signed<T> {
+        Signed {
+            signed: self.signed,
+            signatures: self.signatures,
+            canonical: self.canonical.into_owned(),
+            extra: self.extra,
+        }
+    }
+}
+
+impl<T> From<Signed<T>> for SignedRef<'_, T> {
+    fn from(s: Signed<T>) -> Self {
+        Self {
+            signed: s.signed,
+            signatures: s.signatures,
+            canonical: Cow::Owned(s.canonical),
+            extra: s.extra,
+        }
     }
 }
 
@@ -1277,6 +1455,127 @@ mod tests {
         assert!(Signed::<Targets>::from_slice(bad.as_bytes()).is_err());
         assert!(Signed::<TargetsHead>::from_slice(bad.as_bytes()).is_err());
         assert!(Signed::new(head_of(&t)).is_err());
+    }
+
+    /// Both forms of a received envelope: borrowed canonical bytes (when `borrowed`) or a copy,
+    /// and in either case the same bytes, signatures and verdict as the owned parse.
+    #[track_caller]
+    fn received<T: Metadata + PartialEq + std::fmt::Debug>(
+        bytes: &[u8],
+        borrowed: bool,
+        key: &PrivateKey,
+    ) {
+        let r = SignedRef::<T>::from_slice(bytes).unwrap();
+        assert_eq!(r.canonical_is_borrowed(), borrowed);
+        let tree = Signed::<T>::from_value(canonical::parse(bytes).unwrap()).unwrap();
+        assert_eq!(r.canonical(), tree.canonical());
+        assert_eq!(r.signatures, tree.signatures);
+        assert_eq!(r.signed, tree.signed);
+        let keys = [(key.key_id().clone(), key.public_key().clone())].into();
+        let role = RoleKeys::new(vec![key.key_id().clone()], Threshold::new(1).unwrap());
+        let v = r.verify_role("r", &role, &keys);
+        assert!(v.is_met(), "{v:?}");
+        assert_eq!(v, tree.verify_role("r", &role, &keys));
+        let owned = r.into_owned();
+        assert_eq!(owned.canonical(), tree.canonical());
+        assert_eq!(owned.to_bytes(), tree.to_bytes());
+    }
+
+    #[test]
+    fn received_canonical_bytes_are_borrowed_only_when_already_canonical() {
+        let key = PrivateKey::generate(KeyType::Ed25519).unwrap();
+        let mut t = Targets::new(2, expires());
+        // (A key with `"` or `\` always takes the tree path; values with them are fine.)
+        for name in ["a", "b", "dir/é"] {
+            let mut hashes = BTreeMap::new();
+            hashes.insert("sha256".to_owned(), "00".to_owned());
+            t.targets.insert(
+                name.to_owned(),
+                TargetFile {
+                    length: 1,
+                    hashes,
+                    custom: Some(serde_json::json!({"n": name, "l": [1, -2, null, "\"q\\"]})),
+                    extra: BTreeMap::new(),
+                },
+            );
+        }
+        let mut env = Signed::new(t).unwrap();
+        env.sign(&key).unwrap();
+        // Our file form is canonical: used in place, quotes and backslashes included.
+        let file = env.to_bytes();
+        received::<Targets>(&file, true, &key);
+        received::<TargetsHead>(&file, true, &key);
+        let v: Value = serde_json::from_slice(&file).unwrap();
+        // Pretty-printed, and with every non-ASCII character escaped: copied.
+        let pretty = serde_json::to_vec_pretty(&v).unwrap();
+        received::<TargetsHead>(&pretty, false, &key);
+        let ascii = serde_json::to_string(&v).unwrap().replace('é', "\\u00e9");
+        received::<TargetsHead>(ascii.as_bytes(), false, &key);
+        // Unsorted keys: the tree path builds the canonical bytes.
+        let unsorted = String::from_utf8(file.clone())
+            .unwrap()
+            .replacen("{\"_type\":\"targets\",", "{", 1)
+            .replacen("\"version\":2", "\"version\":2,\"_type\":\"targets\"", 1);
+        assert!(canonical::scan_envelope(unsorted.as_bytes()).is_none());
+        received::<TargetsHead>(unsorted.as_bytes(), false, &key);
+
+        // A PEM key's line breaks are escaped in the file form: the signed part is not
+        // canonical as received, is copied, and still verifies.
+        let pem = PrivateKey::generate(KeyType::EcdsaP256).unwrap();
+        let mut root = Signed::new(sample_root(&pem)).unwrap();
+        root.sign(&pem).unwrap();
+        let file = root.to_bytes();
+        assert!(file.windows(2).any(|w| w == b"\\n"));
+        received::<Root>(&file, false, &pem);
+        // A borrowed slice that was tampered with fails exactly like the copy does.
+        let tampered =
+            String::from_utf8(env.to_bytes())
+                .unwrap()
+                .replacen("\"length\":1", "\"length\":2", 1);
+        let r = SignedRef::<TargetsHead>::from_slice(tampered.as_bytes()).unwrap();
+        assert!(r.canonical_is_borrowed());
+        let keys = [(key.key_id().clone(), key.public_key().clone())].into();
+        let role = RoleKeys::new(vec![key.key_id().clone()], Threshold::new(1).unwrap());
+        assert!(!r.verify_role("targets", &role, &keys).is_met());
+    }
+
+    #[test]
+    fn targets_head_checks_every_entry_without_building_it() {
+        let good = r#"{"signatures":[],"signed":{"_type":"targets","expires":"2030-01-01T00:00:00Z","spec_version":"1.0.0","targets":{"a":ENTRY},"version":1}}"#;
+        let ok = [
+            r#"{"hashes":{"sha256":"00"},"length":1}"#,
+            r#"{"custom":null,"hashes":{"sha256":"00"},"length":1}"#,
+            r#"{"custom":[1,{"x":"y"}],"hashes":{"sha256":"00"},"length":1,"x-extra":{"z":true}}"#,
+        ];
+        let bad = [
+            r#"{"hashes":{},"length":1}"#,
+            r#"{"hashes":{"sha256":1},"length":1}"#,
+            r#"{"hashes":[],"length":1}"#,
+            r#"{"hashes":{"sha256":"00"},"length":-1}"#,
+            r#"{"hashes":{"sha256":"00"},"length":"1"}"#,
+            r#"{"hashes":{"sha256":"00"}}"#,
+            r#"{"length":1}"#,
+            r#"[]"#,
+            r#"{"hashes":{"sha256":"00"},"length":1,"x":1.5}"#,
+            r#"{"hashes":{"sha256":"00","sha256":"00"},"length":1}"#,
+        ];
+        for (entry, accepted) in ok
+            .iter()
+            .map(|e| (e, true))
+            .chain(bad.iter().map(|e| (e, false)))
+        {
+            let text = good.replace("ENTRY", entry);
+            let full = Signed::<Targets>::from_slice(text.as_bytes());
+            let head = Signed::<TargetsHead>::from_slice(text.as_bytes());
+            assert_eq!(full.is_ok(), accepted, "{entry}: {full:?}");
+            assert_eq!(head.is_ok(), accepted, "{entry}: {head:?}");
+            // Pretty-printed, the tree path decides, with the same verdict.
+            let pretty = text.replace(',', ", ");
+            assert_eq!(
+                Signed::<TargetsHead>::from_slice(pretty.as_bytes()).is_ok(),
+                accepted
+            );
+        }
     }
 
     fn head_of(t: &Targets) -> TargetsHead {

@@ -14,6 +14,7 @@
 //! only change speed, never what is accepted; the tests check that both paths give identical
 //! bytes wherever the fast path answers.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 /// Nesting deeper than this goes to the slow path (which refuses past serde_json's own limit).
@@ -25,8 +26,10 @@ const RESERVED_KEY: &[u8] = b"$serde_json::private::Number";
 
 /// What [`envelope`] found in a `{"signatures": ..., "signed": ...}` document.
 pub(crate) struct Envelope<'a> {
-    /// Canonical bytes of the `signed` value.
-    pub canonical: Vec<u8>,
+    /// Canonical bytes of the `signed` value: borrowed from the input when its raw bytes
+    /// already are canonical (our server's file form of everything but PEM keys), so a large
+    /// role costs no second copy.
+    pub canonical: Cow<'a, [u8]>,
     /// The raw (input) bytes of `signed`, `signatures` and every other top-level member's
     /// value, all proven strict (sorted unique keys, integers only) by the scan.
     pub signed: &'a [u8],
@@ -42,7 +45,7 @@ pub(crate) fn document(input: &[u8]) -> Option<Vec<u8>> {
     let mut s = Scanner::new(input);
     s.value(0)?;
     s.ws();
-    (s.pos == input.len()).then_some(s.out)
+    (s.pos == input.len()).then(|| s.out.into_cow().into_owned())
 }
 
 /// Scans an envelope: validates the whole document like [`document`] and keeps the canonical
@@ -61,31 +64,30 @@ pub(crate) fn envelope(input: &[u8]) -> Option<Envelope<'_>> {
     if s.peek()? != b'}' {
         loop {
             s.ws();
-            // Top-level members other than `signed` are validated into `out` and then cut
-            // off again, so `out` ends up holding only the canonical `signed` value.
+            // Only `signed` is written to `s.out`; the other top-level members are validated
+            // into outputs of their own and dropped.
             let key = s.top_key(&mut prev)?;
             s.ws();
             s.eat(b':')?;
             s.ws();
             let raw_start = s.pos;
-            let out_start = s.out.len();
-            let is_signed = key == "signed";
-            if is_signed {
+            if key == "signed" {
                 if s.peek()? != b'{' {
                     return None;
                 }
                 s.object(1, true)?;
             } else {
+                // Validated into an output of its own and dropped, so `s.out` holds the
+                // `signed` value alone and can stay a plain range of the input.
+                let kept = std::mem::replace(&mut s.out, Out::new(input));
                 s.value(1)?;
+                s.out = kept;
             }
             let raw = &input[raw_start..s.pos];
             match key.as_str() {
                 "signed" => signed = Some(raw),
                 "signatures" => signatures = Some(raw),
                 _ => extra.push((key, raw)),
-            }
-            if !is_signed {
-                s.out.truncate(out_start);
             }
             s.ws();
             match s.next()? {
@@ -100,12 +102,7 @@ pub(crate) fn envelope(input: &[u8]) -> Option<Envelope<'_>> {
         return None;
     }
     let type_ = s.type_.take();
-    let mut canonical = s.out;
-    // The buffer was sized for the whole input; give back what a pretty-printed file's
-    // whitespace and the signatures left unused.
-    if canonical.capacity() - canonical.len() > canonical.len() / 8 {
-        canonical.shrink_to_fit();
-    }
+    let canonical = s.out.into_cow();
     Some(Envelope {
         canonical,
         signed: signed?,
@@ -115,10 +112,103 @@ pub(crate) fn envelope(input: &[u8]) -> Option<Envelope<'_>> {
     })
 }
 
+/// Canonical output that stays a range of the input for as long as it equals one, and is
+/// copied into a buffer of its own from the first byte where it departs (dropped whitespace,
+/// a decoded escape). Compact canonical input (our files) is then never copied at all.
+struct Out<'a> {
+    src: &'a [u8],
+    /// Without a buffer, the output is `src[start..start + len]`.
+    start: usize,
+    len: usize,
+    buf: Option<Vec<u8>>,
+}
+
+impl<'a> Out<'a> {
+    fn new(src: &'a [u8]) -> Self {
+        Self {
+            src,
+            start: 0,
+            len: 0,
+            buf: None,
+        }
+    }
+
+    fn len(&self) -> usize {
+        match &self.buf {
+            Some(buf) => buf.len(),
+            None => self.len,
+        }
+    }
+
+    /// Appends the input bytes `range`, in place when they follow the output so far.
+    fn copy(&mut self, range: Range<usize>) {
+        if range.is_empty() {
+            return;
+        }
+        if self.buf.is_none() {
+            if self.len == 0 {
+                self.start = range.start;
+            }
+            if self.start + self.len == range.start {
+                self.len += range.len();
+                return;
+            }
+        }
+        let src = self.src;
+        self.owned().extend_from_slice(&src[range]);
+    }
+
+    /// Appends bytes made by the scanner (a decoded escape). They may still equal the input
+    /// that follows (`\"` stays `\"`), and then the output stays in place.
+    fn emit(&mut self, bytes: &[u8]) {
+        if self.buf.is_none() && self.len > 0 {
+            let at = self.start + self.len;
+            if self.src.get(at..at + bytes.len()) == Some(bytes) {
+                self.len += bytes.len();
+                return;
+            }
+        }
+        self.owned().extend_from_slice(bytes);
+    }
+
+    fn bytes(&self, range: Range<usize>) -> &[u8] {
+        match &self.buf {
+            Some(buf) => &buf[range],
+            None => &self.src[self.start..self.start + self.len][range],
+        }
+    }
+
+    /// The buffer, made from the in-place output on first use.
+    fn owned(&mut self) -> &mut Vec<u8> {
+        let (src, start, len) = (self.src, self.start, self.len);
+        self.buf.get_or_insert_with(|| {
+            // Canonical output is never longer than the input it comes from (escapes only
+            // shrink, whitespace is dropped), so this one allocation is enough.
+            let mut buf = Vec::with_capacity(src.len().saturating_sub(start).max(len));
+            buf.extend_from_slice(&src[start..start + len]);
+            buf
+        })
+    }
+
+    fn into_cow(self) -> Cow<'a, [u8]> {
+        match self.buf {
+            Some(mut buf) => {
+                // Sized for the rest of the input; give back what a pretty-printed file's
+                // whitespace and the members after this one left unused.
+                if buf.capacity() - buf.len() > buf.len() / 8 {
+                    buf.shrink_to_fit();
+                }
+                Cow::Owned(buf)
+            }
+            None => Cow::Borrowed(&self.src[self.start..self.start + self.len]),
+        }
+    }
+}
+
 struct Scanner<'a> {
     src: &'a [u8],
     pos: usize,
-    out: Vec<u8>,
+    out: Out<'a>,
     /// Set by the object scanned with `capture_type`.
     type_: Option<String>,
 }
@@ -128,9 +218,7 @@ impl<'a> Scanner<'a> {
         Self {
             src,
             pos: 0,
-            // Canonical output is never longer than its input (escapes only shrink,
-            // whitespace is dropped), so this one allocation is enough.
-            out: Vec::with_capacity(src.len()),
+            out: Out::new(src),
             type_: None,
         }
     }
@@ -159,8 +247,8 @@ impl<'a> Scanner<'a> {
         if self.src.get(self.pos..self.pos + word.len())? != word {
             return None;
         }
+        self.out.copy(self.pos..self.pos + word.len());
         self.pos += word.len();
-        self.out.extend_from_slice(word);
         Some(())
     }
 
@@ -204,7 +292,7 @@ impl<'a> Scanner<'a> {
         if negative && magnitude > i64::MIN.unsigned_abs() {
             return None;
         }
-        self.out.extend_from_slice(&self.src[start..self.pos]);
+        self.out.copy(start..self.pos);
         Some(())
     }
 
@@ -213,11 +301,11 @@ impl<'a> Scanner<'a> {
             return None;
         }
         self.eat(b'[')?;
-        self.out.push(b'[');
+        self.copy_last();
         self.ws();
         if self.peek()? == b']' {
             self.pos += 1;
-            self.out.push(b']');
+            self.copy_last();
             return Some(());
         }
         loop {
@@ -225,12 +313,12 @@ impl<'a> Scanner<'a> {
             self.value(depth)?;
             self.ws();
             match self.next()? {
-                b',' => self.out.push(b','),
+                b',' => self.copy_last(),
                 b']' => break,
                 _ => return None,
             }
         }
-        self.out.push(b']');
+        self.copy_last();
         Some(())
     }
 
@@ -241,11 +329,11 @@ impl<'a> Scanner<'a> {
             return None;
         }
         self.eat(b'{')?;
-        self.out.push(b'{');
+        self.copy_last();
         self.ws();
         if self.peek()? == b'}' {
             self.pos += 1;
-            self.out.push(b'}');
+            self.copy_last();
             return Some(());
         }
         let mut prev: Option<Range<usize>> = None;
@@ -257,26 +345,26 @@ impl<'a> Scanner<'a> {
             self.check_key(&mut prev, key.clone())?;
             self.ws();
             self.eat(b':')?;
-            self.out.push(b':');
+            self.copy_last();
             self.ws();
             let value_start = self.out.len();
             self.value(depth)?;
-            if capture_type && &self.out[key] == b"_type" {
+            if capture_type && self.out.bytes(key) == b"_type" {
                 self.capture_type(value_start);
             }
             self.ws();
             match self.next()? {
-                b',' => self.out.push(b','),
+                b',' => self.copy_last(),
                 b'}' => break,
                 _ => return None,
             }
         }
-        self.out.push(b'}');
+        self.copy_last();
         Some(())
     }
 
     fn capture_type(&mut self, value_start: usize) {
-        let v = &self.out[value_start..];
+        let v = self.out.bytes(value_start..self.out.len());
         if v.len() >= 2 && v[0] == b'"' {
             // Escaped content would differ from the decoded string; such a `_type` is no
             // role name anyway and simply is not captured (the slow path then decides).
@@ -288,13 +376,15 @@ impl<'a> Scanner<'a> {
     }
 
     /// A top-level key, decoded, checked against the previous one, returned owned. (Not
-    /// compared in place like nested keys: `out` is cut back after each top-level member
-    /// other than `signed`, so ranges into it would not stay valid.)
+    /// compared in place like nested keys: it is scanned into an output of its own, so that
+    /// `out` holds the `signed` value alone.)
     fn top_key(&mut self, prev: &mut Option<String>) -> Option<String> {
-        let start = self.out.len();
-        self.string()?;
-        let bytes = self.out[start + 1..self.out.len() - 1].to_vec();
-        self.out.truncate(start);
+        let kept = std::mem::replace(&mut self.out, Out::new(self.src));
+        let scanned = self.string();
+        let out = std::mem::replace(&mut self.out, kept);
+        scanned?;
+        // A scanned string holds at least its two quotes.
+        let bytes = out.bytes(1..out.len().saturating_sub(1).max(1)).to_vec();
         if bytes.contains(&b'\\') || bytes == RESERVED_KEY {
             return None;
         }
@@ -313,12 +403,12 @@ impl<'a> Scanner<'a> {
     /// an escape in its canonical form (`"` or `\`) would compare differently escaped than
     /// decoded, and one is reserved by serde_json: slow path for those.
     fn check_key(&self, prev: &mut Option<Range<usize>>, key: Range<usize>) -> Option<()> {
-        let k = &self.out[key.clone()];
+        let k = self.out.bytes(key.clone());
         if k.contains(&b'\\') || k == RESERVED_KEY {
             return None;
         }
         if let Some(p) = prev {
-            if self.out[p.clone()] >= *k {
+            if self.out.bytes(p.clone()) >= k {
                 return None;
             }
         }
@@ -329,17 +419,17 @@ impl<'a> Scanner<'a> {
     /// A string, decoded and written in canonical form (only `"` and `\` escaped).
     fn string(&mut self) -> Option<()> {
         self.eat(b'"')?;
-        self.out.push(b'"');
+        self.copy_last();
         loop {
             let rest = &self.src[self.pos..];
             let n = rest
                 .iter()
                 .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
-            self.out.extend_from_slice(&rest[..n]);
+            self.out.copy(self.pos..self.pos + n);
             self.pos += n;
             match self.next()? {
                 b'"' => {
-                    self.out.push(b'"');
+                    self.copy_last();
                     return Some(());
                 }
                 b'\\' => self.escape()?,
@@ -379,12 +469,17 @@ impl<'a> Scanner<'a> {
             _ => return None,
         };
         if c == '"' || c == '\\' {
-            self.out.push(b'\\');
+            self.out.emit(&[b'\\', c as u8]);
+        } else {
+            let mut buf = [0u8; 4];
+            self.out.emit(c.encode_utf8(&mut buf).as_bytes());
         }
-        let mut buf = [0u8; 4];
-        self.out
-            .extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
         Some(())
+    }
+
+    /// Copies the byte just consumed to the output.
+    fn copy_last(&mut self) {
+        self.out.copy(self.pos - 1..self.pos);
     }
 
     fn hex4(&mut self) -> Option<u32> {
@@ -563,16 +658,49 @@ mod tests {
     fn envelope_keeps_signed_only_and_its_type() {
         let text = br#"{ "signatures": [{"keyid": "a", "sig": "b"}], "signed": {"_type": "tar\u0067ets", "x": "\n"}, "z": 1 }"#;
         let e = envelope(text).unwrap();
-        assert_eq!(e.canonical, b"{\"_type\":\"targets\",\"x\":\"\n\"}");
+        assert_eq!(&e.canonical[..], b"{\"_type\":\"targets\",\"x\":\"\n\"}");
         assert_eq!(e.type_.as_deref(), Some("targets"));
         assert_eq!(e.signatures, br#"[{"keyid": "a", "sig": "b"}]"#);
         assert_eq!(e.extra.len(), 1);
         assert_eq!(e.extra[0].0, "z");
+        assert!(matches!(e.canonical, Cow::Owned(_)));
         // Unsorted or duplicated top-level keys, a missing member: slow path.
         assert!(envelope(br#"{"signed":{"_type":"t"},"signatures":[]}"#).is_none());
         assert!(envelope(br#"{"signatures":[],"signatures":[],"signed":{"_type":"t"}}"#).is_none());
         assert!(envelope(br#"{"signed":{"_type":"t"}}"#).is_none());
         assert!(envelope(br#"{"signatures":[],"signed":{"_type":"t","a":1.5}}"#).is_none());
         assert!(envelope(br#"{"signatures":[{"a":1,"a":1}],"signed":{"_type":"t"}}"#).is_none());
+    }
+
+    #[test]
+    fn canonical_signed_is_borrowed_in_place() {
+        // Members before and after `signed`, escapes that canonical form keeps (`\"`, `\\`):
+        // the canonical bytes are the input's own.
+        let text = br#"{"a":[1,{"k":" "}],"signatures":[{"keyid":"a","sig":"b"}],"signed":{"_type":"t","q":"\"\\","v":[true,null,-1,{}]},"z":{"y":"\u00e9"}}"#;
+        let e = envelope(text).unwrap();
+        let Cow::Borrowed(canonical) = e.canonical else {
+            panic!("copied")
+        };
+        assert_eq!(canonical, e.signed);
+        assert_eq!(
+            canonical,
+            br#"{"_type":"t","q":"\"\\","v":[true,null,-1,{}]}"#
+        );
+        // Anything that changes a byte makes a copy, identical to what the tree path gives.
+        for text in [
+            &br#"{"signatures":[],"signed":{"_type":"t","x":"\n"}}"#[..],
+            br#"{"signatures":[],"signed":{"_type":"t","x":"\u00e9"}}"#,
+            br#"{"signatures":[],"signed":{"_type":"t","x":"\/"}}"#,
+            br#"{"signatures":[],"signed":{"_type":"t", "x":1}}"#,
+            br#"{"signatures":[],"signed":{"_type":"t","x":[1, 2]}}"#,
+        ] {
+            let e = envelope(text).unwrap();
+            assert!(matches!(e.canonical, Cow::Owned(_)), "{text:?}");
+            let tree = parse(text).unwrap();
+            assert_eq!(&e.canonical[..], &to_vec(&tree["signed"]).unwrap()[..]);
+        }
+        // Whitespace around `signed` is not part of it.
+        let e = envelope(br#"{ "signatures" : [ ] , "signed" : {"_type":"t"} }"#).unwrap();
+        assert!(matches!(e.canonical, Cow::Borrowed(b"{\"_type\":\"t\"}")));
     }
 }
