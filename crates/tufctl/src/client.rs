@@ -116,6 +116,11 @@ impl Api {
         parse_json(&out, path)
     }
 
+    pub fn delete_json(&self, path: &str) -> Result<Value> {
+        let out = self.request("DELETE", path, None, None)?;
+        parse_json(&out, path)
+    }
+
     /// GET without the token (for the one-time credentials URL, whose secret is the URL).
     pub fn get_anonymous(&self, url: &str, limit: u64) -> Result<Vec<u8>> {
         self.request("GET", url, None, Some(limit))
@@ -145,6 +150,7 @@ impl Api {
             (_, body) => {
                 let mut r = match method {
                     "PUT" => self.agent.put(&url),
+                    "DELETE" => self.agent.delete(&url).force_send_body(),
                     _ => self.agent.post(&url),
                 };
                 if let Some(a) = &auth {

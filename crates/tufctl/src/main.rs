@@ -13,6 +13,7 @@ mod settings;
 mod shares;
 mod status;
 mod targets;
+mod tokens;
 mod updates;
 mod waves;
 
@@ -80,6 +81,11 @@ enum Command {
     Targets {
         #[command(subcommand)]
         command: TargetsCommand,
+    },
+    /// The Factory's API tokens (owner or admin token).
+    Tokens {
+        #[command(subcommand)]
+        command: TokensCommand,
     },
     /// Production releases signed with the offline targets key.
     Waves {
@@ -252,6 +258,28 @@ enum TargetsCommand {
 }
 
 #[derive(Subcommand)]
+enum TokensCommand {
+    /// List the Factory's tokens: ID, scope, creation time (never the secret).
+    List,
+    /// Create a token; its secret is printed once.
+    Create {
+        #[arg(value_parser = ["owner", "ci", "read"])]
+        scope: String,
+    },
+    /// Revoke one token by ID, or every token of the Factory with --all.
+    Revoke {
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<String>,
+        /// Revoke all tokens of the Factory, including the one making the request.
+        #[arg(long)]
+        all: bool,
+        /// With --all: keep the token making the request.
+        #[arg(long, requires = "all")]
+        keep_current: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum WavesCommand {
     /// Propose production targets for VERSION, tagged TAG, signed with the offline key.
     Init {
@@ -365,6 +393,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Targets {
             command: TargetsCommand::Add(args),
         } => targets::add(&s, &args),
+        Command::Tokens { command } => match command {
+            TokensCommand::List => tokens::list(&s),
+            TokensCommand::Create { scope } => tokens::create(&s, &scope),
+            TokensCommand::Revoke {
+                id,
+                all,
+                keep_current,
+            } => tokens::revoke(&s, id.as_deref(), all, keep_current),
+        },
         Command::Waves { command } => match command {
             WavesCommand::Init {
                 creds,

@@ -45,8 +45,10 @@ impl Scope {
 pub struct Caller {
     pub scope: Scope,
     pub factory: Option<String>,
-    /// A non-secret label for the audit log: the scope and a prefix of the token hash.
+    /// A non-secret label for the audit log: the scope and the token ID.
     pub actor: String,
+    /// SHA-256 of the caller's token (not secret: the token has 256 random bits).
+    pub hash: String,
 }
 
 impl Caller {
@@ -102,8 +104,14 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> ApiResult<Ca
     Ok(Caller {
         scope,
         factory,
-        actor: format!("{}:{}", scope.as_str(), &hash[..12]),
+        actor: format!("{}:{}", scope.as_str(), token_id(&hash)),
+        hash,
     })
+}
+
+/// The non-secret ID of a token: the first 12 hex digits of its hash.
+pub fn token_id(hash: &str) -> String {
+    hash.get(..12).unwrap_or(hash).to_owned()
 }
 
 pub fn token_hash(token: &str) -> String {

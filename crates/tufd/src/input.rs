@@ -23,6 +23,14 @@ impl JsonBody {
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
         parse_json(&self.0)
     }
+
+    /// Like [`JsonBody::parse`], but an empty body is `T::default()`.
+    pub fn parse_or_default<T: DeserializeOwned + Default>(&self) -> Result<T, ApiError> {
+        if self.0.iter().all(u8::is_ascii_whitespace) {
+            return Ok(T::default());
+        }
+        parse_json(&self.0)
+    }
 }
 
 impl<S: Send + Sync> FromRequest<S> for JsonBody {

@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use clap::Parser;
 use serde_json::json;
@@ -201,7 +201,15 @@ fn router(state: Shared) -> Router {
             "/ota/factories/{f}/targets",
             post(targets::add).layer(DefaultBodyLimit::max(targets::UPLOAD_LIMIT)),
         )
-        .route("/ota/factories/{f}/tokens", post(tokens::create))
+        .route(
+            "/ota/factories/{f}/tokens",
+            get(tokens::list).post(tokens::create),
+        )
+        .route("/ota/factories/{f}/tokens/{id}", delete(tokens::revoke))
+        .route(
+            "/ota/factories/{f}/tokens/revoke-all",
+            post(tokens::revoke_all),
+        )
         .route(
             "/ota/factories/{f}/waves",
             get(waves::list).post(waves::create),

@@ -1,13 +1,21 @@
-//! `POST /ota/factories/{f}/tokens` (owner): more tokens for a Factory, e.g. `read` tokens
-//! for dashboards or extra `ci` tokens. The token is shown once; only its hash is stored.
+//! A Factory's tokens (owner): `POST /ota/factories/{f}/tokens` creates one (e.g. `read`
+//! tokens for dashboards or extra `ci` tokens; the secret is shown once, only its hash is
+//! stored), `GET` lists them without secrets, `DELETE .../tokens/{id}` revokes one and
+//! `POST .../tokens/revoke-all` revokes all of them at once.
+//!
+//! A token's ID is the first 12 hex digits of its SHA-256 hash, the same label the audit log
+//! records as the actor (`owner:<id>`). Revocation deletes the row; every request looks its
+//! token up in the database (no in-process cache), so a revoked token fails at once on every
+//! replica.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use sqlx::Row;
 
-use crate::auth::{authenticate, insert_token, Scope};
+use crate::auth::{authenticate, insert_token, token_id, Caller, Scope};
 use crate::db::{lock_factory, now};
 use crate::error::{ApiError, ApiResult};
 use crate::input::JsonBody;
@@ -50,12 +58,187 @@ pub async fn create(
         now(),
         &caller.actor,
         "token.create",
-        json!({"scope": scope.as_str(), "token": format!("{}:{}", scope.as_str(), &crate::auth::token_hash(&token)[..12])}),
+        json!({"scope": scope.as_str(), "id": token_id(&crate::auth::token_hash(&token)),
+               "token": format!("{}:{}", scope.as_str(), token_id(&crate::auth::token_hash(&token)))}),
     )
     .await?;
     tx.commit().await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"token": token.as_str(), "scope": scope.as_str()})),
+        Json(json!({"token": token.as_str(), "scope": scope.as_str(),
+                    "id": token_id(&crate::auth::token_hash(&token))})),
     ))
 }
+
+/// `GET /ota/factories/{f}/tokens` (owner): `{"tokens": [{"id", "scope", "created_at",
+/// "current"}]}`, oldest first. Never the secret (the server does not have it).
+pub async fn list(
+    State(state): State<Shared>,
+    Path(factory): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Value>> {
+    let caller = authenticate(&state, &headers).await?;
+    caller.require(&factory, &[Scope::Owner])?;
+    if !crate::db::factory_exists(state.db.pool(), &factory).await? {
+        return Err(ApiError::factory_not_found(&factory));
+    }
+    let rows = sqlx::query(
+        "SELECT hash, scope, created_at FROM tokens WHERE factory = $1 ORDER BY created_at, hash",
+    )
+    .bind(&factory)
+    .fetch_all(state.db.pool())
+    .await?;
+    let mut tokens = Vec::with_capacity(rows.len());
+    for r in rows {
+        let hash: String = r.try_get(0)?;
+        let scope: String = r.try_get(1)?;
+        let created: i64 = r.try_get(2)?;
+        tokens.push(json!({
+            "id": token_id(&hash),
+            "scope": scope,
+            "created_at": crate::format_time(created),
+            "current": caller.hash == hash,
+        }));
+    }
+    Ok(Json(json!({ "tokens": tokens })))
+}
+
+/// `DELETE /ota/factories/{f}/tokens/{id}` (owner): revokes one token.
+pub async fn revoke(
+    State(state): State<Shared>,
+    Path((factory, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Value>> {
+    let caller = authenticate(&state, &headers).await?;
+    caller.require(&factory, &[Scope::Owner])?;
+    if id.len() != ID_LEN || !id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return Err(ApiError::bad_request(
+            "invalid token id",
+            "a token id is 12 lowercase hex digits, as `GET .../tokens` lists them",
+        ));
+    }
+    let mut tx = state.db.begin_write().await?;
+    if !lock_factory(&mut tx, &factory).await? {
+        return Err(ApiError::factory_not_found(&factory));
+    }
+    let rows = sqlx::query("SELECT hash, scope FROM tokens WHERE factory = $1")
+        .bind(&factory)
+        .fetch_all(&mut *tx)
+        .await?;
+    let mut matching = Vec::new();
+    for r in rows {
+        let hash: String = r.try_get(0)?;
+        let scope: String = r.try_get(1)?;
+        if token_id(&hash) == id {
+            matching.push((hash, scope));
+        }
+    }
+    let (hash, scope) = match matching.len() {
+        0 => return Err(ApiError::not_found(format!("token {id}"))),
+        1 => matching.swap_remove(0),
+        _ => {
+            return Err(ApiError::conflict(
+                "ambiguous token id",
+                "several tokens share this id; revoke them with `revoke-all`",
+            ))
+        }
+    };
+    sqlx::query("DELETE FROM tokens WHERE factory = $1 AND hash = $2")
+        .bind(&factory)
+        .bind(&hash)
+        .execute(&mut *tx)
+        .await?;
+    audit::record(
+        &mut tx,
+        &factory,
+        now(),
+        &caller.actor,
+        "token.revoke",
+        json!({"id": id, "scope": scope, "own_token": caller.hash == hash}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(json!({"revoked": [id], "scope": scope})))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeAll {
+    /// Keep the token making this request (it is revoked too by default: after a leak the
+    /// caller's token may be the leaked one).
+    #[serde(default)]
+    keep_current: bool,
+}
+
+/// `POST /ota/factories/{f}/tokens/revoke-all` `{"keep_current": false}` (owner): revokes
+/// every token of the Factory in one transaction. With the caller's own token revoked, the
+/// server admin creates a new owner token (`POST .../tokens` with the admin token).
+pub async fn revoke_all(
+    State(state): State<Shared>,
+    Path(factory): Path<String>,
+    headers: HeaderMap,
+    body: JsonBody,
+) -> ApiResult<Json<Value>> {
+    let caller = authenticate(&state, &headers).await?;
+    caller.require(&factory, &[Scope::Owner])?;
+    let req: RevokeAll = body.parse_or_default()?;
+    let mut tx = state.db.begin_write().await?;
+    if !lock_factory(&mut tx, &factory).await? {
+        return Err(ApiError::factory_not_found(&factory));
+    }
+    let keep = revoke_all_except(&mut tx, &factory, &caller, req.keep_current).await?;
+    tx.commit().await?;
+    Ok(Json(json!({"revoked": keep.0, "kept": keep.1})))
+}
+
+/// Deletes the Factory's tokens (all, or all but the caller's) and records it; returns the
+/// revoked IDs and the kept one.
+async fn revoke_all_except(
+    tx: &mut crate::db::Tx,
+    factory: &str,
+    caller: &Caller,
+    keep_current: bool,
+) -> ApiResult<(Vec<String>, Option<String>)> {
+    let rows = sqlx::query("SELECT hash FROM tokens WHERE factory = $1 ORDER BY created_at, hash")
+        .bind(factory)
+        .fetch_all(&mut **tx)
+        .await?;
+    let kept =
+        (keep_current && caller.factory.as_deref() == Some(factory)).then(|| caller.hash.clone());
+    let mut revoked = Vec::new();
+    for r in rows {
+        let hash: String = r.try_get(0)?;
+        if kept.as_deref() != Some(hash.as_str()) {
+            revoked.push(token_id(&hash));
+        }
+    }
+    match &kept {
+        Some(h) => {
+            sqlx::query("DELETE FROM tokens WHERE factory = $1 AND hash <> $2")
+                .bind(factory)
+                .bind(h)
+                .execute(&mut **tx)
+                .await?
+        }
+        None => {
+            sqlx::query("DELETE FROM tokens WHERE factory = $1")
+                .bind(factory)
+                .execute(&mut **tx)
+                .await?
+        }
+    };
+    let kept_id = kept.as_deref().map(token_id);
+    audit::record(
+        tx,
+        factory,
+        now(),
+        &caller.actor,
+        "token.revoke_all",
+        json!({"revoked": revoked, "kept": kept_id}),
+    )
+    .await?;
+    Ok((revoked, kept_id))
+}
+
+/// Length of a token ID (hex digits of the hash).
+const ID_LEN: usize = 12;
