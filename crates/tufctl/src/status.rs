@@ -250,6 +250,15 @@ pub fn status(s: &Settings, path: &Path) -> Result<()> {
              lost root key cannot be recovered."
         );
     }
+    if !s.json() {
+        println!(
+            "A lost offline targets key is replaced with `tufctl keys rotate-targets` and the \
+             root key (see docs/COMPROMISE.md). A lost ROOT key cannot be recovered or \
+             replaced: without it (or a threshold of root keys) the Factory's root can never \
+             change again. That is what the backups are for: keep a copy of this file, \
+             `tufctl keys export-root` and `tufctl keys backup` shares in separate safe places."
+        );
+    }
     Ok(())
 }
 

@@ -496,3 +496,120 @@ fn forged_production_targets_are_refused(
     );
     assert!(!device.installed_path().exists());
 }
+
+/// The offline targets key is lost (every `tufctl-targets-*` entry deleted from the tarball,
+/// the targets-only copy gone too): `keys rotate-targets` with the root key alone replaces
+/// it; the current production targets are re-signed by the new key and production devices
+/// keep updating, first with what they have, then with a Wave signed by the new key.
+#[test]
+fn lost_offline_targets_key_is_replaced_with_the_root_key() {
+    let server = Server::start();
+    let f = create_factory(&server, "lost-targets");
+    let dir = tempfile::tempdir().unwrap();
+    let creds = dir.path().join("creds.tgz");
+    let only = dir.path().join("targets-only.tgz");
+    let (c, o) = (creds.to_str().unwrap(), only.to_str().unwrap());
+    let ctl = |args: &[&str]| {
+        tufctl_env(
+            args,
+            &[
+                ("TUFCTL_API", &server.url),
+                ("TUFCTL_TOKEN", &f.token),
+                ("TUFCTL_FACTORY", &f.name),
+            ],
+        )
+    };
+    let api = format!("/ota/repo/{}/api/v1/user_repo", f.name);
+    let prod_base = format!("{}/repo/{}/prod", server.url, f.name);
+    ok(&ctl(&["keys", "download", &f.credentials_url, c]));
+    ok(&ctl(&["keys", "rotate-root", c]));
+    ok(&ctl(&["keys", "rotate-targets", c]));
+    ok(&ctl(&["keys", "copy-targets", c, o]));
+    let old_id = offline_targets_id(&only);
+    let (_, prod_root_v1) = http_get(&format!("{prod_base}/metadata/1.root.json"));
+    let device = Device::new(&prod_root_v1, &prod_base);
+    let v42 = add_build(&server, &f, dir.path(), "42");
+    ok(&ctl(&[
+        "waves",
+        "init",
+        "-k",
+        o,
+        "wave-42",
+        "42",
+        "production",
+    ]));
+    ok(&ctl(&["waves", "complete", "wave-42"]));
+    device.installs("app-42", &v42);
+    let before = get_json(&server, &f, &format!("{api}/targets.json?production=1"));
+
+    // Lose the offline targets key: only the root key is left in the tarball.
+    std::fs::remove_file(&only).unwrap();
+    let mut cr = Credentials::read(&std::fs::read(&creds).unwrap()).unwrap();
+    let names: Vec<String> = cr
+        .keys()
+        .unwrap()
+        .into_iter()
+        .map(|k| k.name)
+        .filter(|n| n.starts_with("tufctl-targets-"))
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+    for n in &names {
+        cr.remove_key(n).unwrap();
+    }
+    std::fs::write(&creds, &*cr.to_bytes().unwrap()).unwrap();
+    let st = ok(&ctl(&["keys", "status", c]));
+    assert!(st.contains("NOT in this file"), "{st}");
+
+    ok(&ctl(&["keys", "rotate-targets", c]));
+    let cr = Credentials::read(&std::fs::read(&creds).unwrap()).unwrap();
+    let new_names: Vec<String> = cr
+        .keys()
+        .unwrap()
+        .into_iter()
+        .map(|k| k.name)
+        .filter(|n| n.starts_with("tufctl-targets-"))
+        .collect();
+    assert_eq!(new_names.len(), 1, "{new_names:?}");
+    let new_id = new_names[0]
+        .trim_start_matches("tufctl-targets-")
+        .to_owned();
+    assert_ne!(new_id, old_id);
+
+    // The production root no longer lists the lost key; the current production targets
+    // (same content, next version) carry the new key's signature and the online one.
+    let prod_root = get_json(&server, &f, &format!("{api}/root.json?production=1"));
+    let ids: Vec<&str> = prod_root["signed"]["roles"]["targets"]["keyids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&new_id.as_str()) && !ids.contains(&old_id.as_str()),
+        "{ids:?}"
+    );
+    assert_eq!(prod_root["signed"]["roles"]["targets"]["threshold"], 2);
+    let after = get_json(&server, &f, &format!("{api}/targets.json?production=1"));
+    assert_eq!(after["signed"]["targets"], before["signed"]["targets"]);
+    let signers = signer_ids(&after);
+    assert!(signers.contains(&new_id), "{signers:?}");
+    assert!(!signers.contains(&old_id), "{signers:?}");
+    assert_eq!(signers.len(), 2, "{signers:?}");
+
+    // The production device follows the new root and stays on its release ...
+    device.stays_on("app-42", &v42);
+    // ... and takes the next Wave, signed with the new key.
+    ok(&ctl(&["keys", "copy-targets", c, o]));
+    let v43 = add_build(&server, &f, dir.path(), "43");
+    ok(&ctl(&[
+        "waves",
+        "init",
+        "-k",
+        o,
+        "wave-43",
+        "43",
+        "production",
+    ]));
+    ok(&ctl(&["waves", "complete", "wave-43"]));
+    device.installs("app-43", &v43);
+}
