@@ -115,12 +115,17 @@ async fn main() -> anyhow::Result<()> {
     let tmp_dir = args.data_dir.join("tmp");
     create_private_dir(&tmp_dir)?;
 
+    // The server key first: a replica without the shared key must not touch the database.
+    let backend = match &args.database_url {
+        Some(url) => Backend::of_url(url)?,
+        None => Backend::Sqlite,
+    };
+    let vault = load_server_key(&args, backend)?;
     let db = match &args.database_url {
         Some(url) => Db::connect(url).await?,
         None => Db::open_sqlite(&args.data_dir.join("tufd.sqlite")).await?,
     };
     db.migrate().await?;
-    let vault = load_server_key(&args, db.backend())?;
     check_server_key(&db, &vault).await?;
     ensure_admin_token(&db, &args.data_dir).await?;
 
@@ -131,7 +136,6 @@ async fn main() -> anyhow::Result<()> {
         ),
     };
 
-    let backend = db.backend();
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;

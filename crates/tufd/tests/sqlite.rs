@@ -66,3 +66,80 @@ fn graceful_shutdown() {
     let exit = s.wait();
     assert!(exit.success(), "{exit:?}");
 }
+
+/// The store remembers its server key: a different key is refused at start, and with
+/// --database-url a key shared by the replicas is required.
+#[test]
+fn server_key_is_checked() {
+    let mut s = Server::sqlite();
+    let dir = s.dir.path().to_owned();
+    let key = std::fs::read_to_string(dir.join("server-key")).unwrap();
+    assert_eq!(key.trim().len(), 64);
+    let admin = std::fs::metadata(dir.join("server-key")).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&admin.permissions()) & 0o777,
+        0o600
+    );
+    // Stopped but kept: dropping `s` would delete the data directory.
+    s.stop();
+    let run = |extra: &[&str], env: &[(&str, &str)]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_tufd"))
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&dir)
+            .args(extra)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap()
+    };
+    let out = run(&[], &[("TUFD_SERVER_KEY", &"ab".repeat(32))]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("server key does not match"));
+    let out = run(&["--database-url", "postgres://127.0.0.1:1/none"], &[]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("TUFD_SERVER_KEY"));
+}
+
+/// On first start without TUFD_ADMIN_TOKEN the admin token is written to a 0600 file.
+#[test]
+fn admin_token_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tufd"))
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("fresh"))
+        .env_remove("TUFD_ADMIN_TOKEN")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_owned();
+    let path = dir.path().join("fresh/admin-token");
+    let token = std::fs::read_to_string(&path).unwrap();
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&path).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    let data_mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(dir.path().join("fresh"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(data_mode & 0o777, 0o700);
+    let r = client()
+        .post(format!("{base}/ota/factories"))
+        .bearer_auth(token.trim())
+        .json(&serde_json::json!({"name": "first"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let _ = child.kill();
+    let _ = child.wait();
+}
