@@ -163,6 +163,19 @@ enum KeysCommand {
         cancel_open: bool,
         creds: PathBuf,
     },
+    /// Replace the server's online keys (after a server compromise): tufd generates new
+    /// keys for the roles, the root key in CREDS.tgz signs the new roots. Refused while a
+    /// wave is in progress.
+    RotateOnline {
+        #[arg(long, value_delimiter = ',', default_value = "targets,snapshot,timestamp",
+              value_parser = ["targets", "snapshot", "timestamp"])]
+        roles: Vec<String>,
+        #[arg(long, value_enum, default_value_t)]
+        key_type: KeyTypeArg,
+        #[arg(long)]
+        cancel_open: bool,
+        creds: PathBuf,
+    },
     /// Write a second tarball holding only the active offline targets key(s).
     CopyTargets { creds: PathBuf, out: PathBuf },
     /// Print the Factory's current root.json.
@@ -355,6 +368,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     cancel_open,
                 },
             ),
+            KeysCommand::RotateOnline {
+                roles,
+                key_type,
+                cancel_open,
+                creds,
+            } => rotation::rotate_online(&s, &creds, &roles, key_type, cancel_open),
             KeysCommand::CopyTargets { creds, out } => keys::copy_targets(&s, &creds, &out),
             KeysCommand::Backup {
                 creds,

@@ -200,6 +200,87 @@ pub fn rotate_targets(s: &Settings, path: &Path, opts: Options) -> Result<()> {
     Ok(())
 }
 
+/// `keys rotate-online`: the server generates new online keys for `roles` (their private
+/// keys never leave it) and the root key(s) in the tarball sign the new roots, through the
+/// same transaction as `rotate-root`. Nothing new is written to the tarball except its
+/// reference roles/root.json.
+pub fn rotate_online(
+    s: &Settings,
+    path: &Path,
+    roles: &[String],
+    key_type: KeyTypeArg,
+    cancel_open: bool,
+) -> Result<()> {
+    let mut file = CredsFile::open(s, path)?;
+    let cfg = file.creds.config().clone();
+    let api = s.api_with_token(Some(&cfg), "the Factory owner's")?;
+    let repo = s.repo_path(Some(&cfg))?;
+    let current = updates::current_roots(&api, &repo)
+        .context("fetching the Factory's current roots (nothing was changed)")?;
+    let signers = updates::role_signers(&file.creds, &current.ci.signed, Role::Root)?;
+    if signers.is_empty() {
+        bail!(
+            "{} holds none of the current root keys ({}), and replacing online keys changes \
+             the root; nothing was changed. Use the tarball that holds the active root key",
+            path.display(),
+            ids(&current.ci.signed.role(Role::Root).keyids)
+        );
+    }
+    let message = format!("rotate online keys: {}", roles.join(","));
+    let tx = updates::begin(&api, &repo, &message, cancel_open, |tx| {
+        tx.message == message
+    })?;
+    let kind = match key_type {
+        KeyTypeArg::Ed25519 => "ed25519",
+        KeyTypeArg::Ecdsa => "ecdsa",
+        KeyTypeArg::Rsa => "rsa",
+    };
+    let answer = match api.post_json(
+        &format!("{repo}/root/updates/online-keys"),
+        &serde_json::json!({"txid": tx.txid, "roles": roles, "key_type": kind}),
+    ) {
+        Ok(v) => v,
+        Err(e) => {
+            // Nothing was staged: close the transaction this command opened.
+            let closed = updates::cancel(&api, &repo, &tx.txid).is_ok();
+            return Err(e.context(if closed {
+                "asking the server for new online keys; nothing was changed"
+            } else {
+                "asking the server for new online keys; nothing was changed, but the open \
+                 root-update transaction could not be cancelled (`tufctl keys tuf updates cancel`)"
+            }));
+        }
+    };
+    let new_keys = answer
+        .get("new_online_keys")
+        .cloned()
+        .unwrap_or(serde_json::Value::Null);
+    let mut tx = updates::Tx::from_value(answer)?;
+    for env in [&mut tx.ci_root, &mut tx.prod_root] {
+        for k in &signers {
+            env.sign(k)?;
+        }
+    }
+    tx.stage_prod_targets = false;
+    if !updates::stage_and_apply(&api, &repo, &tx, &current)? {
+        return Ok(());
+    }
+    store_new_root(&mut file, &api, &repo);
+    if s.json() {
+        println!("{}", serde_json::json!({ "new_online_keys": new_keys }));
+    } else {
+        println!(
+            "Replaced the server's online keys; the old ones are destroyed and no longer trusted:"
+        );
+        if let Some(o) = new_keys.as_object() {
+            for (role, id) in o {
+                println!("  {role}: {}", id.as_str().unwrap_or("?"));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Name of a key file: `tufctl-<role>-<keyid>`.
 pub fn key_name(role: &str, id: &KeyId) -> String {
     format!("tufctl-{role}-{id}")

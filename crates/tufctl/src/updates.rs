@@ -27,7 +27,7 @@ pub struct Tx {
 }
 
 impl Tx {
-    fn from_value(v: Value) -> Result<Self> {
+    pub fn from_value(v: Value) -> Result<Self> {
         let Value::Object(mut o) = v else {
             bail!("the server's transaction is not a JSON object");
         };

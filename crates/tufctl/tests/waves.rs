@@ -613,3 +613,159 @@ fn lost_offline_targets_key_is_replaced_with_the_root_key() {
     ok(&ctl(&["waves", "complete", "wave-43"]));
     device.installs("app-43", &v43);
 }
+
+fn role_ids(root: &Value, role: &str) -> Vec<String> {
+    root["signed"]["roles"][role]["keyids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// After a server compromise: `keys rotate-online` replaces the online targets, snapshot and
+/// timestamp keys (refused while a wave is in progress). The new roots list none of the old
+/// online keys, so metadata signed with them does not count; production targets keep their
+/// content, version and offline signature with the new online signature; CI and production
+/// devices follow the root chain and keep updating.
+#[test]
+fn rotate_online_keys_after_a_server_compromise() {
+    let server = Server::start();
+    let f = create_factory(&server, "online");
+    let dir = tempfile::tempdir().unwrap();
+    let creds = dir.path().join("creds.tgz");
+    let only = dir.path().join("targets-only.tgz");
+    let (c, o) = (creds.to_str().unwrap(), only.to_str().unwrap());
+    let ctl = |args: &[&str]| {
+        tufctl_env(
+            args,
+            &[
+                ("TUFCTL_API", &server.url),
+                ("TUFCTL_TOKEN", &f.token),
+                ("TUFCTL_FACTORY", &f.name),
+            ],
+        )
+    };
+    let api = format!("/ota/repo/{}/api/v1/user_repo", f.name);
+    let ci_base = format!("{}/repo/{}/ci", server.url, f.name);
+    let prod_base = format!("{}/repo/{}/prod", server.url, f.name);
+    ok(&ctl(&["keys", "download", &f.credentials_url, c]));
+    ok(&ctl(&["keys", "rotate-root", c]));
+    ok(&ctl(&["keys", "rotate-targets", c]));
+    ok(&ctl(&["keys", "copy-targets", c, o]));
+    let offline_id = offline_targets_id(&only);
+    let (_, ci_root_v1) = http_get(&format!("{ci_base}/metadata/1.root.json"));
+    let (_, prod_root_v1) = http_get(&format!("{prod_base}/metadata/1.root.json"));
+    let ci_device = Device::new(&ci_root_v1, &ci_base);
+    let prod_device = Device::new(&prod_root_v1, &prod_base);
+    let v42 = add_build(&server, &f, dir.path(), "42");
+    ok(&ctl(&[
+        "waves",
+        "init",
+        "-k",
+        o,
+        "wave-42",
+        "42",
+        "production",
+    ]));
+    ok(&ctl(&["waves", "complete", "wave-42"]));
+    prod_device.installs("app-42", &v42);
+    ci_device.installs("app-42", &v42);
+    let old_root = get_json(&server, &f, &format!("{api}/root.json"));
+    let old_prod_targets = get_json(&server, &f, &format!("{api}/targets.json?production=1"));
+
+    // Refused while a wave is in progress, and nothing changes.
+    let v43 = add_build(&server, &f, dir.path(), "43");
+    ok(&ctl(&[
+        "waves",
+        "init",
+        "-k",
+        o,
+        "wave-43",
+        "43",
+        "production",
+    ]));
+    let err = fails(&ctl(&["keys", "rotate-online", c]));
+    assert!(err.contains("in progress"), "{err}");
+    assert_eq!(get_json(&server, &f, &format!("{api}/root.json")), old_root);
+    // The transaction it opened was closed again.
+    fails(&ctl(&["keys", "tuf", "updates", "review"]));
+    ok(&ctl(&["waves", "cancel", "wave-43"]));
+
+    let out = json(&ok(&ctl(&["--json", "keys", "rotate-online", c])));
+    let new_root = get_json(&server, &f, &format!("{api}/root.json"));
+    let new_prod_root = get_json(&server, &f, &format!("{api}/root.json?production=1"));
+    for role in ["targets", "snapshot", "timestamp"] {
+        let new_id = out["new_online_keys"][role].as_str().unwrap().to_owned();
+        let old_ids = role_ids(&old_root, role);
+        for root in [&new_root, &new_prod_root] {
+            let ids = role_ids(root, role);
+            assert_eq!(ids[0], new_id, "{role}: {ids:?}");
+            for old in &old_ids {
+                if role != "targets" || *old != offline_id {
+                    assert!(!ids.contains(old), "{role}: old key {old} still listed");
+                    assert!(root["signed"]["keys"].get(old).is_none());
+                }
+            }
+        }
+    }
+    assert_eq!(role_ids(&new_prod_root, "targets").len(), 2);
+    assert_eq!(new_prod_root["signed"]["roles"]["targets"]["threshold"], 2);
+    assert_eq!(new_root["signed"]["roles"]["targets"]["threshold"], 1);
+    assert!(role_ids(&new_prod_root, "targets").contains(&offline_id));
+
+    // Metadata the old online keys signed does not count under the new root: the old
+    // production targets lose their online signature, the old snapshot and timestamp all.
+    let parsed: Signed<Root> = Signed::from_slice(new_prod_root.to_string().as_bytes()).unwrap();
+    let old_env: Signed<Targets> =
+        Signed::from_slice(old_prod_targets.to_string().as_bytes()).unwrap();
+    let v = old_env.verify_role(
+        "targets",
+        parsed.signed.role(Role::Targets),
+        &parsed.signed.keys,
+    );
+    assert!(!v.is_met());
+    assert_eq!(v.distinct_valid, 1, "only the offline signature counts");
+
+    // Production targets: same version and content, offline signature kept, online replaced.
+    let prod_targets = get_json(&server, &f, &format!("{api}/targets.json?production=1"));
+    assert_eq!(prod_targets["signed"], old_prod_targets["signed"]);
+    let signers = signer_ids(&prod_targets);
+    assert!(signers.contains(&offline_id), "{signers:?}");
+    assert!(
+        signers.contains(
+            &out["new_online_keys"]["targets"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        ),
+        "{signers:?}"
+    );
+    let env: Signed<Targets> = Signed::from_slice(prod_targets.to_string().as_bytes()).unwrap();
+    assert!(env
+        .verify_role(
+            "targets",
+            parsed.signed.role(Role::Targets),
+            &parsed.signed.keys
+        )
+        .is_met());
+
+    // Devices follow the root chain and keep updating.
+    prod_device.stays_on("app-42", &v42);
+    ci_device.installs("app-43", &v43);
+    ok(&ctl(&[
+        "waves",
+        "init",
+        "-k",
+        o,
+        "wave-43b",
+        "43",
+        "production",
+    ]));
+    ok(&ctl(&["waves", "complete", "wave-43b"]));
+    prod_device.installs("app-43", &v43);
+    let audit = ok(&ctl(&["get", &format!("/ota/factories/{}/audit", f.name)]));
+    for action in ["root.update.online_keys", "key.activate", "key.destroy"] {
+        assert!(audit.contains(action), "{action}: {audit}");
+    }
+}

@@ -2,6 +2,9 @@
 //!
 //! - Versioned metadata (`N.snapshot.json`, ...) never changes once stored (the primary key
 //!   refuses a reused version), so it is cached by version on every backend.
+//! - Exception: versioned production targets. An online-key rotation replaces the online
+//!   signature of the current version in place (the offline signature stays valid only on
+//!   the same signed bytes), so they are treated like heads below.
 //! - Unversioned heads (`timestamp.json`, `root.json`, ...) are cached only when this process
 //!   is the store's only writer (the embedded SQLite store). Every commit that publishes
 //!   metadata bumps a generation counter *after* commit, and an entry is served only while
@@ -30,6 +33,14 @@ pub struct FileKey {
     pub flavour: Flavour,
     pub role: Role,
     pub version: Option<i64>,
+}
+
+impl FileKey {
+    /// Whether the stored bytes behind this key may change: heads, and versioned
+    /// production targets (see the module documentation).
+    pub fn mutable(&self) -> bool {
+        self.version.is_none() || (self.role == Role::Targets && self.flavour == Flavour::Prod)
+    }
 }
 
 struct Cached {
@@ -72,19 +83,19 @@ impl Cache {
     }
 
     pub fn get(&self, key: &FileKey) -> Option<(Bytes, HeaderValue)> {
-        if key.version.is_none() && !self.heads {
+        if key.mutable() && !self.heads {
             return None;
         }
         let files = self.files.read().ok()?;
         let hit = files.get(key)?;
-        if key.version.is_none() && hit.generation != self.generation() {
+        if key.mutable() && hit.generation != self.generation() {
             return None;
         }
         Some((hit.body.clone(), hit.etag.clone()))
     }
 
     pub fn put(&self, key: FileKey, body: Bytes, etag: HeaderValue, generation: u64) {
-        if key.version.is_none() && !self.heads {
+        if key.mutable() && !self.heads {
             return;
         }
         let Ok(mut files) = self.files.write() else {

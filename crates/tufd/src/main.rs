@@ -240,6 +240,10 @@ fn router(state: Shared) -> Router {
             post(rotation::cancel),
         )
         .route(
+            &format!("{user_repo}/root/updates/online-keys"),
+            post(rotation::online_keys),
+        )
+        .route(
             "/repo/{f}/{flavour}/metadata/{file}",
             get(serve::device_metadata),
         )

@@ -13,14 +13,17 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sqlx::Row;
 use time::OffsetDateTime;
-use tuf_core::{canonical, KeyId, PublicKey, Role, Root, Signed, Targets};
+use tuf_core::{
+    canonical, KeyId, KeyType, PrivateKey, PublicKey, Role, Root, Signed, Signer as _, Targets,
+};
 
 use crate::auth::{authenticate, Caller, Scope};
 use crate::db::{lock_factory, Tx};
 use crate::error::{ApiError, ApiResult};
 use crate::input::JsonBody;
 use crate::repo::{
-    current_root, random_hex, require_head, store_signed, Flavour, OnlineKeys, Signing,
+    current_root, insert_online_key_as, pending_purpose, random_hex, require_head, store_signed,
+    Flavour, OnlineKeys, Signing, PENDING,
 };
 use crate::{audit, Shared};
 
@@ -74,6 +77,10 @@ struct Report {
     /// The staged production targets with the server's signature, when they will be
     /// published.
     prod_targets: Option<Signed<Targets>>,
+    /// The current production targets, same signed bytes, with the online signature replaced
+    /// by the new online targets key's (an online-key rotation): replaces the stored version
+    /// in place, so the offline signature stays valid.
+    prod_targets_resigned: Option<Signed<Targets>>,
 }
 
 impl Report {
@@ -273,7 +280,10 @@ pub async fn apply(
         return Err(ApiError::factory_not_found(&factory));
     }
     let staged = open_transaction(&mut tx, &factory, &req.txid).await?;
-    let current = Current::load(&state, &mut tx, &factory).await?;
+    let mut current = Current::load(&state, &mut tx, &factory).await?;
+    if current.keys.has_pending() {
+        refuse_during_wave(&mut tx, &factory).await?;
+    }
     let report = check(&current, &staged, now);
     if let Some(first) = report.errors.first() {
         tx.rollback().await?;
@@ -286,6 +296,12 @@ pub async fn apply(
     let (Some(ci_root), Some(prod_root)) = (report.ci_root, report.prod_root) else {
         return Err(ApiError::internal("checked roots missing"));
     };
+    if switch_online_keys(&mut tx, &factory, &caller, &ci_root.signed, now).await? {
+        current.keys = OnlineKeys::load(&mut tx, &state.vault, &factory).await?;
+    }
+    if let Some(env) = &report.prod_targets_resigned {
+        replace_prod_targets(&mut tx, &factory, env).await?;
+    }
     commit_roots(
         &state,
         &mut tx,
@@ -330,6 +346,7 @@ pub async fn cancel(
         .bind(&factory)
         .execute(&mut *tx)
         .await?;
+    delete_pending_keys(&mut tx, &factory).await?;
     audit::record(
         &mut tx,
         &factory,
@@ -518,11 +535,7 @@ fn check(current: &Current, staged: &Staged, now: OffsetDateTime) -> Report {
         ),
     }
     // online_targets_key: the server's online targets key still signs CI targets alone.
-    let online_targets: Vec<&KeyId> = current
-        .keys
-        .of_purpose(Role::Targets)
-        .map(tuf_core::Signer::key_id)
-        .collect();
+    let online_targets: Vec<&KeyId> = current.keys.ids_of(Role::Targets, true);
     for (label, root) in [("ci_root", c), ("prod_root", p)] {
         if !root
             .role(Role::Targets)
@@ -543,7 +556,7 @@ fn check(current: &Current, staged: &Staged, now: OffsetDateTime) -> Report {
         );
     }
     for role in [Role::Snapshot, Role::Timestamp] {
-        let held = current.keys.signers(c, role).len();
+        let held = current.keys.candidates(c, role).len();
         if (held as u32) < c.role(role).threshold.get() {
             report.fail(
                 "online_keys",
@@ -627,6 +640,15 @@ fn check_prod_targets(current: &Current, staged: &Staged, p: &Root, report: &mut
         .verify_role("targets", p.role(Role::Targets), &p.keys)
         .is_met();
     let env = match Signed::<Targets>::from_slice(&staged.prod_targets) {
+        Ok(e) if !still_valid && e.signatures.is_empty() => {
+            // Nothing signed offline was staged: an online-key rotation keeps the current
+            // production targets and only replaces the online signature.
+            if let Some(resigned) = resign_online(current, p) {
+                report.prod_targets_resigned = Some(resigned);
+                return;
+            }
+            e
+        }
         Ok(e) => e,
         Err(e) => {
             if still_valid {
@@ -651,7 +673,7 @@ fn check_prod_targets(current: &Current, staged: &Staged, p: &Root, report: &mut
         ));
     } else {
         let mut signed = env.clone();
-        for k in current.keys.signers(p, Role::Targets) {
+        for k in current.keys.candidates(p, Role::Targets) {
             if signed.sign(k).is_err() {
                 problem = Some("signing prod_targets with the online key failed".to_owned());
             }
@@ -814,4 +836,295 @@ fn drop_stale_signatures(envelope: &[u8], keys: &BTreeMap<KeyId, PublicKey>) -> 
         });
     }
     canonical::to_vec(&v).map_err(|e| ApiError::bad_request("invalid envelope", e.to_string()))
+}
+
+/// The current production targets with every online targets signature replaced by the
+/// signatures of the online targets keys `p` lists, if `p` then accepts them (same signed
+/// bytes: the offline signatures stay valid).
+fn resign_online(current: &Current, p: &Root) -> Option<Signed<Targets>> {
+    let online = current.keys.ids_of(Role::Targets, true);
+    let mut env = current.prod_targets.clone();
+    env.signatures.retain(|sig| !online.contains(&&sig.keyid));
+    let signers = current.keys.candidates(p, Role::Targets);
+    if signers.is_empty() {
+        return None;
+    }
+    for k in signers {
+        env.sign(k).ok()?;
+    }
+    env.verify_role("targets", p.role(Role::Targets), &p.keys)
+        .is_met()
+        .then_some(env)
+}
+
+/// Replaces the stored bytes of the current production targets version (an online-key
+/// rotation changed only its online signature).
+async fn replace_prod_targets(tx: &mut Tx, factory: &str, env: &Signed<Targets>) -> ApiResult<()> {
+    let body = env.to_bytes();
+    let sha = tuf_core::hash::sha256_hex(&body);
+    let version =
+        i64::try_from(env.signed.version).map_err(|_| ApiError::internal("version overflow"))?;
+    sqlx::query(
+        "UPDATE metadata SET body = $1, sha256 = $2 \
+         WHERE factory = $3 AND flavour = 'prod' AND role = 'targets' AND version = $4",
+    )
+    .bind(&body)
+    .bind(&sha)
+    .bind(factory)
+    .bind(version)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "UPDATE heads SET sha256 = $1 WHERE factory = $2 AND flavour = 'prod' AND role = 'targets' \
+         AND version = $3",
+    )
+    .bind(&sha)
+    .bind(factory)
+    .bind(version)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// At apply: pending online keys the new root lists become active, the others are deleted;
+/// active online targets/snapshot/timestamp keys the new root no longer lists are destroyed.
+/// Returns whether anything changed.
+async fn switch_online_keys(
+    tx: &mut Tx,
+    factory: &str,
+    caller: &Caller,
+    root: &Root,
+    now: OffsetDateTime,
+) -> ApiResult<bool> {
+    let rows = sqlx::query("SELECT keyid, purpose FROM online_keys WHERE factory = $1")
+        .bind(factory)
+        .fetch_all(&mut **tx)
+        .await?;
+    let mut changed = false;
+    for r in rows {
+        let keyid: String = r.try_get(0)?;
+        let purpose: String = r.try_get(1)?;
+        let (role, pending) = match purpose.strip_prefix(PENDING) {
+            Some(rest) => (rest.to_owned(), true),
+            None => (purpose.clone(), false),
+        };
+        let Some(role) = [Role::Targets, Role::Snapshot, Role::Timestamp]
+            .into_iter()
+            .find(|r| r.as_str() == role)
+        else {
+            continue;
+        };
+        let listed = root.role(role).keyids.iter().any(|id| id.as_str() == keyid);
+        if listed && pending {
+            sqlx::query("UPDATE online_keys SET purpose = $1 WHERE factory = $2 AND keyid = $3")
+                .bind(role.as_str())
+                .bind(factory)
+                .bind(&keyid)
+                .execute(&mut **tx)
+                .await?;
+            audit::record(
+                tx,
+                factory,
+                now.unix_timestamp(),
+                &caller.actor,
+                "key.activate",
+                json!({"keyid": keyid, "purpose": role.as_str()}),
+            )
+            .await?;
+            changed = true;
+        } else if !listed {
+            sqlx::query("DELETE FROM online_keys WHERE factory = $1 AND keyid = $2")
+                .bind(factory)
+                .bind(&keyid)
+                .execute(&mut **tx)
+                .await?;
+            audit::record(
+                tx,
+                factory,
+                now.unix_timestamp(),
+                &caller.actor,
+                "key.destroy",
+                json!({"keyid": keyid, "purpose": purpose, "reason": "no longer in the root"}),
+            )
+            .await?;
+            changed = true;
+        }
+    }
+    Ok(changed)
+}
+
+async fn delete_pending_keys(tx: &mut Tx, factory: &str) -> ApiResult<()> {
+    sqlx::query("DELETE FROM online_keys WHERE factory = $1 AND purpose LIKE 'pending-%'")
+        .bind(factory)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// An active wave was countersigned with the current online targets key: rotating that
+/// key under it would leave the wave unpublishable.
+async fn refuse_during_wave(tx: &mut Tx, factory: &str) -> ApiResult<()> {
+    let active = sqlx::query("SELECT name FROM waves WHERE factory = $1 AND status = 'active'")
+        .bind(factory)
+        .fetch_optional(&mut **tx)
+        .await?;
+    if let Some(r) = active {
+        let name: String = r.try_get(0)?;
+        return Err(ApiError::conflict(
+            "wave active",
+            format!(
+                "wave {name:?} is in progress; complete or cancel it before rotating the online keys"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OnlineKeysRequest {
+    txid: String,
+    roles: Vec<String>,
+    #[serde(default)]
+    key_type: Option<String>,
+}
+
+/// `POST .../root/updates/online-keys` `{"txid", "roles": ["targets", "snapshot",
+/// "timestamp"], "key_type": "ed25519"}` (owner): generates new online keys for `roles`
+/// (kept sealed on the server as pending keys, never sent out) and puts their public keys
+/// into the open transaction's staged roots in place of the current online keys of those
+/// roles (thresholds unchanged). The staged roots lose their signatures; the root key
+/// holders sign them as for any root update, and `apply` activates the new keys.
+pub async fn online_keys(
+    State(state): State<Shared>,
+    Path(factory): Path<String>,
+    headers: HeaderMap,
+    body: JsonBody,
+) -> ApiResult<Json<Value>> {
+    let caller = authenticate(&state, &headers).await?;
+    caller.require(&factory, &[Scope::Owner])?;
+    let req: OnlineKeysRequest = body.parse()?;
+    let mut roles = Vec::new();
+    for r in &req.roles {
+        let role = match r.as_str() {
+            "targets" => Role::Targets,
+            "snapshot" => Role::Snapshot,
+            "timestamp" => Role::Timestamp,
+            _ => {
+                return Err(ApiError::bad_request(
+                    "invalid roles",
+                    "roles are targets, snapshot and timestamp",
+                ))
+            }
+        };
+        if !roles.contains(&role) {
+            roles.push(role);
+        }
+    }
+    if roles.is_empty() {
+        return Err(ApiError::bad_request(
+            "invalid roles",
+            "name at least one role",
+        ));
+    }
+    let kind: KeyType = match req.key_type.as_deref() {
+        None => KeyType::Ed25519,
+        Some(k) => k.parse().map_err(|e: tuf_core::Error| {
+            ApiError::bad_request("invalid key_type", e.to_string())
+        })?,
+    };
+    let now = OffsetDateTime::now_utc();
+    let mut tx = state.db.begin_write().await?;
+    if !lock_factory(&mut tx, &factory).await? {
+        return Err(ApiError::factory_not_found(&factory));
+    }
+    refuse_during_wave(&mut tx, &factory).await?;
+    let mut staged = open_transaction(&mut tx, &factory, &req.txid).await?;
+    // A repeated call replaces the keys of an earlier one.
+    delete_pending_keys(&mut tx, &factory).await?;
+    let current = Current::load(&state, &mut tx, &factory).await?;
+    let parse = |label: &str, bytes: &[u8]| -> ApiResult<Root> {
+        Ok(Signed::<Root>::from_slice(bytes)
+            .map_err(|e| {
+                ApiError::unprocessable("staged root does not parse", format!("{label}: {e}"))
+            })?
+            .signed)
+    };
+    let mut ci = parse("ci_root", &staged.ci_root)?;
+    let mut prod = parse("prod_root", &staged.prod_root)?;
+    let mut new_ids = serde_json::Map::new();
+    for role in &roles {
+        let key = PrivateKey::generate(kind)?;
+        insert_online_key_as(
+            &mut tx,
+            &state.vault,
+            &factory,
+            &pending_purpose(*role),
+            &key,
+            now.unix_timestamp(),
+        )
+        .await?;
+        let old: Vec<KeyId> = current
+            .keys
+            .ids_of(*role, false)
+            .into_iter()
+            .cloned()
+            .collect();
+        for root in [&mut ci, &mut prod] {
+            replace_online_key(root, *role, &old, &key)?;
+        }
+        new_ids.insert(role.as_str().to_owned(), json!(key.key_id().as_str()));
+    }
+    staged.ci_root = Signed::new(ci)?.to_bytes();
+    staged.prod_root = Signed::new(prod)?.to_bytes();
+    sqlx::query("UPDATE root_updates SET ci_root = $1, prod_root = $2 WHERE factory = $3")
+        .bind(&staged.ci_root)
+        .bind(&staged.prod_root)
+        .bind(&factory)
+        .execute(&mut *tx)
+        .await?;
+    audit::record(
+        &mut tx,
+        &factory,
+        now.unix_timestamp(),
+        &caller.actor,
+        "root.update.online_keys",
+        json!({"txid": staged.txid, "new_keys": new_ids}),
+    )
+    .await?;
+    let current = Current::load(&state, &mut tx, &factory).await?;
+    let report = check(&current, &staged, now);
+    tx.commit().await?;
+    let mut out = transaction_json(&staged, &report)?;
+    out["new_online_keys"] = Value::Object(new_ids);
+    Ok(Json(out))
+}
+
+/// In `root`'s `role`, the online keys `old` give way to `key` (listed first); the threshold
+/// stays; the key is recorded as the server's in `x-key-owners`.
+fn replace_online_key(
+    root: &mut Root,
+    role: Role,
+    old: &[KeyId],
+    key: &PrivateKey,
+) -> ApiResult<()> {
+    let id = key.key_id().clone();
+    root.keys
+        .insert(id.clone(), tuf_core::Signer::public_key(key).clone());
+    let rk = root.role_mut(role)?;
+    let mut ids = vec![id.clone()];
+    ids.extend(rk.keyids.iter().filter(|k| !old.contains(k)).cloned());
+    rk.keyids = ids;
+    root.prune_keys();
+    let keys: Vec<String> = root.keys.keys().map(|k| k.to_string()).collect();
+    if let Some(owners) = root
+        .extra
+        .entry("x-key-owners".to_owned())
+        .or_insert_with(|| json!({}))
+        .as_object_mut()
+    {
+        owners.insert(id.to_string(), json!("tufd"));
+        owners.retain(|k, _| keys.contains(k));
+    }
+    Ok(())
 }

@@ -80,8 +80,10 @@ pub async fn device_metadata(
 ) -> ApiResult<Response> {
     let flavour = Flavour::parse(&flavour).ok_or_else(|| ApiError::not_found(flavour.clone()))?;
     let name = MetaName::parse(&file).ok_or_else(|| ApiError::not_found(file.clone()))?;
-    // Versioned files never change; the unversioned ones must be revalidated each time.
-    let cache = if name.version.is_some() {
+    // Versioned files never change, except production targets, whose online signature an
+    // online-key rotation replaces; the others must be revalidated each time (ETag).
+    let fixed = name.version.is_some() && !(name.role == Role::Targets && flavour == Flavour::Prod);
+    let cache = if fixed {
         "public, max-age=31536000, immutable"
     } else {
         "public, no-cache"
