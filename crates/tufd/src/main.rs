@@ -167,6 +167,10 @@ async fn main() -> anyhow::Result<()> {
     ));
 
     let app = router(state);
+    // Handlers are installed before the `listening on` line: a supervisor (or a test) that
+    // sends SIGTERM as soon as it reads that line must get a graceful shutdown, never the
+    // default action of the signal.
+    let shutdown = shutdown_signal()?;
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "listening on http://{addr}")?;
@@ -174,7 +178,7 @@ async fn main() -> anyhow::Result<()> {
     }
     tracing::info!(%addr, "serving");
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(shutdown)
         .await
         .context("serving HTTP")?;
     upkeep.abort();
@@ -263,23 +267,18 @@ fn router(state: Shared) -> Router {
         .with_state(state)
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Registers SIGINT and SIGTERM now and returns the future that resolves on either.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => {},
+            _ = term.recv() => {},
         }
-    };
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-    tracing::info!("shutdown requested");
+        tracing::info!("shutdown requested");
+    })
 }
 
 fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
