@@ -7,10 +7,12 @@
 
 use std::time::Duration;
 
+use serde_json::json;
 use sqlx::Row;
 use time::OffsetDateTime;
 use tuf_core::Role;
 
+use crate::audit::record;
 use crate::db::lock_factory;
 use crate::error::ApiResult;
 use crate::repo::{current_root, require_head, Flavour, OnlineKeys, Signing, StoredMeta};
@@ -43,8 +45,63 @@ pub async fn pass(state: &Shared) -> ApiResult<()> {
             tracing::warn!(factory = %factory, error = %e.error, detail = %e.detail, "re-signing failed");
         }
     }
+    warn_expiring(state, now).await
+}
+
+/// Roots and production targets are signed by keys the owner holds offline, so the server
+/// cannot renew them: when less than [`EXPIRY_WARNING_SECS`] remain, each such version gets
+/// one `expiry.warning` audit record and a log warning (the `/metrics` gauge shows it too).
+async fn warn_expiring(state: &Shared, now: i64) -> ApiResult<()> {
+    let rows = sqlx::query(
+        "SELECT factory, flavour, role, version, expires FROM heads WHERE expires < $1 \
+         AND (role = 'root' OR (role = 'targets' AND flavour = 'prod'))",
+    )
+    .bind(now + EXPIRY_WARNING_SECS)
+    .fetch_all(state.db.pool())
+    .await?;
+    for r in rows {
+        let factory: String = r.try_get(0)?;
+        let (flavour, role): (String, String) = (r.try_get(1)?, r.try_get(2)?);
+        let (version, expires): (i64, i64) = (r.try_get(3)?, r.try_get(4)?);
+        let detail = json!({
+            "flavour": flavour,
+            "role": role,
+            "version": version,
+            "expires": crate::format_time(expires),
+            "renew": if role == "root" {
+                "a root update signed by the root key holders: tufctl keys tuf updates init, sign, apply"
+            } else {
+                "a new wave signed with the offline targets key: tufctl waves init, complete"
+            },
+        });
+        let mut tx = state.db.begin_write().await?;
+        if !lock_factory(&mut tx, &factory).await? {
+            continue;
+        }
+        // Checked under the Factory's row lock, so replicas never record a version twice.
+        let seen: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM audit WHERE factory = $1 AND action = 'expiry.warning' \
+             AND detail = $2",
+        )
+        .bind(&factory)
+        .bind(detail.to_string())
+        .fetch_one(&mut *tx)
+        .await?;
+        if seen == 0 {
+            record(&mut tx, &factory, now, "tufd", "expiry.warning", detail).await?;
+            tracing::warn!(
+                factory = %factory, flavour = %flavour, role = %role, version,
+                expires = %crate::format_time(expires),
+                "metadata signed by offline keys expires soon; only its key holders can renew it"
+            );
+        }
+        tx.commit().await?;
+    }
     Ok(())
 }
+
+/// How far ahead of expiry offline-signed metadata is reported.
+const EXPIRY_WARNING_SECS: i64 = 30 * 24 * 3600;
 
 fn due(m: &StoredMeta, now: i64) -> bool {
     m.expires + m.issued < 2 * now

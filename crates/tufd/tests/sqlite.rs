@@ -143,3 +143,50 @@ fn admin_token_file() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// Roots (signed offline) close to expiry are reported once per version in the audit log.
+#[test]
+fn offline_signed_metadata_close_to_expiry_is_audited() {
+    // Roots valid for 10 days: inside the 30-day warning window from the start.
+    let s = Server::start(
+        None,
+        &[
+            "--root-expiry-secs",
+            "864000",
+            "--resign-interval-secs",
+            "1",
+        ],
+    );
+    let f = create_factory(&s, "expiring");
+    let warnings = |s: &Server| -> Vec<serde_json::Value> {
+        let log = get_json(s, "/ota/factories/expiring/audit", Some(&f.owner));
+        log.as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == "expiry.warning")
+            .cloned()
+            .collect()
+    };
+    let mut seen = Vec::new();
+    for _ in 0..300 {
+        seen = warnings(&s);
+        if seen.len() >= 2 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let mut flavours: Vec<&str> = seen
+        .iter()
+        .map(|e| {
+            assert_eq!(e["detail"]["role"], "root");
+            assert_eq!(e["detail"]["version"], 1);
+            assert_eq!(e["actor"], "tufd");
+            e["detail"]["flavour"].as_str().unwrap()
+        })
+        .collect();
+    flavours.sort_unstable();
+    assert_eq!(flavours, ["ci", "prod"], "{seen:?}");
+    // Later passes do not repeat a warning for the same version.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert_eq!(warnings(&s).len(), 2);
+}
