@@ -8,8 +8,8 @@ use serde_json::{json, Value};
 use sqlx::Row;
 
 use crate::auth::{authenticate, Scope};
-use crate::db::{factory_exists, Tx};
-use crate::error::{ApiError, ApiResult};
+use crate::db::{require_factory, Tx};
+use crate::error::ApiResult;
 use crate::Shared;
 
 pub async fn record(
@@ -41,9 +41,7 @@ pub async fn list(
 ) -> ApiResult<Json<Value>> {
     let caller = authenticate(&state, &headers).await?;
     caller.require(&factory, &[Scope::Owner])?;
-    if !factory_exists(state.db.pool(), &factory).await? {
-        return Err(ApiError::factory_not_found(&factory));
-    }
+    require_factory(&state.db, &factory).await?;
     let rows = sqlx::query(
         "SELECT at, actor, action, detail FROM audit WHERE factory = $1 ORDER BY id LIMIT 10000",
     )

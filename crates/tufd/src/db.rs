@@ -13,6 +13,8 @@ use anyhow::Context as _;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, Row, Transaction};
 
+use crate::error::{ApiError, ApiResult};
+
 pub type Tx = Transaction<'static, Any>;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -147,6 +149,26 @@ pub async fn factory_exists(pool: &AnyPool, factory: &str) -> Result<bool, sqlx:
         .fetch_optional(pool)
         .await?;
     Ok(row.is_some())
+}
+
+/// The prologue of every handler that writes to one Factory: begins the write
+/// transaction and locks the Factory row, so the handler's reads and writes are serialised
+/// with every other writer; a missing Factory is the handler's 404.
+pub async fn begin_locked(db: &Db, factory: &str) -> ApiResult<Tx> {
+    let mut tx = db.begin_write().await?;
+    if !lock_factory(&mut tx, factory).await? {
+        return Err(ApiError::factory_not_found(factory));
+    }
+    Ok(tx)
+}
+
+/// The read-side counterpart of [`begin_locked`]: a 404 for a missing Factory, rather than
+/// an empty list that would look like a Factory with nothing in it.
+pub async fn require_factory(db: &Db, factory: &str) -> ApiResult<()> {
+    if !factory_exists(db.pool(), factory).await? {
+        return Err(ApiError::factory_not_found(factory));
+    }
+    Ok(())
 }
 
 pub fn now() -> i64 {

@@ -18,7 +18,7 @@ use tuf_core::{
 };
 
 use crate::auth::{authenticate, Caller, Scope};
-use crate::db::{lock_factory, Tx};
+use crate::db::{begin_locked, Tx};
 use crate::error::{ApiError, ApiResult};
 use crate::input::JsonBody;
 use crate::repo::{
@@ -130,10 +130,7 @@ pub async fn open(
         ));
     }
     let now = OffsetDateTime::now_utc();
-    let mut tx = state.db.begin_write().await?;
-    if !lock_factory(&mut tx, &factory).await? {
-        return Err(ApiError::factory_not_found(&factory));
-    }
+    let mut tx = begin_locked(&state.db, &factory).await?;
     if load_staged(&mut tx, &factory).await?.is_some() {
         return Err(ApiError::conflict(
             "root update open",
@@ -222,10 +219,7 @@ pub async fn stage(
     caller.require(&factory, &[Scope::Owner])?;
     let req: StageRequest = body.parse()?;
     let now = OffsetDateTime::now_utc();
-    let mut tx = state.db.begin_write().await?;
-    if !lock_factory(&mut tx, &factory).await? {
-        return Err(ApiError::factory_not_found(&factory));
-    }
+    let mut tx = begin_locked(&state.db, &factory).await?;
     let mut staged = open_transaction(&mut tx, &factory, &req.txid).await?;
     let current = Current::load(&state, &mut tx, &factory).await?;
     let ci_root = envelope_bytes("ci_root", req.ci_root)?;
@@ -275,10 +269,7 @@ pub async fn apply(
     caller.require(&factory, &[Scope::Owner])?;
     let req: TxidRequest = body.parse()?;
     let now = OffsetDateTime::now_utc();
-    let mut tx = state.db.begin_write().await?;
-    if !lock_factory(&mut tx, &factory).await? {
-        return Err(ApiError::factory_not_found(&factory));
-    }
+    let mut tx = begin_locked(&state.db, &factory).await?;
     let staged = open_transaction(&mut tx, &factory, &req.txid).await?;
     let mut current = Current::load(&state, &mut tx, &factory).await?;
     if current.keys.has_pending() {
@@ -337,10 +328,7 @@ pub async fn cancel(
     let caller = authenticate(&state, &headers).await?;
     caller.require(&factory, &[Scope::Owner])?;
     let req: TxidRequest = body.parse()?;
-    let mut tx = state.db.begin_write().await?;
-    if !lock_factory(&mut tx, &factory).await? {
-        return Err(ApiError::factory_not_found(&factory));
-    }
+    let mut tx = begin_locked(&state.db, &factory).await?;
     open_transaction(&mut tx, &factory, &req.txid).await?;
     sqlx::query("DELETE FROM root_updates WHERE factory = $1")
         .bind(&factory)
@@ -1034,10 +1022,7 @@ pub async fn online_keys(
         })?,
     };
     let now = OffsetDateTime::now_utc();
-    let mut tx = state.db.begin_write().await?;
-    if !lock_factory(&mut tx, &factory).await? {
-        return Err(ApiError::factory_not_found(&factory));
-    }
+    let mut tx = begin_locked(&state.db, &factory).await?;
     refuse_during_wave(&mut tx, &factory).await?;
     let mut staged = open_transaction(&mut tx, &factory, &req.txid).await?;
     // A repeated call replaces the keys of an earlier one.

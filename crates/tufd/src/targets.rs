@@ -16,7 +16,7 @@ use tokio::io::AsyncWriteExt;
 use tuf_core::{Role, TargetFile};
 
 use crate::auth::{authenticate, Scope};
-use crate::db::lock_factory;
+use crate::db::begin_locked;
 use crate::error::{ApiError, ApiResult};
 use crate::input::{check_label, from_value, parse_json, read_limited, JSON_LIMIT};
 use crate::repo::{current_root, head_info, positive, require_head, Flavour, OnlineKeys, Signing};
@@ -178,10 +178,7 @@ pub async fn add(
     }
 
     let now = OffsetDateTime::now_utc();
-    let mut tx = state.db.begin_write().await?;
-    if !lock_factory(&mut tx, &factory).await? {
-        return Err(ApiError::factory_not_found(&factory));
-    }
+    let mut tx = begin_locked(&state.db, &factory).await?;
     let root = current_root(&mut tx, &factory, Flavour::Ci).await?;
     let (head_version, head_sha) = head_info(&mut tx, &factory, Flavour::Ci, Role::Targets).await?;
     let current = match state.cache.take_targets(&factory, Flavour::Ci, &head_sha) {

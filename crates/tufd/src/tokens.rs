@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use sqlx::Row;
 
 use crate::auth::{authenticate, insert_token, token_id, Caller, Scope};
-use crate::db::{lock_factory, now};
+use crate::db::{begin_locked, now, require_factory};
 use crate::error::{ApiError, ApiResult};
 use crate::input::JsonBody;
 use crate::repo::random_hex;
@@ -47,10 +47,7 @@ pub async fn create(
         }
     };
     let token = random_hex(32)?;
-    let mut tx = state.db.begin_write().await?;
-    if !lock_factory(&mut tx, &factory).await? {
-        return Err(ApiError::factory_not_found(&factory));
-    }
+    let mut tx = begin_locked(&state.db, &factory).await?;
     insert_token(&mut tx, &token, Some(&factory), scope).await?;
     audit::record(
         &mut tx,
@@ -79,9 +76,7 @@ pub async fn list(
 ) -> ApiResult<Json<Value>> {
     let caller = authenticate(&state, &headers).await?;
     caller.require(&factory, &[Scope::Owner])?;
-    if !crate::db::factory_exists(state.db.pool(), &factory).await? {
-        return Err(ApiError::factory_not_found(&factory));
-    }
+    require_factory(&state.db, &factory).await?;
     let rows = sqlx::query(
         "SELECT hash, scope, created_at FROM tokens WHERE factory = $1 ORDER BY created_at, hash",
     )
@@ -117,10 +112,7 @@ pub async fn revoke(
             "a token id is 12 lowercase hex digits, as `GET .../tokens` lists them",
         ));
     }
-    let mut tx = state.db.begin_write().await?;
-    if !lock_factory(&mut tx, &factory).await? {
-        return Err(ApiError::factory_not_found(&factory));
-    }
+    let mut tx = begin_locked(&state.db, &factory).await?;
     let rows = sqlx::query("SELECT hash, scope FROM tokens WHERE factory = $1")
         .bind(&factory)
         .fetch_all(&mut *tx)
@@ -182,10 +174,7 @@ pub async fn revoke_all(
     let caller = authenticate(&state, &headers).await?;
     caller.require(&factory, &[Scope::Owner])?;
     let req: RevokeAll = body.parse_or_default()?;
-    let mut tx = state.db.begin_write().await?;
-    if !lock_factory(&mut tx, &factory).await? {
-        return Err(ApiError::factory_not_found(&factory));
-    }
+    let mut tx = begin_locked(&state.db, &factory).await?;
     let keep = revoke_all_except(&mut tx, &factory, &caller, req.keep_current).await?;
     tx.commit().await?;
     Ok(Json(json!({"revoked": keep.0, "kept": keep.1})))

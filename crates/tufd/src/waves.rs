@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use tuf_core::{Role, Root, Signed, Signer, Targets};
 
 use crate::auth::{authenticate, Scope};
-use crate::db::{factory_exists, lock_factory, Tx};
+use crate::db::{begin_locked, require_factory, Tx};
 use crate::error::{ApiError, ApiResult};
 use crate::input::{check_label, JsonBody};
 use crate::repo::{current_root, require_head, store_signed, Flavour, OnlineKeys, Signing};
@@ -44,10 +44,7 @@ pub async fn create(
     let proposed = Signed::<Targets>::from_value(req.targets)
         .map_err(|e| ApiError::bad_request("invalid targets", e.to_string()))?;
     let now = OffsetDateTime::now_utc();
-    let mut tx = state.db.begin_write().await?;
-    if !lock_factory(&mut tx, &factory).await? {
-        return Err(ApiError::factory_not_found(&factory));
-    }
+    let mut tx = begin_locked(&state.db, &factory).await?;
     if wave_status(&mut tx, &factory, &req.name).await?.is_some() {
         return Err(ApiError::conflict(
             "wave exists",
@@ -174,10 +171,7 @@ pub async fn complete(
     let caller = authenticate(&state, &headers).await?;
     caller.require(&factory, &[Scope::Owner])?;
     let now = OffsetDateTime::now_utc();
-    let mut tx = state.db.begin_write().await?;
-    if !lock_factory(&mut tx, &factory).await? {
-        return Err(ApiError::factory_not_found(&factory));
-    }
+    let mut tx = begin_locked(&state.db, &factory).await?;
     require_active(&mut tx, &factory, &wave).await?;
     let row = sqlx::query("SELECT body FROM waves WHERE factory = $1 AND name = $2")
         .bind(&factory)
@@ -243,10 +237,7 @@ pub async fn cancel(
 ) -> ApiResult<Json<Value>> {
     let caller = authenticate(&state, &headers).await?;
     caller.require(&factory, &[Scope::Owner])?;
-    let mut tx = state.db.begin_write().await?;
-    if !lock_factory(&mut tx, &factory).await? {
-        return Err(ApiError::factory_not_found(&factory));
-    }
+    let mut tx = begin_locked(&state.db, &factory).await?;
     require_active(&mut tx, &factory, &wave).await?;
     set_status(&mut tx, &factory, &wave, "cancelled").await?;
     audit::record(
@@ -270,9 +261,7 @@ pub async fn list(
 ) -> ApiResult<Json<Value>> {
     let caller = authenticate(&state, &headers).await?;
     caller.require(&factory, &[Scope::Owner])?;
-    if !factory_exists(state.db.pool(), &factory).await? {
-        return Err(ApiError::factory_not_found(&factory));
-    }
+    require_factory(&state.db, &factory).await?;
     let rows = sqlx::query(
         "SELECT name, version, tag, status, targets_version, created_at FROM waves \
          WHERE factory = $1 ORDER BY created_at, name",
