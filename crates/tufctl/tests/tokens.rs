@@ -6,9 +6,7 @@ mod support;
 
 use support::*;
 
-#[test]
-fn tokens_list_create_revoke() {
-    let server = Server::start();
+fn tokens_list_create_revoke(server: Server) {
     let f = create_factory(&server, "tok");
     let as_owner = |token: &str, args: &[&str]| {
         let mut a = args.to_vec();
@@ -63,4 +61,17 @@ fn tokens_list_create_revoke() {
         owner2,
     ]));
     assert!(audit.contains("token.revoke_all"), "{audit}");
+}
+
+#[test]
+fn tokens_revoke_on_sqlite() {
+    tokens_list_create_revoke(Server::start());
+}
+
+#[test]
+fn tokens_revoke_on_postgres() {
+    let Some(db) = postgres_database() else {
+        return;
+    };
+    tokens_list_create_revoke(Server::start_with(Some(&db)));
 }

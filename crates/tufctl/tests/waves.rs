@@ -3,7 +3,8 @@
 //! with the targets-only tarball and countersigned by the server, reaches production devices;
 //! CI-only builds never do; production targets carrying the server's signature alone are
 //! refused by the production root (threshold 2); and production devices keep updating across
-//! a rotation of the offline targets key.
+//! a rotation of the offline targets key. The key-compromise scenarios of docs/COMPROMISE.md
+//! (online keys, lost offline targets key, stolen root key) run on both backends too.
 
 mod support;
 
@@ -501,9 +502,7 @@ fn forged_production_targets_are_refused(
 /// the targets-only copy gone too): `keys rotate-targets` with the root key alone replaces
 /// it; the current production targets are re-signed by the new key and production devices
 /// keep updating, first with what they have, then with a Wave signed by the new key.
-#[test]
-fn lost_offline_targets_key_is_replaced_with_the_root_key() {
-    let server = Server::start();
+fn lost_offline_targets_key_is_replaced_with_the_root_key(server: Server) {
     let f = create_factory(&server, "lost-targets");
     let dir = tempfile::tempdir().unwrap();
     let creds = dir.path().join("creds.tgz");
@@ -628,9 +627,7 @@ fn role_ids(root: &Value, role: &str) -> Vec<String> {
 /// online keys, so metadata signed with them does not count; production targets keep their
 /// content, version and offline signature with the new online signature; CI and production
 /// devices follow the root chain and keep updating.
-#[test]
-fn rotate_online_keys_after_a_server_compromise() {
-    let server = Server::start();
+fn rotate_online_keys_after_a_server_compromise(server: Server) {
     let f = create_factory(&server, "online");
     let dir = tempfile::tempdir().unwrap();
     let creds = dir.path().join("creds.tgz");
@@ -768,4 +765,224 @@ fn rotate_online_keys_after_a_server_compromise() {
     for action in ["root.update.online_keys", "key.activate", "key.destroy"] {
         assert!(audit.contains(action), "{action}: {audit}");
     }
+}
+
+#[test]
+fn lost_offline_targets_key_on_sqlite() {
+    lost_offline_targets_key_is_replaced_with_the_root_key(Server::start());
+}
+
+#[test]
+fn lost_offline_targets_key_on_postgres() {
+    let Some(db) = postgres_database() else {
+        return;
+    };
+    lost_offline_targets_key_is_replaced_with_the_root_key(Server::start_with(Some(&db)));
+}
+
+#[test]
+fn rotate_online_keys_on_sqlite() {
+    rotate_online_keys_after_a_server_compromise(Server::start());
+}
+
+#[test]
+fn rotate_online_keys_on_postgres() {
+    let Some(db) = postgres_database() else {
+        return;
+    };
+    rotate_online_keys_after_a_server_compromise(Server::start_with(Some(&db)));
+}
+
+/// A root key is stolen (COMPROMISE.md section 5): every token is revoked, the server admin
+/// issues a new owner token, and `keys rotate-root` replaces the stolen key. The new roots
+/// list none of it, the stolen copy can no longer change the root, and devices trusting
+/// version 1 of the root follow the chain and keep updating.
+fn stolen_root_key_is_replaced(server: Server) {
+    let f = create_factory(&server, "stolen-root");
+    let dir = tempfile::tempdir().unwrap();
+    let creds = dir.path().join("creds.tgz");
+    let stolen = dir.path().join("stolen.tgz");
+    let (c, s) = (creds.to_str().unwrap(), stolen.to_str().unwrap());
+    let as_token = |token: &str, args: &[&str]| {
+        tufctl_env(
+            args,
+            &[
+                ("TUFCTL_API", &server.url),
+                ("TUFCTL_TOKEN", token),
+                ("TUFCTL_FACTORY", &f.name),
+            ],
+        )
+    };
+    let api = format!("/ota/repo/{}/api/v1/user_repo", f.name);
+    let ci_base = format!("{}/repo/{}/ci", server.url, f.name);
+    let prod_base = format!("{}/repo/{}/prod", server.url, f.name);
+    ok(&as_token(
+        &f.token,
+        &["keys", "download", &f.credentials_url, c],
+    ));
+    ok(&as_token(&f.token, &["keys", "rotate-root", c]));
+    std::fs::copy(&creds, &stolen).unwrap();
+    let old_root = get_json(&server, &f, &format!("{api}/root.json"));
+    let stolen_ids = role_ids(&old_root, "root");
+    let (_, ci_root_v1) = http_get(&format!("{ci_base}/metadata/1.root.json"));
+    let (_, prod_root_v1) = http_get(&format!("{prod_base}/metadata/1.root.json"));
+    let ci_device = Device::new(&ci_root_v1, &ci_base);
+    let v42 = add_build(&server, &f, dir.path(), "42");
+    ci_device.installs("app-42", &v42);
+
+    // Step 1: revoke every token; the admin issues a new owner token, the owner a CI token.
+    ok(&as_token(&f.token, &["tokens", "revoke", "--all"]));
+    let owner = json(&ok(&as_token(
+        &server.admin,
+        &["--json", "tokens", "create", "owner"],
+    )))["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ci = json(&ok(&as_token(
+        &owner,
+        &["--json", "tokens", "create", "ci"],
+    )))["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let f2 = Factory {
+        name: f.name.clone(),
+        token: owner.clone(),
+        ci_token: ci,
+        credentials_url: f.credentials_url.clone(),
+    };
+
+    // Step 2: a new root key replaces the stolen one in both roots.
+    ok(&as_token(&owner, &["keys", "rotate-root", c]));
+    for path in [
+        format!("{api}/root.json"),
+        format!("{api}/root.json?production=1"),
+    ] {
+        let root = get_json(&server, &f2, &path);
+        let ids = role_ids(&root, "root");
+        assert_eq!(ids.len(), 1, "{ids:?}");
+        for old in &stolen_ids {
+            assert!(!ids.contains(old), "stolen key {old} still listed: {ids:?}");
+            assert!(root["signed"]["keys"].get(old).is_none());
+        }
+    }
+    let new_root = get_json(&server, &f2, &format!("{api}/root.json"));
+    // The stolen copy cannot change the root any more, even with a valid owner token.
+    let err = fails(&as_token(&owner, &["keys", "rotate-root", s]));
+    assert!(err.contains("none of the current root keys"), "{err}");
+    assert_eq!(
+        get_json(&server, &f2, &format!("{api}/root.json")),
+        new_root
+    );
+
+    // Devices follow the root chain: the CI device takes the next build, a new one trusting
+    // version 1 does too, and a production device verifies the chain (no release there yet).
+    let v43 = add_build(&server, &f2, dir.path(), "43");
+    ci_device.installs("app-43", &v43);
+    Device::new(&ci_root_v1, &ci_base).installs("app-43", &v43);
+    let out = Device::new(&prod_root_v1, &prod_base).update();
+    assert!(!out.status.success(), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("no target for hardware id \"board-a\""),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn stolen_root_key_on_sqlite() {
+    stolen_root_key_is_replaced(Server::start());
+}
+
+#[test]
+fn stolen_root_key_on_postgres() {
+    let Some(db) = postgres_database() else {
+        return;
+    };
+    stolen_root_key_is_replaced(Server::start_with(Some(&db)));
+}
+
+/// With a threshold root, `keys rotate-online` only stages the new roots. A wave created
+/// after that but before `apply` makes `apply` refuse (409, naming the wave) and nothing
+/// changes; once the wave is cancelled, `apply` goes through.
+fn wave_created_after_online_keys_staged_blocks_apply(server: Server) {
+    let f = create_factory(&server, "staged-online");
+    let dir = tempfile::tempdir().unwrap();
+    let alice = dir.path().join("alice.tgz");
+    let bob = dir.path().join("bob.tgz");
+    let only = dir.path().join("targets-only.tgz");
+    let (a, b, o) = (
+        alice.to_str().unwrap(),
+        bob.to_str().unwrap(),
+        only.to_str().unwrap(),
+    );
+    let ctl = |args: &[&str]| {
+        tufctl_env(
+            args,
+            &[
+                ("TUFCTL_API", &server.url),
+                ("TUFCTL_TOKEN", &f.token),
+                ("TUFCTL_FACTORY", &f.name),
+            ],
+        )
+    };
+    let up = |args: &[&str]| {
+        let mut v = vec!["keys", "tuf", "updates"];
+        v.extend_from_slice(args);
+        ctl(&v)
+    };
+    let api = format!("/ota/repo/{}/api/v1/user_repo", f.name);
+    ok(&ctl(&["keys", "download", &f.credentials_url, a]));
+    ok(&ctl(&["keys", "rotate-root", a]));
+    ok(&ctl(&["keys", "rotate-targets", a]));
+    ok(&ctl(&["keys", "copy-targets", a, o]));
+    ok(&up(&["init", "-m", "add bob"]));
+    ok(&up(&["set-threshold", "--role", "root", "2"]));
+    ok(&up(&["add-offline-key", "--role", "root", "-k", b]));
+    ok(&up(&["sign", "-k", a]));
+    ok(&up(&["apply"]));
+
+    let out = ok(&ctl(&["keys", "rotate-online", a]));
+    assert!(out.contains("needs more signatures"), "{out}");
+    let before = get_json(&server, &f, &format!("{api}/root.json"));
+
+    add_build(&server, &f, dir.path(), "42");
+    ok(&ctl(&[
+        "waves",
+        "init",
+        "-k",
+        o,
+        "wave-42",
+        "42",
+        "production",
+    ]));
+    ok(&up(&["sign", "-k", b]));
+    let err = fails(&up(&["apply"]));
+    assert!(err.contains("409"), "{err}");
+    assert!(
+        err.contains("wave \"wave-42\" is in progress"),
+        "refused for another reason: {err}"
+    );
+    assert_eq!(get_json(&server, &f, &format!("{api}/root.json")), before);
+
+    ok(&ctl(&["waves", "cancel", "wave-42"]));
+    ok(&up(&["apply"]));
+    let after = get_json(&server, &f, &format!("{api}/root.json"));
+    for role in ["snapshot", "timestamp"] {
+        assert_ne!(role_ids(&after, role), role_ids(&before, role), "{role}");
+    }
+}
+
+#[test]
+fn wave_after_online_keys_staged_on_sqlite() {
+    wave_created_after_online_keys_staged_blocks_apply(Server::start());
+}
+
+#[test]
+fn wave_after_online_keys_staged_on_postgres() {
+    let Some(db) = postgres_database() else {
+        return;
+    };
+    wave_created_after_online_keys_staged_blocks_apply(Server::start_with(Some(&db)));
 }
