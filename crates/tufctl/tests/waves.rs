@@ -212,6 +212,59 @@ fn offline_targets_id(only: &Path) -> String {
         .to_owned()
 }
 
+/// A Factory whose owner has done the page's first steps: credentials downloaded to
+/// `creds`, root rotated offline, an offline targets key, and a targets-only copy in `only`.
+struct Offline<'a> {
+    server: &'a Server,
+    f: Factory,
+    dir: tempfile::TempDir,
+    creds: std::path::PathBuf,
+    only: std::path::PathBuf,
+    api: String,
+    ci_base: String,
+    prod_base: String,
+    offline_id: String,
+}
+
+impl<'a> Offline<'a> {
+    fn setup(server: &'a Server, factory: &str, creds_name: &str) -> Self {
+        let f = create_factory(server, factory);
+        let dir = tempfile::tempdir().unwrap();
+        let creds = dir.path().join(creds_name);
+        let only = dir.path().join("targets-only.tgz");
+        let mut x = Offline {
+            server,
+            api: format!("/ota/repo/{}/api/v1/user_repo", f.name),
+            ci_base: format!("{}/repo/{}/ci", server.url, f.name),
+            prod_base: format!("{}/repo/{}/prod", server.url, f.name),
+            f,
+            dir,
+            creds,
+            only,
+            offline_id: String::new(),
+        };
+        let (c, o) = (x.creds.to_str().unwrap(), x.only.to_str().unwrap());
+        ok(&x.ctl(&["keys", "download", &x.f.credentials_url, c]));
+        ok(&x.ctl(&["keys", "rotate-root", c]));
+        ok(&x.ctl(&["keys", "rotate-targets", c]));
+        ok(&x.ctl(&["keys", "copy-targets", c, o]));
+        x.offline_id = offline_targets_id(&x.only);
+        x
+    }
+
+    /// Runs tufctl as the Factory's owner.
+    fn ctl(&self, args: &[&str]) -> Output {
+        tufctl_env(
+            args,
+            &[
+                ("TUFCTL_API", &self.server.url),
+                ("TUFCTL_TOKEN", &self.f.token),
+                ("TUFCTL_FACTORY", &self.f.name),
+            ],
+        )
+    }
+}
+
 fn signer_ids(env: &Value) -> Vec<String> {
     env["signatures"]
         .as_array()
@@ -222,42 +275,32 @@ fn signer_ids(env: &Value) -> Vec<String> {
 }
 
 fn story(server: Server) {
-    let f = create_factory(&server, "acme");
-    let dir = tempfile::tempdir().unwrap();
-    let creds = dir.path().join("creds.tgz");
-    let only = dir.path().join("targets-only.tgz");
-    let (c, o) = (creds.to_str().unwrap(), only.to_str().unwrap());
-    let ctl = |args: &[&str]| {
-        tufctl_env(
-            args,
-            &[
-                ("TUFCTL_API", &server.url),
-                ("TUFCTL_TOKEN", &f.token),
-                ("TUFCTL_FACTORY", &f.name),
-            ],
-        )
-    };
-    let api = format!("/ota/repo/{}/api/v1/user_repo", f.name);
-    let ci_base = format!("{}/repo/{}/ci", server.url, f.name);
-    let prod_base = format!("{}/repo/{}/prod", server.url, f.name);
-
     // Bootstrap, the offline root, the offline targets key, the targets-only tarball.
-    ok(&ctl(&["keys", "download", &f.credentials_url, c]));
-    ok(&ctl(&["keys", "rotate-root", c]));
-    ok(&ctl(&["keys", "rotate-targets", c]));
-    ok(&ctl(&["keys", "copy-targets", c, o]));
-    let offline_id = offline_targets_id(&only);
+    let x = Offline::setup(&server, "acme", "creds.tgz");
+    let Offline {
+        f,
+        dir,
+        creds,
+        only,
+        api,
+        ci_base,
+        prod_base,
+        offline_id,
+        ..
+    } = &x;
+    let (c, o) = (creds.to_str().unwrap(), only.to_str().unwrap());
+    let ctl = |args: &[&str]| x.ctl(args);
 
     // Devices trust version 1 of their root and follow the chain.
     let (status, ci_root_v1) = http_get(&format!("{ci_base}/metadata/1.root.json"));
     assert_eq!(status, 200);
     let (status, prod_root_v1) = http_get(&format!("{prod_base}/metadata/1.root.json"));
     assert_eq!(status, 200);
-    let ci_device = Device::new(&ci_root_v1, &ci_base);
-    let prod_device = Device::new(&prod_root_v1, &prod_base);
+    let ci_device = Device::new(&ci_root_v1, ci_base);
+    let prod_device = Device::new(&prod_root_v1, prod_base);
 
     // A CI build reaches CI devices (targets threshold 1, the server's signature) ...
-    let v42 = add_build(&server, &f, dir.path(), "42");
+    let v42 = add_build(&server, f, dir.path(), "42");
     ci_device.installs("app-42", &v42);
     // ... and never production devices.
     let out = prod_device.update();
@@ -306,9 +349,9 @@ fn story(server: Server) {
     let err = fails(&ctl(&["waves", "complete", "wave-42"]));
     assert!(err.contains("wave-42"), "{err}");
 
-    let prod_targets = get_json(&server, &f, &format!("{api}/targets.json?production=1"));
+    let prod_targets = get_json(&server, f, &format!("{api}/targets.json?production=1"));
     let signers = signer_ids(&prod_targets);
-    assert!(signers.contains(&offline_id), "{signers:?}");
+    assert!(signers.contains(offline_id), "{signers:?}");
     assert_eq!(signers.len(), 2, "offline and online: {signers:?}");
     assert_eq!(
         prod_targets["signed"]["targets"]["app-42"]["custom"]["tags"][0],
@@ -335,22 +378,22 @@ fn story(server: Server) {
     prod_device.installs("app-42", &v42);
 
     // A newer CI build goes to CI devices only.
-    let v43 = add_build(&server, &f, dir.path(), "43");
+    let v43 = add_build(&server, f, dir.path(), "43");
     ci_device.installs("app-43", &v43);
     prod_device.stays_on("app-42", &v42);
 
     forged_production_targets_are_refused(
         &server,
-        &f,
-        &api,
-        &prod_base,
+        f,
+        api,
+        prod_base,
         &prod_root_v1,
-        &offline_id,
+        offline_id,
         &v42,
     );
 
     // A Wave prepared before the targets key rotation cannot be published after it.
-    let v44 = add_build(&server, &f, dir.path(), "44");
+    let v44 = add_build(&server, f, dir.path(), "44");
     ok(&ctl(&[
         "waves",
         "init",
@@ -367,7 +410,7 @@ fn story(server: Server) {
     let err = fails(&ctl(&["waves", "complete", "wave-44-early"]));
     assert!(err.contains("stale") || err.contains("changed"), "{err}");
     ok(&ctl(&["waves", "cancel", "wave-44-early"]));
-    let prod_root = get_json(&server, &f, &format!("{api}/root.json?production=1"));
+    let prod_root = get_json(&server, f, &format!("{api}/root.json?production=1"));
     let tkeys: Vec<&str> = prod_root["signed"]["roles"]["targets"]["keyids"]
         .as_array()
         .unwrap()
@@ -393,7 +436,7 @@ fn story(server: Server) {
     let o2 = only2.to_str().unwrap();
     ok(&ctl(&["keys", "copy-targets", c, o2]));
     let new_id = offline_targets_id(&only2);
-    assert_ne!(new_id, offline_id);
+    assert_ne!(&new_id, offline_id);
     assert!(tkeys.contains(&new_id.as_str()), "{tkeys:?}");
     ok(&ctl(&[
         "waves",
@@ -407,7 +450,7 @@ fn story(server: Server) {
         "20",
     ]));
     ok(&ctl(&["waves", "complete", "wave-44"]));
-    let prod_targets = get_json(&server, &f, &format!("{api}/targets.json?production=1"));
+    let prod_targets = get_json(&server, f, &format!("{api}/targets.json?production=1"));
     assert!(signer_ids(&prod_targets).contains(&new_id));
     prod_device.installs("app-44", &v44);
     // 20 days left: `keys status` warns that only the offline key holder can renew them.
@@ -425,7 +468,7 @@ fn story(server: Server) {
         stderr(&human)
     );
     // A device set up now follows the whole production chain to the same release.
-    Device::new(&prod_root_v1, &prod_base).installs("app-44", &v44);
+    Device::new(&prod_root_v1, prod_base).installs("app-44", &v44);
     ci_device.installs("app-44", &v44);
 }
 
@@ -503,31 +546,22 @@ fn forged_production_targets_are_refused(
 /// it; the current production targets are re-signed by the new key and production devices
 /// keep updating, first with what they have, then with a Wave signed by the new key.
 fn lost_offline_targets_key_is_replaced_with_the_root_key(server: Server) {
-    let f = create_factory(&server, "lost-targets");
-    let dir = tempfile::tempdir().unwrap();
-    let creds = dir.path().join("creds.tgz");
-    let only = dir.path().join("targets-only.tgz");
+    let x = Offline::setup(&server, "lost-targets", "creds.tgz");
+    let Offline {
+        f,
+        dir,
+        creds,
+        only,
+        api,
+        prod_base,
+        offline_id: old_id,
+        ..
+    } = &x;
     let (c, o) = (creds.to_str().unwrap(), only.to_str().unwrap());
-    let ctl = |args: &[&str]| {
-        tufctl_env(
-            args,
-            &[
-                ("TUFCTL_API", &server.url),
-                ("TUFCTL_TOKEN", &f.token),
-                ("TUFCTL_FACTORY", &f.name),
-            ],
-        )
-    };
-    let api = format!("/ota/repo/{}/api/v1/user_repo", f.name);
-    let prod_base = format!("{}/repo/{}/prod", server.url, f.name);
-    ok(&ctl(&["keys", "download", &f.credentials_url, c]));
-    ok(&ctl(&["keys", "rotate-root", c]));
-    ok(&ctl(&["keys", "rotate-targets", c]));
-    ok(&ctl(&["keys", "copy-targets", c, o]));
-    let old_id = offline_targets_id(&only);
+    let ctl = |args: &[&str]| x.ctl(args);
     let (_, prod_root_v1) = http_get(&format!("{prod_base}/metadata/1.root.json"));
-    let device = Device::new(&prod_root_v1, &prod_base);
-    let v42 = add_build(&server, &f, dir.path(), "42");
+    let device = Device::new(&prod_root_v1, prod_base);
+    let v42 = add_build(&server, f, dir.path(), "42");
     ok(&ctl(&[
         "waves",
         "init",
@@ -539,11 +573,11 @@ fn lost_offline_targets_key_is_replaced_with_the_root_key(server: Server) {
     ]));
     ok(&ctl(&["waves", "complete", "wave-42"]));
     device.installs("app-42", &v42);
-    let before = get_json(&server, &f, &format!("{api}/targets.json?production=1"));
+    let before = get_json(&server, f, &format!("{api}/targets.json?production=1"));
 
     // Lose the offline targets key: only the root key is left in the tarball.
-    std::fs::remove_file(&only).unwrap();
-    let mut cr = Credentials::read(&std::fs::read(&creds).unwrap()).unwrap();
+    std::fs::remove_file(only).unwrap();
+    let mut cr = Credentials::read(&std::fs::read(creds).unwrap()).unwrap();
     let names: Vec<String> = cr
         .keys()
         .unwrap()
@@ -555,12 +589,12 @@ fn lost_offline_targets_key_is_replaced_with_the_root_key(server: Server) {
     for n in &names {
         cr.remove_key(n).unwrap();
     }
-    std::fs::write(&creds, &*cr.to_bytes().unwrap()).unwrap();
+    std::fs::write(creds, &*cr.to_bytes().unwrap()).unwrap();
     let st = ok(&ctl(&["keys", "status", c]));
     assert!(st.contains("NOT in this file"), "{st}");
 
     ok(&ctl(&["keys", "rotate-targets", c]));
-    let cr = Credentials::read(&std::fs::read(&creds).unwrap()).unwrap();
+    let cr = Credentials::read(&std::fs::read(creds).unwrap()).unwrap();
     let new_names: Vec<String> = cr
         .keys()
         .unwrap()
@@ -572,11 +606,11 @@ fn lost_offline_targets_key_is_replaced_with_the_root_key(server: Server) {
     let new_id = new_names[0]
         .trim_start_matches("tufctl-targets-")
         .to_owned();
-    assert_ne!(new_id, old_id);
+    assert_ne!(&new_id, old_id);
 
     // The production root no longer lists the lost key; the current production targets
     // (same content, next version) carry the new key's signature and the online one.
-    let prod_root = get_json(&server, &f, &format!("{api}/root.json?production=1"));
+    let prod_root = get_json(&server, f, &format!("{api}/root.json?production=1"));
     let ids: Vec<&str> = prod_root["signed"]["roles"]["targets"]["keyids"]
         .as_array()
         .unwrap()
@@ -588,18 +622,18 @@ fn lost_offline_targets_key_is_replaced_with_the_root_key(server: Server) {
         "{ids:?}"
     );
     assert_eq!(prod_root["signed"]["roles"]["targets"]["threshold"], 2);
-    let after = get_json(&server, &f, &format!("{api}/targets.json?production=1"));
+    let after = get_json(&server, f, &format!("{api}/targets.json?production=1"));
     assert_eq!(after["signed"]["targets"], before["signed"]["targets"]);
     let signers = signer_ids(&after);
     assert!(signers.contains(&new_id), "{signers:?}");
-    assert!(!signers.contains(&old_id), "{signers:?}");
+    assert!(!signers.contains(old_id), "{signers:?}");
     assert_eq!(signers.len(), 2, "{signers:?}");
 
     // The production device follows the new root and stays on its release ...
     device.stays_on("app-42", &v42);
     // ... and takes the next Wave, signed with the new key.
     ok(&ctl(&["keys", "copy-targets", c, o]));
-    let v43 = add_build(&server, &f, dir.path(), "43");
+    let v43 = add_build(&server, f, dir.path(), "43");
     ok(&ctl(&[
         "waves",
         "init",
@@ -628,34 +662,25 @@ fn role_ids(root: &Value, role: &str) -> Vec<String> {
 /// content, version and offline signature with the new online signature; CI and production
 /// devices follow the root chain and keep updating.
 fn rotate_online_keys_after_a_server_compromise(server: Server) {
-    let f = create_factory(&server, "online");
-    let dir = tempfile::tempdir().unwrap();
-    let creds = dir.path().join("creds.tgz");
-    let only = dir.path().join("targets-only.tgz");
+    let x = Offline::setup(&server, "online", "creds.tgz");
+    let Offline {
+        f,
+        dir,
+        creds,
+        only,
+        api,
+        ci_base,
+        prod_base,
+        offline_id,
+        ..
+    } = &x;
     let (c, o) = (creds.to_str().unwrap(), only.to_str().unwrap());
-    let ctl = |args: &[&str]| {
-        tufctl_env(
-            args,
-            &[
-                ("TUFCTL_API", &server.url),
-                ("TUFCTL_TOKEN", &f.token),
-                ("TUFCTL_FACTORY", &f.name),
-            ],
-        )
-    };
-    let api = format!("/ota/repo/{}/api/v1/user_repo", f.name);
-    let ci_base = format!("{}/repo/{}/ci", server.url, f.name);
-    let prod_base = format!("{}/repo/{}/prod", server.url, f.name);
-    ok(&ctl(&["keys", "download", &f.credentials_url, c]));
-    ok(&ctl(&["keys", "rotate-root", c]));
-    ok(&ctl(&["keys", "rotate-targets", c]));
-    ok(&ctl(&["keys", "copy-targets", c, o]));
-    let offline_id = offline_targets_id(&only);
+    let ctl = |args: &[&str]| x.ctl(args);
     let (_, ci_root_v1) = http_get(&format!("{ci_base}/metadata/1.root.json"));
     let (_, prod_root_v1) = http_get(&format!("{prod_base}/metadata/1.root.json"));
-    let ci_device = Device::new(&ci_root_v1, &ci_base);
-    let prod_device = Device::new(&prod_root_v1, &prod_base);
-    let v42 = add_build(&server, &f, dir.path(), "42");
+    let ci_device = Device::new(&ci_root_v1, ci_base);
+    let prod_device = Device::new(&prod_root_v1, prod_base);
+    let v42 = add_build(&server, f, dir.path(), "42");
     ok(&ctl(&[
         "waves",
         "init",
@@ -668,11 +693,11 @@ fn rotate_online_keys_after_a_server_compromise(server: Server) {
     ok(&ctl(&["waves", "complete", "wave-42"]));
     prod_device.installs("app-42", &v42);
     ci_device.installs("app-42", &v42);
-    let old_root = get_json(&server, &f, &format!("{api}/root.json"));
-    let old_prod_targets = get_json(&server, &f, &format!("{api}/targets.json?production=1"));
+    let old_root = get_json(&server, f, &format!("{api}/root.json"));
+    let old_prod_targets = get_json(&server, f, &format!("{api}/targets.json?production=1"));
 
     // Refused while a wave is in progress, and nothing changes.
-    let v43 = add_build(&server, &f, dir.path(), "43");
+    let v43 = add_build(&server, f, dir.path(), "43");
     ok(&ctl(&[
         "waves",
         "init",
@@ -684,14 +709,14 @@ fn rotate_online_keys_after_a_server_compromise(server: Server) {
     ]));
     let err = fails(&ctl(&["keys", "rotate-online", c]));
     assert!(err.contains("in progress"), "{err}");
-    assert_eq!(get_json(&server, &f, &format!("{api}/root.json")), old_root);
+    assert_eq!(get_json(&server, f, &format!("{api}/root.json")), old_root);
     // The transaction it opened was closed again.
     fails(&ctl(&["keys", "tuf", "updates", "review"]));
     ok(&ctl(&["waves", "cancel", "wave-43"]));
 
     let out = json(&ok(&ctl(&["--json", "keys", "rotate-online", c])));
-    let new_root = get_json(&server, &f, &format!("{api}/root.json"));
-    let new_prod_root = get_json(&server, &f, &format!("{api}/root.json?production=1"));
+    let new_root = get_json(&server, f, &format!("{api}/root.json"));
+    let new_prod_root = get_json(&server, f, &format!("{api}/root.json?production=1"));
     for role in ["targets", "snapshot", "timestamp"] {
         let new_id = out["new_online_keys"][role].as_str().unwrap().to_owned();
         let old_ids = role_ids(&old_root, role);
@@ -699,7 +724,7 @@ fn rotate_online_keys_after_a_server_compromise(server: Server) {
             let ids = role_ids(root, role);
             assert_eq!(ids[0], new_id, "{role}: {ids:?}");
             for old in &old_ids {
-                if role != "targets" || *old != offline_id {
+                if role != "targets" || old != offline_id {
                     assert!(!ids.contains(old), "{role}: old key {old} still listed");
                     assert!(root["signed"]["keys"].get(old).is_none());
                 }
@@ -709,7 +734,7 @@ fn rotate_online_keys_after_a_server_compromise(server: Server) {
     assert_eq!(role_ids(&new_prod_root, "targets").len(), 2);
     assert_eq!(new_prod_root["signed"]["roles"]["targets"]["threshold"], 2);
     assert_eq!(new_root["signed"]["roles"]["targets"]["threshold"], 1);
-    assert!(role_ids(&new_prod_root, "targets").contains(&offline_id));
+    assert!(role_ids(&new_prod_root, "targets").contains(offline_id));
 
     // Metadata the old online keys signed does not count under the new root: the old
     // production targets lose their online signature, the old snapshot and timestamp all.
@@ -725,10 +750,10 @@ fn rotate_online_keys_after_a_server_compromise(server: Server) {
     assert_eq!(v.distinct_valid, 1, "only the offline signature counts");
 
     // Production targets: same version and content, offline signature kept, online replaced.
-    let prod_targets = get_json(&server, &f, &format!("{api}/targets.json?production=1"));
+    let prod_targets = get_json(&server, f, &format!("{api}/targets.json?production=1"));
     assert_eq!(prod_targets["signed"], old_prod_targets["signed"]);
     let signers = signer_ids(&prod_targets);
-    assert!(signers.contains(&offline_id), "{signers:?}");
+    assert!(signers.contains(offline_id), "{signers:?}");
     assert!(
         signers.contains(
             &out["new_online_keys"]["targets"]
