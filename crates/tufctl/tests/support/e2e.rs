@@ -1,0 +1,254 @@
+//! End-to-end helpers shared by the scenario tests: a device running the real `tuf-agent`,
+//! a Factory after the page's first steps (`Offline`), builds, and a tampering proxy.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use tuf_credentials::Credentials;
+
+use super::*;
+
+pub struct Device {
+    pub dir: tempfile::TempDir,
+    pub metadata_url: String,
+    pub target_base_url: String,
+}
+
+impl Device {
+    /// A new device trusting `root` (a root.json), following `base` (`.../{ci|prod}`).
+    pub fn new(root: &[u8], base: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let root_file = dir.path().join("trusted-root.json");
+        std::fs::write(&root_file, root).unwrap();
+        let d = Self {
+            dir,
+            metadata_url: format!("{base}/metadata/"),
+            target_base_url: format!("{base}/targets/"),
+        };
+        let out = d.agent(&["init", root_file.to_str().unwrap()]);
+        assert!(out.status.success(), "init: {}", stderr(&out));
+        d
+    }
+
+    pub fn agent(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(tuf_agent_path());
+        cmd.arg("--metadata-dir")
+            .arg(self.dir.path().join("metadata"))
+            .args(["--metadata-url", &self.metadata_url]);
+        cmd.args(args).output().unwrap()
+    }
+
+    /// The installed image: what the install command copied last.
+    pub fn installed_path(&self) -> PathBuf {
+        self.dir.path().join("installed.img")
+    }
+
+    /// `tuf-agent update` for hardware id board-a, installing by copying the verified file.
+    pub fn update(&self) -> Output {
+        let install = format!(
+            "sh -c 'cp \"$0\" {}'",
+            self.installed_path().to_str().unwrap()
+        );
+        self.agent(&[
+            "--target-dir",
+            self.dir.path().join("targets").to_str().unwrap(),
+            "--target-base-url",
+            &self.target_base_url,
+            "--hardware-id",
+            "board-a",
+            "--install-cmd",
+            &install,
+            "update",
+        ])
+    }
+
+    /// Updates and checks that `path` with content `bytes` is what is installed now.
+    pub fn installs(&self, path: &str, bytes: &[u8]) {
+        let out = self.update();
+        let said = stdout(&out);
+        assert!(
+            out.status.success(),
+            "update failed: {}\n{said}",
+            stderr(&out)
+        );
+        assert!(
+            said.contains(&format!("installed {path}")),
+            "expected {path} to be installed: {said}"
+        );
+        assert_eq!(std::fs::read(self.installed_path()).unwrap(), bytes);
+    }
+
+    /// Updates and checks that `path` stays installed.
+    pub fn stays_on(&self, path: &str, bytes: &[u8]) {
+        let out = self.update();
+        let said = stdout(&out);
+        assert!(
+            out.status.success(),
+            "update failed: {}\n{said}",
+            stderr(&out)
+        );
+        assert!(
+            said.contains(&format!("up to date: {path}")),
+            "expected {path} to stay installed: {said}"
+        );
+        assert_eq!(std::fs::read(self.installed_path()).unwrap(), bytes);
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn http_get(url: &str) -> (u16, Vec<u8>) {
+    let mut resp = ureq::get(url)
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .call()
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let status = resp.status().as_u16();
+    (status, resp.body_mut().read_to_vec().unwrap())
+}
+
+/// A minimal HTTP proxy in front of `upstream` that answers `path` with `body` instead (when
+/// given) and passes everything else through. Returns its base URL.
+pub fn proxy(upstream: String, replace: Option<(String, Vec<u8>)>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let Ok(read_half) = stream.try_clone() else {
+                continue;
+            };
+            let mut reader = BufReader::new(read_half);
+            let mut request = String::new();
+            if reader.read_line(&mut request).is_err() {
+                continue;
+            }
+            loop {
+                let mut header = String::new();
+                match reader.read_line(&mut header) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) if header == "\r\n" || header == "\n" => break,
+                    Ok(_) => {}
+                }
+            }
+            let path = request.split_whitespace().nth(1).unwrap_or("/").to_owned();
+            let (status, body) = match &replace {
+                Some((p, b)) if *p == path => (200, b.clone()),
+                _ => http_get(&format!("{upstream}{path}")),
+            };
+            let head = format!(
+                "HTTP/1.1 {status} Proxied\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body);
+        }
+    });
+    format!("http://{addr}")
+}
+
+pub fn add_build(server: &Server, f: &Factory, dir: &Path, version: &str) -> Vec<u8> {
+    let bytes = format!("app image, version {version}").into_bytes();
+    let file = dir.join(format!("app-{version}.img"));
+    std::fs::write(&file, &bytes).unwrap();
+    ok(&server.tufctl(&[
+        "targets",
+        "add",
+        "--name",
+        "app",
+        "--version",
+        version,
+        "--hardware-id",
+        "board-a",
+        "--file",
+        file.to_str().unwrap(),
+        "--factory",
+        &f.name,
+        "--token",
+        &f.ci_token,
+    ]));
+    bytes
+}
+
+/// The offline targets key id held by a targets-only tarball.
+pub fn offline_targets_id(only: &Path) -> String {
+    let c = Credentials::read(&std::fs::read(only).unwrap()).unwrap();
+    let names: Vec<String> = c.keys().unwrap().into_iter().map(|k| k.name).collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+    names[0]
+        .strip_prefix("tufctl-targets-")
+        .unwrap_or_else(|| panic!("unexpected key name {}", names[0]))
+        .to_owned()
+}
+
+/// A Factory whose owner has done the page's first steps: credentials downloaded to
+/// `creds`, root rotated offline, an offline targets key, and a targets-only copy in `only`.
+pub struct Offline<'a> {
+    pub server: &'a Server,
+    pub f: Factory,
+    pub dir: tempfile::TempDir,
+    pub creds: std::path::PathBuf,
+    pub only: std::path::PathBuf,
+    pub api: String,
+    pub ci_base: String,
+    pub prod_base: String,
+    pub offline_id: String,
+}
+
+impl<'a> Offline<'a> {
+    pub fn setup(server: &'a Server, factory: &str, creds_name: &str) -> Self {
+        let f = create_factory(server, factory);
+        let dir = tempfile::tempdir().unwrap();
+        let creds = dir.path().join(creds_name);
+        let only = dir.path().join("targets-only.tgz");
+        let mut x = Offline {
+            server,
+            api: format!("/ota/repo/{}/api/v1/user_repo", f.name),
+            ci_base: format!("{}/repo/{}/ci", server.url, f.name),
+            prod_base: format!("{}/repo/{}/prod", server.url, f.name),
+            f,
+            dir,
+            creds,
+            only,
+            offline_id: String::new(),
+        };
+        let (c, o) = (x.creds.to_str().unwrap(), x.only.to_str().unwrap());
+        ok(&x.ctl(&["keys", "download", &x.f.credentials_url, c]));
+        ok(&x.ctl(&["keys", "rotate-root", c]));
+        ok(&x.ctl(&["keys", "rotate-targets", c]));
+        ok(&x.ctl(&["keys", "copy-targets", c, o]));
+        x.offline_id = offline_targets_id(&x.only);
+        x
+    }
+
+    /// Runs tufctl as the Factory's owner.
+    pub fn ctl(&self, args: &[&str]) -> Output {
+        tufctl_env(
+            args,
+            &[
+                ("TUFCTL_API", &self.server.url),
+                ("TUFCTL_TOKEN", &self.f.token),
+                ("TUFCTL_FACTORY", &self.f.name),
+            ],
+        )
+    }
+}
+
+pub fn signer_ids(env: &Value) -> Vec<String> {
+    env["signatures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["keyid"].as_str().unwrap().to_owned())
+        .collect()
+}
