@@ -204,8 +204,29 @@ pub async fn store_signed<T: Metadata>(
     .bind(now)
     .execute(&mut **tx)
     .await?;
+    if role != Role::Root {
+        // Old versions of the online roles are only needed by a client between its timestamp
+        // and its last targets fetch; without pruning, every CI build would keep a copy of a
+        // targets.json that can be megabytes. Roots are the chain of trust: never pruned.
+        sqlx::query(
+            "DELETE FROM metadata WHERE factory = $1 AND flavour = $2 AND role = $3 \
+             AND version <= $4",
+        )
+        .bind(factory)
+        .bind(flavour.as_str())
+        .bind(role.as_str())
+        .bind(version.saturating_sub(KEEP_VERSIONS))
+        .execute(&mut **tx)
+        .await?;
+    }
     Ok((body, sha))
 }
+
+/// How many versions of targets, snapshot and timestamp stay downloadable (`N.targets.json`):
+/// the newest and the 63 before it. A client that read a timestamp needs the versions it
+/// names for as long as its update takes; 64 further publications in that time only make it
+/// start over.
+pub const KEEP_VERSIONS: i64 = 64;
 
 /// The online private keys the server holds for one Factory, decrypted for the duration of a
 /// request. `PrivateKey` zeroizes its PKCS#8 bytes on drop.

@@ -85,6 +85,12 @@ fn batch_targets() {
     suite::batch_targets(&s);
 }
 
+#[test]
+fn old_versions_pruned() {
+    let Some(s) = Server::postgres() else { return };
+    suite::old_versions_pruned(&s);
+}
+
 /// Two replicas re-sign the same Factories; each version is still published once.
 #[test]
 fn upkeep_with_two_replicas() {

@@ -190,3 +190,8 @@ fn offline_signed_metadata_close_to_expiry_is_audited() {
     std::thread::sleep(std::time::Duration::from_millis(2500));
     assert_eq!(warnings(&s).len(), 2);
 }
+
+#[test]
+fn old_versions_pruned() {
+    suite::old_versions_pruned(&Server::sqlite());
+}

@@ -1077,3 +1077,34 @@ pub fn batch_targets(s: &Server) {
     assert_eq!(snapshot_of_store(s, "batch"), before);
     assert_eq!(verified_targets(s, "batch", "ci").signed.targets.len(), 50);
 }
+
+/// Old versions of the online roles are pruned past the newest 64; roots never are, and the
+/// newest versions stay downloadable.
+pub fn old_versions_pruned(s: &Server) {
+    let f = create_factory(s, "pruned");
+    for i in 0..70 {
+        let (st, v) = add_target(s, &f, "app", &format!("1.{i}"));
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+    }
+    let t = verified_targets(s, "pruned", "ci");
+    assert_eq!(t.signed.version, 71);
+    let status = |path: &str| get(s, &format!("/repo/pruned/ci/metadata/{path}"), None).0;
+    // 71 - 64 = 7: versions up to 7 are gone, 8 and later are served.
+    for v in [1, 7] {
+        assert_eq!(status(&format!("{v}.targets.json")), StatusCode::NOT_FOUND);
+        assert_eq!(status(&format!("{v}.snapshot.json")), StatusCode::NOT_FOUND);
+    }
+    for v in [8, 70, 71] {
+        assert_eq!(status(&format!("{v}.targets.json")), StatusCode::OK, "v{v}");
+        assert_eq!(
+            status(&format!("{v}.snapshot.json")),
+            StatusCode::OK,
+            "v{v}"
+        );
+    }
+    assert_eq!(status("1.root.json"), StatusCode::OK);
+    assert_eq!(status("timestamp.json"), StatusCode::OK);
+    // Production was never written to: all its versions stay.
+    let (st, _) = get(s, "/repo/pruned/prod/metadata/1.targets.json", None);
+    assert_eq!(st, StatusCode::OK);
+}
