@@ -374,16 +374,37 @@ async fn ensure_admin_token(db: &Db, data_dir: &Path) -> anyhow::Result<()> {
     if existing.is_some() {
         return Ok(());
     }
+    // Replicas starting together on an empty PostgreSQL race here. The claim row makes the
+    // first one the only creator: a second INSERT waits for its commit, then does nothing.
+    let mut tx = db.pool().begin().await?;
+    let claimed = sqlx::query(
+        "INSERT INTO settings (name, value) VALUES ('admin-token-created', $1) \
+         ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(db::now().to_string())
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if claimed == 0 {
+        tx.rollback().await?;
+        tracing::info!(
+            "another replica created the admin token; it is in that replica's data directory"
+        );
+        return Ok(());
+    }
     let token = repo::random_hex(32).map_err(|e| anyhow::anyhow!(e.error))?;
-    let path = data_dir.join("admin-token");
-    write_secret_file(&path, &token)?;
     sqlx::query(
         "INSERT INTO tokens (hash, factory, scope, created_at) VALUES ($1, NULL, 'admin', $2)",
     )
     .bind(auth::token_hash(&token))
     .bind(db::now())
-    .execute(db.pool())
+    .execute(&mut *tx)
     .await?;
+    // The file first: a committed token always has its file. A failed commit leaves a file
+    // naming a token that does not exist, which the next start replaces.
+    let path = data_dir.join("admin-token");
+    write_secret_file(&path, &token)?;
+    tx.commit().await?;
     tracing::info!(path = %path.display(), "created the admin token; it is in this file");
     Ok(())
 }

@@ -101,3 +101,62 @@ fn upkeep_with_two_replicas() {
     let b = Server::start(Some(&url), SHORT_PERIODS);
     suite::upkeep(&[&a, &b]);
 }
+
+/// Replicas started at the same moment on an empty database create one admin token between
+/// them, written to exactly one data directory, and every replica accepts it.
+#[test]
+fn replicas_starting_together_create_one_admin_token() {
+    let Some(url) = postgres_database() else {
+        return;
+    };
+    let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut children: Vec<std::process::Child> = dirs
+        .iter()
+        .map(|d| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_tufd"))
+                .args(["--listen", "127.0.0.1:0", "--data-dir"])
+                .arg(d.path().join("data"))
+                .args(["--database-url", &url])
+                .env("TUFD_SERVER_KEY", common::SERVER_KEY)
+                .env_remove("TUFD_ADMIN_TOKEN")
+                .env("RUST_LOG", "warn")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let bases: Vec<String> = children
+        .iter_mut()
+        .map(|c| {
+            let mut line = String::new();
+            std::io::BufRead::read_line(
+                &mut std::io::BufReader::new(c.stdout.take().unwrap()),
+                &mut line,
+            )
+            .unwrap();
+            line.trim()
+                .strip_prefix("listening on ")
+                .unwrap_or_else(|| panic!("tufd did not start: {line:?}"))
+                .to_owned()
+        })
+        .collect();
+    let tokens: Vec<String> = dirs
+        .iter()
+        .filter_map(|d| std::fs::read_to_string(d.path().join("data/admin-token")).ok())
+        .collect();
+    assert_eq!(tokens.len(), 1, "admin-token files: {tokens:?}");
+    for (i, base) in bases.iter().enumerate() {
+        let r = client()
+            .post(format!("{base}/ota/factories"))
+            .bearer_auth(tokens[0].trim())
+            .json(&serde_json::json!({"name": format!("f{i}")}))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED, "replica {i}");
+    }
+    for mut c in children {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
