@@ -451,6 +451,13 @@ pub fn unbase32(text: &str) -> Result<Vec<u8>, ParseError> {
     if n == 0 {
         return Err(ParseError::Format("it holds no share".to_owned()));
     }
+    // The encoder leaves fewer than 5 unused bits, all zero. Anything else is a mistyped
+    // last character (or one too many), which the checksum alone would not always see.
+    if bits >= 5 || acc != 0 {
+        return Err(ParseError::Format(format!(
+            "character {n} cannot be the last character of a share: check the end of it for a typo"
+        )));
+    }
     Ok(out)
 }
 
@@ -520,6 +527,12 @@ mod tests {
         assert!(
             matches!(unbase32("MZX0"), Err(ParseError::Format(m)) if m.contains("character 4"))
         );
+        // "MZXW6YTBOI" ends in 'I' (8 = 0b01000, two unused zero bits); 'J' sets one of them.
+        assert!(
+            matches!(unbase32("MZXW6YTBOJ"), Err(ParseError::Format(m)) if m.contains("character 10"))
+        );
+        // One character too many adds no byte: refused too.
+        assert!(unbase32("MZXW6YTBOIA").is_err());
     }
 
     #[test]
