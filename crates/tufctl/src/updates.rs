@@ -453,6 +453,27 @@ pub fn run(s: &Settings, cmd: UpdatesCommand) -> Result<()> {
             );
             Ok(())
         }
+        UpdatesCommand::RemoveKey { keyid, role } => {
+            let role = role.as_deref().map(parse_role).transpose()?;
+            let mut tx = require_open(&api, &repo)?;
+            let removed = remove_key(&mut tx, &keyid, role)?;
+            let staged = stage(&api, &repo, &tx)?;
+            if s.json() {
+                println!(
+                    "{}",
+                    json!({
+                        "txid": staged.txid, "keyid": removed.id,
+                        "roles": removed.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+                        "dropped_from_keys": removed.dropped, "owner": removed.owner,
+                        "errors": staged.errors, "warnings": staged.warnings,
+                    })
+                );
+                return Ok(());
+            }
+            report_checks(&staged);
+            println!("{}", removed.describe());
+            Ok(())
+        }
         UpdatesCommand::AddOfflineKey {
             role,
             key_type,
@@ -513,6 +534,154 @@ pub fn run(s: &Settings, cmd: UpdatesCommand) -> Result<()> {
         }
     }
 }
+
+/// What [`remove_key`] took out of the staged roots.
+pub struct Removed {
+    pub id: KeyId,
+    pub owner: Option<String>,
+    /// The roles that listed the key and no longer do.
+    pub roles: Vec<Role>,
+    /// Whether the key left `keys` too (no role lists it any more).
+    pub dropped: bool,
+}
+
+impl Removed {
+    fn describe(&self) -> String {
+        let roles: Vec<&str> = self.roles.iter().map(|r| r.as_str()).collect();
+        format!(
+            "Staged: key {} (owner {}) removed from the {} role{} of the CI and production \
+             roots{}. Signatures were reset: a threshold of the CURRENT root's root keys and \
+             a threshold of the NEW root's root keys sign with `tufctl keys tuf updates sign \
+             -k CREDS.tgz` (the removed key's holder is not needed); `review` shows who is \
+             still missing, then `apply`.",
+            self.id,
+            self.owner.as_deref().unwrap_or("unknown"),
+            roles.join(" and "),
+            if roles.len() == 1 { "" } else { "s" },
+            if self.dropped {
+                " and from their keys"
+            } else {
+                " (another role still lists it)"
+            }
+        )
+    }
+}
+
+/// Removes the key whose ID starts with `prefix` (at least 8 hex digits, unique among the
+/// staged roots' keys) from `role`, or from every role listing it, in both staged roots, and
+/// from `keys` and `x-key-owners` once no role lists it. The server's online keys are
+/// refused here: `rotate-online` replaces them.
+pub fn remove_key(tx: &mut Tx, prefix: &str, role: Option<Role>) -> Result<Removed> {
+    let id = resolve_key_id(tx, prefix)?;
+    let listing: Vec<Role> = Role::ALL
+        .into_iter()
+        .filter(|r| {
+            [&tx.ci_root.signed, &tx.prod_root.signed]
+                .iter()
+                .any(|root| root.role(*r).keyids.contains(&id))
+        })
+        .collect();
+    let roles: Vec<Role> = match role {
+        Some(r) if !listing.contains(&r) => bail!(
+            "key {id} is not in the {r} role of the staged roots (it is in: {}); nothing was \
+             changed",
+            role_list(&listing)
+        ),
+        Some(r) => vec![r],
+        None if listing.is_empty() => bail!(
+            "key {id} is listed in the staged roots' keys but in no role; nothing was changed"
+        ),
+        None => listing.clone(),
+    };
+    let owner = owner_of(&tx.ci_root.signed, &id).or_else(|| owner_of(&tx.prod_root.signed, &id));
+    let online = owner.as_deref() == Some("tufd")
+        || roles
+            .iter()
+            .any(|r| matches!(r, Role::Snapshot | Role::Timestamp));
+    if online {
+        bail!(
+            "key {id} is one of the server's online keys ({}); they are replaced, not removed, \
+             with `tufctl keys rotate-online CREDS.tgz`; nothing was changed",
+            role_list(&roles)
+        );
+    }
+    let mut dropped = false;
+    let mut edit = |r: &mut Root| -> Result<()> {
+        for role in &roles {
+            r.role_mut(*role)?.keyids.retain(|k| *k != id);
+        }
+        let used = Role::ALL
+            .into_iter()
+            .any(|role| r.role(role).keyids.contains(&id));
+        if !used {
+            r.keys.remove(&id);
+            if let Some(o) = r
+                .extra
+                .get_mut("x-key-owners")
+                .and_then(Value::as_object_mut)
+            {
+                o.remove(id.as_str());
+            }
+            dropped = true;
+        }
+        Ok(())
+    };
+    tx.ci_root = edit_root(&tx.ci_root, &mut edit)?;
+    tx.prod_root = edit_root(&tx.prod_root, &mut edit)?;
+    Ok(Removed {
+        id,
+        owner,
+        roles,
+        dropped,
+    })
+}
+
+/// The one key ID of the staged roots that starts with `prefix`.
+fn resolve_key_id(tx: &Tx, prefix: &str) -> Result<KeyId> {
+    let p = prefix.trim().to_ascii_lowercase();
+    if p.len() < MIN_KEYID_PREFIX || !p.bytes().all(|b| b.is_ascii_hexdigit()) {
+        bail!(
+            "{prefix:?} is not a key ID or a prefix of one: give at least {MIN_KEYID_PREFIX} \
+             hex digits of the key ID (`tufctl keys tuf updates review` and `tufctl keys \
+             show-root` list them)"
+        );
+    }
+    let found: BTreeSet<&KeyId> = [&tx.ci_root.signed, &tx.prod_root.signed]
+        .iter()
+        .flat_map(|r| r.keys.keys())
+        .filter(|id| id.as_str().to_ascii_lowercase().starts_with(&p))
+        .collect();
+    let mut found = found.into_iter();
+    match (found.next(), found.next()) {
+        (None, _) => bail!(
+            "no key of the staged roots has an ID starting with {p} (already removed in this \
+             transaction? see `tufctl keys tuf updates review`); nothing was changed"
+        ),
+        (Some(id), None) => Ok(id.clone()),
+        (Some(a), Some(b)) => {
+            let mut all = vec![a.to_string(), b.to_string()];
+            all.extend(found.map(ToString::to_string));
+            bail!(
+                "{p} is the start of several key IDs ({}); give more digits",
+                all.join(", ")
+            )
+        }
+    }
+}
+
+fn role_list(roles: &[Role]) -> String {
+    if roles.is_empty() {
+        return "no role".to_owned();
+    }
+    roles
+        .iter()
+        .map(|r| r.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Shortest key-ID prefix `remove-key` accepts: 32 bits leave no room for guessing wrong.
+const MIN_KEYID_PREFIX: usize = 8;
 
 fn report_checks(tx: &Tx) {
     for e in &tx.errors {
