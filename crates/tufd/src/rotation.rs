@@ -498,6 +498,14 @@ fn check(current: &Current, staged: &Staged, now: OffsetDateTime) -> Report {
                 .collect::<BTreeSet<_>>()
                 .len();
             let t = root.role(role).threshold.get() as usize;
+            let prefix = format!("{label}: {role} threshold");
+            let reported = report
+                .errors
+                .iter()
+                .any(|f| f.check == "threshold_range" && f.reason.starts_with(&prefix));
+            if reported {
+                continue;
+            }
             if t > n {
                 report.fail(
                     "threshold_range",
@@ -741,7 +749,10 @@ fn check_raw_thresholds(label: &str, value: &Value, report: &mut Report) {
             ),
             Some(t) if t > n => report.fail(
                 "threshold_range",
-                format!("{label}: {name} threshold {t} is more than its {n} key(s)"),
+                format!(
+                    "{label}: {name} threshold {t} is more than its {n} key(s); lower the \
+                     threshold or add keys"
+                ),
             ),
             _ => {}
         }
