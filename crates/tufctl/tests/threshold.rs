@@ -634,3 +634,38 @@ fn server_checks_refuse_bad_removals(
     assert!(role_ids(&prod, "targets").contains(&x.offline_id));
     assert_eq!(prod["signed"]["roles"]["targets"]["threshold"], 2);
 }
+
+/// docs/COMPROMISE.md shows the commands this test runs, and names it.
+#[test]
+fn compromise_doc_names_this_test_and_its_commands() {
+    let doc = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/COMPROMISE.md"),
+    )
+    .unwrap();
+    let start = doc
+        .find("### A threshold root: one holder's key is lost or stolen")
+        .expect("the threshold-root section of docs/COMPROMISE.md");
+    let section = &doc[start..];
+    let section = &section[..section.find("\n## ").unwrap_or(section.len())];
+    for needle in [
+        "crates/tufctl/tests/threshold.rs",
+        "threshold_root_held_by_five_people",
+        "tufctl keys tuf updates init -m \"root held by five people, any three sign\"",
+        "tufctl keys tuf updates add-offline-key --role root -k HOLDER2.tgz --owner holder2@site-2",
+        "tufctl keys tuf updates set-threshold --role root 3",
+        "tufctl keys tuf updates sign -k HOLDER1.tgz",
+        "tufctl keys tuf updates init -m \"holder 5 lost their key\"",
+        "tufctl keys tuf updates remove-key ",
+        "tufctl keys tuf updates set-threshold --role root 4",
+        "tufctl keys tuf updates apply",
+        "current_root_signatures",
+        "new_root_signatures",
+        "threshold_range",
+        "offline_targets_key",
+    ] {
+        assert!(
+            section.contains(needle),
+            "docs/COMPROMISE.md no longer shows {needle:?}"
+        );
+    }
+}
