@@ -280,7 +280,7 @@ impl Holders {
 
     /// Signatures still needed from other holders' files for a root change (the current
     /// root's threshold; the new root's threshold applies as well).
-    fn from_others(&self) -> usize {
+    fn needed_from_others(&self) -> usize {
         (self.threshold as usize).saturating_sub(self.in_file())
     }
 
@@ -292,7 +292,7 @@ impl Holders {
                 json!({"keyid": id, "owner": owner, "in_file": held})
             }).collect::<Vec<_>>(),
             "in_file": self.in_file(),
-            "signatures_needed_from_others": self.from_others(),
+            "signatures_needed_from_others": self.needed_from_others(),
         })
     }
 
@@ -315,7 +315,7 @@ impl Holders {
             ));
         }
         let n = self.in_file();
-        let others = self.from_others();
+        let others = self.needed_from_others();
         out.push_str(&if others == 0 {
             format!(
                 "This file holds {n} of them: enough to sign a root change on its own (the new \

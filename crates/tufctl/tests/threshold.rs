@@ -606,17 +606,33 @@ fn server_checks_refuse_bad_removals(
     assert!(err.contains("one of the server's online keys"), "{err}");
     let err = fails(&up(x, &["remove-key", &x.offline_id, "--role", "root"]));
     assert!(err.contains("is not in the root role"), "{err}");
-    let out = ok(&up(x, &["remove-key", &x.offline_id[..16]]));
-    assert!(
-        out.contains(
-            "  not yet: threshold_range: prod_root: targets threshold 2 is more than its 1 key(s)"
-        ),
-        "{out}"
-    );
-    assert!(
-        out.contains("  not yet: offline_targets_key: prod_root: the production targets role would keep no offline targets key"),
-        "{out}"
-    );
+    let v = json(&ok(&x.ctl(&[
+        "--json",
+        "keys",
+        "tuf",
+        "updates",
+        "remove-key",
+        &x.offline_id[..16],
+    ])));
+    assert_eq!(v["keyid"], x.offline_id.as_str());
+    assert_eq!(v["roles"], serde_json::json!(["targets"]));
+    assert_eq!(v["dropped_from_keys"], true);
+    let errors: Vec<&str> = v["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    for want in [
+        "threshold_range: prod_root: targets threshold 2 is more than its 1 key(s)",
+        "offline_targets_key: prod_root: the production targets role would keep no offline \
+         targets key",
+    ] {
+        assert!(
+            errors.iter().any(|e| e.starts_with(want)),
+            "{want:?} in {errors:?}"
+        );
+    }
     // Lowering the production targets threshold to 1 does not get around it.
     let out = ok(&up(x, &["set-threshold", "--role", "targets", "1"]));
     assert!(!out.contains("threshold_range"), "{out}");
