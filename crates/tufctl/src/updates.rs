@@ -801,3 +801,110 @@ pub fn review(tx: &Tx, current: &Current) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod remove_key_tests {
+    use std::collections::BTreeMap;
+
+    use tuf_core::{Expires, KeyType, RoleKeys};
+
+    use super::*;
+
+    /// Roots listing `root` keys (threshold 2), `targets` keys and one `tufd` online key for
+    /// snapshot and timestamp; key IDs are given, so prefixes can collide on purpose.
+    fn tx(root: &[&str], targets: &[&str]) -> Tx {
+        let mut keys = BTreeMap::new();
+        let mut id = |s: &str| {
+            let k = PrivateKey::generate(KeyType::Ed25519).unwrap();
+            let id = KeyId::new(s).unwrap();
+            keys.insert(id.clone(), k.public_key().clone());
+            id
+        };
+        let ids = |list: &[&str], id: &mut dyn FnMut(&str) -> KeyId| -> Vec<KeyId> {
+            list.iter().map(|s| id(s)).collect()
+        };
+        let t = |n| Threshold::new(n).unwrap();
+        let mut roles = BTreeMap::new();
+        roles.insert(Role::Root, RoleKeys::new(ids(root, &mut id), t(2)));
+        roles.insert(Role::Targets, RoleKeys::new(ids(targets, &mut id), t(1)));
+        let online = id("0a1b2c3d");
+        roles.insert(Role::Snapshot, RoleKeys::new(vec![online.clone()], t(1)));
+        roles.insert(Role::Timestamp, RoleKeys::new(vec![online.clone()], t(1)));
+        let mut r = Root::new(2, Expires::from_unix(4_000_000_000).unwrap(), keys, roles);
+        r.extra.insert(
+            "x-key-owners".into(),
+            json!({"0a1b2c3d": "tufd", "aaaa1111bb": "alice"}),
+        );
+        let env = Signed::new(r).unwrap();
+        Tx {
+            txid: "t".into(),
+            message: String::new(),
+            ci_root: env.clone(),
+            prod_root: env,
+            prod_targets: None,
+            stage_prod_targets: false,
+            errors: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    fn err(tx: &mut Tx, prefix: &str, role: Option<Role>) -> String {
+        format!("{:#}", remove_key(tx, prefix, role).err().unwrap())
+    }
+
+    #[test]
+    fn prefixes_must_be_long_hex_and_unique() {
+        let mut t = tx(&["aaaa1111bb", "aaaa1111cc", "dddd2222"], &["eeee3333"]);
+        assert!(err(&mut t, "aaaa111", None).contains("at least 8 hex digits"));
+        assert!(err(&mut t, "aaaa111x", None).contains("at least 8 hex digits"));
+        let e = err(&mut t, "AAAA1111", None);
+        assert!(
+            e.contains("start of several key IDs (aaaa1111bb, aaaa1111cc)"),
+            "{e}"
+        );
+        assert!(err(&mut t, "99999999", None).contains("no key of the staged roots"));
+        let r = remove_key(&mut t, "AAAA1111BB", None).unwrap();
+        assert_eq!(r.id.as_str(), "aaaa1111bb");
+        assert_eq!(r.owner.as_deref(), Some("alice"));
+        assert_eq!((r.roles, r.dropped), (vec![Role::Root], true));
+        for root in [&t.ci_root.signed, &t.prod_root.signed] {
+            assert_eq!(root.role(Role::Root).keyids.len(), 2);
+            assert!(!root.keys.contains_key(&r.id));
+            assert!(root.extra["x-key-owners"].get("aaaa1111bb").is_none());
+            assert_eq!(root.extra["x-key-owners"]["0a1b2c3d"], "tufd");
+        }
+    }
+
+    #[test]
+    fn a_key_in_two_roles_stays_in_keys_until_no_role_lists_it() {
+        let mut t = tx(&["aaaa1111bb", "dddd2222"], &["dddd2222"]);
+        let e = err(&mut t, "eeee3333", None);
+        assert!(e.contains("no key of the staged roots"), "{e}");
+        let r = remove_key(&mut t, "dddd2222", Some(Role::Targets)).unwrap();
+        assert_eq!((r.roles, r.dropped), (vec![Role::Targets], false));
+        assert!(t.ci_root.signed.keys.contains_key(&r.id));
+        let e = err(&mut t, "dddd2222", Some(Role::Targets));
+        assert!(
+            e.contains("not in the targets role") && e.contains("in: root"),
+            "{e}"
+        );
+        let r = remove_key(&mut t, "dddd2222", None).unwrap();
+        assert_eq!((r.roles, r.dropped), (vec![Role::Root], true));
+        assert!(!t.prod_root.signed.keys.contains_key(&r.id));
+    }
+
+    #[test]
+    fn online_keys_are_refused() {
+        let mut t = tx(&["aaaa1111bb"], &["eeee3333"]);
+        let e = err(&mut t, "0a1b2c3d", None);
+        assert!(
+            e.contains("server's online keys") && e.contains("rotate-online"),
+            "{e}"
+        );
+        assert!(t
+            .ci_root
+            .signed
+            .keys
+            .contains_key(&KeyId::new("0a1b2c3d").unwrap()));
+    }
+}
