@@ -74,7 +74,10 @@ impl Holder {
 /// The holder set-up, in one place: holder 1 is the owner who did the page's first steps
 /// (their file holds the current root key); every other holder enrols a new root key of
 /// their own into a new file with `add-offline-key` inside the open transaction. A holder
-/// using a hardware key would be enrolled (and sign, [`Holder::sign`]) differently here.
+/// using a hardware key would be enrolled here (and sign in [`Holder::sign`]) differently:
+/// holder 4 suits it best, as it signs in every kind of change below (3 of 5, 4 of 4, 2 of 4)
+/// and its private key is never read from a file ([`Holder::private_key`] serves only the
+/// forgery, with holders 1, 2 and 5).
 fn enrol_holder(x: &Offline, n: usize) -> Holder {
     let owner = format!("holder{n}@site-{n}");
     if n == 1 {
@@ -538,6 +541,12 @@ fn lost_key_no_longer_counts(
     assert!(!v.is_met(), "{v:?}");
     assert_eq!((v.distinct_valid, v.threshold), (2, 3));
     assert_eq!(v.ignored, vec![lost.key_id().clone()]);
+    // Signed by the lost key alone it has nothing at all.
+    let mut alone = forged.clone();
+    alone.signatures.retain(|s| s.keyid == *lost.key_id());
+    assert_eq!(alone.signatures.len(), 1);
+    let v = under(&alone, root_v6);
+    assert_eq!((v.distinct_valid, v.threshold), (0, 3));
 
     // Served as version 7 of the CI root, a device refuses it, naming the root threshold,
     // and keeps root version 6.
