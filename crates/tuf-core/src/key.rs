@@ -173,7 +173,23 @@ impl PublicKey {
         signature: &[u8],
     ) -> Result<(&'static str, Vec<u8>), String> {
         let alg = self.algorithm()?;
-        let (name, key_bytes) = match alg {
+        let (name, key_bytes) = self.material()?;
+        let algorithm: &dyn sig::VerificationAlgorithm = match alg {
+            Algorithm::Ed25519 => &sig::ED25519,
+            Algorithm::EcdsaP256 => &sig::ECDSA_P256_SHA256_ASN1,
+            Algorithm::RsaPssSha256 => &sig::RSA_PSS_2048_8192_SHA256,
+        };
+        sig::UnparsedPublicKey::new(algorithm, &key_bytes)
+            .verify(msg, signature)
+            .map_err(|_| "signature does not verify".to_owned())?;
+        Ok((name, key_bytes))
+    }
+
+    /// What identifies the key material whatever its spelling in JSON: the algorithm and the
+    /// decoded key bytes, as thresholds count them. An error means no signature by this key
+    /// can ever verify (unsupported type, malformed public value), so it counts for nothing.
+    pub fn material(&self) -> Result<(&'static str, Vec<u8>), String> {
+        Ok(match self.algorithm()? {
             Algorithm::Ed25519 => {
                 let raw = hex::decode(&self.keyval.public)
                     .map_err(|_| "ed25519 public key is not hex".to_owned())?;
@@ -192,16 +208,7 @@ impl PublicKey {
                 ("ecdsa-p256", der)
             }
             Algorithm::RsaPssSha256 => ("rsa", spki_der(&self.keyval.public)?),
-        };
-        let algorithm: &dyn sig::VerificationAlgorithm = match alg {
-            Algorithm::Ed25519 => &sig::ED25519,
-            Algorithm::EcdsaP256 => &sig::ECDSA_P256_SHA256_ASN1,
-            Algorithm::RsaPssSha256 => &sig::RSA_PSS_2048_8192_SHA256,
-        };
-        sig::UnparsedPublicKey::new(algorithm, &key_bytes)
-            .verify(msg, signature)
-            .map_err(|_| "signature does not verify".to_owned())?;
-        Ok((name, key_bytes))
+        })
     }
 }
 

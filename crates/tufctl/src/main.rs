@@ -251,6 +251,15 @@ pub enum UpdatesCommand {
         role: String,
         threshold: u64,
     },
+    /// Remove a key from the staged roots (a lost or retired key holder's): from every role
+    /// that lists it, or only from --role, and from `keys` once no role uses it. KEYID may be
+    /// a unique prefix of at least 8 hex digits. The current root's threshold of the other
+    /// holders signs the change; the removed key's holder is not needed.
+    RemoveKey {
+        keyid: String,
+        #[arg(long, value_parser = ["root", "targets"])]
+        role: Option<String>,
+    },
     /// Add a new offline key to the root or targets role of the staged roots.
     AddOfflineKey {
         #[arg(long)]

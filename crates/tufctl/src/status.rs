@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::Result;
 use serde_json::json;
 use time::OffsetDateTime;
-use tuf_core::{Expires, Role, Root, Signed, Targets};
+use tuf_core::{Expires, KeyId, Role, Root, Signed, Targets};
 
 use crate::creds::CredsFile;
 use crate::settings::Settings;
@@ -153,6 +153,7 @@ pub fn status(s: &Settings, path: &Path) -> Result<()> {
             }
         }
     }
+    let holders = root_holders(&ci.signed, &file.creds)?;
     let expiry =
         |r: &Signed<Root>| json!({"version": r.signed.version, "expires": r.signed.expires});
     let warnings = expiry_warnings(
@@ -170,6 +171,7 @@ pub fn status(s: &Settings, path: &Path) -> Result<()> {
                 "prod_targets": prod_targets.as_ref().map(
                     |t| json!({"version": t.signed.version, "expires": t.signed.expires})),
                 "holds_active_root_key": holds_active_root,
+                "root_role": holders.to_json(),
                 "warnings": warnings,
             })
         );
@@ -227,6 +229,7 @@ pub fn status(s: &Settings, path: &Path) -> Result<()> {
                 r["name"].as_str().unwrap_or("?"),
             );
         }
+        print!("{}", holders.describe());
         if missing.is_empty() {
             println!("Every active offline key is in the file.");
         } else {
@@ -260,6 +263,89 @@ pub fn status(s: &Settings, path: &Path) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The root role's key holders, and which of them this file can sign for.
+struct Holders {
+    version: u64,
+    threshold: u32,
+    /// (key ID, owner, private key in this file)
+    keys: Vec<(KeyId, Option<String>, bool)>,
+}
+
+impl Holders {
+    fn in_file(&self) -> usize {
+        self.keys.iter().filter(|k| k.2).count()
+    }
+
+    /// Signatures still needed from other holders' files for a root change (the current
+    /// root's threshold; the new root's threshold applies as well).
+    fn needed_from_others(&self) -> usize {
+        (self.threshold as usize).saturating_sub(self.in_file())
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        json!({
+            "version": self.version,
+            "threshold": self.threshold,
+            "keys": self.keys.iter().map(|(id, owner, held)| {
+                json!({"keyid": id, "owner": owner, "in_file": held})
+            }).collect::<Vec<_>>(),
+            "in_file": self.in_file(),
+            "signatures_needed_from_others": self.needed_from_others(),
+        })
+    }
+
+    fn describe(&self) -> String {
+        let mut out = format!(
+            "Root keys (root version {}): any {} of these {} sign a root change:\n",
+            self.version,
+            self.threshold,
+            self.keys.len()
+        );
+        for (id, owner, held) in &self.keys {
+            out.push_str(&format!(
+                "  {:<15} {id} (owner {})\n",
+                if *held {
+                    "in this file"
+                } else {
+                    "NOT in this file"
+                },
+                owner.as_deref().unwrap_or("unknown")
+            ));
+        }
+        let n = self.in_file();
+        let others = self.needed_from_others();
+        out.push_str(&if others == 0 {
+            format!(
+                "This file holds {n} of them: enough to sign a root change on its own (the new \
+                 root's threshold must be met too).\n"
+            )
+        } else {
+            format!(
+                "This file holds {n} of them: a root change needs {others} more signature(s) \
+                 from other holders (`tufctl keys tuf updates sign -k THEIR.tgz`), and a \
+                 threshold of the new root's keys too.\n"
+            )
+        });
+        out
+    }
+}
+
+fn root_holders(root: &Root, creds: &tuf_credentials::Credentials) -> Result<Holders> {
+    let mut keys = Vec::new();
+    for id in &root.role(Role::Root).keyids {
+        let held = match root.keys.get(id) {
+            Some(pk) => creds.find_signer(pk)?.is_some(),
+            None => false,
+        };
+        keys.push((id.clone(), updates::owner_of(root, id), held));
+    }
+    Ok(Holders {
+        version: root.version,
+        threshold: root.role(Role::Root).threshold.get(),
+        keys,
+    })
 }
 
 #[cfg(test)]

@@ -453,6 +453,27 @@ pub fn run(s: &Settings, cmd: UpdatesCommand) -> Result<()> {
             );
             Ok(())
         }
+        UpdatesCommand::RemoveKey { keyid, role } => {
+            let role = role.as_deref().map(parse_role).transpose()?;
+            let mut tx = require_open(&api, &repo)?;
+            let removed = remove_key(&mut tx, &keyid, role)?;
+            let staged = stage(&api, &repo, &tx)?;
+            if s.json() {
+                println!(
+                    "{}",
+                    json!({
+                        "txid": staged.txid, "keyid": removed.id,
+                        "roles": removed.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+                        "dropped_from_keys": removed.dropped, "owner": removed.owner,
+                        "errors": staged.errors, "warnings": staged.warnings,
+                    })
+                );
+                return Ok(());
+            }
+            report_checks(&staged);
+            println!("{}", removed.describe());
+            Ok(())
+        }
         UpdatesCommand::AddOfflineKey {
             role,
             key_type,
@@ -513,6 +534,154 @@ pub fn run(s: &Settings, cmd: UpdatesCommand) -> Result<()> {
         }
     }
 }
+
+/// What [`remove_key`] took out of the staged roots.
+pub struct Removed {
+    pub id: KeyId,
+    pub owner: Option<String>,
+    /// The roles that listed the key and no longer do.
+    pub roles: Vec<Role>,
+    /// Whether the key left `keys` too (no role lists it any more).
+    pub dropped: bool,
+}
+
+impl Removed {
+    fn describe(&self) -> String {
+        let roles: Vec<&str> = self.roles.iter().map(|r| r.as_str()).collect();
+        format!(
+            "Staged: key {} (owner {}) removed from the {} role{} of the CI and production \
+             roots{}. Signatures were reset: a threshold of the CURRENT root's root keys and \
+             a threshold of the NEW root's root keys sign with `tufctl keys tuf updates sign \
+             -k CREDS.tgz` (the removed key's holder is not needed); `review` shows who is \
+             still missing, then `apply`.",
+            self.id,
+            self.owner.as_deref().unwrap_or("unknown"),
+            roles.join(" and "),
+            if roles.len() == 1 { "" } else { "s" },
+            if self.dropped {
+                " and from their keys"
+            } else {
+                " (another role still lists it)"
+            }
+        )
+    }
+}
+
+/// Removes the key whose ID starts with `prefix` (at least 8 hex digits, unique among the
+/// staged roots' keys) from `role`, or from every role listing it, in both staged roots, and
+/// from `keys` and `x-key-owners` once no role lists it. The server's online keys are
+/// refused here: `rotate-online` replaces them.
+pub fn remove_key(tx: &mut Tx, prefix: &str, role: Option<Role>) -> Result<Removed> {
+    let id = resolve_key_id(tx, prefix)?;
+    let listing: Vec<Role> = Role::ALL
+        .into_iter()
+        .filter(|r| {
+            [&tx.ci_root.signed, &tx.prod_root.signed]
+                .iter()
+                .any(|root| root.role(*r).keyids.contains(&id))
+        })
+        .collect();
+    let roles: Vec<Role> = match role {
+        Some(r) if !listing.contains(&r) => bail!(
+            "key {id} is not in the {r} role of the staged roots (it is in: {}); nothing was \
+             changed",
+            role_list(&listing)
+        ),
+        Some(r) => vec![r],
+        None if listing.is_empty() => bail!(
+            "key {id} is listed in the staged roots' keys but in no role; nothing was changed"
+        ),
+        None => listing.clone(),
+    };
+    let owner = owner_of(&tx.ci_root.signed, &id).or_else(|| owner_of(&tx.prod_root.signed, &id));
+    let online = owner.as_deref() == Some("tufd")
+        || roles
+            .iter()
+            .any(|r| matches!(r, Role::Snapshot | Role::Timestamp));
+    if online {
+        bail!(
+            "key {id} is one of the server's online keys ({}); they are replaced, not removed, \
+             with `tufctl keys rotate-online CREDS.tgz`; nothing was changed",
+            role_list(&roles)
+        );
+    }
+    let mut dropped = false;
+    let mut edit = |r: &mut Root| -> Result<()> {
+        for role in &roles {
+            r.role_mut(*role)?.keyids.retain(|k| *k != id);
+        }
+        let used = Role::ALL
+            .into_iter()
+            .any(|role| r.role(role).keyids.contains(&id));
+        if !used {
+            r.keys.remove(&id);
+            if let Some(o) = r
+                .extra
+                .get_mut("x-key-owners")
+                .and_then(Value::as_object_mut)
+            {
+                o.remove(id.as_str());
+            }
+            dropped = true;
+        }
+        Ok(())
+    };
+    tx.ci_root = edit_root(&tx.ci_root, &mut edit)?;
+    tx.prod_root = edit_root(&tx.prod_root, &mut edit)?;
+    Ok(Removed {
+        id,
+        owner,
+        roles,
+        dropped,
+    })
+}
+
+/// The one key ID of the staged roots that starts with `prefix`.
+fn resolve_key_id(tx: &Tx, prefix: &str) -> Result<KeyId> {
+    let p = prefix.trim().to_ascii_lowercase();
+    if p.len() < MIN_KEYID_PREFIX || !p.bytes().all(|b| b.is_ascii_hexdigit()) {
+        bail!(
+            "{prefix:?} is not a key ID or a prefix of one: give at least {MIN_KEYID_PREFIX} \
+             hex digits of the key ID (`tufctl keys tuf updates review` and `tufctl keys \
+             show-root` list them)"
+        );
+    }
+    let found: BTreeSet<&KeyId> = [&tx.ci_root.signed, &tx.prod_root.signed]
+        .iter()
+        .flat_map(|r| r.keys.keys())
+        .filter(|id| id.as_str().to_ascii_lowercase().starts_with(&p))
+        .collect();
+    let mut found = found.into_iter();
+    match (found.next(), found.next()) {
+        (None, _) => bail!(
+            "no key of the staged roots has an ID starting with {p} (already removed in this \
+             transaction? see `tufctl keys tuf updates review`); nothing was changed"
+        ),
+        (Some(id), None) => Ok(id.clone()),
+        (Some(a), Some(b)) => {
+            let mut all = vec![a.to_string(), b.to_string()];
+            all.extend(found.map(ToString::to_string));
+            bail!(
+                "{p} is the start of several key IDs ({}); give more digits",
+                all.join(", ")
+            )
+        }
+    }
+}
+
+fn role_list(roles: &[Role]) -> String {
+    if roles.is_empty() {
+        return "no role".to_owned();
+    }
+    roles
+        .iter()
+        .map(|r| r.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Shortest key-ID prefix `remove-key` accepts: 32 bits leave no room for guessing wrong.
+const MIN_KEYID_PREFIX: usize = 8;
 
 fn report_checks(tx: &Tx) {
     for e in &tx.errors {
@@ -631,4 +800,111 @@ pub fn review(tx: &Tx, current: &Current) -> String {
         line(format!("warning: {w}"));
     }
     out
+}
+
+#[cfg(test)]
+mod remove_key_tests {
+    use std::collections::BTreeMap;
+
+    use tuf_core::{Expires, KeyType, RoleKeys};
+
+    use super::*;
+
+    /// Roots listing `root` keys (threshold 2), `targets` keys and one `tufd` online key for
+    /// snapshot and timestamp; key IDs are given, so prefixes can collide on purpose.
+    fn tx(root: &[&str], targets: &[&str]) -> Tx {
+        let mut keys = BTreeMap::new();
+        let mut id = |s: &str| {
+            let k = PrivateKey::generate(KeyType::Ed25519).unwrap();
+            let id = KeyId::new(s).unwrap();
+            keys.insert(id.clone(), k.public_key().clone());
+            id
+        };
+        let ids = |list: &[&str], id: &mut dyn FnMut(&str) -> KeyId| -> Vec<KeyId> {
+            list.iter().map(|s| id(s)).collect()
+        };
+        let t = |n| Threshold::new(n).unwrap();
+        let mut roles = BTreeMap::new();
+        roles.insert(Role::Root, RoleKeys::new(ids(root, &mut id), t(2)));
+        roles.insert(Role::Targets, RoleKeys::new(ids(targets, &mut id), t(1)));
+        let online = id("0a1b2c3d");
+        roles.insert(Role::Snapshot, RoleKeys::new(vec![online.clone()], t(1)));
+        roles.insert(Role::Timestamp, RoleKeys::new(vec![online.clone()], t(1)));
+        let mut r = Root::new(2, Expires::from_unix(4_000_000_000).unwrap(), keys, roles);
+        r.extra.insert(
+            "x-key-owners".into(),
+            json!({"0a1b2c3d": "tufd", "aaaa1111bb": "alice"}),
+        );
+        let env = Signed::new(r).unwrap();
+        Tx {
+            txid: "t".into(),
+            message: String::new(),
+            ci_root: env.clone(),
+            prod_root: env,
+            prod_targets: None,
+            stage_prod_targets: false,
+            errors: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    fn err(tx: &mut Tx, prefix: &str, role: Option<Role>) -> String {
+        format!("{:#}", remove_key(tx, prefix, role).err().unwrap())
+    }
+
+    #[test]
+    fn prefixes_must_be_long_hex_and_unique() {
+        let mut t = tx(&["aaaa1111bb", "aaaa1111cc", "dddd2222"], &["eeee3333"]);
+        assert!(err(&mut t, "aaaa111", None).contains("at least 8 hex digits"));
+        assert!(err(&mut t, "aaaa111x", None).contains("at least 8 hex digits"));
+        let e = err(&mut t, "AAAA1111", None);
+        assert!(
+            e.contains("start of several key IDs (aaaa1111bb, aaaa1111cc)"),
+            "{e}"
+        );
+        assert!(err(&mut t, "99999999", None).contains("no key of the staged roots"));
+        let r = remove_key(&mut t, "AAAA1111BB", None).unwrap();
+        assert_eq!(r.id.as_str(), "aaaa1111bb");
+        assert_eq!(r.owner.as_deref(), Some("alice"));
+        assert_eq!((r.roles, r.dropped), (vec![Role::Root], true));
+        for root in [&t.ci_root.signed, &t.prod_root.signed] {
+            assert_eq!(root.role(Role::Root).keyids.len(), 2);
+            assert!(!root.keys.contains_key(&r.id));
+            assert!(root.extra["x-key-owners"].get("aaaa1111bb").is_none());
+            assert_eq!(root.extra["x-key-owners"]["0a1b2c3d"], "tufd");
+        }
+    }
+
+    #[test]
+    fn a_key_in_two_roles_stays_in_keys_until_no_role_lists_it() {
+        let mut t = tx(&["aaaa1111bb", "dddd2222"], &["dddd2222"]);
+        let e = err(&mut t, "eeee3333", None);
+        assert!(e.contains("no key of the staged roots"), "{e}");
+        let r = remove_key(&mut t, "dddd2222", Some(Role::Targets)).unwrap();
+        assert_eq!((r.roles, r.dropped), (vec![Role::Targets], false));
+        assert!(t.ci_root.signed.keys.contains_key(&r.id));
+        let e = err(&mut t, "dddd2222", Some(Role::Targets));
+        assert!(
+            e.contains("not in the targets role") && e.contains("in: root"),
+            "{e}"
+        );
+        let r = remove_key(&mut t, "dddd2222", None).unwrap();
+        assert_eq!((r.roles, r.dropped), (vec![Role::Root], true));
+        assert!(!t.prod_root.signed.keys.contains_key(&r.id));
+    }
+
+    #[test]
+    fn online_keys_are_refused() {
+        let mut t = tx(&["aaaa1111bb"], &["eeee3333"]);
+        let e = err(&mut t, "0a1b2c3d", None);
+        assert!(
+            e.contains("server's online keys") && e.contains("rotate-online"),
+            "{e}"
+        );
+        assert!(t
+            .ci_root
+            .signed
+            .keys
+            .contains_key(&KeyId::new("0a1b2c3d").unwrap()));
+    }
 }

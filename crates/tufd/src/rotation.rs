@@ -4,7 +4,7 @@
 //! production targets together with re-signed snapshot/timestamp in ONE database
 //! transaction; a rejection changes nothing and names the failed check.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -485,15 +485,43 @@ fn check(current: &Current, staged: &Staged, now: OffsetDateTime) -> Report {
     };
     let (c, p) = (&ci.signed, &prod.signed);
 
-    // threshold_range: every threshold between 1 and the role's key count.
+    // threshold_range: every threshold between 1 and the role's key count, counted as
+    // thresholds are met: distinct usable keys. A root whose root threshold cannot be met
+    // could never be changed again.
     for (label, root) in [("ci_root", c), ("prod_root", p)] {
         for role in Role::ALL {
-            let n = root.role_keys(role).len();
+            let keys = root.role_keys(role);
+            let n = keys.len();
+            let distinct = keys
+                .values()
+                .filter_map(|k| k.material().ok())
+                .collect::<BTreeSet<_>>()
+                .len();
             let t = root.role(role).threshold.get() as usize;
+            let prefix = format!("{label}: {role} threshold");
+            let reported = report
+                .errors
+                .iter()
+                .any(|f| f.check == "threshold_range" && f.reason.starts_with(&prefix));
+            if reported {
+                continue;
+            }
             if t > n {
                 report.fail(
                     "threshold_range",
-                    format!("{label}: {role} threshold {t} is more than its {n} key(s)"),
+                    format!(
+                        "{label}: {role} threshold {t} is more than its {n} key(s); lower the \
+                         threshold or add keys"
+                    ),
+                );
+            } else if t > distinct {
+                report.fail(
+                    "threshold_range",
+                    format!(
+                        "{label}: {role} threshold {t} is more than its {distinct} distinct \
+                         usable key(s) (of {n} key IDs, some name the same key or are not \
+                         valid keys), so it could never be met"
+                    ),
                 );
             }
         }
@@ -563,6 +591,24 @@ fn check(current: &Current, staged: &Staged, now: OffsetDateTime) -> Report {
         report.fail(
             "prod_targets_threshold",
             "prod_root: with an offline targets key the production targets threshold must be at least 2",
+        );
+    }
+    // offline_targets_key: once production requires an offline targets signature, an update
+    // may replace the offline targets key but never leave production without one (the
+    // server alone would then sign production releases).
+    let cur_prod = &current.prod.signed;
+    let required_offline = cur_prod.role(Role::Targets).threshold.get() >= 2
+        && cur_prod
+            .role(Role::Targets)
+            .keyids
+            .iter()
+            .any(|id| !online_targets.contains(&id));
+    if required_offline && offline_targets == 0 {
+        report.fail(
+            "offline_targets_key",
+            "prod_root: the production targets role would keep no offline targets key, so the \
+             server alone would sign production releases; keep one, or replace it in the same \
+             update (`tufctl keys rotate-targets`)",
         );
     }
     // expires: in the future, not absurdly far.
@@ -703,7 +749,10 @@ fn check_raw_thresholds(label: &str, value: &Value, report: &mut Report) {
             ),
             Some(t) if t > n => report.fail(
                 "threshold_range",
-                format!("{label}: {name} threshold {t} is more than its {n} key(s)"),
+                format!(
+                    "{label}: {name} threshold {t} is more than its {n} key(s); lower the \
+                     threshold or add keys"
+                ),
             ),
             _ => {}
         }

@@ -797,6 +797,70 @@ pub fn root_rotation_and_waves(s: &Server) {
             "{a} missing from {actions:?}"
         );
     }
+
+    // 4. Production requires an offline targets key now: dropping it is refused, whether
+    // the production threshold stays 2 (more than the one key left) or is lowered to 1.
+    let before = get_json(
+        s,
+        "/ota/repo/owned/api/v1/user_repo/root.json?production=1",
+        Some(&f.owner),
+    );
+    for (threshold, checks) in [
+        (
+            2,
+            vec![
+                "threshold_range",
+                "offline_targets_key",
+                "prod_targets_signatures",
+            ],
+        ),
+        (1, vec!["offline_targets_key"]),
+    ] {
+        let tx = open_update(s, &f, "drop the offline targets key");
+        let txid = tx["txid"].as_str().unwrap();
+        let mut ci = root_env(&tx["ci_root"]).signed;
+        ci.role_mut(Role::Targets).unwrap().keyids = vec![online_id.clone()];
+        ci.prune_keys();
+        let mut prod = ci.clone();
+        prod.role_mut(Role::Targets).unwrap().threshold =
+            tuf_core::Threshold::new(threshold).unwrap();
+        let staged = stage(
+            s,
+            &f,
+            txid,
+            signed_root(ci, &[&k2]),
+            signed_root(prod, &[&k2]),
+            None,
+        );
+        let errors: Vec<&str> = staged["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e.as_str().unwrap())
+            .collect();
+        let names: Vec<&str> = errors.iter().filter_map(|e| e.split(':').next()).collect();
+        assert_eq!(names, checks, "{errors:?}");
+        assert!(
+            errors.contains(
+                &"offline_targets_key: prod_root: the production targets role would keep no \
+                  offline targets key, so the server alone would sign production releases; \
+                  keep one, or replace it in the same update (`tufctl keys rotate-targets`)"
+            ),
+            "{errors:?}"
+        );
+        let (st, v) = apply(s, &f, txid);
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(v["detail"]["check"], checks[0], "{v}");
+        cancel(s, &f, txid);
+        assert_eq!(
+            get_json(
+                s,
+                "/ota/repo/owned/api/v1/user_repo/root.json?production=1",
+                Some(&f.owner),
+            ),
+            before
+        );
+    }
 }
 
 /// Each broken root update is rejected with the check it fails, and changes nothing.
@@ -866,6 +930,34 @@ pub fn root_update_rejections(s: &Server) {
                 for r in [c, p] {
                     r.role_mut(Role::Snapshot).unwrap().threshold =
                         tuf_core::Threshold::new(2).unwrap();
+                }
+            }),
+            vec![&k1],
+        ),
+        (
+            "threshold_range",
+            Box::new(|c, p| {
+                for r in [c, p] {
+                    r.role_mut(Role::Root).unwrap().threshold =
+                        tuf_core::Threshold::new(2).unwrap();
+                }
+            }),
+            vec![&k1],
+        ),
+        (
+            // One key listed under a second key ID counts once: threshold 2 can never be met.
+            "threshold_range",
+            Box::new({
+                let id = k1.key_id().clone();
+                let public = k1.public_key().clone();
+                move |c, p| {
+                    for r in [c, p] {
+                        let alias = tuf_core::KeyId::new("alias-of-the-root-key").unwrap();
+                        r.keys.insert(alias.clone(), public.clone());
+                        let rk = r.role_mut(Role::Root).unwrap();
+                        rk.keyids = vec![id.clone(), alias];
+                        rk.threshold = tuf_core::Threshold::new(2).unwrap();
+                    }
                 }
             }),
             vec![&k1],
