@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 use tuf_core::{Expires, Role, Root, Signed, Targets};
@@ -120,7 +120,11 @@ pub fn resign_wave(s: &Settings, creds: &Path, wave: &str, expires_days: u32) ->
         );
     }
     let mut next = prod.signed.clone();
-    next.version = prod.signed.version + 1;
+    next.version = prod
+        .signed
+        .version
+        .checked_add(1)
+        .ok_or_else(|| anyhow!("production targets version overflow"))?;
     next.expires = Expires::after(OffsetDateTime::now_utc(), i64::from(expires_days) * 86_400)?;
     let mut env = Signed::new(next)?;
     for k in &signers {
@@ -153,5 +157,5 @@ fn unchanged_but_version(new: &Root, cur: &Root) -> bool {
     for r in [&mut a, &mut b] {
         r.extra.remove("x-changelog");
     }
-    new.version == cur.version + 1 && a == b
+    new.version == cur.version.saturating_add(1) && a == b
 }

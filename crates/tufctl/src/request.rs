@@ -616,3 +616,85 @@ fn chain_value(chain: &[Signed<Root>]) -> Result<Value> {
 const MAX_FILE: u64 = 32 << 20;
 /// Root versions a request carries at most.
 const MAX_CHAIN: u64 = 10_000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn foreign_or_broken_files_are_errors_naming_why() {
+        let cases: [(&[u8], &str); 6] = [
+            (b"", "not valid JSON"),
+            (b"[1]", "not a JSON object"),
+            (
+                br#"{"type": "other", "format": 1}"#,
+                "\"type\" is \"other\"",
+            ),
+            (
+                br#"{"type": "tuf-factory/wave-response", "format": 2}"#,
+                "format version 2",
+            ),
+            (br#"{"type": "tuf-factory/wave-response"}"#, "no \"format\""),
+            (
+                br#"{"type": "tuf-factory/wave-response", "format": 1, "factory": "f"}"#,
+                "\"wave\" is missing",
+            ),
+        ];
+        for (bytes, why) in cases {
+            let e = match Response::from_slice(bytes) {
+                Ok(_) => panic!("accepted {:?}", String::from_utf8_lossy(bytes)),
+                Err(e) => format!("{e:#}"),
+            };
+            assert!(e.contains(why), "{e} (expected {why:?})");
+        }
+        // A request is not a response and the other way round.
+        let e = Request::from_slice(br#"{"type": "tuf-factory/wave-response", "format": 1}"#)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("expected one of"), "{e}");
+    }
+
+    #[test]
+    fn a_wave_response_round_trips_as_canonical_json() {
+        let expires: tuf_core::Expires = "2030-01-01T00:00:00Z".parse().unwrap();
+        let mut targets = Signed::new(Targets::new(7, expires)).unwrap();
+        let key = tuf_core::PrivateKey::generate(tuf_core::KeyType::Ed25519).unwrap();
+        targets.sign(&key).unwrap();
+        let r = Response::Wave(Box::new(WaveResponse {
+            factory: "acme".into(),
+            wave: "w1".into(),
+            version: "42".into(),
+            tag: "production".into(),
+            targets,
+        }));
+        let bytes = r.to_bytes().unwrap();
+        assert_eq!(
+            canonical::to_text(&canonical::parse(&bytes).unwrap()).unwrap(),
+            bytes
+        );
+        let Response::Wave(back) = Response::from_slice(&bytes).unwrap() else {
+            panic!("not a wave response");
+        };
+        assert_eq!(back.targets.signed.version, 7);
+        let keys: BTreeMap<KeyId, PublicKey> = [(
+            tuf_core::Signer::key_id(&key).clone(),
+            tuf_core::Signer::public_key(&key).clone(),
+        )]
+        .into();
+        assert!(signature_valid(
+            &back.targets,
+            &back.targets.signatures[0],
+            &keys
+        ));
+        // One byte of the signed part changed: the signature no longer verifies.
+        let mut changed = back.targets.clone();
+        changed.signed.version = 8;
+        let changed = Signed::new(changed.signed).unwrap();
+        assert!(!signature_valid(
+            &changed,
+            &back.targets.signatures[0],
+            &keys
+        ));
+    }
+}

@@ -122,11 +122,11 @@ pub fn check_root_update(
         bail!("the current production targets do not verify under the current production root");
     }
     if let Some(t) = &r.prod_targets {
-        if t.signed.version != cur_targets.signed.version + 1 {
+        let want = cur_targets.signed.version.saturating_add(1);
+        if t.signed.version != want {
             bail!(
-                "the staged production targets have version {}, not {} (current + 1)",
-                t.signed.version,
-                cur_targets.signed.version + 1
+                "the staged production targets have version {}, not {want} (current + 1)",
+                t.signed.version
             );
         }
         if t.signed.targets != cur_targets.signed.targets
@@ -168,11 +168,11 @@ pub fn check_wave(
         bail!("the current production targets do not verify under the current production root");
     }
     let (cur, new) = (&w.current_targets.signed, &w.targets.signed);
-    if new.version != cur.version + 1 {
+    let want = cur.version.saturating_add(1);
+    if new.version != want {
         bail!(
-            "the proposed production targets have version {}, not {} (current + 1)",
-            new.version,
-            cur.version + 1
+            "the proposed production targets have version {}, not {want} (current + 1)",
+            new.version
         );
     }
     if new.expires.is_expired_at(now) {
@@ -282,7 +282,7 @@ fn trusted_chains(
 /// A staged root is a valid successor of `cur`, and what it already carries is intact.
 fn check_successor(label: &str, new: &Signed<Root>, cur: &Root, now: OffsetDateTime) -> Result<()> {
     let n = &new.signed;
-    if n.version != cur.version + 1 {
+    if n.version != cur.version.saturating_add(1) {
         bail!(
             "the staged {label} has version {}, but the chain ends at version {}: the chain \
              does not lead to the staged root",
