@@ -369,16 +369,7 @@ fn strip_targets_threshold(env: &Signed<Root>) -> Result<Value> {
 // --- review -----------------------------------------------------------------------------------
 
 fn review_root_update(r: &RootUpdateRequest, current: &Current) -> String {
-    let tx = Tx {
-        txid: r.txid.clone(),
-        message: r.message.clone(),
-        ci_root: r.ci_root.clone(),
-        prod_root: r.prod_root.clone(),
-        prod_targets: r.prod_targets.clone(),
-        stage_prod_targets: false,
-        errors: Vec::new(),
-        warnings: Vec::new(),
-    };
+    let tx = as_tx(r);
     let mut out = format!(
         "Factory {}: verified the request from the root in the credentials file to CI root \
          version {} and production root version {}.\n",
@@ -466,16 +457,7 @@ fn sign_root_update(
     current: Current,
     file: &CredsFile,
 ) -> Result<Option<Response>> {
-    let mut tx = Tx {
-        txid: r.txid.clone(),
-        message: r.message.clone(),
-        ci_root: r.ci_root.clone(),
-        prod_root: r.prod_root.clone(),
-        prod_targets: r.prod_targets.clone(),
-        stage_prod_targets: false,
-        errors: Vec::new(),
-        warnings: Vec::new(),
-    };
+    let mut tx = as_tx(r);
     let done = updates::sign_with(&mut tx, &file.creds, &current)?;
     if done.is_empty() {
         return Ok(None);
@@ -538,6 +520,20 @@ fn sign_wave(
         tag: w.tag.clone(),
         targets,
     }))))
+}
+
+/// The request as the transaction it describes, for the functions `updates` shares.
+fn as_tx(r: &RootUpdateRequest) -> Tx {
+    Tx {
+        txid: r.txid.clone(),
+        message: r.message.clone(),
+        ci_root: r.ci_root.clone(),
+        prod_root: r.prod_root.clone(),
+        prod_targets: r.prod_targets.clone(),
+        stage_prod_targets: false,
+        errors: Vec::new(),
+        warnings: Vec::new(),
+    }
 }
 
 /// Roots further away than this are refused (the server refuses them too).

@@ -408,6 +408,36 @@ fn signing_story(server: Server) {
     assert_eq!(after["signed"]["targets"], before["signed"]["targets"]);
     assert_ne!(after["signed"]["expires"], before["signed"]["expires"]);
     device.stays_on("app-42", &v42);
+    // The server re-signs nothing but version and expiry: an extra target, even signed with
+    // the offline key, is refused.
+    let mut more: tuf_core::Signed<tuf_core::Targets> =
+        tuf_core::Signed::from_slice(&serde_json::to_vec(&after).unwrap()).unwrap();
+    let mut t = more.signed.clone();
+    t.version += 1;
+    t.expires = tuf_core::Expires::after(time::OffsetDateTime::now_utc(), 500 * 86_400).unwrap();
+    let extra = t.targets["app-42"].clone();
+    t.targets.insert("app-666".to_owned(), extra);
+    more = tuf_core::Signed::new(t).unwrap();
+    let only = tuf_credentials::Credentials::read(&std::fs::read(&x.only).unwrap()).unwrap();
+    let name = only.keys().unwrap()[0].name.clone();
+    more.sign(&only.private_key(&name).unwrap()).unwrap();
+    let body = serde_json::json!({
+        "targets": serde_json::from_slice::<Value>(&more.to_bytes()).unwrap()
+    });
+    let mut answer = ureq::post(&format!(
+        "{}/ota/factories/{}/waves/wave-42/resign",
+        server.url, x.f.name
+    ))
+    .config()
+    .http_status_as_error(false)
+    .build()
+    .header("Authorization", &format!("Bearer {}", x.f.token))
+    .header("Content-Type", "application/json")
+    .send(&serde_json::to_vec(&body).unwrap()[..])
+    .unwrap();
+    assert_eq!(answer.status().as_u16(), 422);
+    let text = answer.body_mut().read_to_string().unwrap();
+    assert!(text.contains("unchanged"), "{text}");
     // A shorter expiry is not a renewal.
     let err = fails(&ctl(&[
         "waves",
