@@ -334,7 +334,8 @@ enum TokensCommand {
 
 #[derive(Subcommand)]
 enum WavesCommand {
-    /// Propose production targets for VERSION, tagged TAG, signed with the offline key.
+    /// Propose production targets for VERSION, tagged TAG, signed with the offline key (or
+    /// exported unsigned as a signing request with --export).
     Init {
         #[arg(short = 'k', long = "keys", required_unless_present = "export")]
         creds: Option<PathBuf>,
