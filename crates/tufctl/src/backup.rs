@@ -199,9 +199,9 @@ fn esc(s: &str) -> String {
 }
 
 /// The QR code of `payload` as a grayscale PNG: 6 pixels a module, 4 modules of quiet zone.
-fn qr_png(payload: &str) -> Result<Zeroizing<Vec<u8>>> {
+pub fn qr_png(payload: &str) -> Result<Zeroizing<Vec<u8>>> {
     let code = qrcode::QrCode::with_error_correction_level(payload, qrcode::EcLevel::M)
-        .map_err(|e| anyhow!("the share does not fit in a QR code: {e}"))?;
+        .map_err(|e| anyhow!("the data does not fit in a QR code: {e}"))?;
     let w = code.width();
     let colors = code.to_colors();
     const SCALE: usize = 6;

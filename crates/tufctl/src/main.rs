@@ -8,9 +8,12 @@ mod creds;
 mod crypt;
 mod export;
 mod keys;
+mod renew;
+mod request;
 mod rotation;
 mod settings;
 mod shares;
+mod sign;
 mod status;
 mod targets;
 mod tokens;
@@ -91,6 +94,23 @@ enum Command {
     Waves {
         #[command(subcommand)]
         command: WavesCommand,
+    },
+    /// Sign a request file on an offline machine (no server settings, no network): the
+    /// request is verified from the root the credentials file trusts, shown, and signed
+    /// after confirmation. CREDS.tgz is only read.
+    Sign {
+        request: PathBuf,
+        #[arg(short = 'k', long = "keys")]
+        creds: PathBuf,
+        /// Where to write the signed response.
+        #[arg(long)]
+        out: PathBuf,
+        /// Sign without asking (after reviewing the request some other way).
+        #[arg(long)]
+        yes: bool,
+        /// Also write the response as a QR code PNG (its payload is the same JSON text).
+        #[arg(long)]
+        qr: Option<PathBuf>,
     },
 }
 
@@ -211,6 +231,21 @@ enum KeysCommand {
     },
     /// Which keys in the file are active, inactive or missing.
     Status { creds: PathBuf },
+    /// Renew the roots before they expire: version + 1 and a new expiry, nothing else
+    /// changed; signed with the root key(s) in CREDS.tgz and applied, or exported for
+    /// signing on an offline machine.
+    ResignRoot {
+        creds: PathBuf,
+        #[arg(long, default_value_t = 365,
+              value_parser = clap::value_parser!(u32).range(1..=1826))]
+        expires_days: u32,
+        /// Stage the renewal and write a signing request instead of signing here.
+        #[arg(long)]
+        export: Option<PathBuf>,
+        /// Cancel an open root-update transaction first.
+        #[arg(long)]
+        cancel_open: bool,
+    },
     /// Root-update transactions, step by step (threshold roots, several key holders).
     Tuf {
         #[command(subcommand)]
@@ -245,6 +280,11 @@ pub enum UpdatesCommand {
     Apply,
     /// Abort the transaction.
     Cancel,
+    /// Write the open transaction as a signing request for `tufctl sign` on an offline machine.
+    Export { out: PathBuf },
+    /// Add the signatures of a signed response (a file, `-` for standard input, or the
+    /// scanned QR payload text).
+    Import { response: String },
     /// Change a role's threshold in the staged roots (targets: production root only).
     SetThreshold {
         #[arg(long)]
@@ -303,15 +343,33 @@ enum TokensCommand {
 
 #[derive(Subcommand)]
 enum WavesCommand {
-    /// Propose production targets for VERSION, tagged TAG, signed with the offline key.
+    /// Propose production targets for VERSION, tagged TAG, signed with the offline key (or
+    /// exported unsigned as a signing request with --export).
     Init {
-        #[arg(short = 'k', long = "keys")]
-        creds: PathBuf,
+        #[arg(short = 'k', long = "keys", required_unless_present = "export")]
+        creds: Option<PathBuf>,
         wave: String,
         version: String,
         tag: String,
         /// Days until the production targets expire; production devices stop updating then,
         /// unless a newer Wave replaces them (`keys status` warns 30 days ahead).
+        #[arg(long, default_value_t = 365,
+              value_parser = clap::value_parser!(u32).range(1..=3650))]
+        expires_days: u32,
+        /// Write the proposed targets as a signing request for `tufctl sign` instead of
+        /// signing here (no private key needed).
+        #[arg(long)]
+        export: Option<PathBuf>,
+    },
+    /// Create a wave from a signed response of `tufctl sign` (a file, `-`, or the QR
+    /// payload text).
+    Import { response: String },
+    /// Re-sign the production targets of the wave in production with a new version and
+    /// expiry, nothing else changed.
+    Resign {
+        #[arg(short = 'k', long = "keys")]
+        creds: PathBuf,
+        wave: String,
         #[arg(long, default_value_t = 365,
               value_parser = clap::value_parser!(u32).range(1..=3650))]
         expires_days: u32,
@@ -336,8 +394,34 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let s = Settings::new(cli.global)?;
+    let global = if matches!(cli.command, Command::Sign { .. }) {
+        // Offline: no server, token, Factory or config file settings, only the passphrase.
+        Global {
+            json: cli.global.json,
+            passphrase_file: cli.global.passphrase_file,
+            ..Global::default()
+        }
+    } else {
+        cli.global
+    };
+    let s = Settings::new(global)?;
     match cli.command {
+        Command::Sign {
+            request,
+            creds,
+            out,
+            yes,
+            qr,
+        } => sign::sign(
+            &s,
+            &sign::SignArgs {
+                request,
+                creds,
+                out,
+                yes,
+                qr,
+            },
+        ),
         Command::Factory {
             command: FactoryCommand::Create { name },
         } => keys::factory_create(&s, &name),
@@ -414,6 +498,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             ),
             KeysCommand::ShowRoot { prod } => keys::show_root(&s, prod),
             KeysCommand::Status { creds } => status::status(&s, &creds),
+            KeysCommand::ResignRoot {
+                creds,
+                expires_days,
+                export,
+                cancel_open,
+            } => renew::resign_root(&s, &creds, expires_days, export.as_deref(), cancel_open),
             KeysCommand::Tuf {
                 command: TufCommand::Updates { command },
             } => updates::run(&s, command),
@@ -437,7 +527,37 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 version,
                 tag,
                 expires_days,
-            } => waves::init(&s, &creds, &wave, &version, &tag, expires_days),
+                export: Some(out),
+            } => request::export_wave(
+                &s,
+                creds.as_deref(),
+                &wave,
+                &version,
+                &tag,
+                expires_days,
+                &out,
+            ),
+            WavesCommand::Init {
+                creds,
+                wave,
+                version,
+                tag,
+                expires_days,
+                export: None,
+            } => {
+                let creds = creds.ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "waves init needs -k TARGETS-ONLY.tgz (or --export REQUEST.json)"
+                    )
+                })?;
+                waves::init(&s, &creds, &wave, &version, &tag, expires_days)
+            }
+            WavesCommand::Import { response } => request::import_wave(&s, &response),
+            WavesCommand::Resign {
+                creds,
+                wave,
+                expires_days,
+            } => renew::resign_wave(&s, &creds, &wave, expires_days),
             WavesCommand::Complete { wave } => waves::action(&s, &wave, "complete"),
             WavesCommand::Cancel { wave } => waves::action(&s, &wave, "cancel"),
             WavesCommand::List => waves::list(&s),

@@ -416,7 +416,7 @@ fn keys_in_root_history(api: &Api, repo: &str, newest: u64) -> Result<Vec<Public
 
 /// Keeps the tarball's roles/root.json in step with the server, best effort: the rotation is
 /// already done and the key already saved.
-fn store_new_root(file: &mut CredsFile, api: &Api, repo: &str) {
+pub fn store_new_root(file: &mut CredsFile, api: &Api, repo: &str) {
     let stored = api
         .get(&format!("{repo}/root.json"))
         .and_then(|b| Ok(file.creds.set_root_json(&b)?))

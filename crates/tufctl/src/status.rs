@@ -45,8 +45,8 @@ fn expiry_warnings(
     now: OffsetDateTime,
 ) -> Vec<String> {
     const ROOT: &str =
-        "only the root key holders can renew it: `tufctl keys tuf updates init -m MSG`, \
-                        `sign`, `apply` (or `tufctl keys rotate-root`)";
+        "only the root key holders can renew it: `tufctl keys resign-root CREDS.tgz` (add \
+         `--export REQUEST.json` to sign on an offline machine)";
     let mut out = Vec::new();
     out.extend(expiry_warning(
         &format!("the CI root (version {})", ci.signed.version),
@@ -70,8 +70,8 @@ fn expiry_warnings(
                 &t.signed.expires,
                 now,
                 "production devices stop updating then; only the offline targets key holder \
-                 can renew them: publish a Wave (`tufctl waves init -k TARGETS-ONLY.tgz ...` \
-                 and `tufctl waves complete`)",
+                 can renew them: `tufctl waves resign -k TARGETS-ONLY.tgz WAVE`, or publish a \
+                 new Wave",
             ));
         }
     }

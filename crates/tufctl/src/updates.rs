@@ -419,6 +419,8 @@ pub fn run(s: &Settings, cmd: UpdatesCommand) -> Result<()> {
             }
             Ok(())
         }
+        UpdatesCommand::Export { out } => crate::request::export_root_update(s, &out),
+        UpdatesCommand::Import { response } => crate::request::import_root_update(s, &response),
         UpdatesCommand::Cancel => {
             let tx = require_open(&api, &repo)?;
             cancel(&api, &repo, &tx.txid)?;

@@ -6,6 +6,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 use tuf_core::{Expires, Role, Root, Signed, Targets};
 
+use crate::client::Api;
 use crate::creds::CredsFile;
 use crate::settings::Settings;
 use crate::updates;
@@ -23,6 +24,61 @@ pub fn init(
     let api = s.api_with_token(Some(&cfg), "the Factory owner's")?;
     let repo = s.repo_path(Some(&cfg))?;
     let factory = s.factory(Some(&cfg))?;
+    let proposal = propose(&api, &repo, version, tag, expires_days)?;
+    let signers = updates::role_signers(&file.creds, &proposal.prod_root.signed, Role::Targets)?;
+    if signers.is_empty() {
+        bail!(
+            "{} holds no offline targets key of the production root; use the file from \
+             `tufctl keys copy-targets` (or run `tufctl keys rotate-targets` first)",
+            creds.display()
+        );
+    }
+    let added = proposal.added;
+    let mut env = Signed::new(proposal.next)?;
+    for k in &signers {
+        env.sign(k)?;
+    }
+    let body = json!({
+        "name": wave, "version": version, "tag": tag,
+        "targets": serde_json::from_slice::<Value>(&env.to_bytes())?,
+    });
+    let answer = api
+        .post_json(&format!("/ota/factories/{factory}/waves"), &body)
+        .with_context(|| format!("creating wave {wave:?}"))?;
+    if s.json() {
+        println!("{answer}");
+    } else {
+        println!(
+            "Wave {wave} created: {added} target(s) of version {version} tagged {tag}, production \
+             targets version {}. Publish it with `tufctl waves complete {wave}`.",
+            env.signed.version
+        );
+    }
+    Ok(())
+}
+
+/// A wave's proposed production targets and what they were built from.
+pub struct Proposal {
+    /// CI targets.json as served.
+    pub ci: Signed<Targets>,
+    /// The current production targets as served.
+    pub prod: Signed<Targets>,
+    pub prod_root: Signed<Root>,
+    /// The current production targets with the CI targets of `version` merged in (tagged),
+    /// version + 1, new expiry; unsigned.
+    pub next: Targets,
+    /// How many CI targets were merged in.
+    pub added: usize,
+}
+
+/// Builds the production targets of a wave from the server's CI and production targets.
+pub fn propose(
+    api: &Api,
+    repo: &str,
+    version: &str,
+    tag: &str,
+    expires_days: u32,
+) -> Result<Proposal> {
     let ci: Signed<Targets> = Signed::from_slice(&api.get(&format!("{repo}/targets.json"))?)
         .context("the CI targets.json is not valid")?;
     let prod: Signed<Targets> =
@@ -31,14 +87,6 @@ pub fn init(
     let prod_root: Signed<Root> =
         Signed::from_slice(&api.get(&format!("{repo}/root.json?production=1"))?)
             .context("the production root.json is not valid")?;
-    let signers = updates::role_signers(&file.creds, &prod_root.signed, Role::Targets)?;
-    if signers.is_empty() {
-        bail!(
-            "{} holds no offline targets key of the production root; use the file from \
-             `tufctl keys copy-targets` (or run `tufctl keys rotate-targets` first)",
-            creds.display()
-        );
-    }
     let mut next = prod.signed.clone();
     let mut added = 0;
     for (path, target) in &ci.signed.targets {
@@ -70,27 +118,13 @@ pub fn init(
         .ok_or_else(|| anyhow!("production targets version overflow"))?;
     let now = time::OffsetDateTime::now_utc();
     next.expires = Expires::after(now, i64::from(expires_days) * 86_400)?;
-    let mut env = Signed::new(next)?;
-    for k in &signers {
-        env.sign(k)?;
-    }
-    let body = json!({
-        "name": wave, "version": version, "tag": tag,
-        "targets": serde_json::from_slice::<Value>(&env.to_bytes())?,
-    });
-    let answer = api
-        .post_json(&format!("/ota/factories/{factory}/waves"), &body)
-        .with_context(|| format!("creating wave {wave:?}"))?;
-    if s.json() {
-        println!("{answer}");
-    } else {
-        println!(
-            "Wave {wave} created: {added} target(s) of version {version} tagged {tag}, production \
-             targets version {}. Publish it with `tufctl waves complete {wave}`.",
-            env.signed.version
-        );
-    }
-    Ok(())
+    Ok(Proposal {
+        ci,
+        prod,
+        prod_root,
+        next,
+        added,
+    })
 }
 
 pub fn action(s: &Settings, wave: &str, what: &str) -> Result<()> {

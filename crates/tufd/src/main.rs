@@ -227,6 +227,7 @@ fn router(state: Shared) -> Router {
             post(waves::complete),
         )
         .route("/ota/factories/{f}/waves/{w}/cancel", post(waves::cancel))
+        .route("/ota/factories/{f}/waves/{w}/resign", post(waves::resign))
         .route("/ota/factories/{f}/audit", get(audit::list))
         .route(&format!("{user_repo}/{{file}}"), get(serve::user_repo))
         .route(

@@ -69,9 +69,9 @@ async fn warn_expiring(state: &Shared, now: i64) -> ApiResult<()> {
             "version": version,
             "expires": crate::format_time(expires),
             "renew": if role == "root" {
-                "a root update signed by the root key holders: tufctl keys tuf updates init, sign, apply"
+                "a root update signed by the root key holders: tufctl keys resign-root"
             } else {
-                "a new wave signed with the offline targets key: tufctl waves init, complete"
+                "re-signed with the offline targets key: tufctl waves resign, or a new wave"
             },
         });
         let mut tx = state.db.begin_write().await?;

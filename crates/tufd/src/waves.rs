@@ -229,6 +229,146 @@ pub async fn complete(
     ))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResignWave {
+    targets: Value,
+}
+
+/// `POST /ota/factories/{f}/waves/{w}/resign` (owner): renews the production targets of the
+/// wave in production. The proposal must be the current production targets with version + 1
+/// and a new expiry, nothing else changed, signed by an offline targets key; the server
+/// countersigns it, publishes it and re-signs production snapshot and timestamp.
+pub async fn resign(
+    State(state): State<Shared>,
+    Path((factory, wave)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: JsonBody,
+) -> ApiResult<Json<Value>> {
+    let caller = authenticate(&state, &headers).await?;
+    caller.require(&factory, &[Scope::Owner])?;
+    let req: ResignWave = body.parse()?;
+    let proposed = Signed::<Targets>::from_value(req.targets)
+        .map_err(|e| ApiError::bad_request("invalid targets", e.to_string()))?;
+    let now = OffsetDateTime::now_utc();
+    let mut tx = begin_locked(&state.db, &factory).await?;
+    let rejected = |check: &str, reason: String| {
+        ApiError::unprocessable("resign rejected", json!({"check": check, "reason": reason}))
+    };
+    match wave_status(&mut tx, &factory, &wave).await?.as_deref() {
+        None => return Err(ApiError::not_found(format!("wave {wave:?}"))),
+        Some("complete") => {}
+        Some(other) => {
+            return Err(ApiError::conflict(
+                "wave not in production",
+                format!("wave {wave:?} is {other}; only a completed wave can be re-signed"),
+            ))
+        }
+    }
+    let active = sqlx::query("SELECT name FROM waves WHERE factory = $1 AND status = 'active'")
+        .bind(&factory)
+        .fetch_optional(&mut *tx)
+        .await?;
+    if let Some(r) = active {
+        let name: String = r.try_get(0)?;
+        return Err(ApiError::conflict(
+            "wave active",
+            format!("wave {name:?} is active; complete or cancel it first"),
+        ));
+    }
+    // The wave in production is the last one completed, and the production targets still
+    // list what it published (a root update may have re-signed them, never changed them).
+    let latest = sqlx::query(
+        "SELECT name, body FROM waves WHERE factory = $1 AND status = 'complete' \
+         ORDER BY targets_version DESC, created_at DESC LIMIT 1",
+    )
+    .bind(&factory)
+    .fetch_one(&mut *tx)
+    .await?;
+    let latest_name: String = latest.try_get(0)?;
+    let published: Vec<u8> = latest.try_get(1)?;
+    let head = require_head(&mut tx, &factory, Flavour::Prod, Role::Targets).await?;
+    let current: Signed<Targets> = head.parse()?;
+    let wave_targets = Signed::<Targets>::from_slice(&published)?;
+    if latest_name != wave || wave_targets.signed.targets != current.signed.targets {
+        return Err(ApiError::conflict(
+            "wave not in production",
+            format!(
+                "wave {wave:?} is not the one in production (the last completed wave is \
+                 {latest_name:?})"
+            ),
+        ));
+    }
+    // Nothing but version and expiry may change: compare the exact canonical bytes.
+    let mut same = current.signed.clone();
+    same.version = proposed.signed.version;
+    same.expires = proposed.signed.expires;
+    if Signed::new(same)?.canonical() != proposed.canonical() {
+        return Err(rejected(
+            "unchanged",
+            "the proposal differs from the current production targets in more than version \
+             and expires"
+                .to_owned(),
+        ));
+    }
+    if proposed.signed.expires.unix() <= current.signed.expires.unix() {
+        return Err(rejected(
+            "expires",
+            format!(
+                "the new expiry {} is not later than the current one {}",
+                proposed.signed.expires, current.signed.expires
+            ),
+        ));
+    }
+    let root = current_root(&mut tx, &factory, Flavour::Prod).await?;
+    let keys = OnlineKeys::load(&mut tx, &state.vault, &factory).await?;
+    let signed = countersign(&mut tx, &factory, &root.signed, &keys, proposed).await?;
+    let signing = Signing {
+        factory: &factory,
+        keys: &keys,
+        periods: &state.periods,
+        now,
+    };
+    store_signed(
+        &mut tx,
+        &factory,
+        Flavour::Prod,
+        Role::Targets,
+        &signed,
+        now.unix_timestamp(),
+    )
+    .await?;
+    signing
+        .refresh_snapshot(&mut tx, Flavour::Prod, &root.signed)
+        .await?;
+    let version = signed.signed.version;
+    sqlx::query(
+        "UPDATE waves SET targets_version = $1, body = $2 WHERE factory = $3 AND name = $4",
+    )
+    .bind(i64::try_from(version).unwrap_or(i64::MAX))
+    .bind(signed.to_bytes())
+    .bind(&factory)
+    .bind(&wave)
+    .execute(&mut *tx)
+    .await?;
+    audit::record(
+        &mut tx,
+        &factory,
+        now.unix_timestamp(),
+        &caller.actor,
+        "wave.resign",
+        json!({"wave": wave, "targets_version": version,
+               "expires": signed.signed.expires.to_string()}),
+    )
+    .await?;
+    tx.commit().await?;
+    state.cache.published();
+    Ok(Json(
+        json!({"name": wave, "status": "complete", "targets_version": version,
+                   "expires": signed.signed.expires.to_string()}),
+    ))
+}
+
 /// `POST /ota/factories/{f}/waves/{w}/cancel` (owner).
 pub async fn cancel(
     State(state): State<Shared>,

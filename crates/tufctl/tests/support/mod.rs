@@ -26,12 +26,42 @@ impl Server {
 
     /// A server on the embedded SQLite store (`None`) or on the PostgreSQL database `db_url`.
     pub fn start_with(db_url: Option<&str>) -> Self {
-        let tufd = tufd_path();
         let dir = tempfile::tempdir().unwrap();
         let admin = format!("admin-{}", hex::encode(rand_bytes()));
-        let mut cmd = Command::new(&tufd);
-        cmd.args(["--listen", "127.0.0.1:0", "--data-dir"])
+        Self::launch(dir, admin, db_url, "127.0.0.1:0", &[], &[])
+    }
+
+    /// Stops this (SQLite) server and starts tufd again on the same data directory and
+    /// address, run through `prefix` (e.g. `["faketime", "+12d"]`) and with `args` added.
+    pub fn restart(mut self, prefix: &[&str], args: &[&str]) -> Self {
+        self.stop();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        let listen = self.url.trim_start_matches("http://").to_owned();
+        let admin = self.admin.clone();
+        drop(self);
+        Self::launch(dir, admin, None, &listen, prefix, args)
+    }
+
+    fn launch(
+        dir: tempfile::TempDir,
+        admin: String,
+        db_url: Option<&str>,
+        listen: &str,
+        prefix: &[&str],
+        args: &[&str],
+    ) -> Self {
+        let tufd = tufd_path();
+        let mut cmd = match prefix.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(&tufd);
+                c
+            }
+            None => Command::new(&tufd),
+        };
+        cmd.args(["--listen", listen, "--data-dir"])
             .arg(dir.path().join("data"))
+            .args(args)
             .env("TUFD_ADMIN_TOKEN", &admin)
             .env_remove("RUST_LOG")
             .env_remove("TUFD_DATABASE_URL")

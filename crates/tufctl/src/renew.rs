@@ -1,0 +1,161 @@
+//! Renewals before expiry: `keys resign-root` (the roots with version + 1 and a new expiry,
+//! nothing else changed) and `waves resign` (the production targets of the wave in
+//! production with version + 1 and a new expiry).
+
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+use tuf_core::{Expires, Role, Root, Signed, Targets};
+
+use crate::creds::CredsFile;
+use crate::request;
+use crate::rotation;
+use crate::settings::Settings;
+use crate::updates;
+
+/// `keys resign-root CREDS.tgz [--expires-days N] [--export REQUEST.json]`.
+pub fn resign_root(
+    s: &Settings,
+    path: &Path,
+    expires_days: u32,
+    export: Option<&Path>,
+    cancel_open: bool,
+) -> Result<()> {
+    let mut file = CredsFile::open(s, path)?;
+    let cfg = file.creds.config().clone();
+    let api = s.api_with_token(Some(&cfg), "the Factory owner's")?;
+    let repo = s.repo_path(Some(&cfg))?;
+    let factory = s.factory(Some(&cfg))?;
+    let current = updates::current_roots(&api, &repo)
+        .context("fetching the Factory's current roots (nothing was changed)")?;
+    let signers = updates::role_signers(&file.creds, &current.ci.signed, Role::Root)?;
+    if signers.is_empty() && export.is_none() {
+        bail!(
+            "{} holds none of the current root keys, so it cannot sign the renewed root; \
+             nothing was changed. Use the file with the root key, or --export REQUEST.json to \
+             have it signed on the offline machine",
+            path.display()
+        );
+    }
+    let expires = Expires::after(OffsetDateTime::now_utc(), i64::from(expires_days) * 86_400)?;
+    let message = format!("renew the root: expires {expires}");
+    let mut tx = updates::begin(&api, &repo, &message, cancel_open, |tx| {
+        tx.message == message
+    })?;
+    // The server's draft is the current root with version + 1; only the expiry changes.
+    for (env, cur) in [
+        (&mut tx.ci_root, &current.ci.signed),
+        (&mut tx.prod_root, &current.prod.signed),
+    ] {
+        if !unchanged_but_version(&env.signed, cur) {
+            bail!(
+                "the open transaction {} changes more than the version; it is not a renewal. \
+                 Cancel it (`tufctl keys tuf updates cancel`) and run this again",
+                tx.txid
+            );
+        }
+        *env = updates::edit_root(env, |r: &mut Root| {
+            r.expires = expires;
+            Ok(())
+        })?;
+    }
+    tx.stage_prod_targets = false;
+    if let Some(out) = export {
+        let staged = updates::stage(&api, &repo, &tx)?;
+        let req = request::root_update_request(&api, &repo, &factory, &staged, &current)?;
+        request::write_file(out, &req.to_bytes()?, "signing request")?;
+        println!(
+            "Staged the renewal (root version {}, expires {expires}) as transaction {} and wrote \
+             its signing request to {}. Sign it offline with `tufctl sign {} -k CREDS.tgz --out \
+             RESPONSE.json`, then `tufctl keys tuf updates import RESPONSE.json` and `apply`.",
+            tx.ci_root.signed.version,
+            tx.txid,
+            out.display(),
+            out.display()
+        );
+        return Ok(());
+    }
+    for env in [&mut tx.ci_root, &mut tx.prod_root] {
+        for k in &signers {
+            env.sign(k)?;
+        }
+    }
+    if !updates::stage_and_apply(&api, &repo, &tx, &current)? {
+        return Ok(());
+    }
+    rotation::store_new_root(&mut file, &api, &repo);
+    if s.json() {
+        println!(
+            "{}",
+            json!({"version": tx.ci_root.signed.version, "expires": expires})
+        );
+    } else {
+        println!(
+            "Renewed the root: version {}, expires {expires}.",
+            tx.ci_root.signed.version
+        );
+    }
+    Ok(())
+}
+
+/// `waves resign -k TARGETS-ONLY.tgz WAVE [--expires-days N]`.
+pub fn resign_wave(s: &Settings, creds: &Path, wave: &str, expires_days: u32) -> Result<()> {
+    let file = CredsFile::open(s, creds)?;
+    let cfg = file.creds.config().clone();
+    let api = s.api_with_token(Some(&cfg), "the Factory owner's")?;
+    let repo = s.repo_path(Some(&cfg))?;
+    let factory = s.factory(Some(&cfg))?;
+    let prod: Signed<Targets> =
+        Signed::from_slice(&api.get(&format!("{repo}/targets.json?production=1"))?)
+            .context("the production targets.json is not valid")?;
+    let prod_root = updates::current_roots(&api, &repo)?.prod;
+    let signers = updates::role_signers(&file.creds, &prod_root.signed, Role::Targets)?;
+    if signers.is_empty() {
+        bail!(
+            "{} holds no offline targets key of the production root; use the file from \
+             `tufctl keys copy-targets`",
+            creds.display()
+        );
+    }
+    let mut next = prod.signed.clone();
+    next.version = prod
+        .signed
+        .version
+        .checked_add(1)
+        .ok_or_else(|| anyhow!("production targets version overflow"))?;
+    next.expires = Expires::after(OffsetDateTime::now_utc(), i64::from(expires_days) * 86_400)?;
+    let mut env = Signed::new(next)?;
+    for k in &signers {
+        env.sign(k)?;
+    }
+    let body = json!({"targets": serde_json::from_slice::<Value>(&env.to_bytes())?});
+    let answer = api
+        .post_json(
+            &format!("/ota/factories/{factory}/waves/{wave}/resign"),
+            &body,
+        )
+        .with_context(|| format!("re-signing the production targets of wave {wave:?}"))?;
+    if s.json() {
+        println!("{answer}");
+    } else {
+        println!(
+            "Renewed the production targets of wave {wave}: version {}, expires {}.",
+            env.signed.version, env.signed.expires
+        );
+    }
+    Ok(())
+}
+
+/// Whether `new` is `cur` with version + 1, whatever its expiry and changelog.
+fn unchanged_but_version(new: &Root, cur: &Root) -> bool {
+    let mut a = new.clone();
+    let mut b = cur.clone();
+    a.expires = b.expires;
+    a.version = b.version;
+    for r in [&mut a, &mut b] {
+        r.extra.remove("x-changelog");
+    }
+    new.version == cur.version.saturating_add(1) && a == b
+}
