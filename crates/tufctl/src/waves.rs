@@ -31,7 +31,7 @@ pub fn init(
     let prod_root: Signed<Root> =
         Signed::from_slice(&api.get(&format!("{repo}/root.json?production=1"))?)
             .context("the production root.json is not valid")?;
-    let signers = updates::role_signers(&file.creds, &prod_root.signed, Role::Targets)?;
+    let signers = updates::role_signers(&file, &prod_root.signed, Role::Targets)?;
     if signers.is_empty() {
         bail!(
             "{} holds no offline targets key of the production root; use the file from \
@@ -72,7 +72,7 @@ pub fn init(
     next.expires = Expires::after(now, i64::from(expires_days) * 86_400)?;
     let mut env = Signed::new(next)?;
     for k in &signers {
-        env.sign(k)?;
+        env.sign(k.as_ref())?;
     }
     let body = json!({
         "name": wave, "version": version, "tag": tag,
