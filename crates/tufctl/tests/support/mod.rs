@@ -181,6 +181,7 @@ pub fn tufctl_env(args: &[&str], env: &[(&str, &str)]) -> Output {
         "TUFCTL_FACTORY",
         "TUFCTL_CONFIG",
         "TUFCTL_PASSPHRASE",
+        "TUFCTL_PKCS11_PIN",
     ] {
         cmd.env_remove(k);
     }
