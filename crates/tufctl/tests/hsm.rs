@@ -217,6 +217,23 @@ fn root_key_on_an_ed25519_token() {
     let prod_device = Device::new(&prod_old, &x.prod_base);
 
     let pin = token.pin_file.to_str().unwrap();
+    // --slot without the module to find it in: refused before anything is generated.
+    let before = std::fs::read(&x.creds).unwrap();
+    let err = fails(&ctl(
+        &x,
+        conf,
+        &[
+            "keys",
+            "rotate-root",
+            "--slot",
+            &token.label,
+            "--pin-file",
+            pin,
+            c,
+        ],
+    ));
+    assert!(err.contains("--slot needs --pkcs11 MODULE"), "{err}");
+    assert_eq!(std::fs::read(&x.creds).unwrap(), before);
     let out = ok(&ctl(
         &x,
         conf,
@@ -596,4 +613,73 @@ fn second_root_holder_on_a_token() {
         assert!(root_keyids(r).contains(&bob_id), "{r}");
         assert!(signer_ids(r).contains(&bob_id), "{r}");
     }
+}
+
+/// Nothing is lost with a token key either: a rotation refused after the key was generated
+/// leaves its reference in the tarball (saved before the server heard of it), and a re-run
+/// reuses that key instead of generating another.
+#[test]
+fn interrupted_rotation_onto_a_token_reuses_the_pending_key() {
+    let Some(token) = Token::new("tuf-pending") else {
+        return;
+    };
+    let server = Server::start();
+    let x = Offline::setup(&server, "hsm-pending", "creds.tgz");
+    let c = x.creds.to_str().unwrap();
+    let conf = token.conf.as_path();
+    let pin = token.pin_file.to_str().unwrap();
+    let rotate = [
+        "--json",
+        "keys",
+        "rotate-root",
+        "--pkcs11",
+        &token.module,
+        "--slot",
+        &token.label,
+        "--pin-file",
+        pin,
+        c,
+    ];
+    // Another holder's transaction is open: the server refuses to open ours, after the new
+    // key was generated on the token and its reference saved.
+    ok(&ctl(
+        &x,
+        conf,
+        &["keys", "tuf", "updates", "init", "-m", "someone else"],
+    ));
+    let roots_before = server_roots(&x);
+    let err = fails(&ctl(&x, conf, &rotate));
+    assert!(err.contains("pending key"), "{err}");
+    assert_eq!(server_roots(&x), roots_before);
+    let pending: Vec<_> = Credentials::read(&std::fs::read(&x.creds).unwrap())
+        .unwrap()
+        .keys()
+        .unwrap()
+        .into_iter()
+        .filter(|k| matches!(k.private, PrivatePart::Token { .. }))
+        .collect();
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    let pending_id = pending[0].key_id().as_str().to_owned();
+    assert_token_key_only(&x.creds, &pending_id, "tuf-pending");
+
+    ok(&ctl(&x, conf, &["keys", "tuf", "updates", "cancel"]));
+    let out = ctl(&x, conf, &rotate);
+    let v = json(&ok(&out));
+    assert_eq!(v["root_keyid"], pending_id.as_str(), "{v}");
+    assert_eq!(v["reused_pending_key"], true, "{v}");
+    assert!(
+        stderr(&out).contains("reusing the pending root key"),
+        "{}",
+        stderr(&out)
+    );
+    let (ci_root, _) = server_roots(&x);
+    assert_eq!(root_keyids(&ci_root), [pending_id.as_str()]);
+    let tokens = Credentials::read(&std::fs::read(&x.creds).unwrap())
+        .unwrap()
+        .keys()
+        .unwrap()
+        .into_iter()
+        .filter(|k| matches!(k.private, PrivatePart::Token { .. }))
+        .count();
+    assert_eq!(tokens, 1, "no second key was generated");
 }
