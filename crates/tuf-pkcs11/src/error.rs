@@ -53,16 +53,16 @@ pub enum Error {
     #[error("{0} keys cannot be kept on a token by this tool; use ed25519 or ecdsa")]
     UnsupportedKeyType(String),
 
-    #[error("the token {token:?} reported an unusable public key: {reason}")]
+    #[error("the token {token} reported an unusable public key: {reason}")]
     BadPublicKey { token: String, reason: String },
 
-    #[error("the token {token:?} produced a signature that does not verify with its public key ({reason}); it was not used")]
+    #[error("the token {token} produced a signature that does not verify with its public key ({reason}); it was not used")]
     BadSignature { token: String, reason: String },
 
     #[error("invalid PKCS#11 key reference: {0}")]
     BadRef(String),
 
-    #[error("token {token:?}: {action} failed: {source}")]
+    #[error("token {token}: {action} failed: {source}")]
     Token {
         token: String,
         action: &'static str,

@@ -139,7 +139,7 @@ impl Pkcs11Signer {
         };
         let ctx = load(module)?;
         let (slot, token_label, token_serial) = select_token(&ctx, module, slot_or_token)?;
-        let token = format!("{token_label} (serial {token_serial})");
+        let token = format!("{token_label:?} (serial {token_serial})");
         let session = login(&ctx, module, slot, &token_label, &token_serial, pin)?;
         let id = session
             .generate_random_vec(16)
@@ -155,7 +155,13 @@ impl Pkcs11Signer {
         };
         let (public_handle, private) =
             pair.map_err(|e| token_error(&token, "generating a key pair", e))?;
-        let public = public_key_of(&session, public_handle, kind, &token)?;
+        let public = match public_key_of(&session, public_handle, kind, &token) {
+            Ok(p) => p,
+            Err(e) => {
+                discard(&session, [public_handle, private]);
+                return Err(e);
+            }
+        };
         let key_ref = KeyRef {
             module: module.to_owned(),
             token_label,
@@ -173,13 +179,16 @@ impl Pkcs11Signer {
             private,
             session: Mutex::new(session),
         };
-        // Prove the new key signs correctly before anyone trusts it.
-        signer
-            .sign_checked(b"tuf-pkcs11 self-test")
-            .map_err(|e| match e {
+        // Prove the new key signs correctly before anyone trusts it; a key that does not is
+        // removed again rather than left behind on the token.
+        if let Err(e) = signer.sign_checked(b"tuf-pkcs11 self-test") {
+            let session = signer.session.lock().unwrap_or_else(|p| p.into_inner());
+            discard(&session, [public_handle, private]);
+            return Err(match e {
                 SignError::Token(e) => token_error(&token, "a test signature", e),
                 SignError::Bad(reason) => Error::BadSignature { token, reason },
-            })?;
+            });
+        }
         Ok((signer, key_ref, public))
     }
 
@@ -517,6 +526,14 @@ fn public_key_of(
         Kind::EcdsaP256 => PublicKey::from_p256_point(der::ec_point(&point, 65).map_err(bad)?),
     };
     built.map_err(|e| bad(e.to_string()))
+}
+
+/// Best effort removal of a just-generated key pair that turned out unusable; the error
+/// already being reported matters more than a failure here.
+fn discard(session: &Session, objects: [ObjectHandle; 2]) {
+    for o in objects {
+        let _ = session.destroy_object(o);
+    }
 }
 
 fn not_present(key_ref: &KeyRef) -> Error {

@@ -281,3 +281,24 @@ fn key_ref_json_is_checked() {
     assert!(KeyRef::from_json(b"{}").is_err());
     assert!(KeyRef::from_json(b"not json").is_err());
 }
+
+#[test]
+fn a_signature_that_does_not_verify_is_never_returned() {
+    let Some(fx) = fixture() else { return };
+    let (mut signer, _, _) = Pkcs11Signer::generate(
+        &fx.module,
+        "tuf-unit",
+        &pin(PIN),
+        KeyType::Ed25519,
+        "unit-faulty",
+    )
+    .unwrap();
+    // As if the token signed with some other key than the one it reported.
+    let other = tuf_core::PrivateKey::generate(KeyType::Ed25519).unwrap();
+    signer.public = other.public_key().clone();
+    let err = signer.sign(b"metadata").unwrap_err().to_string();
+    assert!(
+        err.contains("does not verify") && err.contains("tuf-unit"),
+        "{err}"
+    );
+}
