@@ -191,6 +191,42 @@ fn assert_token_key_only(path: &Path, keyid: &str, label: &str) {
     assert_eq!(r["token_label"], label);
 }
 
+/// python-tuf (the independent implementation) checks that `root` meets its own root
+/// threshold, i.e. accepts the token's signatures. Needs `TUF_TEST_PYTHON` like tuf-core's
+/// interop tests: said and skipped without it, a failure under `CI=true`.
+fn python_tuf_accepts(root: &Value, keyid: &str, scheme: &str) {
+    let python = match std::env::var("TUF_TEST_PYTHON") {
+        Ok(p) if !p.is_empty() => p,
+        _ => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "TUF_TEST_PYTHON must be set under CI=true"
+            );
+            eprintln!("SKIPPED: python-tuf check of the token-signed root (TUF_TEST_PYTHON unset)");
+            return;
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("root.json");
+    std::fs::write(&file, serde_json::to_vec(root).unwrap()).unwrap();
+    let peer = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tuf-core/tests/python/peer.py");
+    let out = Command::new(python)
+        .arg(peer)
+        .arg("verify-root")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python-tuf refused the root: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let report = json(&stdout(&out));
+    assert_eq!(report["verified"], true, "{report}");
+    assert_eq!(report["root_keys"][keyid], scheme, "{report}");
+}
+
 fn root_keyids(root: &Value) -> Vec<String> {
     root["signed"]["roles"]["root"]["keyids"]
         .as_array()
@@ -260,6 +296,8 @@ fn root_key_on_an_ed25519_token() {
         assert_eq!(r["signed"]["keys"][&root_id]["keytype"], "ed25519");
     }
     assert_token_key_only(&x.creds, &root_id, "tuf-root");
+    python_tuf_accepts(&ci_root, &root_id, "ed25519");
+    python_tuf_accepts(&prod_root, &root_id, "ed25519");
 
     // Devices set up on the old root follow the chain and keep updating.
     let v2 = add_build(&server, &x.f, x.dir.path(), "2");
@@ -544,6 +582,7 @@ fn root_key_on_an_ecdsa_token_by_slot_id() {
     assert!(env
         .verify_role("root", r.role(tuf_core::Role::Root), &r.keys)
         .is_met());
+    python_tuf_accepts(&ci_root, &root_id, "ecdsa-sha2-nistp256");
 
     // The token root key signs the next root change.
     ok(&ctl(
