@@ -69,11 +69,12 @@ impl KeyRef {
     }
 
     /// Pretty JSON with a final newline; the same reference always gives the same bytes.
-    pub fn to_json(&self) -> Vec<u8> {
-        // Invariant: a struct of strings and a path that came from a string always serialises.
-        let mut out = serde_json::to_vec_pretty(self).unwrap_or_default();
+    /// Fails only for a module path that is not UTF-8.
+    pub fn to_json(&self) -> Result<Vec<u8>, Error> {
+        let mut out = serde_json::to_vec_pretty(self)
+            .map_err(|e| Error::BadRef(format!("cannot encode the reference: {e}")))?;
         out.push(b'\n');
-        out
+        Ok(out)
     }
 
     /// The same reference with the module path replaced (the module is installed elsewhere

@@ -426,7 +426,7 @@ fn pending_or_new(
             file.creds.add_token_key(
                 &key_name(role, &public.key_id()),
                 &public,
-                &key_ref.to_json(),
+                &key_ref.to_json()?,
             )?;
             Box::new(signer)
         }

@@ -528,7 +528,7 @@ pub fn run(s: &Settings, cmd: UpdatesCommand) -> Result<()> {
                         file.tokens.generate(slot, key_type.key_type(), &label)?;
                     let name = format!("tufctl-{role}-{}", public.key_id());
                     file.creds
-                        .add_token_key(&name, &public, &key_ref.to_json())?;
+                        .add_token_key(&name, &public, &key_ref.to_json()?)?;
                     (public, format!("{name}.pkcs11"))
                 }
             };
@@ -536,7 +536,6 @@ pub fn run(s: &Settings, cmd: UpdatesCommand) -> Result<()> {
             // hears of it.
             file.save()
                 .context("saving the new key before sending anything to the server")?;
-            let name = stored_as.clone();
             let owner = owner.unwrap_or_else(default_owner);
             let id = public.key_id();
             let add = |r: &mut Root| -> Result<()> {
@@ -553,7 +552,7 @@ pub fn run(s: &Settings, cmd: UpdatesCommand) -> Result<()> {
             sign_with(&mut tx, &file, &current)?;
             let staged = stage(&api, &repo, &tx).with_context(|| {
                 format!(
-                    "the new key keys/{name} is saved in {} but not staged; re-run to stage it",
+                    "the new key keys/{stored_as} is saved in {} but not staged; re-run to stage it",
                     creds.display()
                 )
             })?;
