@@ -119,6 +119,34 @@ impl PublicKey {
         }
     }
 
+    /// The TUF form of a raw 32-byte ed25519 public key (as a hardware token reports it),
+    /// spelled exactly as [`PrivateKey`] writes it: 64 lowercase hex characters.
+    pub fn from_ed25519_raw(raw: &[u8]) -> Result<Self, Error> {
+        if raw.len() != 32 {
+            return Err(Error::Key(format!(
+                "an ed25519 public key is 32 bytes, not {}",
+                raw.len()
+            )));
+        }
+        Ok(Self::new("ed25519", "ed25519", hex::encode(raw)))
+    }
+
+    /// The TUF form of an uncompressed P-256 point (`04 || X || Y`, as a hardware token
+    /// reports it): the PEM SPKI that [`PrivateKey`] writes for the same key, byte for byte,
+    /// so both give the same key ID.
+    pub fn from_p256_point(point: &[u8]) -> Result<Self, Error> {
+        if point.len() != 65 || point[0] != 0x04 {
+            return Err(Error::Key(
+                "a P-256 public key must be an uncompressed point (65 bytes starting with 04)"
+                    .into(),
+            ));
+        }
+        let mut der = Vec::with_capacity(P256_SPKI_PREFIX.len() + point.len());
+        der.extend_from_slice(&P256_SPKI_PREFIX);
+        der.extend_from_slice(point);
+        Ok(Self::new("ecdsa", "ecdsa-sha2-nistp256", spki_pem(&der)))
+    }
+
     /// SHA-256 of the canonical JSON of `{"keytype", "scheme", "keyval": {"public"}}`.
     pub fn key_id(&self) -> KeyId {
         let v = serde_json::json!({
@@ -234,6 +262,12 @@ fn spki_pem(der: &[u8]) -> String {
     )
 }
 
+/// SPKI DER up to the point: SEQUENCE { SEQUENCE { id-ecPublicKey, prime256v1 },
+/// BIT STRING (66 bytes, no unused bits) }.
+const P256_SPKI_PREFIX: [u8; 26] = [
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
+    0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+];
 const PEM_BEGIN: &str = "-----BEGIN PRIVATE KEY-----";
 const PEM_END: &str = "-----END PRIVATE KEY-----";
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -528,6 +562,25 @@ mod tests {
             !err.to_string().contains(&body[..16]),
             "error quotes key material: {err}"
         );
+    }
+
+    #[test]
+    fn public_keys_from_raw_token_values_match_generated_ones() {
+        let ed = PrivateKey::generate(KeyType::Ed25519).unwrap();
+        let raw = hex::decode(&ed.public_key().keyval.public).unwrap();
+        assert_eq!(&PublicKey::from_ed25519_raw(&raw).unwrap(), ed.public_key());
+        assert!(PublicKey::from_ed25519_raw(&raw[..31]).is_err());
+
+        let ec = PrivateKey::generate(KeyType::EcdsaP256).unwrap();
+        let der = spki_der(&ec.public_key().keyval.public).unwrap();
+        let point = &der[der.len() - 65..];
+        let rebuilt = PublicKey::from_p256_point(point).unwrap();
+        assert_eq!(&rebuilt, ec.public_key());
+        assert_eq!(rebuilt.key_id(), *ec.key_id());
+        assert!(PublicKey::from_p256_point(&point[1..]).is_err());
+        let mut compressed = point[..33].to_vec();
+        compressed[0] = 0x02;
+        assert!(PublicKey::from_p256_point(&compressed).is_err());
     }
 
     #[test]

@@ -91,7 +91,7 @@ fn parse_tar(tar_bytes: &[u8]) -> Result<BTreeMap<String, Zeroizing<Vec<u8>>>, E
             return Err(unsafe_entry(
                 name,
                 "not a file a credentials tarball holds (allowed: tufrepo/config.json, \
-                 tufrepo/roles/*.json, tufrepo/keys/*.pub|.sec)",
+                 tufrepo/roles/*.json, tufrepo/keys/*.pub|.sec|.pkcs11)",
             ));
         }
         let size = entry.size();
@@ -257,7 +257,7 @@ fn allowed_file(name: &str) -> bool {
         return true;
     }
     if let Some(file) = name.strip_prefix("tufrepo/keys/") {
-        return [".pub", ".sec"]
+        return [".pub", ".sec", ".pkcs11"]
             .iter()
             .any(|ext| file.strip_suffix(ext).is_some_and(valid_component));
     }

@@ -1,5 +1,6 @@
 //! `keys/<name>.pub` and `keys/<name>.sec`: a key exactly as `root.json` lists it, and the
-//! same object with `keyval.private` (a PKCS#8 PEM).
+//! same object with `keyval.private` (a PKCS#8 PEM). `keys/<name>.pkcs11`: where on a
+//! hardware token the private key of `<name>.pub` is.
 
 use serde::{Deserialize, Serialize};
 use tuf_core::{PrivateKey, PublicKey, Signer};
@@ -83,6 +84,30 @@ pub(crate) fn decode_private(path: &str, bytes: &[u8]) -> Result<PrivateKey, Err
     Ok(key)
 }
 
+/// Checks a `.pkcs11` token reference against the key it is for; returns the token's label
+/// and serial. The full reference is parsed by whoever opens the token.
+pub(crate) fn decode_token_ref(
+    path: &str,
+    bytes: &[u8],
+    public: &PublicKey,
+) -> Result<(String, String), Error> {
+    let r: TokenRef = serde_json::from_slice(bytes)
+        .map_err(|e| bad(path, format!("not a token reference: {e}")))?;
+    if r.token_serial.trim().is_empty() {
+        return Err(bad(path, "token_serial is empty".to_owned()));
+    }
+    if r.keytype != public.keytype || r.scheme != public.scheme {
+        return Err(bad(
+            path,
+            format!(
+                "it is for a {}/{} key but the public key is {}/{}",
+                r.keytype, r.scheme, public.keytype, public.scheme
+            ),
+        ));
+    }
+    Ok((r.token_label, r.token_serial))
+}
+
 fn public_of(keytype: &str, scheme: &str, public: &str) -> PublicKey {
     PublicKey {
         keytype: keytype.to_owned(),
@@ -133,4 +158,13 @@ struct SecFileOwned {
 struct SecKeyValOwned {
     public: String,
     private: String,
+}
+
+/// The fields of a token reference this crate relies on (others are kept as they are).
+#[derive(Deserialize)]
+struct TokenRef {
+    token_label: String,
+    token_serial: String,
+    keytype: String,
+    scheme: String,
 }

@@ -13,6 +13,8 @@
 //! tufrepo/roles/root.json             the CI root.json when the file was created
 //! tufrepo/keys/<name>.pub             the key exactly as in root.json
 //! tufrepo/keys/<name>.sec             the same object with keyval.private (PKCS#8 PEM)
+//! tufrepo/keys/<name>.pkcs11          instead of .sec: where on a hardware token the private
+//!                                     key is (a reference; no secret)
 //! ```
 //!
 //! Keys are identified by matching their public part against a root, never by file name.
@@ -44,11 +46,32 @@ pub struct StoredKey {
     /// The file name without directory and extension, e.g. `offline-root`.
     pub name: String,
     pub public: PublicKey,
-    /// Whether a `.sec` file holds the private part.
+    /// Whether a `.sec` file holds the private part (false for a key on a token: see
+    /// [`StoredKey::private`] and [`StoredKey::can_sign`]).
     pub has_private: bool,
+    /// Where the private part is.
+    pub private: PrivatePart,
+}
+
+/// Where the private part of a stored key is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PrivatePart {
+    /// In the tarball: `keys/<name>.sec`.
+    File,
+    /// On a hardware token; `keys/<name>.pkcs11` says which (see
+    /// [`Credentials::token_key_ref`]). The private key never leaves the token.
+    Token { label: String, serial: String },
+    /// Nowhere in this tarball: only the public key is stored.
+    None,
 }
 
 impl StoredKey {
+    /// True when this tarball can sign with the key (a `.sec` file, or a token reference).
+    pub fn can_sign(&self) -> bool {
+        self.private != PrivatePart::None
+    }
+
     pub fn key_id(&self) -> tuf_core::KeyId {
         self.public.key_id()
     }
@@ -200,11 +223,53 @@ impl Credentials {
         Ok(())
     }
 
-    /// Removes `keys/<name>.pub|.sec`. Errors when no such key is stored.
+    /// Adds a key whose private part lives on a hardware token: `keys/<name>.pub` and
+    /// `keys/<name>.pkcs11`, the token reference as JSON (module, token label and serial, key
+    /// ID and label, keytype and scheme; no secret). Storing the same key again is a no-op.
+    pub fn add_token_key(
+        &mut self,
+        name: &str,
+        public: &PublicKey,
+        reference: &[u8],
+    ) -> Result<(), Error> {
+        check_key_name(name)?;
+        let path = key_path(name, PKCS11);
+        keyfile::decode_token_ref(&path, reference, public)?;
+        if let Some(existing) = self.stored_key_opt(name)? {
+            let same_ref = self.entries.get(&path).map(|v| v.as_slice()) == Some(reference);
+            if same_key(&existing.public, public) && same_ref {
+                return Ok(());
+            }
+            return Err(Error::KeyExists(name.to_owned()));
+        }
+        self.entries.insert(
+            key_path(name, PUB),
+            Zeroizing::new(keyfile::encode_public(public)?),
+        );
+        self.entries
+            .insert(path, Zeroizing::new(reference.to_vec()));
+        Ok(())
+    }
+
+    /// The stored `keys/<name>.pkcs11` (the JSON token reference of a hardware key).
+    pub fn token_key_ref(&self, name: &str) -> Result<Vec<u8>, Error> {
+        self.entries
+            .get(&key_path(name, PKCS11))
+            .map(|v| v.to_vec())
+            .ok_or_else(|| Error::KeyNotFound(format!("{name} (no .pkcs11 file)")))
+    }
+
+    /// The stored key that is the same key material as `public`, if any.
+    pub fn find_key(&self, public: &PublicKey) -> Result<Option<StoredKey>, Error> {
+        Ok(self.keys()?.into_iter().find(|k| k.matches(public)))
+    }
+
+    /// Removes `keys/<name>.pub|.sec|.pkcs11`. Errors when no such key is stored.
     pub fn remove_key(&mut self, name: &str) -> Result<(), Error> {
         let a = self.entries.remove(&key_path(name, PUB));
         let b = self.entries.remove(&key_path(name, SEC));
-        if a.is_none() && b.is_none() {
+        let c = self.entries.remove(&key_path(name, PKCS11));
+        if a.is_none() && b.is_none() && c.is_none() {
             return Err(Error::KeyNotFound(name.to_owned()));
         }
         Ok(())
@@ -251,7 +316,7 @@ impl Credentials {
     }
 
     /// A new tarball with this one's `config.json`, `roles/root.json` and only the keys
-    /// named in `names` (their .pub and .sec).
+    /// named in `names` (their .pub, .sec and .pkcs11).
     pub fn subset(&self, names: &[&str]) -> Result<Self, Error> {
         let mut out = Self::new(self.config.clone());
         out.entries.insert(
@@ -266,7 +331,7 @@ impl Credentials {
         }
         for name in names {
             let mut found = false;
-            for ext in [PUB, SEC] {
+            for ext in [PUB, SEC, PKCS11] {
                 let path = key_path(name, ext);
                 if let Some(v) = self.entries.get(&path) {
                     out.entries.insert(path, v.clone());
@@ -317,9 +382,14 @@ impl Credentials {
             .entries
             .keys()
             .filter_map(|p| p.strip_prefix(KEYS_DIR))
-            .filter_map(|f| f.strip_suffix(PUB).or_else(|| f.strip_suffix(SEC)))
+            .filter_map(|f| {
+                f.strip_suffix(PUB)
+                    .or_else(|| f.strip_suffix(SEC))
+                    .or_else(|| f.strip_suffix(PKCS11))
+            })
             .map(str::to_owned)
             .collect();
+        names.sort();
         names.dedup();
         names
     }
@@ -327,6 +397,7 @@ impl Credentials {
     fn stored_key_opt(&self, name: &str) -> Result<Option<StoredKey>, Error> {
         let pub_path = key_path(name, PUB);
         let sec_path = key_path(name, SEC);
+        let token_path = key_path(name, PKCS11);
         let public = match self.entries.get(&pub_path) {
             Some(b) => Some(keyfile::decode_public(&pub_path, b)?),
             None => None,
@@ -347,12 +418,38 @@ impl Credentials {
             }
             (Some(p), None) => p,
             (None, Some(s)) => s,
-            (None, None) => return Ok(None),
+            (None, None) => {
+                if self.entries.contains_key(&token_path) {
+                    return Err(Error::BadEntry {
+                        name: token_path,
+                        reason: format!("a token reference needs its public key {pub_path}"),
+                    });
+                }
+                return Ok(None);
+            }
+        };
+        let has_private = self.entries.contains_key(&sec_path);
+        let private = match self.entries.get(&token_path) {
+            Some(_) if has_private => {
+                return Err(Error::BadEntry {
+                    name: token_path,
+                    reason: format!(
+                        "the key also has {sec_path}; a key is either in the file or on a token"
+                    ),
+                })
+            }
+            Some(b) => {
+                let (label, serial) = keyfile::decode_token_ref(&token_path, b, &public)?;
+                PrivatePart::Token { label, serial }
+            }
+            None if has_private => PrivatePart::File,
+            None => PrivatePart::None,
         };
         Ok(Some(StoredKey {
             name: name.to_owned(),
             public,
-            has_private: self.entries.contains_key(&sec_path),
+            has_private,
+            private,
         }))
     }
 
@@ -403,6 +500,7 @@ const ROOT: &str = "tufrepo/roles/root.json";
 const KEYS_DIR: &str = "tufrepo/keys/";
 const PUB: &str = ".pub";
 const SEC: &str = ".sec";
+const PKCS11: &str = ".pkcs11";
 
 #[cfg(test)]
 mod tests;

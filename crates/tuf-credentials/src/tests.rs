@@ -380,6 +380,135 @@ fn directories_and_fioctl_extras_are_accepted() {
         .any(|n| n == "tufrepo/roles/unsigned/targets.json"));
 }
 
+// --- hardware keys ----------------------------------------------------------------------
+
+/// A token reference as tuf-pkcs11 writes it, for a key like `public`.
+fn token_ref(public: &PublicKey, serial: &str) -> Vec<u8> {
+    let mut v = serde_json::to_vec_pretty(&serde_json::json!({
+        "module": "/usr/lib/softhsm/libsofthsm2.so",
+        "token_label": "tuf",
+        "token_serial": serial,
+        "id": "a1b2c3",
+        "label": "root",
+        "keytype": public.keytype,
+        "scheme": public.scheme,
+    }))
+    .unwrap();
+    v.push(b'\n');
+    v
+}
+
+#[test]
+fn token_key_is_stored_as_a_reference_only() {
+    let (mut c, _) = sample();
+    let hw = PrivateKey::generate(KeyType::EcdsaP256).unwrap();
+    let public = hw.public_key().clone();
+    let reference = token_ref(&public, "5e1f00d");
+    c.add_token_key("tufctl-root-hw", &public, &reference)
+        .unwrap();
+    // Adding the same reference again is a no-op; another one under the name is refused.
+    c.add_token_key("tufctl-root-hw", &public, &reference)
+        .unwrap();
+    assert!(matches!(
+        c.add_token_key("tufctl-root-hw", &public, &token_ref(&public, "other")),
+        Err(Error::KeyExists(_))
+    ));
+
+    let bytes = c.to_bytes().unwrap();
+    let again = Credentials::read(&bytes).unwrap();
+    let names: Vec<&str> = again.entry_names().collect();
+    assert!(names.contains(&"tufrepo/keys/tufctl-root-hw.pub"));
+    assert!(names.contains(&"tufrepo/keys/tufctl-root-hw.pkcs11"));
+    assert!(!names.contains(&"tufrepo/keys/tufctl-root-hw.sec"));
+    let k = again.find_key(&public).unwrap().unwrap();
+    assert_eq!(k.name, "tufctl-root-hw");
+    assert!(!k.has_private);
+    assert!(k.can_sign());
+    assert_eq!(
+        k.private,
+        PrivatePart::Token {
+            label: "tuf".to_owned(),
+            serial: "5e1f00d".to_owned()
+        }
+    );
+    assert_eq!(again.token_key_ref("tufctl-root-hw").unwrap(), reference);
+    // No private key comes out of a reference.
+    assert!(again.find_signer(&public).unwrap().is_none());
+    assert!(again.private_key("tufctl-root-hw").is_err());
+    assert!(again.secret_key_file("tufctl-root-hw").is_err());
+    let file_key = again.find_key(sample().1.public_key()).unwrap();
+    assert!(file_key.is_none(), "a different key must not match");
+    let root = again
+        .keys()
+        .unwrap()
+        .into_iter()
+        .find(|k| k.name == "offline-root");
+    assert_eq!(root.unwrap().private, PrivatePart::File);
+
+    // Deterministic, carried by subset, removed with the key.
+    assert_eq!(*again.to_bytes().unwrap(), *bytes);
+    let only = again.subset(&["tufctl-root-hw"]).unwrap();
+    assert_eq!(only.token_key_ref("tufctl-root-hw").unwrap(), reference);
+    let mut c = again;
+    c.remove_key("tufctl-root-hw").unwrap();
+    assert!(c.entry_names().all(|n| !n.contains("tufctl-root-hw")));
+}
+
+#[test]
+fn bad_token_references_are_refused() {
+    let key = PrivateKey::generate(KeyType::Ed25519).unwrap();
+    let public = key.public_key().clone();
+    let pub_json = keyfile::encode_public(&public).unwrap();
+    let good = token_ref(&public, "5e1f00d");
+    let sec = keyfile::encode(&key).unwrap().1;
+    let ecdsa = PrivateKey::generate(KeyType::EcdsaP256).unwrap();
+    type Files<'a> = Vec<(&'a str, &'a [u8])>;
+    let cases: Vec<(&str, Files)> = vec![
+        (
+            "reference without its public key",
+            vec![("tufrepo/keys/k.pkcs11", &good)],
+        ),
+        (
+            "a key both in the file and on a token",
+            vec![
+                ("tufrepo/keys/k.pub", &pub_json),
+                ("tufrepo/keys/k.sec", &sec),
+                ("tufrepo/keys/k.pkcs11", &good),
+            ],
+        ),
+        (
+            "reference that is not JSON",
+            vec![
+                ("tufrepo/keys/k.pub", &pub_json),
+                ("tufrepo/keys/k.pkcs11", b"nope"),
+            ],
+        ),
+    ];
+    let wrong_type = token_ref(ecdsa.public_key(), "5e1f00d");
+    let mut cases = cases;
+    cases.push((
+        "reference for another key type",
+        vec![
+            ("tufrepo/keys/k.pub", &pub_json),
+            ("tufrepo/keys/k.pkcs11", &wrong_type),
+        ],
+    ));
+    for (what, files) in cases {
+        let mut entries = vec![("tufrepo/config.json", EntryType::Regular, CONFIG_JSON)];
+        entries.extend(files.iter().map(|(n, d)| (*n, EntryType::Regular, *d)));
+        let err = refused(&gz(&raw_tar(&entries)));
+        assert!(
+            matches!(&err, Error::BadEntry { name, .. } if name == "tufrepo/keys/k.pkcs11"),
+            "{what}: {err}"
+        );
+    }
+    let mut c = Credentials::new(config());
+    assert!(c.add_token_key("k", &public, b"{}").is_err());
+    assert!(c.add_token_key("k", &public, &wrong_type).is_err());
+    assert!(c.add_token_key("../k", &public, &good).is_err());
+    assert_eq!(c.keys().unwrap().len(), 0);
+}
+
 // --- files --------------------------------------------------------------------------------
 
 #[test]

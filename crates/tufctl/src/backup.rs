@@ -40,6 +40,7 @@ pub fn backup(s: &Settings, a: &BackupArgs) -> Result<()> {
     let factory = file.creds.config().factory.clone();
     let mut todo: Vec<(KeyRole, ActiveKey)> = Vec::new();
     let roots = active_keys(s, &file, Role::Root)?;
+    roots.explain_token_keys(&a.creds)?;
     if roots.keys.is_empty() {
         bail!(
             "{} holds no private key of the active root role (checked against {})",
@@ -50,6 +51,7 @@ pub fn backup(s: &Settings, a: &BackupArgs) -> Result<()> {
     todo.extend(roots.keys.into_iter().map(|k| (KeyRole::Root, k)));
     if a.include_targets {
         let t = active_keys(s, &file, Role::Targets)?;
+        t.explain_token_keys(&a.creds)?;
         if t.keys.is_empty() {
             bail!(
                 "{} holds no active offline targets key (checked against {}); leave out \

@@ -6,16 +6,20 @@ use std::path::{Path, PathBuf};
 use std::io::IsTerminal;
 
 use anyhow::{anyhow, bail, Context, Result};
-use tuf_core::{Root, Signed};
-use tuf_credentials::{Credentials, Error as CredError};
+use tuf_core::{PublicKey, Root, Signed, Signer};
+use tuf_credentials::{Credentials, Error as CredError, PrivatePart, StoredKey};
+use tuf_pkcs11::KeyRef;
 use zeroize::Zeroizing;
 
+use crate::hardware::TokenAccess;
 use crate::settings::Settings;
 
 pub struct CredsFile {
     pub path: PathBuf,
     pub creds: Credentials,
     passphrase: Option<Zeroizing<String>>,
+    /// How to reach the hardware tokens of token keys (asked for their PIN lazily).
+    pub tokens: TokenAccess,
 }
 
 impl CredsFile {
@@ -46,19 +50,26 @@ impl CredsFile {
             path: path.to_owned(),
             creds,
             passphrase,
+            tokens: TokenAccess::new(s),
         })
     }
 
-    /// A new tarball holding only `config.json`, created at `path` (never overwriting).
-    pub fn create(path: &Path, config: tuf_credentials::Config) -> Result<Self> {
-        let creds = Credentials::new(config);
-        tuf_credentials::save_new(path, &creds.to_bytes()?)
-            .with_context(|| format!("creating {}", path.display()))?;
-        Ok(Self {
+    /// Wraps credentials that were just read from `path` by other means (e.g. a download).
+    pub fn in_memory(s: &Settings, path: &Path, creds: Credentials) -> Self {
+        Self {
             path: path.to_owned(),
             creds,
             passphrase: None,
-        })
+            tokens: TokenAccess::new(s),
+        }
+    }
+
+    /// A new tarball holding only `config.json`, created at `path` (never overwriting).
+    pub fn create(s: &Settings, path: &Path, config: tuf_credentials::Config) -> Result<Self> {
+        let creds = Credentials::new(config);
+        tuf_credentials::save_new(path, &creds.to_bytes()?)
+            .with_context(|| format!("creating {}", path.display()))?;
+        Ok(Self::in_memory(s, path, creds))
     }
 
     /// Atomically replaces the file with the current contents (encrypted again with the same
@@ -85,6 +96,47 @@ impl CredsFile {
 
     pub fn is_encrypted(&self) -> bool {
         self.passphrase.is_some()
+    }
+
+    /// A signer for the stored key `key`: its private key from the file, or the key on its
+    /// hardware token (which asks for the token PIN, once per run). `None` when the file
+    /// holds only the public key.
+    pub fn signer(&self, key: &StoredKey) -> Result<Option<Box<dyn Signer>>> {
+        match &key.private {
+            PrivatePart::File => Ok(Some(Box::new(self.creds.private_key(&key.name)?))),
+            PrivatePart::Token { .. } => {
+                let key_ref = self.token_ref(&key.name)?;
+                let signer = self.tokens.open(&key_ref)?;
+                // The token must hold the very key the file records, not another one that
+                // happens to have the same ID.
+                if !tuf_credentials::same_key(signer.public_key(), &key.public) {
+                    bail!(
+                        "the key {} on token {} is not the key recorded as keys/{}.pub in {}",
+                        key_ref.id,
+                        key_ref.token_name(),
+                        key.name,
+                        self.path.display()
+                    );
+                }
+                Ok(Some(Box::new(signer)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// A signer for the key whose public part is `public`, found by key material.
+    pub fn find_signer(&self, public: &PublicKey) -> Result<Option<Box<dyn Signer>>> {
+        match self.creds.find_key(public)? {
+            Some(k) => self.signer(&k),
+            None => Ok(None),
+        }
+    }
+
+    /// The parsed `keys/<name>.pkcs11` reference of a token key.
+    pub fn token_ref(&self, name: &str) -> Result<KeyRef> {
+        let raw = self.creds.token_key_ref(name)?;
+        KeyRef::from_json(&raw)
+            .with_context(|| format!("reading keys/{name}.pkcs11 in {}", self.path.display()))
     }
 
     /// The stored `roles/root.json`, parsed.

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::json;
 use tuf_core::{KeyId, PublicKey, Role, Root, Signed};
+use tuf_credentials::PrivatePart;
 
 use crate::creds::CredsFile;
 use crate::settings::Settings;
@@ -21,8 +22,34 @@ pub struct ActiveKey {
 /// Where the root used to decide "active" came from, for people.
 pub struct Active {
     pub keys: Vec<ActiveKey>,
+    /// Active keys of the role whose private part is on a hardware token ("LABEL (serial
+    /// S)"): usable for signing, impossible to copy.
+    pub on_token: Vec<(ActiveKey, String)>,
     pub source: String,
 }
+
+impl Active {
+    /// Explains the token keys that a backup leaves out; an error when nothing else is left.
+    pub fn explain_token_keys(&self, creds: &Path) -> Result<()> {
+        for (k, token) in &self.on_token {
+            let msg = format!(
+                "the active key {} ({}) in {} is on the hardware token {token}: {TOKEN_KEY_BACKUP}",
+                k.id,
+                k.name,
+                creds.display()
+            );
+            if self.keys.is_empty() {
+                bail!(msg);
+            }
+            eprintln!("note: {msg}; it is left out");
+        }
+        Ok(())
+    }
+}
+
+/// Why a token key cannot be exported or split into shares, and what to do instead.
+pub const TOKEN_KEY_BACKUP: &str = "this key never leaves the token; back it up with the token \
+     vendor's tools or add a second root key holder";
 
 /// The keys of `role` in the Factory's current root (the production root for targets, where
 /// the offline targets key lives) that `file` holds private keys for. Falls back to the
@@ -74,8 +101,9 @@ pub fn active_keys(s: &Settings, file: &CredsFile, role: Role) -> Result<Active>
         Default::default()
     };
     let mut keys = Vec::new();
+    let mut on_token = Vec::new();
     for k in file.creds.keys()? {
-        if !k.has_private {
+        if !k.can_sign() {
             continue;
         }
         // A targets backup is for the offline targets key: never a root key doubling as one.
@@ -90,19 +118,30 @@ pub fn active_keys(s: &Settings, file: &CredsFile, role: Role) -> Result<Active>
             .into_iter()
             .find(|(_, p)| tuf_credentials::same_key(p, &k.public))
         {
-            keys.push(ActiveKey {
+            let active = ActiveKey {
                 name: k.name,
                 id,
                 public: k.public,
-            });
+            };
+            match k.private {
+                PrivatePart::Token { label, serial } => {
+                    on_token.push((active, format!("{label:?} (serial {serial})")))
+                }
+                _ => keys.push(active),
+            }
         }
     }
-    Ok(Active { keys, source })
+    Ok(Active {
+        keys,
+        on_token,
+        source,
+    })
 }
 
 pub fn export_root(s: &Settings, creds: &Path, out: Option<&Path>) -> Result<()> {
     let file = CredsFile::open(s, creds)?;
     let active = active_keys(s, &file, Role::Root)?;
+    active.explain_token_keys(creds)?;
     if active.keys.is_empty() {
         bail!(
             "{} holds no private key of the active root role (checked against {}); this file \

@@ -122,6 +122,8 @@ pub fn download(s: &Settings, url: &str, out: &Path, encrypt: bool) -> Result<()
             out.display()
         )
     })?;
+    let file = CredsFile::in_memory(s, out, creds);
+    let creds = &file.creds;
     let mut checked = vec![format!("{} opens", out.display())];
     if pass.is_some() {
         checked.push("it was written encrypted with the passphrase (age format)".to_owned());
@@ -135,7 +137,7 @@ pub fn download(s: &Settings, url: &str, out: &Path, encrypt: bool) -> Result<()
     let root: Signed<Root> = Signed::from_slice(root_bytes)
         .with_context(|| format!("roles/root.json in {} is not a valid root", out.display()))?;
     checked.push("it has config.json and roles/root.json".to_owned());
-    let signers = updates::role_signers(&creds, &root.signed, Role::Root)?;
+    let signers = updates::role_signers(&file, &root.signed, Role::Root)?;
     if signers.is_empty() {
         bail!(
             "{} holds no private key of the root role listed in its roles/root.json; the file \
@@ -160,7 +162,7 @@ pub fn download(s: &Settings, url: &str, out: &Path, encrypt: bool) -> Result<()
     });
     match server {
         Ok(current) => {
-            let live = updates::role_signers(&creds, &current.signed, Role::Root)?;
+            let live = updates::role_signers(&file, &current.signed, Role::Root)?;
             if live.is_empty() {
                 bail!(
                     "{} was saved, but its root key is not in the Factory's current root \
@@ -178,7 +180,6 @@ pub fn download(s: &Settings, url: &str, out: &Path, encrypt: bool) -> Result<()
             "not compared with the server's current root ({e:#})"
         )),
     }
-    use tuf_core::Signer as _;
     if s.json() {
         println!("{}", json!({"file": out, "checked": checked}));
     } else {
@@ -227,7 +228,8 @@ pub fn copy_targets(s: &Settings, creds_path: &Path, out: &Path) -> Result<()> {
     let root_keys = root.role_keys(Role::Root);
     let mut names = Vec::new();
     for k in file.creds.keys()? {
-        if !k.has_private {
+        // A token key is copied as its reference: the holder of the copy needs the token too.
+        if !k.can_sign() {
             continue;
         }
         let in_targets = root

@@ -7,6 +7,7 @@ mod client;
 mod creds;
 mod crypt;
 mod export;
+mod hardware;
 mod keys;
 mod renew;
 mod request;
@@ -61,6 +62,14 @@ pub struct Global {
     /// File holding the passphrase of an encrypted credentials file (else TUFCTL_PASSPHRASE).
     #[arg(long, global = true)]
     pub passphrase_file: Option<PathBuf>,
+    /// PKCS#11 module (shared library) of hardware tokens. With --slot it is where a new key
+    /// is generated; otherwise it replaces the module path recorded with a token key
+    /// (modules live in different places on different machines).
+    #[arg(long = "pkcs11", value_name = "MODULE", global = true)]
+    pub pkcs11: Option<PathBuf>,
+    /// File holding the hardware token's PIN (else TUFCTL_PKCS11_PIN, else a prompt).
+    #[arg(long, global = true)]
+    pub pin_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -161,10 +170,15 @@ enum KeysCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// Replace the root key with a new offline key kept only in CREDS.tgz.
+    /// Replace the root key with a new offline key kept only in CREDS.tgz (or, with
+    /// --pkcs11 MODULE --slot S, generated on a hardware token).
     RotateRoot {
         #[arg(long, value_enum, default_value_t)]
         key_type: KeyTypeArg,
+        /// Generate the new key on the hardware token in this slot (slot ID or token label)
+        /// of the --pkcs11 module; the file then records only a reference to it.
+        #[arg(long, value_name = "SLOT")]
+        slot: Option<String>,
         /// Owner recorded in x-key-owners (default $USER@hostname).
         #[arg(long)]
         owner: Option<String>,
@@ -177,6 +191,10 @@ enum KeysCommand {
     RotateTargets {
         #[arg(long, value_enum, default_value_t)]
         key_type: KeyTypeArg,
+        /// Generate the new key on the hardware token in this slot (slot ID or token label)
+        /// of the --pkcs11 module.
+        #[arg(long, value_name = "SLOT")]
+        slot: Option<String>,
         #[arg(long)]
         owner: Option<String>,
         #[arg(long)]
@@ -306,6 +324,10 @@ pub enum UpdatesCommand {
         role: String,
         #[arg(long, value_enum, default_value_t)]
         key_type: KeyTypeArg,
+        /// Generate the new key on the hardware token in this slot (slot ID or token label)
+        /// of the --pkcs11 module.
+        #[arg(long, value_name = "SLOT")]
+        slot: Option<String>,
         #[arg(long)]
         owner: Option<String>,
         #[arg(short = 'k', long = "keys")]
@@ -395,10 +417,13 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let global = if matches!(cli.command, Command::Sign { .. }) {
-        // Offline: no server, token, Factory or config file settings, only the passphrase.
+        // Offline: no server, token, Factory or config file settings; only what opens the
+        // keys (passphrase, token module and PIN).
         Global {
             json: cli.global.json,
             passphrase_file: cli.global.passphrase_file,
+            pkcs11: cli.global.pkcs11,
+            pin_file: cli.global.pin_file,
             ..Global::default()
         }
     } else {
@@ -435,6 +460,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             KeysCommand::RotateRoot {
                 key_type,
+                slot,
                 owner,
                 cancel_open,
                 creds,
@@ -443,12 +469,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 &creds,
                 rotation::Options {
                     key_type,
+                    slot,
                     owner,
                     cancel_open,
                 },
             ),
             KeysCommand::RotateTargets {
                 key_type,
+                slot,
                 owner,
                 cancel_open,
                 creds,
@@ -457,6 +485,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 &creds,
                 rotation::Options {
                     key_type,
+                    slot,
                     owner,
                     cancel_open,
                 },

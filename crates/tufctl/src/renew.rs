@@ -30,7 +30,7 @@ pub fn resign_root(
     let factory = s.factory(Some(&cfg))?;
     let current = updates::current_roots(&api, &repo)
         .context("fetching the Factory's current roots (nothing was changed)")?;
-    let signers = updates::role_signers(&file.creds, &current.ci.signed, Role::Root)?;
+    let signers = updates::role_signers(&file, &current.ci.signed, Role::Root)?;
     if signers.is_empty() && export.is_none() {
         bail!(
             "{} holds none of the current root keys, so it cannot sign the renewed root; \
@@ -79,7 +79,7 @@ pub fn resign_root(
     }
     for env in [&mut tx.ci_root, &mut tx.prod_root] {
         for k in &signers {
-            env.sign(k)?;
+            env.sign(k.as_ref())?;
         }
     }
     if !updates::stage_and_apply(&api, &repo, &tx, &current)? {
@@ -111,7 +111,7 @@ pub fn resign_wave(s: &Settings, creds: &Path, wave: &str, expires_days: u32) ->
         Signed::from_slice(&api.get(&format!("{repo}/targets.json?production=1"))?)
             .context("the production targets.json is not valid")?;
     let prod_root = updates::current_roots(&api, &repo)?.prod;
-    let signers = updates::role_signers(&file.creds, &prod_root.signed, Role::Targets)?;
+    let signers = updates::role_signers(&file, &prod_root.signed, Role::Targets)?;
     if signers.is_empty() {
         bail!(
             "{} holds no offline targets key of the production root; use the file from \
@@ -128,7 +128,7 @@ pub fn resign_wave(s: &Settings, creds: &Path, wave: &str, expires_days: u32) ->
     next.expires = Expires::after(OffsetDateTime::now_utc(), i64::from(expires_days) * 86_400)?;
     let mut env = Signed::new(next)?;
     for k in &signers {
-        env.sign(k)?;
+        env.sign(k.as_ref())?;
     }
     let body = json!({"targets": serde_json::from_slice::<Value>(&env.to_bytes())?});
     let answer = api

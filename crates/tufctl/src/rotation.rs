@@ -7,7 +7,7 @@ use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
 use tuf_core::{KeyId, PrivateKey, PublicKey, Role, Root, Signer, Threshold};
-use tuf_credentials::Credentials;
+use tuf_credentials::{Credentials, PrivatePart};
 
 use crate::client::Api;
 use crate::creds::CredsFile;
@@ -17,6 +17,8 @@ use crate::KeyTypeArg;
 
 pub struct Options {
     pub key_type: KeyTypeArg,
+    /// Generate the new key on the hardware token in this slot (slot ID or token label).
+    pub slot: Option<String>,
     pub owner: Option<String>,
     pub cancel_open: bool,
 }
@@ -28,7 +30,7 @@ pub fn rotate_root(s: &Settings, path: &Path, opts: Options) -> Result<()> {
     let repo = s.repo_path(Some(&cfg))?;
     let current = updates::current_roots(&api, &repo)
         .context("fetching the Factory's current roots (nothing was changed)")?;
-    let signers = updates::role_signers(&file.creds, &current.ci.signed, Role::Root)?;
+    let signers = updates::role_signers(&file, &current.ci.signed, Role::Root)?;
     if signers.is_empty() {
         bail!(
             "{} holds none of the current root keys ({}), so it cannot sign a root rotation; \
@@ -41,7 +43,7 @@ pub fn rotate_root(s: &Settings, path: &Path, opts: Options) -> Result<()> {
     let (key, reused, done) = match applied_unrecorded(&file, &current, Role::Root, "root")? {
         Some(key) => (key, true, true),
         None => {
-            let (k, r) = pending_or_new(&mut file, &api, &repo, &current, "root", opts.key_type)?;
+            let (k, r) = pending_or_new(&mut file, &api, &repo, &current, "root", &opts)?;
             (k, r, false)
         }
     };
@@ -70,9 +72,9 @@ pub fn rotate_root(s: &Settings, path: &Path, opts: Options) -> Result<()> {
         tx.prod_root = updates::edit_root(&tx.prod_root, edit)?;
         for env in [&mut tx.ci_root, &mut tx.prod_root] {
             for k in &signers {
-                env.sign(k)?;
+                env.sign(k.as_ref())?;
             }
-            env.sign(&key)?;
+            env.sign(key.as_ref())?;
         }
         updates::stage_and_apply(&api, &repo, &tx, &current)
     };
@@ -82,15 +84,29 @@ pub fn rotate_root(s: &Settings, path: &Path, opts: Options) -> Result<()> {
         return Ok(());
     }
     store_new_root(&mut file, &api, &repo);
+    let token = token_of(&file, &name)?;
+    let key_file = match &token {
+        Some(_) => format!("tufrepo/keys/{name}.pkcs11"),
+        None => format!("tufrepo/keys/{name}.sec"),
+    };
     if s.json() {
         println!(
             "{}",
-            serde_json::json!({"root_keyid": new_id, "key_file": format!("tufrepo/keys/{name}.sec"), "reused_pending_key": reused})
+            serde_json::json!({"root_keyid": new_id, "key_file": key_file, "token": token, "reused_pending_key": reused})
+        );
+    } else if let Some(token) = token {
+        println!(
+            "Rotated the root key. New root key ID: {new_id}\nIts private key ({}) was \
+             generated on the hardware token {token} and never leaves it; {} records only a \
+             reference to it ({key_file}).\nWithout that token (and its PIN) the Factory's \
+             root can never be changed again: consider a second root key holder.",
+            key.public_key().kind(),
+            path.display()
         );
     } else {
         println!(
             "Rotated the root key. New root key ID: {new_id}\nIts private key is stored only \
-             in {} as tufrepo/keys/{name}.sec ({}).\nBack this file up now (the tarball, a \
+             in {} as {key_file} ({}).\nBack this file up now (the tarball, a \
              plain-text copy of that .sec file, and a printout): without it the Factory's \
              root can never be changed again.",
             path.display(),
@@ -107,7 +123,7 @@ pub fn rotate_targets(s: &Settings, path: &Path, opts: Options) -> Result<()> {
     let repo = s.repo_path(Some(&cfg))?;
     let current = updates::current_roots(&api, &repo)
         .context("fetching the Factory's current roots (nothing was changed)")?;
-    let signers = updates::role_signers(&file.creds, &current.ci.signed, Role::Root)?;
+    let signers = updates::role_signers(&file, &current.ci.signed, Role::Root)?;
     if signers.is_empty() {
         bail!(
             "{} holds none of the current root keys ({}), and a targets rotation changes the \
@@ -124,8 +140,7 @@ pub fn rotate_targets(s: &Settings, path: &Path, opts: Options) -> Result<()> {
     let (key, reused, done) = match applied_unrecorded(&file, &current, Role::Targets, "targets")? {
         Some(key) => (key, true, true),
         None => {
-            let (k, r) =
-                pending_or_new(&mut file, &api, &repo, &current, "targets", opts.key_type)?;
+            let (k, r) = pending_or_new(&mut file, &api, &repo, &current, "targets", &opts)?;
             (k, r, false)
         }
     };
@@ -164,7 +179,7 @@ pub fn rotate_targets(s: &Settings, path: &Path, opts: Options) -> Result<()> {
         tx.prod_root = updates::edit_root(&tx.prod_root, edit(true))?;
         for env in [&mut tx.ci_root, &mut tx.prod_root] {
             for k in &signers {
-                env.sign(k)?;
+                env.sign(k.as_ref())?;
             }
         }
         // Production devices will need the new offline key's signature on targets.
@@ -172,7 +187,7 @@ pub fn rotate_targets(s: &Settings, path: &Path, opts: Options) -> Result<()> {
             .prod_targets
             .as_mut()
             .ok_or_else(|| anyhow!("the server's transaction has no prod_targets draft to sign"))?;
-        targets.sign(&key)?;
+        targets.sign(key.as_ref())?;
         tx.stage_prod_targets = true;
         updates::stage_and_apply(&api, &repo, &tx, &current)
     };
@@ -182,18 +197,29 @@ pub fn rotate_targets(s: &Settings, path: &Path, opts: Options) -> Result<()> {
         return Ok(());
     }
     store_new_root(&mut file, &api, &repo);
+    let token = token_of(&file, &name)?;
+    let key_file = match &token {
+        Some(_) => format!("tufrepo/keys/{name}.pkcs11"),
+        None => format!("tufrepo/keys/{name}.sec"),
+    };
     if s.json() {
         println!(
             "{}",
-            serde_json::json!({"targets_keyid": new_id, "key_file": format!("tufrepo/keys/{name}.sec"), "reused_pending_key": reused})
+            serde_json::json!({"targets_keyid": new_id, "key_file": key_file, "token": token, "reused_pending_key": reused})
         );
     } else {
+        let stored = match &token {
+            Some(t) => format!(
+                "on the hardware token {t}; {} records a reference as {key_file}",
+                path.display()
+            ),
+            None => format!("stored in {} as {key_file}", path.display()),
+        };
         println!(
-            "Created the offline targets key {new_id}, stored in {} as tufrepo/keys/{name}.sec.\n\
+            "Created the offline targets key {new_id}, {stored}.\n\
              The CI root now has targets threshold 1; the production root requires 2 \
              signatures (the server's online key and this key).\nBack the file up, and consider \
              `tufctl keys copy-targets {} TARGETS-ONLY.tgz` for release engineers.",
-            path.display(),
             path.display()
         );
     }
@@ -217,7 +243,7 @@ pub fn rotate_online(
     let repo = s.repo_path(Some(&cfg))?;
     let current = updates::current_roots(&api, &repo)
         .context("fetching the Factory's current roots (nothing was changed)")?;
-    let signers = updates::role_signers(&file.creds, &current.ci.signed, Role::Root)?;
+    let signers = updates::role_signers(&file, &current.ci.signed, Role::Root)?;
     if signers.is_empty() {
         bail!(
             "{} holds none of the current root keys ({}), and replacing online keys changes \
@@ -258,7 +284,7 @@ pub fn rotate_online(
     let mut tx = updates::Tx::from_value(answer)?;
     for env in [&mut tx.ci_root, &mut tx.prod_root] {
         for k in &signers {
-            env.sign(k)?;
+            env.sign(k.as_ref())?;
         }
     }
     tx.stage_prod_targets = false;
@@ -320,7 +346,7 @@ fn applied_unrecorded(
     current: &Current,
     role: Role,
     name: &str,
-) -> Result<Option<PrivateKey>> {
+) -> Result<Option<Box<dyn Signer>>> {
     let Some(stored) = file.stored_root()? else {
         return Ok(None);
     };
@@ -330,7 +356,7 @@ fn applied_unrecorded(
     let prefix = format!("tufctl-{name}-");
     let trusted = &current.ci.signed.role(role).keyids;
     for k in file.creds.keys()? {
-        if !k.has_private || !k.name.starts_with(&prefix) {
+        if !k.can_sign() || !k.name.starts_with(&prefix) {
             continue;
         }
         let Some(id) = updates::find_key(&current.ci.signed, &k.public) else {
@@ -342,7 +368,7 @@ fn applied_unrecorded(
                 k.name,
                 file.path.display()
             );
-            return Ok(Some(file.creds.private_key(&k.name)?));
+            return file.signer(&k);
         }
     }
     Ok(None)
@@ -357,14 +383,14 @@ fn pending_or_new(
     repo: &str,
     current: &Current,
     role: &str,
-    key_type: KeyTypeArg,
-) -> Result<(PrivateKey, bool)> {
+    opts: &Options,
+) -> Result<(Box<dyn Signer>, bool)> {
     let prefix = format!("tufctl-{role}-");
     let candidates: Vec<_> = file
         .creds
         .keys()?
         .into_iter()
-        .filter(|k| k.has_private && k.name.starts_with(&prefix))
+        .filter(|k| k.can_sign() && k.name.starts_with(&prefix))
         .filter(|k| updates::find_key(&current.ci.signed, &k.public).is_none())
         .collect();
     if !candidates.is_empty() {
@@ -373,7 +399,9 @@ fn pending_or_new(
             if seen.iter().any(|p| tuf_credentials::same_key(p, &c.public)) {
                 continue;
             }
-            let key = file.creds.private_key(&c.name)?;
+            let Some(key) = file.signer(&c)? else {
+                continue;
+            };
             eprintln!(
                 "note: reusing the pending {role} key {} saved in {} by an earlier run that did \
                  not finish (no new key is generated)",
@@ -383,9 +411,26 @@ fn pending_or_new(
             return Ok((key, true));
         }
     }
-    let key = PrivateKey::generate(key_type.key_type())
-        .with_context(|| format!("generating a new {role} key"))?;
-    file.creds.add_key(&key_name(role, key.key_id()), &key)?;
+    let key_type = opts.key_type.key_type();
+    let key: Box<dyn Signer> = match &opts.slot {
+        None => {
+            let key = PrivateKey::generate(key_type)
+                .with_context(|| format!("generating a new {role} key"))?;
+            file.creds.add_key(&key_name(role, key.key_id()), &key)?;
+            Box::new(key)
+        }
+        Some(slot) => {
+            let label = format!("tufctl-{role}");
+            let (signer, key_ref, public) = file.tokens.generate(slot, key_type, &label)?;
+            // Only the reference is stored: the private key stays on the token.
+            file.creds.add_token_key(
+                &key_name(role, &public.key_id()),
+                &public,
+                &key_ref.to_json()?,
+            )?;
+            Box::new(signer)
+        }
+    };
     file.save().with_context(|| {
         format!(
             "saving the new {role} key into {} before contacting the server; nothing was sent",
@@ -393,6 +438,19 @@ fn pending_or_new(
         )
     })?;
     Ok((key, false))
+}
+
+/// "LABEL (serial S)" when the key stored as `name` is on a hardware token.
+fn token_of(file: &CredsFile, name: &str) -> Result<Option<String>> {
+    Ok(file
+        .creds
+        .keys()?
+        .into_iter()
+        .find(|k| k.name == name)
+        .and_then(|k| match k.private {
+            PrivatePart::Token { label, serial } => Some(format!("{label:?} (serial {serial})")),
+            _ => None,
+        }))
 }
 
 /// Every key listed by any CI root version 1..=`newest`.

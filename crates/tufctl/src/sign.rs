@@ -458,7 +458,7 @@ fn sign_root_update(
     file: &CredsFile,
 ) -> Result<Option<Response>> {
     let mut tx = as_tx(r);
-    let done = updates::sign_with(&mut tx, &file.creds, &current)?;
+    let done = updates::sign_with(&mut tx, file, &current)?;
     if done.is_empty() {
         return Ok(None);
     }
@@ -505,13 +505,13 @@ fn sign_wave(
     prod_root: &Signed<Root>,
     file: &CredsFile,
 ) -> Result<Option<Response>> {
-    let signers = updates::role_signers(&file.creds, &prod_root.signed, Role::Targets)?;
+    let signers = updates::role_signers(file, &prod_root.signed, Role::Targets)?;
     if signers.is_empty() {
         return Ok(None);
     }
     let mut targets: Signed<Targets> = w.targets.clone();
     for k in &signers {
-        targets.sign(k)?;
+        targets.sign(k.as_ref())?;
     }
     Ok(Some(Response::Wave(Box::new(WaveResponse {
         factory: w.factory.clone(),

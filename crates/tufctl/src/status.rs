@@ -6,6 +6,7 @@ use anyhow::Result;
 use serde_json::json;
 use time::OffsetDateTime;
 use tuf_core::{Expires, KeyId, Role, Root, Signed, Targets};
+use tuf_credentials::PrivatePart;
 
 use crate::creds::CredsFile;
 use crate::settings::Settings;
@@ -126,14 +127,31 @@ pub fn status(s: &Settings, path: &Path) -> Result<()> {
     for k in file.creds.keys()? {
         let ci_roles = roles_of(&ci.signed, &k.public);
         let prod_roles = prod.as_ref().map(|p| roles_of(&p.signed, &k.public));
-        if ci_roles.contains(&"root") && k.has_private {
+        if ci_roles.contains(&"root") && k.can_sign() {
             holds_active_root = true;
         }
+        let (location, token) = match &k.private {
+            PrivatePart::File => ("file", None),
+            PrivatePart::Token { label, serial } => {
+                // Reachability needs no PIN: the token and the key's public half are looked up.
+                let reachable = file
+                    .token_ref(&k.name)
+                    .and_then(|r| Ok(tuf_pkcs11::probe(&file.tokens.localise(&r))?));
+                let t = json!({
+                    "label": label, "serial": serial, "reachable": reachable.is_ok(),
+                    "problem": reachable.err().map(|e| format!("{e:#}")),
+                });
+                ("token", Some(t))
+            }
+            _ => ("none", None),
+        };
         rows.push(json!({
             "name": k.name,
             "keyid": k.key_id(),
             "type": k.public.kind(),
-            "private": k.has_private,
+            "private": k.can_sign(),
+            "location": location,
+            "token": token,
             "ci_roles": ci_roles,
             "prod_roles": prod_roles,
             "active": !ci_roles.is_empty(),
@@ -147,7 +165,8 @@ pub fn status(s: &Settings, path: &Path) -> Result<()> {
             if role == Role::Targets && online.contains(&id) {
                 continue;
             }
-            if file.creds.find_signer(&pk)?.is_none() {
+            let held = file.creds.find_key(&pk)?.is_some_and(|k| k.can_sign());
+            if !held {
                 missing.push(json!({"role": role.as_str(), "keyid": id,
                     "owner": updates::owner_of(&ci.signed, &id)}));
             }
@@ -215,10 +234,10 @@ pub fn status(s: &Settings, path: &Path) -> Result<()> {
                 },
                 r["keyid"].as_str().unwrap_or("?"),
                 r["type"].as_str().unwrap_or("?"),
-                if r["private"].as_bool() == Some(true) {
-                    "private"
-                } else {
-                    "public"
+                match r["location"].as_str() {
+                    Some("file") => "private",
+                    Some("token") => "token",
+                    _ => "public",
                 },
                 roles(&r["ci_roles"]),
                 if prod.is_some() {
@@ -228,6 +247,17 @@ pub fn status(s: &Settings, path: &Path) -> Result<()> {
                 },
                 r["name"].as_str().unwrap_or("?"),
             );
+            if let Some(t) = r["token"].as_object() {
+                let reach = match t.get("problem").and_then(|p| p.as_str()) {
+                    None => "reachable now".to_owned(),
+                    Some(p) => format!("NOT reachable now: {p}"),
+                };
+                println!(
+                    "           on token {} (serial {}), {reach}",
+                    t.get("label").and_then(|v| v.as_str()).unwrap_or("?"),
+                    t.get("serial").and_then(|v| v.as_str()).unwrap_or("?"),
+                );
+            }
         }
         print!("{}", holders.describe());
         if missing.is_empty() {

@@ -3,15 +3,13 @@
 
 use std::collections::BTreeSet;
 
-use anyhow::{anyhow, bail, Context, Result};
-use serde_json::{json, Value};
-use tuf_core::{KeyId, PrivateKey, PublicKey, Role, Root, Signed, Signer, Targets, Threshold};
-use tuf_credentials::Credentials;
-
 use crate::client::{status_of, Api};
 use crate::creds::CredsFile;
 use crate::settings::Settings;
 use crate::UpdatesCommand;
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::{json, Value};
+use tuf_core::{KeyId, PrivateKey, PublicKey, Role, Root, Signed, Signer, Targets, Threshold};
 
 /// An open root-update transaction as the server describes it.
 pub struct Tx {
@@ -242,50 +240,90 @@ pub fn owner_of(root: &Root, id: &KeyId) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Private keys from `creds` for the keys of `role` in `root`.
-pub fn role_signers(creds: &Credentials, root: &Root, role: Role) -> Result<Vec<PrivateKey>> {
-    let mut out: Vec<PrivateKey> = Vec::new();
-    for id in &root.role(role).keyids {
-        let Some(pk) = root.keys.get(id) else {
-            continue;
-        };
-        if let Some(k) = creds.find_signer(pk)? {
-            if !out.iter().any(|o| o.key_id() == k.key_id()) {
-                out.push(k);
-            }
-        }
-    }
-    Ok(out)
+/// Signers from `file` for the keys of `role` in `root`: private keys in the tarball, or keys
+/// on a hardware token (opened now; the token PIN is asked for once per run).
+pub fn role_signers(file: &CredsFile, root: &Root, role: Role) -> Result<Vec<Box<dyn Signer>>> {
+    let mut opened = Opened::new(file);
+    opened.for_role(root, role)?;
+    Ok(opened.signers)
 }
 
-/// Signs both staged roots with every key in `creds` that the current or the new root trusts
+/// Signs both staged roots with every key in `file` that the current or the new root trusts
 /// for the root role, and production targets with the offline targets keys of the new
-/// production root. Returns what was signed, for people.
-pub fn sign_with(tx: &mut Tx, creds: &Credentials, current: &Current) -> Result<Vec<String>> {
+/// production root. Each key is opened once (a token key logs in once). Returns what was
+/// signed, for people.
+pub fn sign_with(tx: &mut Tx, file: &CredsFile, current: &Current) -> Result<Vec<String>> {
+    let mut opened = Opened::new(file);
     let mut done = Vec::new();
     for (which, env, cur) in [
         ("CI root", &mut tx.ci_root, &current.ci.signed),
         ("production root", &mut tx.prod_root, &current.prod.signed),
     ] {
-        let mut keys = role_signers(creds, cur, Role::Root)?;
-        for k in role_signers(creds, &env.signed, Role::Root)? {
-            if !keys.iter().any(|o| o.key_id() == k.key_id()) {
-                keys.push(k);
+        let mut keys = opened.for_role(cur, Role::Root)?;
+        for i in opened.for_role(&env.signed, Role::Root)? {
+            if !keys.contains(&i) {
+                keys.push(i);
             }
         }
-        for k in &keys {
-            env.sign(k)?;
+        for i in keys {
+            let k = &opened.signers[i];
+            env.sign(k.as_ref())?;
             done.push(format!("{which} with {}", short(k.key_id())));
         }
     }
     if let Some(t) = tx.prod_targets.as_mut() {
-        for k in role_signers(creds, &tx.prod_root.signed, Role::Targets)? {
-            t.sign(&k)?;
+        for i in opened.for_role(&tx.prod_root.signed, Role::Targets)? {
+            let k = &opened.signers[i];
+            t.sign(k.as_ref())?;
             tx.stage_prod_targets = true;
             done.push(format!("production targets with {}", short(k.key_id())));
         }
     }
     Ok(done)
+}
+
+/// Signers opened so far from one credentials file, so a key used for several roles is
+/// opened (and its token logged in to) once.
+struct Opened<'a> {
+    file: &'a CredsFile,
+    signers: Vec<Box<dyn Signer>>,
+}
+
+impl<'a> Opened<'a> {
+    fn new(file: &'a CredsFile) -> Self {
+        Self {
+            file,
+            signers: Vec::new(),
+        }
+    }
+
+    /// Indices into `signers` of the keys of `role` in `root` that the file can sign with.
+    fn for_role(&mut self, root: &Root, role: Role) -> Result<Vec<usize>> {
+        let mut out = Vec::new();
+        for id in &root.role(role).keyids {
+            let Some(pk) = root.keys.get(id) else {
+                continue;
+            };
+            let known = self
+                .signers
+                .iter()
+                .position(|s| tuf_credentials::same_key(s.public_key(), pk));
+            let i = match known {
+                Some(i) => i,
+                None => match self.file.find_signer(pk)? {
+                    Some(k) => {
+                        self.signers.push(k);
+                        self.signers.len() - 1
+                    }
+                    None => continue,
+                },
+            };
+            if !out.contains(&i) {
+                out.push(i);
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// What is still missing before `apply` can succeed, by our own verification.
@@ -384,7 +422,7 @@ pub fn run(s: &Settings, cmd: UpdatesCommand) -> Result<()> {
             let file = CredsFile::open(s, &creds)?;
             let mut tx = require_open(&api, &repo)?;
             let current = current_roots(&api, &repo)?;
-            let done = sign_with(&mut tx, &file.creds, &current)?;
+            let done = sign_with(&mut tx, &file, &current)?;
             if done.is_empty() {
                 bail!(
                     "{} holds no key that this transaction needs (root keys of the current or \
@@ -479,6 +517,7 @@ pub fn run(s: &Settings, cmd: UpdatesCommand) -> Result<()> {
         UpdatesCommand::AddOfflineKey {
             role,
             key_type,
+            slot,
             owner,
             creds,
         } => {
@@ -495,19 +534,33 @@ pub fn run(s: &Settings, cmd: UpdatesCommand) -> Result<()> {
                     factory: s.factory(None)?,
                 };
                 eprintln!("note: creating a new credentials file {}", creds.display());
-                CredsFile::create(&creds, config)?
+                CredsFile::create(s, &creds, config)?
             };
             let mut tx = require_open(&api, &repo)?;
             let current = current_roots(&api, &repo)?;
-            let key = PrivateKey::generate(key_type.key_type())?;
-            let name = format!("tufctl-{role}-{}", key.key_id());
-            file.creds.add_key(&name, &key)?;
-            // Nothing is lost: the key is on disk before the server hears of it.
+            let (public, stored_as) = match &slot {
+                None => {
+                    let key = PrivateKey::generate(key_type.key_type())?;
+                    let name = format!("tufctl-{role}-{}", key.key_id());
+                    file.creds.add_key(&name, &key)?;
+                    (key.public_key().clone(), format!("{name}.sec"))
+                }
+                Some(slot) => {
+                    let label = format!("tufctl-{role}");
+                    let (_, key_ref, public) =
+                        file.tokens.generate(slot, key_type.key_type(), &label)?;
+                    let name = format!("tufctl-{role}-{}", public.key_id());
+                    file.creds
+                        .add_token_key(&name, &public, &key_ref.to_json()?)?;
+                    (public, format!("{name}.pkcs11"))
+                }
+            };
+            // Nothing is lost: the key (or its token reference) is on disk before the server
+            // hears of it.
             file.save()
                 .context("saving the new key before sending anything to the server")?;
             let owner = owner.unwrap_or_else(default_owner);
-            let id = key.key_id().clone();
-            let public = key.public_key().clone();
+            let id = public.key_id();
             let add = |r: &mut Root| -> Result<()> {
                 r.keys.insert(id.clone(), public.clone());
                 let rk = r.role_mut(role)?;
@@ -519,16 +572,16 @@ pub fn run(s: &Settings, cmd: UpdatesCommand) -> Result<()> {
             };
             tx.ci_root = edit_root(&tx.ci_root, add)?;
             tx.prod_root = edit_root(&tx.prod_root, add)?;
-            sign_with(&mut tx, &file.creds, &current)?;
+            sign_with(&mut tx, &file, &current)?;
             let staged = stage(&api, &repo, &tx).with_context(|| {
                 format!(
-                    "the new key {name} is saved in {} but not staged; re-run to stage it",
+                    "the new key keys/{stored_as} is saved in {} but not staged; re-run to stage it",
                     creds.display()
                 )
             })?;
             report_checks(&staged);
             println!(
-                "Added {role} key {id} (stored as keys/{name}.sec in {}). Other root key holders \
+                "Added {role} key {id} (stored as keys/{stored_as} in {}). Other root key holders \
                  sign with `tufctl keys tuf updates sign -k THEIR.tgz`; then `apply`.",
                 creds.display()
             );

@@ -25,7 +25,7 @@ pub fn init(
     let repo = s.repo_path(Some(&cfg))?;
     let factory = s.factory(Some(&cfg))?;
     let proposal = propose(&api, &repo, version, tag, expires_days)?;
-    let signers = updates::role_signers(&file.creds, &proposal.prod_root.signed, Role::Targets)?;
+    let signers = updates::role_signers(&file, &proposal.prod_root.signed, Role::Targets)?;
     if signers.is_empty() {
         bail!(
             "{} holds no offline targets key of the production root; use the file from \
@@ -36,7 +36,7 @@ pub fn init(
     let added = proposal.added;
     let mut env = Signed::new(proposal.next)?;
     for k in &signers {
-        env.sign(k)?;
+        env.sign(k.as_ref())?;
     }
     let body = json!({
         "name": wave, "version": version, "tag": tag,

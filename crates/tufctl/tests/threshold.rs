@@ -6,6 +6,8 @@
 //! devices. After every step a CI and a production device running the real `tuf-agent`,
 //! initialised on root version 1, follow the root chain: their stored root.json has exactly
 //! the version the server publishes, and they stay on (or install) the expected image.
+//! Holder 4's key is generated on, and signs from, a SoftHSM2 token (PKCS#11): their file
+//! holds only a reference to it.
 
 mod support;
 
@@ -13,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use support::e2e::*;
+use support::softhsm::Token;
 use support::*;
 use tuf_core::{PrivateKey, Role, Root, Signed, Threshold};
 use tuf_credentials::Credentials;
@@ -36,6 +39,8 @@ struct Holder {
     file: PathBuf,
     owner: String,
     keyid: String,
+    /// The token holding this holder's key, when it is a hardware key.
+    token: Option<Token>,
 }
 
 impl Holder {
@@ -49,7 +54,7 @@ impl Holder {
 
     /// `updates sign` with this holder's key; returns what tufctl printed.
     fn sign(&self, x: &Offline) -> String {
-        let out = ok(&x.ctl(&["keys", "tuf", "updates", "sign", "-k", self.path()]));
+        let out = ok(&self.ctl(x, &["keys", "tuf", "updates", "sign", "-k", self.path()]));
         assert!(
             out.contains(&format!("signed CI root with {}", self.short())),
             "holder {}: {out}",
@@ -61,6 +66,30 @@ impl Holder {
             self.n
         );
         out
+    }
+
+    /// tufctl as the Factory's owner at this holder's desk: with their token plugged in and
+    /// its PIN in a file, for a hardware key.
+    fn ctl(&self, x: &Offline, args: &[&str]) -> std::process::Output {
+        let Some(t) = &self.token else {
+            return x.ctl(args);
+        };
+        let mut v: Vec<&str> = args.to_vec();
+        v.extend([
+            "--pkcs11",
+            &t.module,
+            "--pin-file",
+            t.pin_file.to_str().unwrap(),
+        ]);
+        tufctl_env(
+            &v,
+            &[
+                ("TUFCTL_API", &x.server.url),
+                ("TUFCTL_TOKEN", &x.f.token),
+                ("TUFCTL_FACTORY", &x.f.name),
+                ("SOFTHSM2_CONF", t.conf.to_str().unwrap()),
+            ],
+        )
     }
 
     /// The private key, read from the holder's file (the way a thief would use it).
@@ -92,29 +121,52 @@ fn enrol_holder(x: &Offline, n: usize) -> Holder {
                 .unwrap()
                 .to_owned(),
             keyid: ids[0].clone(),
+            token: None,
         };
     }
     let file = x.dir.path().join(format!("holder{n}.tgz"));
-    let out = ok(&up(
-        x,
-        &[
-            "add-offline-key",
-            "--role",
-            "root",
-            "-k",
-            file.to_str().unwrap(),
-            "--owner",
-            &owner,
-        ],
-    ));
-    let keyid = root_key_in(&file);
-    assert!(out.contains(&format!("Added root key {keyid}")), "{out}");
-    Holder {
-        n,
-        file,
-        owner,
-        keyid,
+    // Holder 4 keeps their key on a token; without SoftHSM (outside CI) a file key stands in.
+    let token = if n == 4 { Token::new("holder4") } else { None };
+    let mut args = vec![
+        "keys",
+        "tuf",
+        "updates",
+        "add-offline-key",
+        "--role",
+        "root",
+        "-k",
+        file.to_str().unwrap(),
+        "--owner",
+        &owner,
+    ];
+    let label = token.as_ref().map(|t| t.label.clone());
+    if let Some(l) = &label {
+        args.extend(["--slot", l]);
     }
+    let mut holder = Holder {
+        n,
+        file: file.clone(),
+        owner: owner.clone(),
+        keyid: String::new(),
+        token: None,
+    };
+    holder.token = token;
+    let out = ok(&holder.ctl(x, &args));
+    holder.keyid = root_key_in(&file);
+    assert!(
+        out.contains(&format!("Added root key {}", holder.keyid)),
+        "{out}"
+    );
+    if holder.token.is_some() {
+        let c = Credentials::read(&std::fs::read(&file).unwrap()).unwrap();
+        let k = &c.keys().unwrap()[0];
+        assert!(
+            matches!(k.private, tuf_credentials::PrivatePart::Token { .. }),
+            "holder 4's key should be on the token: {k:?}"
+        );
+        assert!(!k.has_private, "holder 4's file holds a private key");
+    }
+    holder
 }
 
 /// The one root key of a holder's file.

@@ -167,3 +167,53 @@ fn wave_signed_with_the_targets_only_tarball() {
     assert!(!targets.contains_key("other-7"));
     assert_eq!(targets["app-42"]["custom"]["tags"][0], "production");
 }
+
+/// Root and targets keys whose public part is a PEM (ecdsa, rsa) hold newlines in root.json:
+/// staging, the server's checks and apply must handle them like hex ed25519 keys.
+#[test]
+fn pem_keys_rotate_like_ed25519_keys() {
+    let server = Server::start();
+    let f = create_factory(&server, "pem-keys");
+    let dir = tempfile::tempdir().unwrap();
+    let creds = dir.path().join("creds.tgz");
+    let c = creds.to_str().unwrap();
+    ok(&server.tufctl(&["keys", "download", &f.credentials_url, c]));
+    let ctl = |args: &[&str]| {
+        let mut v = args.to_vec();
+        v.extend_from_slice(&["--json", "--factory", &f.name, "--token", &f.token]);
+        json(&ok(&server.tufctl(&v)))
+    };
+    let root_id = ctl(&["keys", "rotate-root", "--key-type", "ecdsa", c])["root_keyid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let targets_id = ctl(&["keys", "rotate-targets", "--key-type", "rsa", c])["targets_keyid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let api = format!("/ota/repo/{}/api/v1/user_repo", f.name);
+    for q in ["", "?production=1"] {
+        let root = get_json(&server, &f, &format!("{api}/root.json{q}"));
+        let keys = &root["signed"]["keys"];
+        assert_eq!(keys[&root_id]["scheme"], "ecdsa-sha2-nistp256", "{root}");
+        assert_eq!(keys[&targets_id]["scheme"], "rsassa-pss-sha256", "{root}");
+        assert!(keys[&root_id]["keyval"]["public"]
+            .as_str()
+            .unwrap()
+            .contains('\n'));
+    }
+    // The ecdsa root key signs the next rotation.
+    let next = ctl(&["keys", "rotate-root", c])["root_keyid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let root = get_json(&server, &f, &format!("{api}/root.json"));
+    assert_eq!(root["signed"]["roles"]["root"]["keyids"][0], next.as_str());
+    let signers: Vec<&str> = root["signatures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["keyid"].as_str().unwrap())
+        .collect();
+    assert!(signers.contains(&root_id.as_str()), "{signers:?}");
+}

@@ -760,7 +760,9 @@ fn check_raw_thresholds(label: &str, value: &Value, report: &mut Report) {
 }
 
 fn strip_targets_threshold(env: &Signed<Root>) -> Option<Value> {
-    let mut v = canonical::parse(env.canonical()).ok()?;
+    // Canonical bytes keep control characters raw (PEM keys hold newlines): escape them
+    // to get JSON text that parses.
+    let mut v = canonical::parse(&canonical::escape_controls(env.canonical().to_vec())).ok()?;
     v.get_mut("roles")?
         .get_mut("targets")?
         .as_object_mut()?
@@ -830,7 +832,9 @@ async fn open_transaction(tx: &mut Tx, factory: &str, txid: &str) -> ApiResult<S
     Ok(staged)
 }
 
-/// The canonical bytes of an envelope received inside a request.
+/// The canonical bytes of an envelope received inside a request, with control characters
+/// escaped (as `Signed::to_bytes` writes them): a PEM public key (ecdsa, rsa) holds newlines,
+/// and raw ones would make the stored envelope unparseable JSON.
 fn envelope_bytes(field: &str, value: Value) -> ApiResult<Vec<u8>> {
     let ok = value.get("signed").is_some_and(Value::is_object)
         && value.get("signatures").is_some_and(Value::is_array);
@@ -841,6 +845,7 @@ fn envelope_bytes(field: &str, value: Value) -> ApiResult<Vec<u8>> {
         ));
     }
     canonical::to_vec(&value)
+        .map(canonical::escape_controls)
         .map_err(|e| ApiError::bad_request(format!("invalid {field}"), e.to_string()))
 }
 
@@ -872,7 +877,9 @@ fn drop_stale_signatures(envelope: &[u8], keys: &BTreeMap<KeyId, PublicKey>) -> 
             matches!((key, sig), (Some(k), Some(sig)) if k.verify(&signed, &sig).is_ok())
         });
     }
-    canonical::to_vec(&v).map_err(|e| ApiError::bad_request("invalid envelope", e.to_string()))
+    canonical::to_vec(&v)
+        .map(canonical::escape_controls)
+        .map_err(|e| ApiError::bad_request("invalid envelope", e.to_string()))
 }
 
 /// The current production targets with every online targets signature replaced by the

@@ -12,6 +12,9 @@ Usage (driven by crates/tuf-core/tests/interop.rs):
                                with python-tuf, check the key IDs in DIR/keys.json, load
                                each PKCS#8 private key and sign DIR/payload with it; print a
                                JSON report on stdout.
+  peer.py verify-root FILE     check that the root.json in FILE (e.g. signed on a hardware
+                               token by tufctl) meets its own root threshold with python-tuf;
+                               print {"verified": true, "root_keys": {keyid: scheme}}.
 
 Every failure is reported on stdout as JSON and a non-zero exit status, so the Rust test can
 show the Python error.
@@ -153,6 +156,14 @@ def verify(d: Path) -> None:
     print(json.dumps(report))
 
 
+def verify_root(f: Path) -> None:
+    md = Metadata[Root].from_bytes(f.read_bytes())
+    md.signed.verify_delegate("root", md.signed_bytes, md.signatures)
+    role = md.signed.roles["root"]
+    keys = {k: md.signed.keys[k].scheme for k in role.keyids}
+    print(json.dumps({"verified": True, "root_keys": keys}))
+
+
 def main() -> None:
     mode = sys.argv[1]
     try:
@@ -162,6 +173,8 @@ def main() -> None:
             sign(Path(sys.argv[2]))
         elif mode == "verify":
             verify(Path(sys.argv[2]))
+        elif mode == "verify-root":
+            verify_root(Path(sys.argv[2]))
         else:
             raise SystemExit(f"unknown mode {mode!r}")
     except Exception as e:  # noqa: BLE001

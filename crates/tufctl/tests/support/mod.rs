@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod e2e;
+pub mod softhsm;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -211,6 +212,7 @@ pub fn tufctl_env(args: &[&str], env: &[(&str, &str)]) -> Output {
         "TUFCTL_FACTORY",
         "TUFCTL_CONFIG",
         "TUFCTL_PASSPHRASE",
+        "TUFCTL_PKCS11_PIN",
     ] {
         cmd.env_remove(k);
     }

@@ -1,0 +1,307 @@
+//! Against SoftHSM2 when `TUF_TEST_PKCS11_MODULE` names its module. A module's
+//! configuration is read once per process, so every test here shares one token directory
+//! with two tokens: "tuf-unit" (used for keys) and "tuf-unit-locked" (only ever given wrong
+//! PINs, so no earlier successful login can mask a refusal).
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+
+use cryptoki::object::{Attribute, AttributeType};
+
+use super::*;
+
+const PIN: &str = "1234";
+
+struct Fixture {
+    module: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+fn fixture() -> Option<&'static Fixture> {
+    static FIXTURE: OnceLock<Option<Fixture>> = OnceLock::new();
+    FIXTURE
+        .get_or_init(|| {
+            let Some(module) = std::env::var_os("TUF_TEST_PKCS11_MODULE") else {
+                if std::env::var("CI").as_deref() == Ok("true") {
+                    panic!("TUF_TEST_PKCS11_MODULE is not set; CI must run the PKCS#11 tests");
+                }
+                eprintln!(
+                    "SKIPPED: PKCS#11 tests need TUF_TEST_PKCS11_MODULE (e.g. \
+                     /usr/lib/softhsm/libsofthsm2.so)"
+                );
+                return None;
+            };
+            let dir = tempfile::tempdir().unwrap();
+            let tokens = dir.path().join("tokens");
+            std::fs::create_dir(&tokens).unwrap();
+            let conf = dir.path().join("softhsm2.conf");
+            std::fs::write(
+                &conf,
+                format!(
+                    "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+                    tokens.display()
+                ),
+            )
+            .unwrap();
+            // Set before the module is first loaded (it reads the variable at C_Initialize),
+            // inside the one-time initialiser, so no other test reads the environment then.
+            std::env::set_var("SOFTHSM2_CONF", &conf);
+            for label in ["tuf-unit", "tuf-unit-locked"] {
+                let st = Command::new("softhsm2-util")
+                    .args(["--init-token", "--free", "--label", label])
+                    .args(["--pin", PIN, "--so-pin", "5678"])
+                    .env("SOFTHSM2_CONF", &conf)
+                    .output()
+                    .unwrap();
+                assert!(st.status.success(), "{st:?}");
+            }
+            Some(Fixture {
+                module: PathBuf::from(module),
+                _dir: dir,
+            })
+        })
+        .as_ref()
+}
+
+fn pin(p: &str) -> SecretString {
+    SecretString::from(p.to_owned())
+}
+
+fn sign_and_reopen(kind: KeyType, label: &str) {
+    let Some(fx) = fixture() else { return };
+    let (signer, key_ref, public) =
+        Pkcs11Signer::generate(&fx.module, "tuf-unit", &pin(PIN), kind, label).unwrap();
+    assert_eq!(signer.public_key(), &public);
+    assert_eq!(signer.key_id(), &public.key_id());
+    assert_eq!(key_ref.token_label, "tuf-unit");
+    assert_eq!(key_ref.label, label);
+
+    // The public key goes through JSON as root.json carries it, and verifies in tuf-core.
+    let json = serde_json::to_vec(&public).unwrap();
+    let parsed: PublicKey = serde_json::from_slice(&json).unwrap();
+    let msg = b"{\"_type\":\"root\",\"version\":2}";
+    let sig = signer.sign(msg).unwrap();
+    parsed.verify(msg, &sig).unwrap();
+    assert!(parsed
+        .verify(b"{\"_type\":\"root\",\"version\":3}", &sig)
+        .is_err());
+
+    // The private half is a sensitive, non-extractable token object.
+    {
+        let session = signer.session.lock().unwrap();
+        let attrs = session
+            .get_attributes(
+                signer.private,
+                &[
+                    AttributeType::Token,
+                    AttributeType::Sensitive,
+                    AttributeType::Extractable,
+                ],
+            )
+            .unwrap();
+        assert!(attrs.contains(&Attribute::Token(true)), "{attrs:?}");
+        assert!(attrs.contains(&Attribute::Sensitive(true)), "{attrs:?}");
+        assert!(attrs.contains(&Attribute::Extractable(false)), "{attrs:?}");
+    }
+    drop(signer);
+
+    // Found again from the stored reference alone.
+    let again = KeyRef::from_json(&key_ref.to_json().unwrap()).unwrap();
+    assert_eq!(again, key_ref);
+    let reopened = Pkcs11Signer::open(&again, &pin(PIN)).unwrap();
+    assert_eq!(reopened.public_key(), &public);
+    let sig2 = reopened.sign(msg).unwrap();
+    parsed.verify(msg, &sig2).unwrap();
+    probe(&again).unwrap();
+}
+
+#[test]
+fn ed25519_token_signatures_verify_with_tuf_core() {
+    sign_and_reopen(KeyType::Ed25519, "unit-ed25519");
+}
+
+#[test]
+fn ecdsa_p256_token_signatures_verify_with_tuf_core() {
+    sign_and_reopen(KeyType::EcdsaP256, "unit-ecdsa");
+    let Some(fx) = fixture() else { return };
+    let (_, _, public) = Pkcs11Signer::generate(
+        &fx.module,
+        "tuf-unit",
+        &pin(PIN),
+        KeyType::EcdsaP256,
+        "unit-ecdsa-format",
+    )
+    .unwrap();
+    assert_eq!(public.keytype, "ecdsa");
+    assert_eq!(public.scheme, "ecdsa-sha2-nistp256");
+    assert!(public
+        .keyval
+        .public
+        .starts_with("-----BEGIN PUBLIC KEY-----\n"));
+}
+
+#[test]
+fn wrong_pin_is_refused_naming_the_token() {
+    let Some(fx) = fixture() else { return };
+    let err = Pkcs11Signer::generate(
+        &fx.module,
+        "tuf-unit-locked",
+        &pin("0000"),
+        KeyType::Ed25519,
+        "never",
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::PinIncorrect { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("the PIN for token \"tuf-unit-locked\"") && msg.contains("was refused"),
+        "{msg}"
+    );
+    assert!(!msg.contains("0000"), "{msg}");
+}
+
+#[test]
+fn missing_token_and_missing_key_are_named() {
+    let Some(fx) = fixture() else { return };
+    let (_, key_ref, _) = Pkcs11Signer::generate(
+        &fx.module,
+        "tuf-unit",
+        &pin(PIN),
+        KeyType::Ed25519,
+        "unit-missing",
+    )
+    .unwrap();
+    let gone = KeyRef {
+        token_serial: "0123456789abcdef".to_owned(),
+        ..key_ref.clone()
+    };
+    let err = Pkcs11Signer::open(&gone, &pin(PIN)).unwrap_err();
+    assert!(matches!(err, Error::TokenNotPresent { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("\"tuf-unit\"") && msg.contains("0123456789abcdef") && msg.contains("insert"),
+        "{msg}"
+    );
+    assert!(probe(&gone).is_err());
+
+    let no_key = KeyRef {
+        id: "00ff".to_owned(),
+        ..key_ref
+    };
+    let err = Pkcs11Signer::open(&no_key, &pin(PIN)).unwrap_err();
+    assert!(matches!(err, Error::KeyNotFound { .. }), "{err:?}");
+
+    let err = Pkcs11Signer::generate(
+        &fx.module,
+        "no-such-token",
+        &pin(PIN),
+        KeyType::Ed25519,
+        "x",
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("no-such-token") && err.to_string().contains("tuf-unit"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unloadable_module_names_the_path() {
+    let key_ref = KeyRef {
+        module: PathBuf::from("/nonexistent/libpkcs11-module.so"),
+        token_label: "t".to_owned(),
+        token_serial: "1".to_owned(),
+        id: "01".to_owned(),
+        label: "k".to_owned(),
+        keytype: "ed25519".to_owned(),
+        scheme: "ed25519".to_owned(),
+    };
+    let err = Pkcs11Signer::open(&key_ref, &pin(PIN)).unwrap_err();
+    assert!(matches!(err, Error::ModuleLoad { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("/nonexistent/libpkcs11-module.so"),
+        "{err}"
+    );
+    // A file that is not a shared library.
+    let not_lib = tempfile::NamedTempFile::new().unwrap();
+    let err = Pkcs11Signer::open(&key_ref.with_module(not_lib.path()), &pin(PIN)).unwrap_err();
+    assert!(matches!(err, Error::ModuleLoad { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains(&not_lib.path().display().to_string()),
+        "{err}"
+    );
+}
+
+#[test]
+fn rsa_is_not_generated_on_tokens() {
+    let err = Pkcs11Signer::generate(
+        Path::new("/nonexistent.so"),
+        "t",
+        &pin(PIN),
+        KeyType::Rsa3072,
+        "k",
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::UnsupportedKeyType(_)), "{err:?}");
+}
+
+#[test]
+fn key_ref_json_is_checked() {
+    let good = KeyRef {
+        module: PathBuf::from("/usr/lib/softhsm/libsofthsm2.so"),
+        token_label: "tuf".to_owned(),
+        token_serial: "2c5f0c1e8a1b".to_owned(),
+        id: "a1b2".to_owned(),
+        label: "root".to_owned(),
+        keytype: "ecdsa".to_owned(),
+        scheme: "ecdsa-sha2-nistp256".to_owned(),
+    };
+    let json = good.to_json().unwrap();
+    assert_eq!(KeyRef::from_json(&json).unwrap(), good);
+    assert_eq!(json, good.clone().to_json().unwrap(), "deterministic");
+    for bad in [
+        KeyRef {
+            id: "zz".to_owned(),
+            ..good.clone()
+        },
+        KeyRef {
+            keytype: "rsa".to_owned(),
+            scheme: "rsassa-pss-sha256".to_owned(),
+            ..good.clone()
+        },
+        KeyRef {
+            token_serial: " ".to_owned(),
+            ..good.clone()
+        },
+    ] {
+        assert!(
+            KeyRef::from_json(&bad.to_json().unwrap()).is_err(),
+            "{bad:?}"
+        );
+    }
+    assert!(KeyRef::from_json(b"{}").is_err());
+    assert!(KeyRef::from_json(b"not json").is_err());
+}
+
+#[test]
+fn a_signature_that_does_not_verify_is_never_returned() {
+    let Some(fx) = fixture() else { return };
+    let (mut signer, _, _) = Pkcs11Signer::generate(
+        &fx.module,
+        "tuf-unit",
+        &pin(PIN),
+        KeyType::Ed25519,
+        "unit-faulty",
+    )
+    .unwrap();
+    // As if the token signed with some other key than the one it reported.
+    let other = tuf_core::PrivateKey::generate(KeyType::Ed25519).unwrap();
+    signer.public = other.public_key().clone();
+    let err = signer.sign(b"metadata").unwrap_err().to_string();
+    assert!(
+        err.contains("does not verify") && err.contains("tuf-unit"),
+        "{err}"
+    );
+}
