@@ -30,7 +30,11 @@ pub fn resign_root(
     let factory = s.factory(Some(&cfg))?;
     let current = updates::current_roots(&api, &repo)
         .context("fetching the Factory's current roots (nothing was changed)")?;
-    let signers = updates::role_signers(&file, &current.ci.signed, Role::Root)?;
+    // Exporting signs nothing here: keys (and tokens, which ask for a PIN) stay closed.
+    let signers = match export {
+        Some(_) => Vec::new(),
+        None => updates::role_signers(&file, &current.ci.signed, Role::Root)?,
+    };
     if signers.is_empty() && export.is_none() {
         bail!(
             "{} holds none of the current root keys, so it cannot sign the renewed root; \

@@ -631,3 +631,98 @@ fn interrupted_rotation_onto_a_token_reuses_the_pending_key() {
         .count();
     assert_eq!(tokens, 1, "no second key was generated");
 }
+
+/// A token key signs on the air-gapped machine: `tufctl sign` in a network namespace without
+/// interfaces, with an empty environment but for the token's configuration, opens the key
+/// on the token; the response is imported and applied online. A wrong PIN there writes no
+/// response.
+#[test]
+fn token_key_signs_a_request_offline() {
+    let Some(token) = Token::new("tuf-airgap") else {
+        return;
+    };
+    let unshare = Command::new("unshare").args(["-n", "true"]).status();
+    if !unshare.is_ok_and(|s| s.success()) {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "`unshare -n` must work under CI=true"
+        );
+        eprintln!("SKIPPED: `unshare -n` is not available");
+        return;
+    }
+    let server = Server::start();
+    let x = Offline::setup(&server, "hsm-airgap", "creds.tgz");
+    let c = x.creds.to_str().unwrap();
+    let conf = token.conf.as_path();
+    let pin = token.pin_file.to_str().unwrap();
+    let module = token.module.as_str();
+    ok(&ctl(
+        &x,
+        conf,
+        &[
+            "keys",
+            "rotate-root",
+            "--pkcs11",
+            module,
+            "--slot",
+            &token.label,
+            "--pin-file",
+            pin,
+            c,
+        ],
+    ));
+    let (ci_root, _) = server_roots(&x);
+    let version = ci_root["signed"]["version"].as_u64().unwrap();
+    let token_id = root_keyids(&ci_root)[0].clone();
+    assert_token_key_only(&x.creds, &token_id, "tuf-airgap");
+
+    let req = x.dir.path().join("request.json");
+    let resp = x.dir.path().join("response.json");
+    ok(&ctl(
+        &x,
+        conf,
+        &[
+            "keys",
+            "resign-root",
+            c,
+            "--expires-days",
+            "200",
+            "--export",
+            req.to_str().unwrap(),
+        ],
+    ));
+    let offline_sign = |pin_file: &str| {
+        Command::new("unshare")
+            .arg("-n")
+            .arg(env!("CARGO_BIN_EXE_tufctl"))
+            .args(["sign", req.to_str().unwrap(), "-k", c])
+            .args(["--out", resp.to_str().unwrap(), "--yes"])
+            .args(["--pkcs11", module, "--pin-file", pin_file])
+            .env_clear()
+            .env("SOFTHSM2_CONF", conf)
+            .output()
+            .unwrap()
+    };
+    let before = std::fs::read(&x.creds).unwrap();
+    let err = fails(&offline_sign(token.wrong_pin_file.to_str().unwrap()));
+    assert!(err.contains("was refused"), "{err}");
+    assert!(!resp.exists(), "a response was written with a wrong PIN");
+    ok(&offline_sign(pin));
+    assert_eq!(
+        std::fs::read(&x.creds).unwrap(),
+        before,
+        "sign changed the file"
+    );
+
+    ok(&ctl(
+        &x,
+        conf,
+        &["keys", "tuf", "updates", "import", resp.to_str().unwrap()],
+    ));
+    ok(&ctl(&x, conf, &["keys", "tuf", "updates", "apply"]));
+    let (ci_root, prod_root) = server_roots(&x);
+    for r in [&ci_root, &prod_root] {
+        assert_eq!(r["signed"]["version"].as_u64(), Some(version + 1), "{r}");
+        assert_eq!(signer_ids(r), vec![token_id.clone()], "{r}");
+    }
+}
