@@ -533,8 +533,15 @@ pub fn run(s: &Settings, cmd: UpdatesCommand) -> Result<()> {
                     api: s.api_url(None)?,
                     factory: s.factory(None)?,
                 };
+                // The current root anchors what this holder verifies later (`tufctl sign` on
+                // an offline machine starts from roles/root.json). Saved with the new key.
+                let root = api
+                    .get(&format!("{repo}/root.json"))
+                    .context("fetching the current root for the new credentials file")?;
                 eprintln!("note: creating a new credentials file {}", creds.display());
-                CredsFile::create(s, &creds, config)?
+                let mut f = CredsFile::create(s, &creds, config)?;
+                f.creds.set_root_json(&root)?;
+                f
             };
             let mut tx = require_open(&api, &repo)?;
             let current = current_roots(&api, &repo)?;

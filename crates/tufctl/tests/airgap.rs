@@ -133,7 +133,11 @@ fn signing_story(server: Server) {
     let root_now = || get_json(&server, &x.f, &format!("{}/root.json?production=1", x.api));
     assert_eq!(root_now()["signed"]["version"], 3);
 
-    // --- A root key rotation: a second root key holder joins, signed air-gapped. ---------
+    // --- A root key rotation, signed air-gapped: a new root key replaces the old one. -----
+    let old_root_key = root_now()["signed"]["roles"]["root"]["keyids"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
     ok(&ctl(&[
         "keys",
         "tuf",
@@ -153,6 +157,15 @@ fn signing_story(server: Server) {
         "root",
         "-k",
         h,
+    ]));
+    ok(&ctl(&[
+        "keys",
+        "tuf",
+        "updates",
+        "remove-key",
+        "--role",
+        "root",
+        &old_root_key[..12],
     ]));
     let req = d.join("root-request.json");
     ok(&ctl(&[
@@ -222,6 +235,10 @@ fn signing_story(server: Server) {
         review.contains(&format!("root: + key {new_root_key}")),
         "{review}"
     );
+    assert!(
+        review.contains(&format!("root: - key {old_root_key}")),
+        "{review}"
+    );
     assert!(review.contains("second root key"), "{review}");
     assert!(review.contains("version 3 -> 4"), "{review}");
     assert_eq!(&std::fs::read(&qr).unwrap()[..8], b"\x89PNG\r\n\x1a\n");
@@ -233,9 +250,22 @@ fn signing_story(server: Server) {
         tuf_core::canonical::to_text(&tuf_core::canonical::parse(&bytes).unwrap()).unwrap(),
         bytes
     );
-    // The response is imported as the QR payload text, then applied.
+    // The response is imported as the QR payload text. The new root also needs its own
+    // key's signature: the new holder signs offline too (their file was anchored on the
+    // root current when they joined), and that response is imported from its file.
     let payload = String::from_utf8(bytes).unwrap();
     ok(&ctl(&["keys", "tuf", "updates", "import", &payload]));
+    let err = fails(&ctl(&["keys", "tuf", "updates", "apply"]));
+    assert!(err.contains("new_root_signatures"), "{err}");
+    let resp2 = d.join("root-response-2.json");
+    ok(&sign(&req, &holder, &resp2, &["--yes"]));
+    ok(&ctl(&[
+        "keys",
+        "tuf",
+        "updates",
+        "import",
+        resp2.to_str().unwrap(),
+    ]));
     ok(&ctl(&["keys", "tuf", "updates", "apply"]));
     let root = root_now();
     assert_eq!(root["signed"]["version"], 4);
@@ -245,8 +275,7 @@ fn signing_story(server: Server) {
         .iter()
         .map(|k| k.as_str().unwrap())
         .collect();
-    assert!(root_ids.contains(&new_root_key.as_str()), "{root_ids:?}");
-    assert_eq!(root_ids.len(), 2);
+    assert_eq!(root_ids, vec![new_root_key.as_str()]);
     // A response for a transaction that is gone is refused.
     let err = fails(&ctl(&[
         "keys",
@@ -312,19 +341,25 @@ fn signing_story(server: Server) {
         &resp,
         "does not start from a root this machine trusts",
     );
+    // The first file holds the current offline targets key (production targets are signed
+    // again), the new root holder's file the root key: both sign, each on its own.
     ok(&sign(&req, &x.creds, &resp, &["--yes"]));
     let response: Value = serde_json::from_slice(&std::fs::read(&resp).unwrap()).unwrap();
     assert!(
         response["documents"]["prod_targets"].is_object(),
         "{response}"
     );
-    ok(&ctl(&[
-        "keys",
-        "tuf",
-        "updates",
-        "import",
-        resp.to_str().unwrap(),
-    ]));
+    let resp2 = d.join("targets-response-2.json");
+    ok(&sign(&req, &holder, &resp2, &["--yes"]));
+    for r in [&resp, &resp2] {
+        ok(&ctl(&[
+            "keys",
+            "tuf",
+            "updates",
+            "import",
+            r.to_str().unwrap(),
+        ]));
+    }
     ok(&ctl(&["keys", "tuf", "updates", "apply"]));
     let root = root_now();
     assert_eq!(root["signed"]["version"], 5);
