@@ -41,8 +41,7 @@ pub async fn create(
     check_label("wave name", &req.name, 64)?;
     check_label("version", &req.version, 64)?;
     check_label("tag", &req.tag, 64)?;
-    let proposed = Signed::<Targets>::from_value(req.targets)
-        .map_err(|e| ApiError::bad_request("invalid targets", e.to_string()))?;
+    let proposed = parse_targets(req.targets)?;
     let now = OffsetDateTime::now_utc();
     let mut tx = begin_locked(&state.db, &factory).await?;
     if wave_status(&mut tx, &factory, &req.name).await?.is_some() {
@@ -51,17 +50,7 @@ pub async fn create(
             format!("a wave named {:?} already exists", req.name),
         ));
     }
-    let active = sqlx::query("SELECT name FROM waves WHERE factory = $1 AND status = 'active'")
-        .bind(&factory)
-        .fetch_optional(&mut *tx)
-        .await?;
-    if let Some(r) = active {
-        let name: String = r.try_get(0)?;
-        return Err(ApiError::conflict(
-            "wave active",
-            format!("wave {name:?} is active; complete or cancel it first"),
-        ));
-    }
+    refuse_if_active(&mut tx, &factory).await?;
     let root = current_root(&mut tx, &factory, Flavour::Prod).await?;
     let keys = OnlineKeys::load(&mut tx, &state.vault, &factory).await?;
     let signed = countersign(&mut tx, &factory, &root.signed, &keys, proposed).await?;
@@ -196,22 +185,7 @@ pub async fn complete(
         ));
     }
     let keys = OnlineKeys::load(&mut tx, &state.vault, &factory).await?;
-    let signing = Signing {
-        factory: &factory,
-        keys: &keys,
-        periods: &state.periods,
-        now,
-    };
-    store_signed(
-        &mut tx,
-        &factory,
-        Flavour::Prod,
-        Role::Targets,
-        &env,
-        now.unix_timestamp(),
-    )
-    .await?;
-    signing.refresh_snapshot(&mut tx, Flavour::Prod, r).await?;
+    publish_production(&mut tx, &state, &factory, r, &keys, &env, now).await?;
     set_status(&mut tx, &factory, &wave, "complete").await?;
     audit::record(
         &mut tx,
@@ -248,8 +222,7 @@ pub async fn resign(
     let caller = authenticate(&state, &headers).await?;
     caller.require(&factory, &[Scope::Owner])?;
     let req: ResignWave = body.parse()?;
-    let proposed = Signed::<Targets>::from_value(req.targets)
-        .map_err(|e| ApiError::bad_request("invalid targets", e.to_string()))?;
+    let proposed = parse_targets(req.targets)?;
     let now = OffsetDateTime::now_utc();
     let mut tx = begin_locked(&state.db, &factory).await?;
     let rejected = |check: &str, reason: String| {
@@ -265,17 +238,7 @@ pub async fn resign(
             ))
         }
     }
-    let active = sqlx::query("SELECT name FROM waves WHERE factory = $1 AND status = 'active'")
-        .bind(&factory)
-        .fetch_optional(&mut *tx)
-        .await?;
-    if let Some(r) = active {
-        let name: String = r.try_get(0)?;
-        return Err(ApiError::conflict(
-            "wave active",
-            format!("wave {name:?} is active; complete or cancel it first"),
-        ));
-    }
+    refuse_if_active(&mut tx, &factory).await?;
     // The wave in production is the last one completed, and the production targets still
     // list what it published (a root update may have re-signed them, never changed them).
     let latest = sqlx::query(
@@ -323,24 +286,7 @@ pub async fn resign(
     let root = current_root(&mut tx, &factory, Flavour::Prod).await?;
     let keys = OnlineKeys::load(&mut tx, &state.vault, &factory).await?;
     let signed = countersign(&mut tx, &factory, &root.signed, &keys, proposed).await?;
-    let signing = Signing {
-        factory: &factory,
-        keys: &keys,
-        periods: &state.periods,
-        now,
-    };
-    store_signed(
-        &mut tx,
-        &factory,
-        Flavour::Prod,
-        Role::Targets,
-        &signed,
-        now.unix_timestamp(),
-    )
-    .await?;
-    signing
-        .refresh_snapshot(&mut tx, Flavour::Prod, &root.signed)
-        .await?;
+    publish_production(&mut tx, &state, &factory, &root.signed, &keys, &signed, now).await?;
     let version = signed.signed.version;
     sqlx::query(
         "UPDATE waves SET targets_version = $1, body = $2 WHERE factory = $3 AND name = $4",
@@ -421,6 +367,57 @@ pub async fn list(
         }));
     }
     Ok(Json(Value::Array(out)))
+}
+
+/// The proposed targets of a request, parsed once here.
+fn parse_targets(targets: Value) -> ApiResult<Signed<Targets>> {
+    Signed::<Targets>::from_value(targets)
+        .map_err(|e| ApiError::bad_request("invalid targets", e.to_string()))
+}
+
+/// One wave at a time: refused while another wave is active.
+async fn refuse_if_active(tx: &mut Tx, factory: &str) -> ApiResult<()> {
+    let active = sqlx::query("SELECT name FROM waves WHERE factory = $1 AND status = 'active'")
+        .bind(factory)
+        .fetch_optional(&mut **tx)
+        .await?;
+    if let Some(r) = active {
+        let name: String = r.try_get(0)?;
+        return Err(ApiError::conflict(
+            "wave active",
+            format!("wave {name:?} is active; complete or cancel it first"),
+        ));
+    }
+    Ok(())
+}
+
+/// Publishes `targets` (checked and countersigned under `root`) as the production targets
+/// and re-signs production snapshot and timestamp, in the caller's transaction.
+async fn publish_production(
+    tx: &mut Tx,
+    state: &Shared,
+    factory: &str,
+    root: &Root,
+    keys: &OnlineKeys,
+    targets: &Signed<Targets>,
+    now: OffsetDateTime,
+) -> ApiResult<()> {
+    store_signed(
+        tx,
+        factory,
+        Flavour::Prod,
+        Role::Targets,
+        targets,
+        now.unix_timestamp(),
+    )
+    .await?;
+    let signing = Signing {
+        factory,
+        keys,
+        periods: &state.periods,
+        now,
+    };
+    signing.refresh_snapshot(tx, Flavour::Prod, root).await
 }
 
 async fn wave_status(tx: &mut Tx, factory: &str, wave: &str) -> ApiResult<Option<String>> {
