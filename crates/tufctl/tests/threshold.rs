@@ -13,7 +13,6 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
 use support::e2e::*;
 use support::softhsm::Token;
 use support::*;
@@ -27,10 +26,7 @@ fn threshold_root_on_sqlite() {
 
 #[test]
 fn threshold_root_on_postgres() {
-    let Some(db) = postgres_database() else {
-        return;
-    };
-    threshold_root_held_by_five_people(Server::start_with(Some(&db)));
+    on_postgres(threshold_root_held_by_five_people);
 }
 
 /// One root key holder: their own credentials file and the root key it holds.
@@ -54,7 +50,7 @@ impl Holder {
 
     /// `updates sign` with this holder's key; returns what tufctl printed.
     fn sign(&self, x: &Offline) -> String {
-        let out = ok(&self.ctl(x, &["keys", "tuf", "updates", "sign", "-k", self.path()]));
+        let out = ok(&self.ctl(x, &updates_args(&["sign", "-k", self.path()])));
         assert!(
             out.contains(&format!("signed CI root with {}", self.short())),
             "holder {}: {out}",
@@ -81,15 +77,7 @@ impl Holder {
             "--pin-file",
             t.pin_file.to_str().unwrap(),
         ]);
-        tufctl_env(
-            &v,
-            &[
-                ("TUFCTL_API", &x.server.url),
-                ("TUFCTL_TOKEN", &x.f.token),
-                ("TUFCTL_FACTORY", &x.f.name),
-                ("SOFTHSM2_CONF", t.conf.to_str().unwrap()),
-            ],
-        )
+        x.ctl_env(&v, &[("SOFTHSM2_CONF", t.conf.to_str().unwrap())])
     }
 
     /// The private key, read from the holder's file (the way a thief would use it).
@@ -110,7 +98,7 @@ impl Holder {
 fn enrol_holder(x: &Offline, n: usize) -> Holder {
     let owner = format!("holder{n}@site-{n}");
     if n == 1 {
-        let root = get_json(x.server, &x.f, &format!("{}/root.json", x.api));
+        let root = x.get("root.json");
         let ids = role_ids(&root, "root");
         assert_eq!(ids.len(), 1, "{ids:?}");
         return Holder {
@@ -127,10 +115,7 @@ fn enrol_holder(x: &Offline, n: usize) -> Holder {
     let file = x.dir.path().join(format!("holder{n}.tgz"));
     // Holder 4 keeps their key on a token; without SoftHSM (outside CI) a file key stands in.
     let token = if n == 4 { Token::new("holder4") } else { None };
-    let mut args = vec![
-        "keys",
-        "tuf",
-        "updates",
+    let mut args = updates_args(&[
         "add-offline-key",
         "--role",
         "root",
@@ -138,7 +123,7 @@ fn enrol_holder(x: &Offline, n: usize) -> Holder {
         file.to_str().unwrap(),
         "--owner",
         &owner,
-    ];
+    ]);
     let label = token.as_ref().map(|t| t.label.clone());
     if let Some(l) = &label {
         args.extend(["--slot", l]);
@@ -152,7 +137,7 @@ fn enrol_holder(x: &Offline, n: usize) -> Holder {
     };
     holder.token = token;
     let out = ok(&holder.ctl(x, &args));
-    holder.keyid = root_key_in(&file);
+    holder.keyid = sole_key_id(&file, "root");
     assert!(
         out.contains(&format!("Added root key {}", holder.keyid)),
         "{out}"
@@ -169,32 +154,6 @@ fn enrol_holder(x: &Offline, n: usize) -> Holder {
     holder
 }
 
-/// The one root key of a holder's file.
-fn root_key_in(file: &Path) -> String {
-    let c = Credentials::read(&std::fs::read(file).unwrap()).unwrap();
-    let names: Vec<String> = c.keys().unwrap().into_iter().map(|k| k.name).collect();
-    assert_eq!(names.len(), 1, "{names:?}");
-    names[0]
-        .strip_prefix("tufctl-root-")
-        .unwrap_or_else(|| panic!("unexpected key name {}", names[0]))
-        .to_owned()
-}
-
-fn up(x: &Offline, args: &[&str]) -> std::process::Output {
-    let mut v = vec!["keys", "tuf", "updates"];
-    v.extend_from_slice(args);
-    x.ctl(&v)
-}
-
-fn role_ids(root: &Value, role: &str) -> Vec<String> {
-    root["signed"]["roles"][role]["keyids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap().to_owned())
-        .collect()
-}
-
 /// The version of the root.json a device stores as trusted.
 fn stored_root_version(d: &Device) -> u64 {
     let bytes = std::fs::read(d.dir.path().join("metadata/root.json")).unwrap();
@@ -205,7 +164,7 @@ fn stored_root_version(d: &Device) -> u64 {
 /// `installed`.
 fn devices_follow(x: &Offline, devices: &[&Device], version: u64, installed: (&str, &[u8])) {
     for path in ["root.json", "root.json?production=1"] {
-        let root = get_json(x.server, &x.f, &format!("{}/{path}", x.api));
+        let root = x.get(path);
         assert_eq!(root["signed"]["version"], version, "{path}");
     }
     for d in devices {
@@ -223,7 +182,7 @@ fn apply_refused(
     version: u64,
     installed: (&str, &[u8]),
 ) -> String {
-    let err = fails(&up(x, &["apply"]));
+    let err = fails(&x.updates(&["apply"]));
     assert!(
         err.contains("422") && err.contains("root update rejected"),
         "{err}"
@@ -237,7 +196,7 @@ fn apply_refused(
 }
 
 fn applied(x: &Offline, version: u64) {
-    let out = ok(&up(x, &["apply"]));
+    let out = ok(&x.updates(&["apply"]));
     assert_eq!(
         out.trim(),
         format!("Applied: CI root version {version}, production root version {version}.")
@@ -247,14 +206,13 @@ fn applied(x: &Offline, version: u64) {
 fn threshold_root_held_by_five_people(server: Server) {
     let x = Offline::setup(&server, "five-holders", "holder1.tgz");
     let only = x.only.to_str().unwrap();
-    let (_, ci_root_v1) = http_get(&format!("{}/metadata/1.root.json", x.ci_base));
-    let (_, prod_root_v1) = http_get(&format!("{}/metadata/1.root.json", x.prod_base));
+    let ci_root_v1 = root_v1(&x.ci_base);
+    let prod_root_v1 = root_v1(&x.prod_base);
     let ci_device = Device::new(&ci_root_v1, &x.ci_base);
     let prod_device = Device::new(&prod_root_v1, &x.prod_base);
     let devices = [&ci_device, &prod_device];
     let v42 = add_build(&server, &x.f, x.dir.path(), "42");
-    ok(&x.ctl(&["waves", "init", "-k", only, "wave-42", "42", "production"]));
-    ok(&x.ctl(&["waves", "complete", "wave-42"]));
+    x.ship_wave(only, "wave-42", "42");
     ci_device.installs("app-42", &v42);
     prod_device.installs("app-42", &v42);
     // Bootstrap (1), rotate-root (2), rotate-targets (3).
@@ -262,15 +220,12 @@ fn threshold_root_held_by_five_people(server: Server) {
     devices_follow(&x, &devices, 3, app42);
 
     // a. One transaction makes the root 3-of-5.
-    ok(&up(
-        &x,
-        &["init", "-m", "root held by five people, any three sign"],
-    ));
+    ok(&x.updates(&["init", "-m", "root held by five people, any three sign"]));
     let holders: Vec<Holder> = (1..=5).map(|n| enrol_holder(&x, n)).collect();
     let h = |n: usize| &holders[n - 1];
-    let out = ok(&up(&x, &["set-threshold", "--role", "root", "3"]));
+    let out = ok(&x.updates(&["set-threshold", "--role", "root", "3"]));
     assert!(out.contains("Staged: root threshold 3"), "{out}");
-    let review = ok(&up(&x, &["review"]));
+    let review = ok(&x.updates(&["review"]));
     for line in [
         "  message: root held by five people, any three sign".to_owned(),
         "CI root: version 3 -> 4".to_owned(),
@@ -314,7 +269,7 @@ fn threshold_root_held_by_five_people(server: Server) {
         )),
         "{out}"
     );
-    let review = ok(&up(&x, &["review"]));
+    let review = ok(&x.updates(&["review"]));
     assert_eq!(
         review
             .matches(&format!(
@@ -335,7 +290,7 @@ fn threshold_root_held_by_five_people(server: Server) {
     let out = h(1).sign(&x);
     assert!(out.contains("All root signatures are present"), "{out}");
     applied(&x, 4);
-    let root = get_json(&server, &x.f, &format!("{}/root.json", x.api));
+    let root = x.get("root.json");
     assert_eq!(root["signed"]["roles"]["root"]["threshold"], 3);
     assert_eq!(
         role_ids(&root, "root"),
@@ -344,7 +299,7 @@ fn threshold_root_held_by_five_people(server: Server) {
     for k in &holders {
         assert_eq!(root["signed"]["x-key-owners"][&k.keyid], k.owner.as_str());
     }
-    let prod_root = get_json(&server, &x.f, &format!("{}/root.json?production=1", x.api));
+    let prod_root = x.get("root.json?production=1");
     assert_eq!(
         prod_root["signed"]["roles"]["root"],
         root["signed"]["roles"]["root"]
@@ -373,34 +328,18 @@ fn threshold_root_held_by_five_people(server: Server) {
         .collect();
     assert_eq!(listed, want);
     let human = ok(&x.ctl(&["keys", "status", h(2).path()]));
-    assert!(
-        human.contains("Root keys (root version 4): any 3 of these 5 sign a root change"),
-        "{human}"
-    );
-    assert!(
-        human.contains(&format!(
-            "in this file    {} (owner {})",
-            h(2).keyid,
-            h(2).owner
-        )),
-        "{human}"
-    );
-    assert!(
-        human.contains(&format!(
-            "NOT in this file {} (owner {})",
-            h(5).keyid,
-            h(5).owner
-        )),
-        "{human}"
-    );
-    assert!(
-        human.contains("a root change needs 2 more signature(s) from other holders"),
-        "{human}"
-    );
+    for line in [
+        "Root keys (root version 4): any 3 of these 5 sign a root change".to_owned(),
+        format!("in this file    {} (owner {})", h(2).keyid, h(2).owner),
+        format!("NOT in this file {} (owner {})", h(5).keyid, h(5).owner),
+        "a root change needs 2 more signature(s) from other holders".to_owned(),
+    ] {
+        assert!(human.contains(&line), "missing {line:?} in\n{human}");
+    }
 
     // b. A later change (a renewal: a new version, nothing else) needs three holders; two
     // are refused, whichever two.
-    ok(&up(&x, &["init", "-m", "yearly renewal"]));
+    ok(&x.updates(&["init", "-m", "yearly renewal"]));
     h(4).sign(&x);
     h(5).sign(&x);
     let err = apply_refused(&x, "current_root_signatures", &devices, 4, app42);
@@ -410,7 +349,7 @@ fn threshold_root_held_by_five_people(server: Server) {
     );
     h(1).sign(&x);
     applied(&x, 5);
-    let root = get_json(&server, &x.f, &format!("{}/root.json", x.api));
+    let root = x.get("root.json");
     assert_eq!(root["signed"]["x-changelog"]["message"], "yearly renewal");
     devices_follow(&x, &devices, 5, app42);
 
@@ -418,23 +357,20 @@ fn threshold_root_held_by_five_people(server: Server) {
     let lost = h(5).private_key();
     let root_v5 = root_env(&x, 5);
     std::fs::remove_file(&h(5).file).unwrap();
-    ok(&up(&x, &["init", "-m", "holder 5 lost their key"]));
+    ok(&x.updates(&["init", "-m", "holder 5 lost their key"]));
     for (bad, why) in [
         (&h(5).keyid[..7], "at least 8 hex digits"),
         ("zzzzzzzzzz", "at least 8 hex digits"),
     ] {
-        let err = fails(&up(&x, &["remove-key", bad]));
+        let err = fails(&x.updates(&["remove-key", bad]));
         assert!(err.contains(why), "{bad}: {err}");
     }
-    let err = fails(&up(
-        &x,
-        &["remove-key", &h(5).keyid[..10], "--role", "targets"],
-    ));
+    let err = fails(&x.updates(&["remove-key", &h(5).keyid[..10], "--role", "targets"]));
     assert!(
         err.contains(&format!("key {} is not in the targets role", h(5).keyid)),
         "{err}"
     );
-    let out = ok(&up(&x, &["remove-key", &h(5).keyid[..10]]));
+    let out = ok(&x.updates(&["remove-key", &h(5).keyid[..10]]));
     assert!(
         out.contains(&format!(
             "Staged: key {} (owner {}) removed from the root role of the CI and production roots and from their keys.",
@@ -452,9 +388,9 @@ fn threshold_root_held_by_five_people(server: Server) {
         not_yet.iter().all(|l| l.contains("_root_signatures: ")),
         "{not_yet:?}"
     );
-    let err = fails(&up(&x, &["remove-key", &h(5).keyid]));
+    let err = fails(&x.updates(&["remove-key", &h(5).keyid]));
     assert!(err.contains("no key of the staged roots"), "{err}");
-    let review = ok(&up(&x, &["review"]));
+    let review = ok(&x.updates(&["review"]));
     let line = format!("  root: - key {} (owner {})", h(5).keyid, h(5).owner);
     assert_eq!(review.matches(&line).count(), 2, "{line:?} in\n{review}");
     // The three remaining holders sign; the lost key's holder is not needed (and two are
@@ -465,7 +401,7 @@ fn threshold_root_held_by_five_people(server: Server) {
     h(3).sign(&x);
     applied(&x, 6);
     let root_v6 = root_env(&x, 6);
-    for r in [&root_v6.signed, &root_env_prod(&server, &x).signed] {
+    for r in [&root_v6.signed, &root_env_prod(&x).signed] {
         let rk = r.role(Role::Root);
         assert_eq!(rk.threshold.get(), 3);
         let ids: Vec<&str> = rk.keyids.iter().map(|k| k.as_str()).collect();
@@ -483,8 +419,8 @@ fn threshold_root_held_by_five_people(server: Server) {
 
     // d. Raise the threshold to 4 of the 4 remaining: the current root needs 3, the new
     // one 4, so three signatures are refused naming the new root's check.
-    ok(&up(&x, &["init", "-m", "every remaining holder signs"]));
-    ok(&up(&x, &["set-threshold", "--role", "root", "4"]));
+    ok(&x.updates(&["init", "-m", "every remaining holder signs"]));
+    ok(&x.updates(&["set-threshold", "--role", "root", "4"]));
     for n in 1..=3 {
         h(n).sign(&x);
     }
@@ -499,8 +435,8 @@ fn threshold_root_held_by_five_people(server: Server) {
 
     // Lower it to 2: the new root needs 2, but the current one 4, so three are refused
     // naming the current root's check.
-    ok(&up(&x, &["init", "-m", "any two holders"]));
-    ok(&up(&x, &["set-threshold", "--role", "root", "2"]));
+    ok(&x.updates(&["init", "-m", "any two holders"]));
+    ok(&x.updates(&["set-threshold", "--role", "root", "2"]));
     for n in 1..=3 {
         h(n).sign(&x);
     }
@@ -512,12 +448,12 @@ fn threshold_root_held_by_five_people(server: Server) {
     assert!(!err.contains("new_root_signatures"), "{err}");
     h(4).sign(&x);
     applied(&x, 8);
-    let root = get_json(&server, &x.f, &format!("{}/root.json", x.api));
+    let root = x.get("root.json");
     assert_eq!(root["signed"]["roles"]["root"]["threshold"], 2);
     devices_follow(&x, &devices, 8, app42);
 
     // Now any two holders sign a change.
-    ok(&up(&x, &["init", "-m", "renewal by two"]));
+    ok(&x.updates(&["init", "-m", "renewal by two"]));
     h(3).sign(&x);
     h(4).sign(&x);
     applied(&x, 9);
@@ -527,8 +463,7 @@ fn threshold_root_held_by_five_people(server: Server) {
     let v43 = add_build(&server, &x.f, x.dir.path(), "43");
     ci_device.installs("app-43", &v43);
     prod_device.stays_on("app-42", &v42);
-    ok(&x.ctl(&["waves", "init", "-k", only, "wave-43", "43", "production"]));
-    ok(&x.ctl(&["waves", "complete", "wave-43"]));
+    x.ship_wave(only, "wave-43", "43");
     prod_device.installs("app-43", &v43);
     devices_follow(&x, &devices, 9, ("app-43", &v43));
     // A device set up now, trusting root version 1, follows the whole chain.
@@ -544,8 +479,8 @@ fn root_env(x: &Offline, version: u64) -> Signed<Root> {
     Signed::from_slice(&bytes).unwrap()
 }
 
-fn root_env_prod(server: &Server, x: &Offline) -> Signed<Root> {
-    let v = get_json(server, &x.f, &format!("{}/root.json?production=1", x.api));
+fn root_env_prod(x: &Offline) -> Signed<Root> {
+    let v = x.get("root.json?production=1");
     Signed::from_slice(v.to_string().as_bytes()).unwrap()
 }
 
@@ -639,9 +574,9 @@ fn server_checks_refuse_bad_removals(
 ) {
     let version = 6;
     // Threshold above the keys left.
-    ok(&up(x, &["init", "-m", "too few keys"]));
-    ok(&up(x, &["set-threshold", "--role", "root", "4"]));
-    let out = ok(&up(x, &["remove-key", &holders[3].keyid[..8]]));
+    ok(&x.updates(&["init", "-m", "too few keys"]));
+    ok(&x.updates(&["set-threshold", "--role", "root", "4"]));
+    let out = ok(&x.updates(&["remove-key", &holders[3].keyid[..8]]));
     for label in ["ci_root", "prod_root"] {
         let want = format!(
             "  not yet: threshold_range: {label}: root threshold 4 is more than its 3 key(s); \
@@ -653,19 +588,19 @@ fn server_checks_refuse_bad_removals(
         hd.sign(x);
     }
     apply_refused(x, "threshold_range", devices, version, installed);
-    ok(&up(x, &["cancel"]));
+    ok(&x.updates(&["cancel"]));
 
     // The offline targets key: production would be left without one.
-    let root = get_json(x.server, &x.f, &format!("{}/root.json", x.api));
+    let root = x.get("root.json");
     let online: Vec<String> = role_ids(&root, "targets")
         .into_iter()
         .filter(|id| *id != x.offline_id)
         .collect();
     assert_eq!(online.len(), 1, "{online:?}");
-    ok(&up(x, &["init", "-m", "no offline targets key"]));
-    let err = fails(&up(x, &["remove-key", &online[0]]));
+    ok(&x.updates(&["init", "-m", "no offline targets key"]));
+    let err = fails(&x.updates(&["remove-key", &online[0]]));
     assert!(err.contains("one of the server's online keys"), "{err}");
-    let err = fails(&up(x, &["remove-key", &x.offline_id, "--role", "root"]));
+    let err = fails(&x.updates(&["remove-key", &x.offline_id, "--role", "root"]));
     assert!(err.contains("is not in the root role"), "{err}");
     let v = json(&ok(&x.ctl(&[
         "--json",
@@ -695,7 +630,7 @@ fn server_checks_refuse_bad_removals(
         );
     }
     // Lowering the production targets threshold to 1 does not get around it.
-    let out = ok(&up(x, &["set-threshold", "--role", "targets", "1"]));
+    let out = ok(&x.updates(&["set-threshold", "--role", "targets", "1"]));
     assert!(!out.contains("threshold_range"), "{out}");
     assert!(out.contains("  not yet: offline_targets_key: "), "{out}");
     for hd in &holders[..3] {
@@ -706,8 +641,8 @@ fn server_checks_refuse_bad_removals(
         err.contains("the server alone would sign production releases"),
         "{err}"
     );
-    ok(&up(x, &["cancel"]));
-    let prod = get_json(x.server, &x.f, &format!("{}/root.json?production=1", x.api));
+    ok(&x.updates(&["cancel"]));
+    let prod = x.get("root.json?production=1");
     assert!(role_ids(&prod, "targets").contains(&x.offline_id));
     assert_eq!(prod["signed"]["roles"]["targets"]["threshold"], 2);
 }

@@ -70,8 +70,5 @@ fn tokens_revoke_on_sqlite() {
 
 #[test]
 fn tokens_revoke_on_postgres() {
-    let Some(db) = postgres_database() else {
-        return;
-    };
-    tokens_list_create_revoke(Server::start_with(Some(&db)));
+    on_postgres(tokens_list_create_revoke);
 }

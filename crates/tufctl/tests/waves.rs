@@ -8,7 +8,6 @@
 
 mod support;
 
-use serde_json::Value;
 use support::e2e::*;
 use support::*;
 use tuf_core::{Role, Root, Signed, Targets};
@@ -21,10 +20,7 @@ fn waves_on_sqlite() {
 
 #[test]
 fn waves_on_postgres() {
-    let Some(db) = postgres_database() else {
-        return;
-    };
-    story(Server::start_with(Some(&db)));
+    on_postgres(story);
 }
 
 /// A device running the real `tuf-agent` against one metadata URL.
@@ -46,10 +42,8 @@ fn story(server: Server) {
     let ctl = |args: &[&str]| x.ctl(args);
 
     // Devices trust version 1 of their root and follow the chain.
-    let (status, ci_root_v1) = http_get(&format!("{ci_base}/metadata/1.root.json"));
-    assert_eq!(status, 200);
-    let (status, prod_root_v1) = http_get(&format!("{prod_base}/metadata/1.root.json"));
-    assert_eq!(status, 200);
+    let ci_root_v1 = root_v1(ci_base);
+    let prod_root_v1 = root_v1(prod_base);
     let ci_device = Device::new(&ci_root_v1, ci_base);
     let prod_device = Device::new(&prod_root_v1, prod_base);
 
@@ -103,7 +97,7 @@ fn story(server: Server) {
     let err = fails(&ctl(&["waves", "complete", "wave-42"]));
     assert!(err.contains("wave-42"), "{err}");
 
-    let prod_targets = get_json(&server, f, &format!("{api}/targets.json?production=1"));
+    let prod_targets = x.get("targets.json?production=1");
     let signers = signer_ids(&prod_targets);
     assert!(signers.contains(offline_id), "{signers:?}");
     assert_eq!(signers.len(), 2, "offline and online: {signers:?}");
@@ -164,14 +158,9 @@ fn story(server: Server) {
     let err = fails(&ctl(&["waves", "complete", "wave-44-early"]));
     assert!(err.contains("stale") || err.contains("changed"), "{err}");
     ok(&ctl(&["waves", "cancel", "wave-44-early"]));
-    let prod_root = get_json(&server, f, &format!("{api}/root.json?production=1"));
-    let tkeys: Vec<&str> = prod_root["signed"]["roles"]["targets"]["keyids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k.as_str().unwrap())
-        .collect();
-    assert!(!tkeys.contains(&offline_id.as_str()), "{tkeys:?}");
+    let prod_root = x.get("root.json?production=1");
+    let tkeys = role_ids(&prod_root, "targets");
+    assert!(!tkeys.contains(offline_id), "{tkeys:?}");
     assert_eq!(prod_root["signed"]["roles"]["targets"]["threshold"], 2);
     prod_device.stays_on("app-42", &v42);
 
@@ -191,7 +180,7 @@ fn story(server: Server) {
     ok(&ctl(&["keys", "copy-targets", c, o2]));
     let new_id = offline_targets_id(&only2);
     assert_ne!(&new_id, offline_id);
-    assert!(tkeys.contains(&new_id.as_str()), "{tkeys:?}");
+    assert!(tkeys.contains(&new_id), "{tkeys:?}");
     ok(&ctl(&[
         "waves",
         "init",
@@ -204,7 +193,7 @@ fn story(server: Server) {
         "20",
     ]));
     ok(&ctl(&["waves", "complete", "wave-44"]));
-    let prod_targets = get_json(&server, f, &format!("{api}/targets.json?production=1"));
+    let prod_targets = x.get("targets.json?production=1");
     assert!(signer_ids(&prod_targets).contains(&new_id));
     prod_device.installs("app-44", &v44);
     // 20 days left: `keys status` warns that only the offline key holder can renew them.
@@ -306,28 +295,18 @@ fn lost_offline_targets_key_is_replaced_with_the_root_key(server: Server) {
         dir,
         creds,
         only,
-        api,
         prod_base,
         offline_id: old_id,
         ..
     } = &x;
     let (c, o) = (creds.to_str().unwrap(), only.to_str().unwrap());
     let ctl = |args: &[&str]| x.ctl(args);
-    let (_, prod_root_v1) = http_get(&format!("{prod_base}/metadata/1.root.json"));
+    let prod_root_v1 = root_v1(prod_base);
     let device = Device::new(&prod_root_v1, prod_base);
     let v42 = add_build(&server, f, dir.path(), "42");
-    ok(&ctl(&[
-        "waves",
-        "init",
-        "-k",
-        o,
-        "wave-42",
-        "42",
-        "production",
-    ]));
-    ok(&ctl(&["waves", "complete", "wave-42"]));
+    x.ship_wave(o, "wave-42", "42");
     device.installs("app-42", &v42);
-    let before = get_json(&server, f, &format!("{api}/targets.json?production=1"));
+    let before = x.get("targets.json?production=1");
 
     // Lose the offline targets key: only the root key is left in the tarball.
     std::fs::remove_file(only).unwrap();
@@ -364,19 +343,11 @@ fn lost_offline_targets_key_is_replaced_with_the_root_key(server: Server) {
 
     // The production root no longer lists the lost key; the current production targets
     // (same content, next version) carry the new key's signature and the online one.
-    let prod_root = get_json(&server, f, &format!("{api}/root.json?production=1"));
-    let ids: Vec<&str> = prod_root["signed"]["roles"]["targets"]["keyids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap())
-        .collect();
-    assert!(
-        ids.contains(&new_id.as_str()) && !ids.contains(&old_id.as_str()),
-        "{ids:?}"
-    );
+    let prod_root = x.get("root.json?production=1");
+    let ids = role_ids(&prod_root, "targets");
+    assert!(ids.contains(&new_id) && !ids.contains(old_id), "{ids:?}");
     assert_eq!(prod_root["signed"]["roles"]["targets"]["threshold"], 2);
-    let after = get_json(&server, f, &format!("{api}/targets.json?production=1"));
+    let after = x.get("targets.json?production=1");
     assert_eq!(after["signed"]["targets"], before["signed"]["targets"]);
     let signers = signer_ids(&after);
     assert!(signers.contains(&new_id), "{signers:?}");
@@ -388,26 +359,8 @@ fn lost_offline_targets_key_is_replaced_with_the_root_key(server: Server) {
     // ... and takes the next Wave, signed with the new key.
     ok(&ctl(&["keys", "copy-targets", c, o]));
     let v43 = add_build(&server, f, dir.path(), "43");
-    ok(&ctl(&[
-        "waves",
-        "init",
-        "-k",
-        o,
-        "wave-43",
-        "43",
-        "production",
-    ]));
-    ok(&ctl(&["waves", "complete", "wave-43"]));
+    x.ship_wave(o, "wave-43", "43");
     device.installs("app-43", &v43);
-}
-
-fn role_ids(root: &Value, role: &str) -> Vec<String> {
-    root["signed"]["roles"][role]["keyids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap().to_owned())
-        .collect()
 }
 
 /// After a server compromise: `keys rotate-online` replaces the online targets, snapshot and
@@ -422,7 +375,6 @@ fn rotate_online_keys_after_a_server_compromise(server: Server) {
         dir,
         creds,
         only,
-        api,
         ci_base,
         prod_base,
         offline_id,
@@ -430,25 +382,16 @@ fn rotate_online_keys_after_a_server_compromise(server: Server) {
     } = &x;
     let (c, o) = (creds.to_str().unwrap(), only.to_str().unwrap());
     let ctl = |args: &[&str]| x.ctl(args);
-    let (_, ci_root_v1) = http_get(&format!("{ci_base}/metadata/1.root.json"));
-    let (_, prod_root_v1) = http_get(&format!("{prod_base}/metadata/1.root.json"));
+    let ci_root_v1 = root_v1(ci_base);
+    let prod_root_v1 = root_v1(prod_base);
     let ci_device = Device::new(&ci_root_v1, ci_base);
     let prod_device = Device::new(&prod_root_v1, prod_base);
     let v42 = add_build(&server, f, dir.path(), "42");
-    ok(&ctl(&[
-        "waves",
-        "init",
-        "-k",
-        o,
-        "wave-42",
-        "42",
-        "production",
-    ]));
-    ok(&ctl(&["waves", "complete", "wave-42"]));
+    x.ship_wave(o, "wave-42", "42");
     prod_device.installs("app-42", &v42);
     ci_device.installs("app-42", &v42);
-    let old_root = get_json(&server, f, &format!("{api}/root.json"));
-    let old_prod_targets = get_json(&server, f, &format!("{api}/targets.json?production=1"));
+    let old_root = x.get("root.json");
+    let old_prod_targets = x.get("targets.json?production=1");
 
     // Refused while a wave is in progress, and nothing changes.
     let v43 = add_build(&server, f, dir.path(), "43");
@@ -463,14 +406,14 @@ fn rotate_online_keys_after_a_server_compromise(server: Server) {
     ]));
     let err = fails(&ctl(&["keys", "rotate-online", c]));
     assert!(err.contains("in progress"), "{err}");
-    assert_eq!(get_json(&server, f, &format!("{api}/root.json")), old_root);
+    assert_eq!(x.get("root.json"), old_root);
     // The transaction it opened was closed again.
     fails(&ctl(&["keys", "tuf", "updates", "review"]));
     ok(&ctl(&["waves", "cancel", "wave-43"]));
 
     let out = json(&ok(&ctl(&["--json", "keys", "rotate-online", c])));
-    let new_root = get_json(&server, f, &format!("{api}/root.json"));
-    let new_prod_root = get_json(&server, f, &format!("{api}/root.json?production=1"));
+    let new_root = x.get("root.json");
+    let new_prod_root = x.get("root.json?production=1");
     for role in ["targets", "snapshot", "timestamp"] {
         let new_id = out["new_online_keys"][role].as_str().unwrap().to_owned();
         let old_ids = role_ids(&old_root, role);
@@ -504,7 +447,7 @@ fn rotate_online_keys_after_a_server_compromise(server: Server) {
     assert_eq!(v.distinct_valid, 1, "only the offline signature counts");
 
     // Production targets: same version and content, offline signature kept, online replaced.
-    let prod_targets = get_json(&server, f, &format!("{api}/targets.json?production=1"));
+    let prod_targets = x.get("targets.json?production=1");
     assert_eq!(prod_targets["signed"], old_prod_targets["signed"]);
     let signers = signer_ids(&prod_targets);
     assert!(signers.contains(offline_id), "{signers:?}");
@@ -529,16 +472,7 @@ fn rotate_online_keys_after_a_server_compromise(server: Server) {
     // Devices follow the root chain and keep updating.
     prod_device.stays_on("app-42", &v42);
     ci_device.installs("app-43", &v43);
-    ok(&ctl(&[
-        "waves",
-        "init",
-        "-k",
-        o,
-        "wave-43b",
-        "43",
-        "production",
-    ]));
-    ok(&ctl(&["waves", "complete", "wave-43b"]));
+    x.ship_wave(o, "wave-43b", "43");
     prod_device.installs("app-43", &v43);
     let audit = ok(&ctl(&["get", &format!("/ota/factories/{}/audit", f.name)]));
     for action in ["root.update.online_keys", "key.activate", "key.destroy"] {
@@ -553,10 +487,7 @@ fn lost_offline_targets_key_on_sqlite() {
 
 #[test]
 fn lost_offline_targets_key_on_postgres() {
-    let Some(db) = postgres_database() else {
-        return;
-    };
-    lost_offline_targets_key_is_replaced_with_the_root_key(Server::start_with(Some(&db)));
+    on_postgres(lost_offline_targets_key_is_replaced_with_the_root_key);
 }
 
 #[test]
@@ -566,10 +497,7 @@ fn rotate_online_keys_on_sqlite() {
 
 #[test]
 fn rotate_online_keys_on_postgres() {
-    let Some(db) = postgres_database() else {
-        return;
-    };
-    rotate_online_keys_after_a_server_compromise(Server::start_with(Some(&db)));
+    on_postgres(rotate_online_keys_after_a_server_compromise);
 }
 
 /// A root key is stolen (COMPROMISE.md section 5): every token is revoked, the server admin
@@ -582,16 +510,7 @@ fn stolen_root_key_is_replaced(server: Server) {
     let creds = dir.path().join("creds.tgz");
     let stolen = dir.path().join("stolen.tgz");
     let (c, s) = (creds.to_str().unwrap(), stolen.to_str().unwrap());
-    let as_token = |token: &str, args: &[&str]| {
-        tufctl_env(
-            args,
-            &[
-                ("TUFCTL_API", &server.url),
-                ("TUFCTL_TOKEN", token),
-                ("TUFCTL_FACTORY", &f.name),
-            ],
-        )
-    };
+    let as_token = |token: &str, args: &[&str]| server.tufctl_as(token, &f.name, args, &[]);
     let api = format!("/ota/repo/{}/api/v1/user_repo", f.name);
     let ci_base = format!("{}/repo/{}/ci", server.url, f.name);
     let prod_base = format!("{}/repo/{}/prod", server.url, f.name);
@@ -603,8 +522,8 @@ fn stolen_root_key_is_replaced(server: Server) {
     std::fs::copy(&creds, &stolen).unwrap();
     let old_root = get_json(&server, &f, &format!("{api}/root.json"));
     let stolen_ids = role_ids(&old_root, "root");
-    let (_, ci_root_v1) = http_get(&format!("{ci_base}/metadata/1.root.json"));
-    let (_, prod_root_v1) = http_get(&format!("{prod_base}/metadata/1.root.json"));
+    let ci_root_v1 = root_v1(&ci_base);
+    let prod_root_v1 = root_v1(&prod_base);
     let ci_device = Device::new(&ci_root_v1, &ci_base);
     let v42 = add_build(&server, &f, dir.path(), "42");
     ci_device.installs("app-42", &v42);
@@ -676,46 +595,22 @@ fn stolen_root_key_on_sqlite() {
 
 #[test]
 fn stolen_root_key_on_postgres() {
-    let Some(db) = postgres_database() else {
-        return;
-    };
-    stolen_root_key_is_replaced(Server::start_with(Some(&db)));
+    on_postgres(stolen_root_key_is_replaced);
 }
 
 /// With a threshold root, `keys rotate-online` only stages the new roots. A wave created
 /// after that but before `apply` makes `apply` refuse (409, naming the wave) and nothing
 /// changes; once the wave is cancelled, `apply` goes through.
 fn wave_created_after_online_keys_staged_blocks_apply(server: Server) {
-    let f = create_factory(&server, "staged-online");
-    let dir = tempfile::tempdir().unwrap();
-    let alice = dir.path().join("alice.tgz");
-    let bob = dir.path().join("bob.tgz");
-    let only = dir.path().join("targets-only.tgz");
+    let x = Offline::setup(&server, "staged-online", "alice.tgz");
+    let bob = x.dir.path().join("bob.tgz");
     let (a, b, o) = (
-        alice.to_str().unwrap(),
+        x.creds.to_str().unwrap(),
         bob.to_str().unwrap(),
-        only.to_str().unwrap(),
+        x.only.to_str().unwrap(),
     );
-    let ctl = |args: &[&str]| {
-        tufctl_env(
-            args,
-            &[
-                ("TUFCTL_API", &server.url),
-                ("TUFCTL_TOKEN", &f.token),
-                ("TUFCTL_FACTORY", &f.name),
-            ],
-        )
-    };
-    let up = |args: &[&str]| {
-        let mut v = vec!["keys", "tuf", "updates"];
-        v.extend_from_slice(args);
-        ctl(&v)
-    };
-    let api = format!("/ota/repo/{}/api/v1/user_repo", f.name);
-    ok(&ctl(&["keys", "download", &f.credentials_url, a]));
-    ok(&ctl(&["keys", "rotate-root", a]));
-    ok(&ctl(&["keys", "rotate-targets", a]));
-    ok(&ctl(&["keys", "copy-targets", a, o]));
+    let ctl = |args: &[&str]| x.ctl(args);
+    let up = |args: &[&str]| x.updates(args);
     ok(&up(&["init", "-m", "add bob"]));
     ok(&up(&["set-threshold", "--role", "root", "2"]));
     ok(&up(&["add-offline-key", "--role", "root", "-k", b]));
@@ -724,9 +619,9 @@ fn wave_created_after_online_keys_staged_blocks_apply(server: Server) {
 
     let out = ok(&ctl(&["keys", "rotate-online", a]));
     assert!(out.contains("needs more signatures"), "{out}");
-    let before = get_json(&server, &f, &format!("{api}/root.json"));
+    let before = x.get("root.json");
 
-    add_build(&server, &f, dir.path(), "42");
+    add_build(&server, &x.f, x.dir.path(), "42");
     ok(&ctl(&[
         "waves",
         "init",
@@ -743,11 +638,11 @@ fn wave_created_after_online_keys_staged_blocks_apply(server: Server) {
         err.contains("wave \"wave-42\" is in progress"),
         "refused for another reason: {err}"
     );
-    assert_eq!(get_json(&server, &f, &format!("{api}/root.json")), before);
+    assert_eq!(x.get("root.json"), before);
 
     ok(&ctl(&["waves", "cancel", "wave-42"]));
     ok(&up(&["apply"]));
-    let after = get_json(&server, &f, &format!("{api}/root.json"));
+    let after = x.get("root.json");
     for role in ["snapshot", "timestamp"] {
         assert_ne!(role_ids(&after, role), role_ids(&before, role), "{role}");
     }
@@ -760,8 +655,5 @@ fn wave_after_online_keys_staged_on_sqlite() {
 
 #[test]
 fn wave_after_online_keys_staged_on_postgres() {
-    let Some(db) = postgres_database() else {
-        return;
-    };
-    wave_created_after_online_keys_staged_blocks_apply(Server::start_with(Some(&db)));
+    on_postgres(wave_created_after_online_keys_staged_blocks_apply);
 }

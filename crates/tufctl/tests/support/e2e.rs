@@ -67,22 +67,21 @@ impl Device {
 
     /// Updates and checks that `path` with content `bytes` is what is installed now.
     pub fn installs(&self, path: &str, bytes: &[u8]) {
-        let out = self.update();
-        let said = stdout(&out);
-        assert!(
-            out.status.success(),
-            "update failed: {}\n{said}",
-            stderr(&out)
-        );
-        assert!(
-            said.contains(&format!("installed {path}")),
-            "expected {path} to be installed: {said}"
-        );
-        assert_eq!(std::fs::read(self.installed_path()).unwrap(), bytes);
+        self.updates_to(&format!("installed {path}"), "be installed", path, bytes);
     }
 
     /// Updates and checks that `path` stays installed.
     pub fn stays_on(&self, path: &str, bytes: &[u8]) {
+        self.updates_to(
+            &format!("up to date: {path}"),
+            "stay installed",
+            path,
+            bytes,
+        );
+    }
+
+    /// Updates, expects `said` in the output (`path` is to `what`), and `bytes` installed.
+    fn updates_to(&self, said_line: &str, what: &str, path: &str, bytes: &[u8]) {
         let out = self.update();
         let said = stdout(&out);
         assert!(
@@ -91,8 +90,8 @@ impl Device {
             stderr(&out)
         );
         assert!(
-            said.contains(&format!("up to date: {path}")),
-            "expected {path} to stay installed: {said}"
+            said.contains(said_line),
+            "expected {path} to {what}: {said}"
         );
         assert_eq!(std::fs::read(self.installed_path()).unwrap(), bytes);
     }
@@ -104,6 +103,13 @@ pub fn stdout(o: &Output) -> String {
 
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Version 1 of the root under `base` (`.../{ci|prod}`), as a new device trusts it.
+pub fn root_v1(base: &str) -> Vec<u8> {
+    let (status, bytes) = http_get(&format!("{base}/metadata/1.root.json"));
+    assert_eq!(status, 200, "{base}/metadata/1.root.json");
+    bytes
 }
 
 pub fn http_get(url: &str) -> (u16, Vec<u8>) {
@@ -182,11 +188,16 @@ pub fn add_build(server: &Server, f: &Factory, dir: &Path, version: &str) -> Vec
 
 /// The offline targets key id held by a targets-only tarball.
 pub fn offline_targets_id(only: &Path) -> String {
-    let c = Credentials::read(&std::fs::read(only).unwrap()).unwrap();
+    sole_key_id(only, "targets")
+}
+
+/// The id of the one key a tarball holds, a `role` key (named `tufctl-{role}-{keyid}`).
+pub fn sole_key_id(file: &Path, role: &str) -> String {
+    let c = Credentials::read(&std::fs::read(file).unwrap()).unwrap();
     let names: Vec<String> = c.keys().unwrap().into_iter().map(|k| k.name).collect();
     assert_eq!(names.len(), 1, "{names:?}");
     names[0]
-        .strip_prefix("tufctl-targets-")
+        .strip_prefix(&format!("tufctl-{role}-"))
         .unwrap_or_else(|| panic!("unexpected key name {}", names[0]))
         .to_owned()
 }
@@ -233,17 +244,51 @@ impl<'a> Offline<'a> {
 
     /// Runs tufctl as the Factory's owner.
     pub fn ctl(&self, args: &[&str]) -> Output {
-        tufctl_env(
-            args,
-            &[
-                ("TUFCTL_API", &self.server.url),
-                ("TUFCTL_TOKEN", &self.f.token),
-                ("TUFCTL_FACTORY", &self.f.name),
-            ],
-        )
+        self.ctl_env(args, &[])
+    }
+
+    /// Runs tufctl as the Factory's owner, with `more` in its environment.
+    pub fn ctl_env(&self, args: &[&str], more: &[(&str, &str)]) -> Output {
+        self.server
+            .tufctl_as(&self.f.token, &self.f.name, args, more)
+    }
+
+    /// A production Wave of build `version`, signed with the targets-only file `only`, put
+    /// in production.
+    pub fn ship_wave(&self, only: &str, name: &str, version: &str) {
+        ok(&self.ctl(&["waves", "init", "-k", only, name, version, "production"]));
+        ok(&self.ctl(&["waves", "complete", name]));
+    }
+
+    /// GET `path` (e.g. `root.json?production=1`) of the Factory's repository API, as JSON.
+    pub fn get(&self, path: &str) -> Value {
+        get_json(self.server, &self.f, &format!("{}/{path}", self.api))
+    }
+
+    /// `tufctl keys tuf updates ARGS` as the Factory's owner.
+    pub fn updates(&self, args: &[&str]) -> Output {
+        self.ctl(&updates_args(args))
     }
 }
 
+/// The arguments of `tufctl keys tuf updates ARGS`.
+pub fn updates_args<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec!["keys", "tuf", "updates"];
+    v.extend_from_slice(args);
+    v
+}
+
+/// The key IDs that `root` (a root.json envelope) lists for `role`.
+pub fn role_ids(root: &Value, role: &str) -> Vec<String> {
+    root["signed"]["roles"][role]["keyids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The key IDs of the signatures on `env`.
 pub fn signer_ids(env: &Value) -> Vec<String> {
     env["signatures"]
         .as_array()

@@ -127,6 +127,24 @@ impl Server {
     pub fn tufctl(&self, args: &[&str]) -> Output {
         tufctl_env(args, &[("TUFCTL_API", &self.url)])
     }
+
+    /// `tufctl` on this server with `token` for `factory` (TUFCTL_API, TUFCTL_TOKEN and
+    /// TUFCTL_FACTORY), and `more` in its environment.
+    pub fn tufctl_as(
+        &self,
+        token: &str,
+        factory: &str,
+        args: &[&str],
+        more: &[(&str, &str)],
+    ) -> Output {
+        let mut env = vec![
+            ("TUFCTL_API", self.url.as_str()),
+            ("TUFCTL_TOKEN", token),
+            ("TUFCTL_FACTORY", factory),
+        ];
+        env.extend_from_slice(more);
+        tufctl_env(args, &env)
+    }
 }
 
 impl Drop for Server {
@@ -170,17 +188,7 @@ pub fn tuf_agent_path() -> PathBuf {
 /// created with `psql`; None (the test skips) when the variable is unset, a failure under
 /// `CI=true`.
 pub fn postgres_database() -> Option<String> {
-    let url = match std::env::var("TUFD_TEST_DATABASE_URL") {
-        Ok(u) if !u.is_empty() => u,
-        _ => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "TUFD_TEST_DATABASE_URL must be set under CI=true"
-            );
-            println!("skipping: TUFD_TEST_DATABASE_URL not set");
-            return None;
-        }
-    };
+    let url = setting("TUFD_TEST_DATABASE_URL", "TUFD_TEST_DATABASE_URL not set")?;
     let name = format!("tufctl_test_{}", hex::encode(rand_bytes()));
     let out = Command::new("psql")
         .arg(&url)
@@ -201,6 +209,35 @@ pub fn postgres_database() -> Option<String> {
         .rsplit_once('/')
         .unwrap_or_else(|| panic!("TUFD_TEST_DATABASE_URL has no database part: {url}"));
     Some(format!("{base}/{name}{query}"))
+}
+
+/// The value of `var`, a setting a test needs; None, after [`skip`], when it is unset or empty.
+pub fn setting(var: &str, skipping: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ => {
+            skip(&format!("{var} must be set"), skipping);
+            None
+        }
+    }
+}
+
+/// A test that cannot run here says so (`skipping`: what goes unchecked) and passes, except
+/// under `CI=true`, where `missing` (what it needs) is a failure.
+pub fn skip(missing: &str, skipping: &str) {
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{missing} under CI=true"
+    );
+    eprintln!("SKIPPED: {skipping}");
+}
+
+/// Runs `story` against a server on a fresh PostgreSQL database, or skips as
+/// [`postgres_database`] says.
+pub fn on_postgres(story: impl FnOnce(Server)) {
+    if let Some(db) = postgres_database() {
+        story(Server::start_with(Some(&db)));
+    }
 }
 
 /// Runs tufctl with a clean TUFCTL_* environment plus `env`.

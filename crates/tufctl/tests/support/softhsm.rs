@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::e2e::{stderr, stdout};
+use super::setting;
 
 pub const PIN: &str = "1234";
 
@@ -20,19 +21,10 @@ pub struct Token {
 
 impl Token {
     pub fn new(label: &str) -> Option<Self> {
-        let module = match std::env::var("TUF_TEST_PKCS11_MODULE") {
-            Ok(m) if !m.is_empty() => m,
-            _ => {
-                assert!(
-                    std::env::var("CI").as_deref() != Ok("true"),
-                    "TUF_TEST_PKCS11_MODULE must be set under CI=true (the PKCS#11 tests must run)"
-                );
-                eprintln!(
-                    "SKIPPED: hardware key tests need TUF_TEST_PKCS11_MODULE (SoftHSM2's module)"
-                );
-                return None;
-            }
-        };
+        let module = setting(
+            "TUF_TEST_PKCS11_MODULE",
+            "hardware key tests need TUF_TEST_PKCS11_MODULE (SoftHSM2's module)",
+        )?;
         let dir = tempfile::tempdir().unwrap();
         let conf = write_conf(dir.path(), "tokens");
         let out = Command::new("softhsm2-util")
