@@ -113,9 +113,10 @@ fn read_json(path: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
-/// Refused: non-zero exit, `why` in the message, no response written.
-fn refused(o: &Output, out: &Path, why: &str) {
-    let err = fails(o);
+/// `tufctl sign --yes` refuses `request`: non-zero exit, `why` in the message, no response
+/// written.
+fn refused_to_sign(request: &Path, creds: &Path, out: &Path, why: &str) {
+    let err = fails(&sign(request, creds, out, &["--yes"]));
     assert!(err.contains(why), "expected {why:?} in: {err}");
     assert!(err.contains("refusing to sign"), "{err}");
     assert!(
@@ -174,16 +175,16 @@ fn signing_story(server: Server) {
         }
     });
     let resp = d.join("root-response.json");
-    let o = sign(&swapped, &x.creds, &resp, &["--yes"]);
-    refused(&o, &resp, "swapped");
+    refused_to_sign(&swapped, &x.creds, &resp, "swapped");
     // Tampered: a chain that does not lead to the staged root.
     let skipped = tampered(&req, "skipped.json", |v| {
         for doc in ["ci_root", "prod_root"] {
             v[doc]["signed"]["version"] = 5.into();
         }
     });
-    refused(
-        &sign(&skipped, &x.creds, &resp, &["--yes"]),
+    refused_to_sign(
+        &skipped,
+        &x.creds,
         &resp,
         "does not lead to the staged root",
     );
@@ -238,8 +239,7 @@ fn signing_story(server: Server) {
     // A response for a transaction that is gone is refused.
     let err = fails(&x.updates(&["import", resp.to_str().unwrap()]));
     assert!(err.contains("no open root-update transaction"), "{err}");
-    let out = device.agent(&["refresh"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    device.refreshes();
 
     // --- An offline targets key rotation, signed air-gapped. ------------------------------
     ok(&x.updates(&["init", "-m", "second targets key"]));
@@ -264,8 +264,9 @@ fn signing_story(server: Server) {
     let forged = tampered(&req, "forged.json", |v| {
         v["ci_chain"][3]["signed"]["expires"] = Value::String("2099-01-01T00:00:00Z".into());
     });
-    refused(
-        &sign(&forged, &x.creds, &resp, &["--yes"]),
+    refused_to_sign(
+        &forged,
+        &x.creds,
         &resp,
         "CI root version 4 is not signed by a threshold of previous root keys",
     );
@@ -273,8 +274,9 @@ fn signing_story(server: Server) {
     let other = tampered(&req, "other-start.json", |v| {
         v["ci_chain"][2]["signed"]["x-note"] = Value::String("not the trusted root".into());
     });
-    refused(
-        &sign(&other, &x.creds, &resp, &["--yes"]),
+    refused_to_sign(
+        &other,
+        &x.creds,
         &resp,
         "does not start from a root this machine trusts",
     );
@@ -294,15 +296,8 @@ fn signing_story(server: Server) {
     ok(&x.updates(&["apply"]));
     let root = root_now();
     assert_eq!(root["signed"]["version"], 5);
-    assert_eq!(
-        root["signed"]["roles"]["targets"]["keyids"]
-            .as_array()
-            .unwrap()
-            .len(),
-        3
-    );
-    let out = device.agent(&["refresh"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(role_ids(&root, "targets").len(), 3);
+    device.refreshes();
 
     // --- A Wave, exported without any key, signed with the targets-only file. -------------
     let v42 = add_build(&server, &x.f, d, "42");
@@ -322,8 +317,9 @@ fn signing_story(server: Server) {
         v["targets"]["signed"]["targets"]["app-42"]["hashes"]["sha256"] =
             Value::String("00".repeat(32));
     });
-    refused(
-        &sign(&altered, &x.only, &resp, &["--yes"]),
+    refused_to_sign(
+        &altered,
+        &x.only,
         &resp,
         "does not match the CI targets entry",
     );
@@ -334,11 +330,7 @@ fn signing_story(server: Server) {
                 Value::String("00".repeat(32));
         }
     });
-    refused(
-        &sign(&both, &x.only, &resp, &["--yes"]),
-        &resp,
-        "CI targets.json does not verify",
-    );
+    refused_to_sign(&both, &x.only, &resp, "CI targets.json does not verify");
     let review = ok(&sign(&req, &x.only, &resp, &["--yes"]));
     let sha = tuf_core::hash::sha256_hex(&v42);
     assert!(review.contains("+ app-42"), "{review}");
@@ -425,8 +417,7 @@ fn renewal_story(server: Server) {
         assert_eq!(root["signed"]["version"], 4);
         let v1 = root_v1(&x.prod_base);
         let device = Device::new(&v1, &x.prod_base);
-        let out = device.agent(&["refresh"]);
-        assert!(out.status.success(), "{}", stderr(&out));
+        device.refreshes();
         devices.push(device);
         // `keys status` and /metrics say it expires soon.
         let st = json(&ok(&x.ctl(&[

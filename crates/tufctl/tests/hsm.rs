@@ -93,6 +93,16 @@ fn server_roots(x: &Offline) -> (Value, Value) {
     (x.get("root.json"), x.get("root.json?production=1"))
 }
 
+/// Both roots on the server have `root_id`, of `keytype`, as their only root key; returns them.
+fn roots_held_by(x: &Offline, root_id: &str, keytype: &str) -> (Value, Value) {
+    let (ci_root, prod_root) = server_roots(x);
+    for r in [&ci_root, &prod_root] {
+        assert_eq!(role_ids(r, "root"), [root_id]);
+        assert_eq!(r["signed"]["keys"][root_id]["keytype"], keytype);
+    }
+    (ci_root, prod_root)
+}
+
 /// The key the tarball at `path` stores for `keyid`: it must be a token key recorded as
 /// `.pub` + `.pkcs11`, with no `.sec` anywhere for it.
 fn assert_token_key_only(path: &Path, keyid: &str, label: &str) {
@@ -211,11 +221,7 @@ fn root_key_on_an_ed25519_token() {
     let root_id = v["root_keyid"].as_str().unwrap().to_owned();
     assert!(v["key_file"].as_str().unwrap().ends_with(".pkcs11"), "{v}");
     assert!(v["token"].as_str().unwrap().contains("tuf-root"), "{v}");
-    let (ci_root, prod_root) = server_roots(&x);
-    for r in [&ci_root, &prod_root] {
-        assert_eq!(role_ids(r, "root"), [root_id.as_str()]);
-        assert_eq!(r["signed"]["keys"][&root_id]["keytype"], "ed25519");
-    }
+    let (ci_root, prod_root) = roots_held_by(&x, &root_id, "ed25519");
     assert_token_key_only(&x.creds, &root_id, "tuf-root");
     python_tuf_accepts(&ci_root, &root_id, "ed25519");
     python_tuf_accepts(&prod_root, &root_id, "ed25519");
@@ -453,11 +459,7 @@ fn root_key_on_an_ecdsa_token_by_slot_id() {
         ],
     ));
     let root_id = json(&out)["root_keyid"].as_str().unwrap().to_owned();
-    let (ci_root, prod_root) = server_roots(&x);
-    for r in [&ci_root, &prod_root] {
-        assert_eq!(role_ids(r, "root"), [root_id.as_str()]);
-        assert_eq!(r["signed"]["keys"][&root_id]["keytype"], "ecdsa");
-    }
+    let (ci_root, _) = roots_held_by(&x, &root_id, "ecdsa");
     assert_token_key_only(&x.creds, &root_id, "tuf-root-ec");
     // The new root is signed by the token key, verifiably.
     let env =

@@ -41,6 +41,12 @@ impl Device {
         cmd.args(args).output().unwrap()
     }
 
+    /// `tuf-agent refresh`, which must succeed.
+    pub fn refreshes(&self) {
+        let out = self.agent(&["refresh"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+
     /// The installed image: what the install command copied last.
     pub fn installed_path(&self) -> PathBuf {
         self.dir.path().join("installed.img")
