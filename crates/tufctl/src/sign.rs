@@ -3,7 +3,7 @@
 //! from the root the credentials file already trusts (`tufrepo/roles/root.json`), shown to
 //! the key holder, and signed only after they confirm. The credentials file is only read.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
@@ -19,6 +19,7 @@ use crate::request::{
 };
 use crate::settings::Settings;
 use crate::updates::{self, Current, Tx};
+use crate::waves;
 
 pub struct SignArgs {
     pub request: PathBuf,
@@ -181,6 +182,24 @@ pub fn check_wave(
     if new.delegations != cur.delegations {
         bail!("the proposed production targets change the delegations");
     }
+    // Only the version, the expiry and the target list may differ from the current targets;
+    // anything else would be signed without being shown.
+    let (mut a, mut b) = (new.clone(), cur.clone());
+    for t in [&mut a, &mut b] {
+        t.version = 0;
+        t.expires = cur.expires;
+        t.targets.clear();
+    }
+    if a != b {
+        bail!(
+            "the proposed production targets change more than the version, the expiry and the \
+             target list (spec_version or other fields of \"signed\"); a wave changes nothing else"
+        );
+    }
+    // A wave adds or updates targets; dropping one is not what `waves init` proposes.
+    if let Some(path) = cur.targets.keys().find(|p| !new.targets.contains_key(*p)) {
+        bail!("the proposed production targets drop target {path:?}; a wave never removes targets");
+    }
     let mut changed = 0;
     for (path, t) in &new.targets {
         if cur.targets.get(path) == Some(t) {
@@ -190,10 +209,22 @@ pub fn check_wave(
         let Some(ci_t) = w.ci_targets.signed.targets.get(path) else {
             bail!("target {path:?} is not in the CI targets signed by the online key");
         };
-        if ci_t.length != t.length || ci_t.hashes != t.hashes {
+        if waves::build_version(ci_t) != Some(w.version.as_str()) {
             bail!(
-                "target {path:?} does not match the CI targets entry of the same path (length \
-                 or hashes differ): it is not the build CI signed"
+                "target {path:?} is not of version {:?} in the CI targets (custom.version is \
+                 {:?}): the wave is for version {:?} only",
+                w.version,
+                waves::build_version(ci_t).unwrap_or("missing"),
+                w.version
+            );
+        }
+        // The whole entry, custom fields (hardware IDs, ...) included, is the CI entry.
+        if *t != waves::production_entry(ci_t, &w.tag) {
+            bail!(
+                "target {path:?} does not match the CI targets entry of the same path (length, \
+                 hashes or custom fields such as hardware IDs differ, beyond the tag {:?}): it \
+                 is not the build CI signed",
+                w.tag
             );
         }
     }
@@ -408,14 +439,10 @@ fn review_wave(w: &WaveRequest) -> String {
         for (alg, h) in &t.hashes {
             out.push_str(&format!("      {alg} {h}\n"));
         }
-    }
-    let removed: BTreeSet<&String> = cur
-        .targets
-        .keys()
-        .filter(|p| !new.targets.contains_key(*p))
-        .collect();
-    for p in removed {
-        out.push_str(&format!("  - {p}\n"));
+        // Custom fields decide which devices install the target (hardware IDs): shown whole.
+        if let Some(c) = &t.custom {
+            out.push_str(&format!("      custom {}\n", json_text(c)));
+        }
     }
     let kept = new
         .targets
@@ -424,6 +451,14 @@ fn review_wave(w: &WaveRequest) -> String {
         .count();
     out.push_str(&format!("  ({kept} target(s) unchanged)\n"));
     out
+}
+
+/// Canonical JSON text of `v`, for the review.
+fn json_text(v: &Value) -> String {
+    canonical::to_text(v)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .unwrap_or_else(|| v.to_string())
 }
 
 /// Asks on the terminal; `--yes` answers for scripts. Without either, nothing is signed.
@@ -538,3 +573,169 @@ fn as_tx(r: &RootUpdateRequest) -> Tx {
 
 /// Roots further away than this are refused (the server refuses them too).
 const MAX_ROOT_VALIDITY: i64 = 5 * 366 * 24 * 3600;
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use tuf_core::{Expires, KeyType, PrivateKey, RoleKeys, Signer, TargetFile, Threshold};
+
+    use super::*;
+
+    fn key() -> PrivateKey {
+        PrivateKey::generate(KeyType::Ed25519).unwrap()
+    }
+
+    fn days(n: i64) -> Expires {
+        Expires::after(OffsetDateTime::now_utc(), n * 86_400).unwrap()
+    }
+
+    /// Version 1 of a root: `r` signs for root, `t` for targets, `o` for the online roles.
+    fn root_v1(r: &PrivateKey, t: &PrivateKey, o: &PrivateKey) -> Signed<Root> {
+        let mut keys = BTreeMap::new();
+        let mut roles = BTreeMap::new();
+        for (role, k) in [
+            (Role::Root, r),
+            (Role::Targets, t),
+            (Role::Snapshot, o),
+            (Role::Timestamp, o),
+        ] {
+            keys.insert(k.key_id().clone(), k.public_key().clone());
+            roles.insert(
+                role,
+                RoleKeys::new(vec![k.key_id().clone()], Threshold::new(1).unwrap()),
+            );
+        }
+        let mut env = Signed::new(Root::new(1, days(365), keys, roles)).unwrap();
+        env.sign(r).unwrap();
+        env
+    }
+
+    fn ci_target(version: &str, byte: u8) -> TargetFile {
+        TargetFile {
+            length: 100 + u64::from(byte),
+            hashes: [("sha256".to_owned(), hex::encode([byte; 32]))].into(),
+            custom: Some(json!({"version": version, "hardware_ids": ["board-a"]})),
+            extra: BTreeMap::new(),
+        }
+    }
+
+    struct Wave {
+        anchor: Signed<Root>,
+        targets_key: PrivateKey,
+        request: WaveRequest,
+    }
+
+    /// A wave releasing `app-2.bin` (version 2) next to the `app-1.bin` devices have.
+    fn wave() -> Wave {
+        let (r, t, o) = (key(), key(), key());
+        let anchor = root_v1(&r, &t, &o);
+        let mut ci = Targets::new(9, days(30));
+        ci.targets.insert("app-1.bin".into(), ci_target("1", 1));
+        ci.targets.insert("app-2.bin".into(), ci_target("2", 2));
+        let mut current = Targets::new(3, days(30));
+        current.targets.insert(
+            "app-1.bin".into(),
+            waves::production_entry(&ci.targets["app-1.bin"], "production"),
+        );
+        let mut next = current.clone();
+        next.version = 4;
+        next.expires = days(60);
+        next.targets.insert(
+            "app-2.bin".into(),
+            waves::production_entry(&ci.targets["app-2.bin"], "production"),
+        );
+        let mut ci_targets = Signed::new(ci).unwrap();
+        ci_targets.sign(&t).unwrap();
+        let mut current_targets = Signed::new(current).unwrap();
+        current_targets.sign(&t).unwrap();
+        let request = WaveRequest {
+            factory: "acme".into(),
+            wave: "w2".into(),
+            version: "2".into(),
+            tag: "production".into(),
+            ci_chain: vec![anchor.clone()],
+            prod_chain: vec![anchor.clone()],
+            ci_targets,
+            current_targets,
+            targets: Signed::new(next).unwrap(),
+        };
+        Wave {
+            anchor,
+            targets_key: t,
+            request,
+        }
+    }
+
+    fn wave_refusal(w: &Wave) -> String {
+        match check_wave(&w.request, &w.anchor, "acme", OffsetDateTime::now_utc()) {
+            Ok(_) => panic!("the wave request was accepted"),
+            Err(e) => format!("{e:#}"),
+        }
+    }
+
+    /// Edits the proposed targets of `w` (re-encoding them, as an attacker would).
+    fn edit_proposed(w: &mut Wave, edit: impl FnOnce(&mut Targets)) {
+        let mut t = w.request.targets.signed.clone();
+        edit(&mut t);
+        w.request.targets = Signed::new(t).unwrap();
+    }
+
+    #[test]
+    fn an_honest_wave_request_verifies_and_its_review_shows_custom_fields() {
+        let w = wave();
+        let prod = check_wave(&w.request, &w.anchor, "acme", OffsetDateTime::now_utc()).unwrap();
+        assert_eq!(prod.signed.version, 1);
+        let review = review_wave(&w.request);
+        assert!(review.contains("+ app-2.bin  length 102"), "{review}");
+        assert!(
+            review.contains("\"hardware_ids\":[\"board-a\"]"),
+            "{review}"
+        );
+        assert!(review.contains("(1 target(s) unchanged)"), "{review}");
+        assert!(w.targets_key.key_id().as_str().len() == 64);
+    }
+
+    #[test]
+    fn a_wave_target_with_other_hardware_ids_than_ci_signed_is_refused() {
+        let mut w = wave();
+        edit_proposed(&mut w, |t| {
+            let e = t.targets.get_mut("app-2.bin").unwrap();
+            e.custom.as_mut().unwrap()["hardware_ids"] = json!(["board-a", "board-b"]);
+        });
+        let e = wave_refusal(&w);
+        assert!(e.contains("custom fields such as hardware IDs"), "{e}");
+    }
+
+    #[test]
+    fn a_wave_that_drops_a_target_is_refused() {
+        let mut w = wave();
+        edit_proposed(&mut w, |t| {
+            t.targets.remove("app-1.bin");
+        });
+        let e = wave_refusal(&w);
+        assert!(e.contains("drop target \"app-1.bin\""), "{e}");
+    }
+
+    #[test]
+    fn a_wave_with_fields_the_review_does_not_show_is_refused() {
+        let mut w = wave();
+        edit_proposed(&mut w, |t| {
+            t.extra.insert("x-anything".into(), json!("hidden"));
+        });
+        assert!(wave_refusal(&w).contains("change more than the version"));
+        let mut w = wave();
+        edit_proposed(&mut w, |t| t.spec_version = "1.0.0".into());
+        assert!(wave_refusal(&w).contains("change more than the version"));
+    }
+
+    #[test]
+    fn a_wave_target_of_another_build_version_is_refused() {
+        let mut w = wave();
+        edit_proposed(&mut w, |t| {
+            let e = t.targets.get_mut("app-1.bin").unwrap();
+            e.custom.as_mut().unwrap()["tags"] = json!(["production", "beta"]);
+        });
+        let e = wave_refusal(&w);
+        assert!(e.contains("is not of version \"2\""), "{e}");
+    }
+}
