@@ -3,7 +3,7 @@
 //! from the root the credentials file already trusts (`tufrepo/roles/root.json`), shown to
 //! the key holder, and signed only after they confirm. The credentials file is only read.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
@@ -134,6 +134,23 @@ pub fn check_root_update(
             || t.signed.delegations != cur_targets.signed.delegations
         {
             bail!("the staged production targets list other targets than the current ones; a root update never changes what devices install");
+        }
+        let (mut a, mut b) = (t.signed.clone(), cur_targets.signed.clone());
+        for x in [&mut a, &mut b] {
+            x.version = 0;
+            x.expires = cur_targets.signed.expires;
+        }
+        if a != b {
+            bail!(
+                "the staged production targets change more than the version and the expiry \
+                 (spec_version or other fields of \"signed\"); a root update changes nothing else"
+            );
+        }
+        if t.signed.expires.is_expired_at(now) {
+            bail!(
+                "the staged production targets expired on {}",
+                t.signed.expires
+            );
         }
         let keys = r.prod_root.signed.role_keys(Role::Targets);
         existing_signatures_valid("staged production targets", t, &keys)?;
@@ -332,6 +349,49 @@ fn check_successor(label: &str, new: &Signed<Root>, cur: &Root, now: OffsetDateT
                 rk.threshold.get()
             );
         }
+        // Thresholds count distinct keys: two IDs naming one key count once.
+        let distinct = n
+            .role_keys(role)
+            .values()
+            .filter_map(|k| k.material().ok())
+            .collect::<BTreeSet<_>>()
+            .len();
+        if rk.threshold.get() as usize > distinct {
+            bail!(
+                "the staged {label}: {role} threshold {} is more than its {distinct} distinct \
+                 usable key(s) (some key IDs name the same key or no valid key), so it could \
+                 never be met",
+                rk.threshold.get()
+            );
+        }
+    }
+    // A new key under a second ID of a key the root already lists would show as one more
+    // holder in the review while adding none.
+    for (id, key) in &n.keys {
+        if cur.keys.contains_key(id) {
+            continue;
+        }
+        let Ok(material) = key.material() else {
+            continue;
+        };
+        let twin = n
+            .keys
+            .iter()
+            .find(|(other, k)| *other != id && k.material().ok().as_ref() == Some(&material));
+        if let Some((other, _)) = twin {
+            bail!(
+                "the staged {label} adds key {id}, which is the same key as {other} under \
+                 another ID: it would count as one more key holder while it is the same one"
+            );
+        }
+    }
+    let unshown = unshown_changes(n, cur);
+    if !unshown.is_empty() {
+        bail!(
+            "the staged {label} changes {}, which the review does not show (a root update \
+             changes only keys, roles' keys and thresholds, expiry, changelog and key owners)",
+            unshown.join(", ")
+        );
     }
     // Key IDs of new keys must name their key: the review shows IDs, so an ID that does not
     // match its key material would show one key and sign another.
@@ -357,6 +417,55 @@ fn check_successor(label: &str, new: &Signed<Root>, cur: &Root, now: OffsetDateT
         );
     }
     existing_signatures_valid(&format!("staged {label}"), new, &root_signing_keys(cur, n))
+}
+
+/// What differs between `new` and `cur` outside what the review shows (version, expiry,
+/// keys added or removed, roles' key IDs and thresholds, changelog, key owners).
+fn unshown_changes(new: &Root, cur: &Root) -> Vec<String> {
+    let mut out = Vec::new();
+    if new.type_ != cur.type_ {
+        out.push("_type".to_owned());
+    }
+    if new.spec_version != cur.spec_version {
+        out.push(format!(
+            "spec_version ({:?} -> {:?})",
+            cur.spec_version, new.spec_version
+        ));
+    }
+    if new.consistent_snapshot != cur.consistent_snapshot {
+        out.push(format!(
+            "consistent_snapshot ({:?} -> {:?})",
+            cur.consistent_snapshot, new.consistent_snapshot
+        ));
+    }
+    for (name, rk) in &new.roles {
+        if cur.roles.get(name).map(|o| &o.extra) != Some(&rk.extra) {
+            out.push(format!("other fields of roles.{name}"));
+        }
+    }
+    let fields: BTreeSet<&String> = new.extra.keys().chain(cur.extra.keys()).collect();
+    for f in fields {
+        if matches!(f.as_str(), "x-changelog" | "x-key-owners") {
+            continue;
+        }
+        if new.extra.get(f) != cur.extra.get(f) {
+            out.push(format!("field {f:?}"));
+        }
+    }
+    for (id, key) in &new.keys {
+        if cur.keys.get(id).is_some_and(|old| old != key) {
+            out.push(format!("key {id}"));
+        }
+    }
+    if let Some(o) = new.extra.get("x-key-owners") {
+        let names_owners = o
+            .as_object()
+            .is_some_and(|m| m.values().all(Value::is_string));
+        if !names_owners {
+            out.push("x-key-owners (not an object of owner names)".to_owned());
+        }
+    }
+    out
 }
 
 /// Every signature already on a staged document must verify: one that does not means the
@@ -737,5 +846,143 @@ mod tests {
         });
         let e = wave_refusal(&w);
         assert!(e.contains("is not of version \"2\""), "{e}");
+    }
+
+    struct RootUpdate {
+        anchor: Signed<Root>,
+        root_key: PrivateKey,
+        request: RootUpdateRequest,
+    }
+
+    /// A renewal of root version 1, with staged production targets, edited by `edit`.
+    fn root_update(edit: impl Fn(&mut Root)) -> RootUpdate {
+        let (r, t, o) = (key(), key(), key());
+        let anchor = root_v1(&r, &t, &o);
+        let mut next = anchor.signed.clone();
+        next.version = 2;
+        next.expires = days(300);
+        next.extra
+            .insert("x-changelog".into(), json!({"message": "renew"}));
+        edit(&mut next);
+        let staged = Signed::new(next).unwrap();
+        let mut current = Targets::new(3, days(30));
+        current
+            .targets
+            .insert("app-1.bin".into(), ci_target("1", 1));
+        let mut staged_targets = current.clone();
+        staged_targets.version = 4;
+        staged_targets.expires = days(60);
+        let mut current_prod_targets = Signed::new(current).unwrap();
+        current_prod_targets.sign(&t).unwrap();
+        let request = RootUpdateRequest {
+            factory: "acme".into(),
+            txid: "tx".into(),
+            message: "renew".into(),
+            ci_chain: vec![anchor.clone()],
+            prod_chain: vec![anchor.clone()],
+            ci_root: staged.clone(),
+            prod_root: staged,
+            prod_targets: Some(Signed::new(staged_targets).unwrap()),
+            current_prod_targets,
+        };
+        RootUpdate {
+            anchor,
+            root_key: r,
+            request,
+        }
+    }
+
+    fn root_refusal(u: &RootUpdate) -> String {
+        match check_root_update(&u.request, &u.anchor, "acme", OffsetDateTime::now_utc()) {
+            Ok(_) => panic!("the root-update request was accepted"),
+            Err(e) => format!("{e:#}"),
+        }
+    }
+
+    /// The root key of `u` spelled another way (upper-case hex): another key ID, same key.
+    fn alias(u: &RootUpdate) -> (KeyId, tuf_core::PublicKey) {
+        let mut k = u.root_key.public_key().clone();
+        k.keyval.public = k.keyval.public.to_ascii_uppercase();
+        (k.key_id(), k)
+    }
+
+    #[test]
+    fn an_honest_renewal_verifies() {
+        let u = root_update(|_| {});
+        check_root_update(&u.request, &u.anchor, "acme", OffsetDateTime::now_utc()).unwrap();
+    }
+
+    #[test]
+    fn a_root_threshold_met_only_by_one_key_under_two_ids_is_refused() {
+        let u = root_update(|_| {});
+        let (id, k) = alias(&u);
+        let u = root_update_with_alias(u, id, k, 2);
+        let e = root_refusal(&u);
+        assert!(e.contains("distinct usable key(s)"), "{e}");
+    }
+
+    #[test]
+    fn a_second_id_for_a_listed_key_is_refused() {
+        let u = root_update(|_| {});
+        let (id, k) = alias(&u);
+        let u = root_update_with_alias(u, id, k, 1);
+        let e = root_refusal(&u);
+        assert!(e.contains("the same key as"), "{e}");
+    }
+
+    /// `u` with its root key also listed under the alias `id`, root threshold `threshold`.
+    fn root_update_with_alias(
+        mut u: RootUpdate,
+        id: KeyId,
+        k: tuf_core::PublicKey,
+        threshold: u64,
+    ) -> RootUpdate {
+        let mut r = u.request.ci_root.signed.clone();
+        r.keys.insert(id.clone(), k);
+        let role = r.role_mut(Role::Root).unwrap();
+        role.keyids.push(id);
+        role.threshold = Threshold::new(threshold).unwrap();
+        u.request.ci_root = Signed::new(r).unwrap();
+        u.request.prod_root = u.request.ci_root.clone();
+        u
+    }
+
+    #[test]
+    fn root_changes_the_review_does_not_show_are_refused() {
+        type Edit = fn(&mut Root);
+        let edits: [(&str, Edit); 4] = [
+            ("consistent_snapshot", |r| {
+                r.consistent_snapshot = Some(false)
+            }),
+            ("spec_version", |r| r.spec_version = "1.0.0".into()),
+            ("field \"x-mirror\"", |r| {
+                r.extra.insert("x-mirror".into(), json!("https://evil"));
+            }),
+            ("other fields of roles.targets", |r| {
+                let t = r.role_mut(Role::Targets).unwrap();
+                t.extra.insert("x-note".into(), json!(1));
+            }),
+        ];
+        for (what, edit) in edits {
+            let u = root_update(edit);
+            let e = root_refusal(&u);
+            assert!(
+                e.contains(what) && e.contains("which the review does not show"),
+                "{what}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn staged_production_targets_with_other_fields_are_refused() {
+        let mut u = root_update(|_| {});
+        let mut t = u.request.prod_targets.take().unwrap().signed;
+        t.extra.insert("x-anything".into(), json!(true));
+        u.request.prod_targets = Some(Signed::new(t).unwrap());
+        let e = root_refusal(&u);
+        assert!(
+            e.contains("change more than the version and the expiry"),
+            "{e}"
+        );
     }
 }
