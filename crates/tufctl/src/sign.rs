@@ -18,7 +18,7 @@ use crate::request::{
     RootUpdateRequest, RootUpdateResponse, WaveRequest, WaveResponse,
 };
 use crate::settings::Settings;
-use crate::updates::{self, Current, Tx};
+use crate::updates::{self, shown, Current, Tx};
 use crate::waves;
 
 pub struct SignArgs {
@@ -513,7 +513,9 @@ fn review_root_update(r: &RootUpdateRequest, current: &Current) -> String {
     let mut out = format!(
         "Factory {}: verified the request from the root in the credentials file to CI root \
          version {} and production root version {}.\n",
-        r.factory, current.ci.signed.version, current.prod.signed.version
+        shown(&r.factory),
+        current.ci.signed.version,
+        current.prod.signed.version
     );
     out.push_str(&updates::review(&tx, current));
     if let Some(t) = &r.prod_targets {
@@ -533,7 +535,14 @@ fn review_wave(w: &WaveRequest) -> String {
     let mut out = format!(
         "Factory {}: wave {} (version {}, tag {}), verified against the CI targets signed by \
          the online key.\nproduction targets: version {} -> {}, expires {} -> {}\n",
-        w.factory, w.wave, w.version, w.tag, cur.version, new.version, cur.expires, new.expires
+        shown(&w.factory),
+        shown(&w.wave),
+        shown(&w.version),
+        shown(&w.tag),
+        cur.version,
+        new.version,
+        cur.expires,
+        new.expires
     );
     for (path, t) in &new.targets {
         if cur.targets.get(path) == Some(t) {
@@ -544,9 +553,9 @@ fn review_wave(w: &WaveRequest) -> String {
         } else {
             "+"
         };
-        out.push_str(&format!("  {verb} {path}  length {}\n", t.length));
+        out.push_str(&format!("  {verb} {}  length {}\n", shown(path), t.length));
         for (alg, h) in &t.hashes {
-            out.push_str(&format!("      {alg} {h}\n"));
+            out.push_str(&format!("      {} {}\n", shown(alg), shown(h)));
         }
         // Custom fields decide which devices install the target (hardware IDs): shown whole.
         if let Some(c) = &t.custom {
@@ -984,5 +993,28 @@ mod tests {
             e.contains("change more than the version and the expiry"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn the_review_shows_relabelled_owners_and_escapes_control_characters() {
+        let u = root_update(|_| {});
+        let id = u.root_key.key_id().clone();
+        let mut next = u.request.ci_root.signed.clone();
+        updates::set_owner(&mut next, &id, "mallory\n  root: - key 00");
+        let mut r = u.request;
+        r.ci_root = Signed::new(next).unwrap();
+        r.prod_root = r.ci_root.clone();
+        r.message = "renew\u{1b}[2K".into();
+        let current = Current {
+            ci: u.anchor.clone(),
+            prod: u.anchor.clone(),
+        };
+        let review = review_root_update(&r, &current);
+        assert!(
+            review.contains(&format!("key {id}: owner unknown -> mallory\\u{{a}}  root")),
+            "{review}"
+        );
+        assert!(review.contains("message: renew\\u{1b}[2K"), "{review}");
+        assert!(!review.contains('\u{1b}'), "{review}");
     }
 }
