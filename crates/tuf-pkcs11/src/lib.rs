@@ -289,6 +289,55 @@ pub fn probe(key_ref: &KeyRef) -> Result<(), Error> {
     Ok(())
 }
 
+/// `path` as a module that may be loaded without the user naming it: loading a module runs
+/// its code, and a module path read from a file (a key reference in a credentials tarball)
+/// is only as trustworthy as that file. Accepted: an absolute path to a regular file which,
+/// with every directory above it, is owned by root and writable by nobody else — a module
+/// installed by the system's package manager. Returns the resolved path, which is what must
+/// be loaded (a symbolic link could be changed after the check).
+pub fn system_module(path: &Path) -> Result<PathBuf, Error> {
+    let refuse = |reason: String| Error::ModuleLoad {
+        path: path.to_owned(),
+        reason: format!(
+            "{reason}; a module recorded in a credentials file is loaded only from a system \
+             location (owned by root and writable by nobody else): pass --pkcs11 MODULE to \
+             name the module to use on this machine"
+        ),
+    };
+    if !path.is_absolute() {
+        return Err(refuse("the path is not absolute".to_owned()));
+    }
+    let resolved = path.canonicalize().map_err(|e| refuse(e.to_string()))?;
+    let meta = std::fs::metadata(&resolved).map_err(|e| refuse(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(refuse(format!("{} is not a file", resolved.display())));
+    }
+    for p in resolved.ancestors() {
+        let meta = std::fs::metadata(p).map_err(|e| refuse(e.to_string()))?;
+        if let Some(reason) = not_system_owned(&meta) {
+            return Err(refuse(format!("{} {reason}", p.display())));
+        }
+    }
+    Ok(resolved)
+}
+
+#[cfg(unix)]
+fn not_system_owned(meta: &std::fs::Metadata) -> Option<&'static str> {
+    use std::os::unix::fs::MetadataExt;
+    if meta.uid() != 0 {
+        Some("is not owned by root")
+    } else if meta.mode() & 0o022 != 0 {
+        Some("is writable by other users")
+    } else {
+        None
+    }
+}
+
+#[cfg(not(unix))]
+fn not_system_owned(_meta: &std::fs::Metadata) -> Option<&'static str> {
+    Some("cannot be checked for its owner on this system")
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
     Ed25519,

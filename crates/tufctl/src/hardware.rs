@@ -30,17 +30,25 @@ impl TokenAccess {
         }
     }
 
-    /// `key_ref` with this machine's module path when `--pkcs11` was given.
-    pub fn localise(&self, key_ref: &KeyRef) -> KeyRef {
+    /// `key_ref` with the module to load: `--pkcs11` when given; otherwise the recorded
+    /// one, only if it is installed in a system location. A credentials file is an input,
+    /// and loading a module runs its code.
+    pub fn localise(&self, key_ref: &KeyRef) -> Result<KeyRef> {
         match &self.module {
-            Some(m) => key_ref.with_module(m),
-            None => key_ref.clone(),
+            Some(m) => Ok(key_ref.with_module(m)),
+            None => Ok(key_ref.with_module(&tuf_pkcs11::system_module(&key_ref.module)?)),
         }
     }
 
     /// Opens the key `key_ref` names, logging in to its token.
     pub fn open(&self, key_ref: &KeyRef) -> Result<Pkcs11Signer> {
-        let key_ref = self.localise(key_ref);
+        let key_ref = self.localise(key_ref).with_context(|| {
+            format!(
+                "opening the hardware key {} on token {}",
+                key_ref.label,
+                key_ref.token_name()
+            )
+        })?;
         let pin = self.pin(&key_ref.token_name())?;
         Pkcs11Signer::open(&key_ref, pin).map_err(|e| {
             anyhow!(e).context(format!(
@@ -109,5 +117,69 @@ impl TokenAccess {
         let pin = rpassword::prompt_password(format!("PIN of the hardware token {token}: "))
             .context("reading the token PIN from the terminal")?;
         Ok(SecretString::from(pin))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key_ref(module: &std::path::Path) -> KeyRef {
+        KeyRef {
+            module: module.to_owned(),
+            token_label: "t".into(),
+            token_serial: "1".into(),
+            id: "01".into(),
+            label: "k".into(),
+            keytype: "ed25519".into(),
+            scheme: "ed25519".into(),
+        }
+    }
+
+    fn access(module: Option<PathBuf>) -> TokenAccess {
+        TokenAccess {
+            module,
+            pin_file: None,
+            pin: OnceLock::new(),
+        }
+    }
+
+    /// A tarball naming a module the user did not install (here a copy of a real one in a
+    /// directory others may write to) must not get it loaded: that is running its code.
+    #[test]
+    fn a_module_named_by_a_tarball_loads_only_from_a_system_location() {
+        let dir = tempfile::tempdir().unwrap();
+        let planted = dir.path().join("libplanted.so");
+        match std::env::var_os("TUF_TEST_PKCS11_MODULE") {
+            Some(real) => {
+                std::fs::copy(&real, &planted).unwrap();
+            }
+            None => std::fs::write(&planted, b"not a module").unwrap(),
+        }
+        let e = format!(
+            "{:#}",
+            access(None).localise(&key_ref(&planted)).err().unwrap()
+        );
+        assert!(
+            e.contains("cannot load the PKCS#11 module") && e.contains("--pkcs11 MODULE"),
+            "{e}"
+        );
+        let e = format!("{:#}", access(None).open(&key_ref(&planted)).err().unwrap());
+        assert!(e.contains("system location"), "{e}");
+        let relative = key_ref(std::path::Path::new("lib/softhsm2.so"));
+        let e = format!("{:#}", access(None).localise(&relative).err().unwrap());
+        assert!(e.contains("not absolute"), "{e}");
+        // Named by the user, the module is theirs to choose.
+        let r = access(Some(planted.clone()))
+            .localise(&key_ref(std::path::Path::new("/nowhere.so")))
+            .unwrap();
+        assert_eq!(r.module, planted);
+        // A module the system installed keeps working without --pkcs11.
+        if let Some(real) = std::env::var_os("TUF_TEST_PKCS11_MODULE") {
+            let r = access(None)
+                .localise(&key_ref(std::path::Path::new(&real)))
+                .unwrap();
+            assert!(r.module.is_absolute() && r.module.exists(), "{r:?}");
+        }
     }
 }

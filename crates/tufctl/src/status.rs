@@ -136,7 +136,7 @@ pub fn status(s: &Settings, path: &Path) -> Result<()> {
                 // Reachability needs no PIN: the token and the key's public half are looked up.
                 let reachable = file
                     .token_ref(&k.name)
-                    .and_then(|r| Ok(tuf_pkcs11::probe(&file.tokens.localise(&r))?));
+                    .and_then(|r| Ok(tuf_pkcs11::probe(&file.tokens.localise(&r)?)?));
                 let t = json!({
                     "label": label, "serial": serial, "reachable": reachable.is_ok(),
                     "problem": reachable.err().map(|e| format!("{e:#}")),
