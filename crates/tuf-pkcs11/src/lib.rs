@@ -210,6 +210,7 @@ impl Pkcs11Signer {
         let id = hex::decode(&key_ref.id).map_err(|_| Error::BadRef("id is not hex".into()))?;
         let public_handle = find_one(&session, key_ref, ObjectClass::PUBLIC_KEY, &id)?;
         let private = find_one(&session, key_ref, ObjectClass::PRIVATE_KEY, &id)?;
+        never_left_the_token(&session, private, key_ref)?;
         let public = public_key_of(&session, public_handle, kind, &token)?;
         Ok(Self {
             key_id: public.key_id(),
@@ -548,6 +549,44 @@ fn find_one(
             key_ref.id
         ))),
     }
+}
+
+/// Refuses a private key that exists, or may have existed, outside the token: not a token
+/// object, not sensitive, extractable, or not so since it was made (imported, or exportable
+/// once). Such a key may have copies nobody knows of.
+fn never_left_the_token(
+    session: &Session,
+    private: ObjectHandle,
+    key_ref: &KeyRef,
+) -> Result<(), Error> {
+    let attrs = session
+        .get_attributes(
+            private,
+            &[
+                AttributeType::Token,
+                AttributeType::Sensitive,
+                AttributeType::Extractable,
+                AttributeType::AlwaysSensitive,
+                AttributeType::NeverExtractable,
+            ],
+        )
+        .map_err(|e| classify(e, key_ref, "reading the private key's attributes"))?;
+    let has = |want: &Attribute| attrs.contains(want);
+    let reason = if !has(&Attribute::Token(true)) {
+        "it is not a token object"
+    } else if !has(&Attribute::Sensitive(true)) || !has(&Attribute::AlwaysSensitive(true)) {
+        "it is not, or was not always, sensitive"
+    } else if !has(&Attribute::Extractable(false)) || !has(&Attribute::NeverExtractable(true)) {
+        "it is, or was once, extractable"
+    } else {
+        return Ok(());
+    };
+    Err(Error::KeyNotProtected {
+        token: key_ref.token_name(),
+        id: key_ref.id.clone(),
+        label: key_ref.label.clone(),
+        reason,
+    })
 }
 
 /// The TUF public key of the key pair whose public object is `handle`.
