@@ -635,6 +635,32 @@ fn check(current: &Current, staged: &Staged, now: OffsetDateTime) -> Report {
             );
         }
     }
+    // offline_root_keys: once the server's keys alone cannot sign a root (the bootstrap key
+    // is gone), no update may give it that power again, under whatever key ID.
+    let held_root = |root: &Root| {
+        root.role_keys(Role::Root)
+            .values()
+            .filter(|k| current.keys.holds(k))
+            .filter_map(|k| k.material().ok())
+            .collect::<BTreeSet<_>>()
+            .len()
+    };
+    let c_root = &current.ci.signed;
+    if held_root(c_root) < c_root.role(Role::Root).threshold.get() as usize {
+        for (label, root) in [("ci_root", c), ("prod_root", p)] {
+            let (held, t) = (held_root(root), root.role(Role::Root).threshold.get());
+            if held >= t as usize {
+                report.fail(
+                    "offline_root_keys",
+                    format!(
+                        "{label}: the server holds {held} of the root keys, which meets the root \
+                         threshold {t}: the server alone could sign new roots. Root keys must \
+                         be kept offline (a key the server holds for another role is not)"
+                    ),
+                );
+            }
+        }
+    }
     // expires: in the future, not absurdly far.
     for (label, root) in [("ci_root", c), ("prod_root", p)] {
         let e = root.expires.datetime();
@@ -1289,6 +1315,49 @@ mod tests {
                 .map(|f| format!("{}: {}", f.check, f.reason))
                 .collect()
         }
+    }
+
+    #[test]
+    fn a_server_held_key_as_a_root_key_is_refused() {
+        let x = Factory::new();
+        let t = x.online_targets();
+        // Root role [offline root key, server's snapshot key], threshold 1.
+        let s = x.snapshot();
+        let mut staged_ci = x.root(2, &[&t], 1).signed;
+        let id = s.key_id();
+        staged_ci.role_mut(Role::Root).unwrap().keyids.push(id);
+        let mut ci = Signed::new(staged_ci).unwrap();
+        ci.sign(&x.root).unwrap();
+        let expires = Expires::after(OffsetDateTime::now_utc(), 30 * 86_400).unwrap();
+        let targets = Signed::new(Targets::new(1, expires)).unwrap();
+        let staged = Staged {
+            txid: "t".into(),
+            message: String::new(),
+            ci_root: ci.to_bytes(),
+            prod_root: ci.to_bytes(),
+            prod_targets: targets.to_bytes(),
+        };
+        let current = Current {
+            ci: x.root(1, &[&t], 1),
+            prod: x.root(1, &[&t], 1),
+            prod_targets: targets,
+            keys: OnlineKeys::from_keys(
+                ["targets", "snapshot", "timestamp"]
+                    .into_iter()
+                    .zip(x.online)
+                    .collect(),
+            ),
+        };
+        let f: Vec<String> = check(&current, &staged, OffsetDateTime::now_utc())
+            .errors
+            .into_iter()
+            .map(|f| format!("{}: {}", f.check, f.reason))
+            .collect();
+        assert!(
+            f.iter()
+                .any(|f| f.starts_with("offline_root_keys: ci_root")),
+            "{f:?}"
+        );
     }
 
     fn flagged(f: &[String]) -> bool {
