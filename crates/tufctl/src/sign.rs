@@ -257,7 +257,7 @@ pub fn check_wave(
 }
 
 /// Verifies both chains from the tarball's trusted root; returns their last roots.
-fn trusted_chains(
+pub fn trusted_chains(
     ci_chain: &[Signed<Root>],
     prod_chain: &[Signed<Root>],
     anchor: &Signed<Root>,

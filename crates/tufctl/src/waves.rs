@@ -8,6 +8,7 @@ use tuf_core::{Expires, Role, Root, Signed, TargetFile, Targets};
 
 use crate::client::Api;
 use crate::creds::CredsFile;
+use crate::request;
 use crate::settings::Settings;
 use crate::updates;
 
@@ -25,7 +26,24 @@ pub fn init(
     let repo = s.repo_path(Some(&cfg))?;
     let factory = s.factory(Some(&cfg))?;
     let proposal = propose(&api, &repo, version, tag, expires_days)?;
-    let signers = updates::role_signers(&file, &proposal.prod_root.signed, Role::Targets)?;
+    // The offline key signs the current production targets again (carried over) and the CI
+    // entries: both must verify under roots checked from the one this file trusts.
+    let roots = request::verified_roots(&api, &repo, &file)?;
+    for (what, targets, root) in [
+        ("CI", &proposal.ci, &roots.ci.signed),
+        ("production", &proposal.prod, &roots.prod.signed),
+    ] {
+        let v = targets.verify_role("targets", root.role(Role::Targets), &root.keys);
+        if !v.is_met() {
+            bail!(
+                "the {what} targets.json the server returned does not verify under the {what} \
+                 root ({} of {} signatures); nothing was signed, check the server",
+                v.distinct_valid,
+                v.threshold
+            );
+        }
+    }
+    let signers = updates::role_signers(&file, &roots.prod.signed, Role::Targets)?;
     if signers.is_empty() {
         bail!(
             "{} holds no offline targets key of the production root; use the file from \
