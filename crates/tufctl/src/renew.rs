@@ -28,8 +28,13 @@ pub fn resign_root(
     let api = s.api_with_token(Some(&cfg), "the Factory owner's")?;
     let repo = s.repo_path(Some(&cfg))?;
     let factory = s.factory(Some(&cfg))?;
-    let current = updates::current_roots(&api, &repo)
-        .context("fetching the Factory's current roots (nothing was changed)")?;
+    // Signing here: the root key signs the current roots again, so they must be the ones the
+    // chain from this file's stored root leads to, not whatever the server says they are.
+    let current = match export {
+        Some(_) => updates::current_roots(&api, &repo),
+        None => request::verified_roots(&api, &repo, &file),
+    }
+    .context("fetching the Factory's current roots (nothing was changed)")?;
     // Exporting signs nothing here: keys (and tokens, which ask for a PIN) stay closed.
     let signers = match export {
         Some(_) => Vec::new(),
