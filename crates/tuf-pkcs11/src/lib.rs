@@ -26,12 +26,11 @@ use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
-use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use tuf_core::{KeyId, KeyType, PublicKey, Signer};
 
 pub use error::Error;
-pub use secrecy::SecretString;
+pub use secrecy::{ExposeSecret, SecretString};
 
 /// Where a token key lives. Holds no secret: it is safe to store next to public keys.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
