@@ -559,7 +559,7 @@ fn review_wave(w: &WaveRequest) -> String {
         }
         // Custom fields decide which devices install the target (hardware IDs): shown whole.
         if let Some(c) = &t.custom {
-            out.push_str(&format!("      custom {}\n", json_text(c)));
+            out.push_str(&format!("      custom {}\n", shown(&json_text(c))));
         }
     }
     let kept = new
@@ -811,6 +811,18 @@ mod tests {
         );
         assert!(review.contains("(1 target(s) unchanged)"), "{review}");
         assert!(w.targets_key.key_id().as_str().len() == 64);
+    }
+
+    #[test]
+    fn the_wave_review_escapes_what_could_rewrite_it() {
+        let mut w = wave();
+        edit_proposed(&mut w, |t| {
+            let e = t.targets.get_mut("app-2.bin").unwrap();
+            e.custom.as_mut().unwrap()["hardware_ids"] = json!(["board-a\u{202e}b-draob"]);
+        });
+        let review = review_wave(&w.request);
+        assert!(review.contains("board-a\\u{202e}b-draob"), "{review}");
+        assert!(!review.contains('\u{202e}'), "{review}");
     }
 
     #[test]
