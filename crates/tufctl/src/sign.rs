@@ -527,6 +527,21 @@ fn review_root_update(r: &RootUpdateRequest, current: &Current) -> String {
             t.signed.targets.len()
         ));
     }
+    let adds_keys = Role::ALL.iter().any(|role| {
+        r.ci_root
+            .signed
+            .role(*role)
+            .keyids
+            .iter()
+            .any(|id| !current.ci.signed.role(*role).keyids.contains(id))
+    });
+    if adds_keys {
+        // Owners are labels written by whoever added a key, not something verified here.
+        out.push_str(
+            "Owners are labels recorded by whoever added the key: before signing, confirm each \
+             added key ID with the person who holds that key.\n",
+        );
+    }
     out
 }
 
@@ -1005,6 +1020,24 @@ mod tests {
             e.contains("change more than the version and the expiry"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn the_review_says_owners_of_added_keys_are_unverified_labels() {
+        let new_key = key();
+        let mut u = root_update(|_| {});
+        let mut next = u.request.ci_root.signed.clone();
+        let id = new_key.key_id().clone();
+        next.keys.insert(id.clone(), new_key.public_key().clone());
+        next.role_mut(Role::Root).unwrap().keyids.push(id.clone());
+        updates::set_owner(&mut next, &id, "alice@laptop");
+        u.request.ci_root = Signed::new(next).unwrap();
+        u.request.prod_root = u.request.ci_root.clone();
+        let current =
+            check_root_update(&u.request, &u.anchor, "acme", OffsetDateTime::now_utc()).unwrap();
+        let review = review_root_update(&u.request, &current);
+        assert!(review.contains(&format!("root: + key {id} (ed25519, owner alice@laptop)")));
+        assert!(review.contains("confirm each added key ID"), "{review}");
     }
 
     #[test]
