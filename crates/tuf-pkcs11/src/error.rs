@@ -50,6 +50,18 @@ pub enum Error {
         label: String,
     },
 
+    #[error(
+        "the private key with ID {id} (label {label:?}) on token {token} is not used: {reason}, \
+         so copies of it may exist outside the token. Only keys generated on the token as \
+         sensitive and never extractable are used: generate a new one with --slot"
+    )]
+    KeyNotProtected {
+        token: String,
+        id: String,
+        label: String,
+        reason: &'static str,
+    },
+
     #[error("{0} keys cannot be kept on a token by this tool; use ed25519 or ecdsa")]
     UnsupportedKeyType(String),
 

@@ -26,12 +26,11 @@ use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
-use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use tuf_core::{KeyId, KeyType, PublicKey, Signer};
 
 pub use error::Error;
-pub use secrecy::SecretString;
+pub use secrecy::{ExposeSecret, SecretString};
 
 /// Where a token key lives. Holds no secret: it is safe to store next to public keys.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -210,6 +209,7 @@ impl Pkcs11Signer {
         let id = hex::decode(&key_ref.id).map_err(|_| Error::BadRef("id is not hex".into()))?;
         let public_handle = find_one(&session, key_ref, ObjectClass::PUBLIC_KEY, &id)?;
         let private = find_one(&session, key_ref, ObjectClass::PRIVATE_KEY, &id)?;
+        never_left_the_token(&session, private, key_ref)?;
         let public = public_key_of(&session, public_handle, kind, &token)?;
         Ok(Self {
             key_id: public.key_id(),
@@ -287,6 +287,55 @@ pub fn probe(key_ref: &KeyRef) -> Result<(), Error> {
     let id = hex::decode(&key_ref.id).map_err(|_| Error::BadRef("id is not hex".into()))?;
     find_one(&session, key_ref, ObjectClass::PUBLIC_KEY, &id)?;
     Ok(())
+}
+
+/// `path` as a module that may be loaded without the user naming it: loading a module runs
+/// its code, and a module path read from a file (a key reference in a credentials tarball)
+/// is only as trustworthy as that file. Accepted: an absolute path to a regular file which,
+/// with every directory above it, is owned by root and writable by nobody else — a module
+/// installed by the system's package manager. Returns the resolved path, which is what must
+/// be loaded (a symbolic link could be changed after the check).
+pub fn system_module(path: &Path) -> Result<PathBuf, Error> {
+    let refuse = |reason: String| Error::ModuleLoad {
+        path: path.to_owned(),
+        reason: format!(
+            "{reason}; a module recorded in a credentials file is loaded only from a system \
+             location (owned by root and writable by nobody else): pass --pkcs11 MODULE to \
+             name the module to use on this machine"
+        ),
+    };
+    if !path.is_absolute() {
+        return Err(refuse("the path is not absolute".to_owned()));
+    }
+    let resolved = path.canonicalize().map_err(|e| refuse(e.to_string()))?;
+    let meta = std::fs::metadata(&resolved).map_err(|e| refuse(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(refuse(format!("{} is not a file", resolved.display())));
+    }
+    for p in resolved.ancestors() {
+        let meta = std::fs::metadata(p).map_err(|e| refuse(e.to_string()))?;
+        if let Some(reason) = not_system_owned(&meta) {
+            return Err(refuse(format!("{} {reason}", p.display())));
+        }
+    }
+    Ok(resolved)
+}
+
+#[cfg(unix)]
+fn not_system_owned(meta: &std::fs::Metadata) -> Option<&'static str> {
+    use std::os::unix::fs::MetadataExt;
+    if meta.uid() != 0 {
+        Some("is not owned by root")
+    } else if meta.mode() & 0o022 != 0 {
+        Some("is writable by other users")
+    } else {
+        None
+    }
+}
+
+#[cfg(not(unix))]
+fn not_system_owned(_meta: &std::fs::Metadata) -> Option<&'static str> {
+    Some("cannot be checked for its owner on this system")
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -499,6 +548,44 @@ fn find_one(
             key_ref.id
         ))),
     }
+}
+
+/// Refuses a private key that exists, or may have existed, outside the token: not a token
+/// object, not sensitive, extractable, or not so since it was made (imported, or exportable
+/// once). Such a key may have copies nobody knows of.
+fn never_left_the_token(
+    session: &Session,
+    private: ObjectHandle,
+    key_ref: &KeyRef,
+) -> Result<(), Error> {
+    let attrs = session
+        .get_attributes(
+            private,
+            &[
+                AttributeType::Token,
+                AttributeType::Sensitive,
+                AttributeType::Extractable,
+                AttributeType::AlwaysSensitive,
+                AttributeType::NeverExtractable,
+            ],
+        )
+        .map_err(|e| classify(e, key_ref, "reading the private key's attributes"))?;
+    let has = |want: &Attribute| attrs.contains(want);
+    let reason = if !has(&Attribute::Token(true)) {
+        "it is not a token object"
+    } else if !has(&Attribute::Sensitive(true)) || !has(&Attribute::AlwaysSensitive(true)) {
+        "it is not, or was not always, sensitive"
+    } else if !has(&Attribute::Extractable(false)) || !has(&Attribute::NeverExtractable(true)) {
+        "it is, or was once, extractable"
+    } else {
+        return Ok(());
+    };
+    Err(Error::KeyNotProtected {
+        token: key_ref.token_name(),
+        id: key_ref.id.clone(),
+        label: key_ref.label.clone(),
+        reason,
+    })
 }
 
 /// The TUF public key of the key pair whose public object is `handle`.

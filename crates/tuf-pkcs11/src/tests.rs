@@ -305,3 +305,46 @@ fn a_signature_that_does_not_verify_is_never_returned() {
         "{err}"
     );
 }
+
+/// A key pair that could be (or was) exported is not a hardware key, whatever the reference
+/// says: opening it is refused.
+#[test]
+fn an_extractable_token_key_is_refused() {
+    let Some(fx) = fixture() else { return };
+    let ctx = load(&fx.module).unwrap();
+    let (slot, label, serial) = select_token(&ctx, &fx.module, "tuf-unit").unwrap();
+    let session = login(&ctx, &fx.module, slot, &label, &serial, &pin(PIN)).unwrap();
+    let id = session.generate_random_vec(16).unwrap();
+    let public = [
+        Attribute::Token(true),
+        Attribute::Private(false),
+        Attribute::Verify(true),
+        Attribute::EcParams(der::ED25519_OID.to_vec()),
+        Attribute::Id(id.clone()),
+    ];
+    let private = [
+        Attribute::Token(true),
+        Attribute::Private(true),
+        Attribute::Sensitive(false),
+        Attribute::Extractable(true),
+        Attribute::Sign(true),
+        Attribute::Id(id.clone()),
+    ];
+    session
+        .generate_key_pair(&Mechanism::EccEdwardsKeyPairGen, &public, &private)
+        .unwrap();
+    let key_ref = KeyRef {
+        module: fx.module.clone(),
+        token_label: label,
+        token_serial: serial,
+        id: hex::encode(&id),
+        label: "exportable".to_owned(),
+        keytype: "ed25519".to_owned(),
+        scheme: "ed25519".to_owned(),
+    };
+    let err = Pkcs11Signer::open(&key_ref, &pin(PIN)).unwrap_err();
+    assert!(matches!(err, Error::KeyNotProtected { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains("not, or was not always, sensitive"), "{msg}");
+    assert!(!msg.contains(PIN), "{msg}");
+}

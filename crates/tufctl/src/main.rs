@@ -64,7 +64,8 @@ pub struct Global {
     pub passphrase_file: Option<PathBuf>,
     /// PKCS#11 module (shared library) of hardware tokens. With --slot it is where a new key
     /// is generated; otherwise it replaces the module path recorded with a token key
-    /// (modules live in different places on different machines).
+    /// (modules live in different places on different machines). Without it, a recorded
+    /// module is loaded only from a system location (owned by root, writable by nobody else).
     #[arg(long = "pkcs11", value_name = "MODULE", global = true)]
     pub pkcs11: Option<PathBuf>,
     /// File holding the hardware token's PIN (else TUFCTL_PKCS11_PIN, else a prompt).

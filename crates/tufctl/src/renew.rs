@@ -28,8 +28,13 @@ pub fn resign_root(
     let api = s.api_with_token(Some(&cfg), "the Factory owner's")?;
     let repo = s.repo_path(Some(&cfg))?;
     let factory = s.factory(Some(&cfg))?;
-    let current = updates::current_roots(&api, &repo)
-        .context("fetching the Factory's current roots (nothing was changed)")?;
+    // Signing here: the root key signs the current roots again, so they must be the ones the
+    // chain from this file's stored root leads to, not whatever the server says they are.
+    let current = match export {
+        Some(_) => updates::current_roots(&api, &repo),
+        None => request::verified_roots(&api, &repo, &file),
+    }
+    .context("fetching the Factory's current roots (nothing was changed)")?;
     // Exporting signs nothing here: keys (and tokens, which ask for a PIN) stay closed.
     let signers = match export {
         Some(_) => Vec::new(),
@@ -114,7 +119,7 @@ pub fn resign_wave(s: &Settings, creds: &Path, wave: &str, expires_days: u32) ->
     let prod: Signed<Targets> =
         Signed::from_slice(&api.get(&format!("{repo}/targets.json?production=1"))?)
             .context("the production targets.json is not valid")?;
-    let prod_root = updates::current_roots(&api, &repo)?.prod;
+    let prod_root = request::verified_roots(&api, &repo, &file)?.prod;
     let signers = updates::role_signers(&file, &prod_root.signed, Role::Targets)?;
     if signers.is_empty() {
         bail!(
@@ -123,14 +128,8 @@ pub fn resign_wave(s: &Settings, creds: &Path, wave: &str, expires_days: u32) ->
             creds.display()
         );
     }
-    let mut next = prod.signed.clone();
-    next.version = prod
-        .signed
-        .version
-        .checked_add(1)
-        .ok_or_else(|| anyhow!("production targets version overflow"))?;
-    next.expires = Expires::after(OffsetDateTime::now_utc(), i64::from(expires_days) * 86_400)?;
-    let mut env = Signed::new(next)?;
+    let expires = Expires::after(OffsetDateTime::now_utc(), i64::from(expires_days) * 86_400)?;
+    let mut env = Signed::new(renewal(&prod, &prod_root.signed, expires)?)?;
     for k in &signers {
         env.sign(k.as_ref())?;
     }
@@ -152,6 +151,31 @@ pub fn resign_wave(s: &Settings, creds: &Path, wave: &str, expires_days: u32) ->
     Ok(())
 }
 
+/// The renewal of the production targets `prod`: version + 1 and `expires`, nothing else.
+/// Only targets that verify under the production root are renewed: the offline key re-signs
+/// what it signed before, never a list the server changed since.
+fn renewal(prod: &Signed<Targets>, prod_root: &Root, expires: Expires) -> Result<Targets> {
+    let v = prod.verify_role("targets", prod_root.role(Role::Targets), &prod_root.keys);
+    if !v.is_met() {
+        bail!(
+            "the production targets the server returned (version {}) do not verify under the \
+             production root ({} of {} signatures): they are not what was signed offline, so \
+             they are not renewed. Nothing was signed; check the server",
+            prod.signed.version,
+            v.distinct_valid,
+            v.threshold
+        );
+    }
+    let mut next = prod.signed.clone();
+    next.version = prod
+        .signed
+        .version
+        .checked_add(1)
+        .ok_or_else(|| anyhow!("production targets version overflow"))?;
+    next.expires = expires;
+    Ok(next)
+}
+
 /// Whether `new` is `cur` with version + 1, whatever its expiry and changelog.
 fn unchanged_but_version(new: &Root, cur: &Root) -> bool {
     let mut a = new.clone();
@@ -162,4 +186,59 @@ fn unchanged_but_version(new: &Root, cur: &Root) -> bool {
         r.extra.remove("x-changelog");
     }
     new.version == cur.version.saturating_add(1) && a == b
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use tuf_core::{KeyType, PrivateKey, RoleKeys, Signer, Threshold};
+
+    use super::*;
+
+    /// A production root whose targets role is an online and an offline key, threshold 2.
+    fn prod_root(online: &PrivateKey, offline: &PrivateKey) -> Root {
+        let ids = [online, offline].map(|k| k.key_id().clone());
+        let keys: BTreeMap<_, _> = [online, offline]
+            .map(|k| (k.key_id().clone(), k.public_key().clone()))
+            .into();
+        let one = Threshold::new(1).unwrap();
+        let roles = BTreeMap::from([
+            (Role::Root, RoleKeys::new(vec![ids[1].clone()], one)),
+            (
+                Role::Targets,
+                RoleKeys::new(ids.to_vec(), Threshold::new(2).unwrap()),
+            ),
+            (Role::Snapshot, RoleKeys::new(vec![ids[0].clone()], one)),
+            (Role::Timestamp, RoleKeys::new(vec![ids[0].clone()], one)),
+        ]);
+        Root::new(3, Expires::from_unix(4_000_000_000).unwrap(), keys, roles)
+    }
+
+    /// The server holds the online key: a targets list it changed carries only that one
+    /// signature, and the offline key must not renew (sign) it.
+    #[test]
+    fn only_production_targets_signed_offline_are_renewed() {
+        let (online, offline) = (
+            PrivateKey::generate(KeyType::Ed25519).unwrap(),
+            PrivateKey::generate(KeyType::Ed25519).unwrap(),
+        );
+        let root = prod_root(&online, &offline);
+        let expires = Expires::from_unix(3_900_000_000).unwrap();
+        let mut signed = Signed::new(Targets::new(5, expires)).unwrap();
+        signed.sign(&online).unwrap();
+        signed.sign(&offline).unwrap();
+        let next = renewal(&signed, &root, Expires::from_unix(3_950_000_000).unwrap()).unwrap();
+        assert_eq!((next.version, next.targets.len()), (6, 0));
+
+        let mut changed = signed.signed.clone();
+        let extra: tuf_core::TargetFile =
+            serde_json::from_value(json!({"length": 1, "hashes": {"sha256": "00".repeat(32)}}))
+                .unwrap();
+        changed.targets.insert("evil.bin".into(), extra);
+        let mut changed = Signed::new(changed).unwrap();
+        changed.sign(&online).unwrap();
+        let e = format!("{:#}", renewal(&changed, &root, expires).unwrap_err());
+        assert!(e.contains("do not verify under the production root"), "{e}");
+    }
 }

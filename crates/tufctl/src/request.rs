@@ -17,6 +17,7 @@ use tuf_core::{
 };
 
 use crate::client::Api;
+use crate::creds::CredsFile;
 use crate::settings::Settings;
 use crate::updates::{self, Current, Tx};
 use crate::waves;
@@ -360,6 +361,32 @@ pub fn export_wave(
         out.display()
     );
     Ok(())
+}
+
+/// The current roots, verified along the chains the server serves from the root `file`
+/// trusts (its `roles/root.json`), as `tufctl sign` verifies a request: a server that lies
+/// about the roots cannot have an offline key sign for a root it made up. A file without a
+/// stored root has nothing to verify from; the roots are then taken as served, with a note.
+pub fn verified_roots(api: &Api, repo: &str, file: &CredsFile) -> Result<Current> {
+    let served = updates::current_roots(api, repo)?;
+    let Some(anchor) = file.stored_root()? else {
+        eprintln!(
+            "note: {} holds no roles/root.json, so the server's roots cannot be verified from \
+             a root this file trusts; they are used as served",
+            file.path.display()
+        );
+        return Ok(served);
+    };
+    let ci_chain = root_chain(api, repo, served.ci.signed.version, false)?;
+    let prod_chain = root_chain(api, repo, served.prod.signed.version, true)?;
+    let (ci, prod) =
+        crate::sign::trusted_chains(&ci_chain, &prod_chain, &anchor).with_context(|| {
+            format!(
+                "the server's roots do not verify from the root stored in {}; nothing was signed",
+                file.path.display()
+            )
+        })?;
+    Ok(Current { ci, prod })
 }
 
 /// Root versions 1..=`newest` of one flavour, as served.

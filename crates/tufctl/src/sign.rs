@@ -18,7 +18,8 @@ use crate::request::{
     RootUpdateRequest, RootUpdateResponse, WaveRequest, WaveResponse,
 };
 use crate::settings::Settings;
-use crate::updates::{self, Current, Tx};
+use crate::updates::{self, shown, Current, Tx};
+use crate::waves;
 
 pub struct SignArgs {
     pub request: PathBuf,
@@ -134,6 +135,23 @@ pub fn check_root_update(
         {
             bail!("the staged production targets list other targets than the current ones; a root update never changes what devices install");
         }
+        let (mut a, mut b) = (t.signed.clone(), cur_targets.signed.clone());
+        for x in [&mut a, &mut b] {
+            x.version = 0;
+            x.expires = cur_targets.signed.expires;
+        }
+        if a != b {
+            bail!(
+                "the staged production targets change more than the version and the expiry \
+                 (spec_version or other fields of \"signed\"); a root update changes nothing else"
+            );
+        }
+        if t.signed.expires.is_expired_at(now) {
+            bail!(
+                "the staged production targets expired on {}",
+                t.signed.expires
+            );
+        }
         let keys = r.prod_root.signed.role_keys(Role::Targets);
         existing_signatures_valid("staged production targets", t, &keys)?;
     }
@@ -181,6 +199,24 @@ pub fn check_wave(
     if new.delegations != cur.delegations {
         bail!("the proposed production targets change the delegations");
     }
+    // Only the version, the expiry and the target list may differ from the current targets;
+    // anything else would be signed without being shown.
+    let (mut a, mut b) = (new.clone(), cur.clone());
+    for t in [&mut a, &mut b] {
+        t.version = 0;
+        t.expires = cur.expires;
+        t.targets.clear();
+    }
+    if a != b {
+        bail!(
+            "the proposed production targets change more than the version, the expiry and the \
+             target list (spec_version or other fields of \"signed\"); a wave changes nothing else"
+        );
+    }
+    // A wave adds or updates targets; dropping one is not what `waves init` proposes.
+    if let Some(path) = cur.targets.keys().find(|p| !new.targets.contains_key(*p)) {
+        bail!("the proposed production targets drop target {path:?}; a wave never removes targets");
+    }
     let mut changed = 0;
     for (path, t) in &new.targets {
         if cur.targets.get(path) == Some(t) {
@@ -190,10 +226,22 @@ pub fn check_wave(
         let Some(ci_t) = w.ci_targets.signed.targets.get(path) else {
             bail!("target {path:?} is not in the CI targets signed by the online key");
         };
-        if ci_t.length != t.length || ci_t.hashes != t.hashes {
+        if waves::build_version(ci_t) != Some(w.version.as_str()) {
             bail!(
-                "target {path:?} does not match the CI targets entry of the same path (length \
-                 or hashes differ): it is not the build CI signed"
+                "target {path:?} is not of version {:?} in the CI targets (custom.version is \
+                 {:?}): the wave is for version {:?} only",
+                w.version,
+                waves::build_version(ci_t).unwrap_or("missing"),
+                w.version
+            );
+        }
+        // The whole entry, custom fields (hardware IDs, ...) included, is the CI entry.
+        if *t != waves::production_entry(ci_t, &w.tag) {
+            bail!(
+                "target {path:?} does not match the CI targets entry of the same path (length, \
+                 hashes or custom fields such as hardware IDs differ, beyond the tag {:?}): it \
+                 is not the build CI signed",
+                w.tag
             );
         }
     }
@@ -209,7 +257,7 @@ pub fn check_wave(
 }
 
 /// Verifies both chains from the tarball's trusted root; returns their last roots.
-fn trusted_chains(
+pub fn trusted_chains(
     ci_chain: &[Signed<Root>],
     prod_chain: &[Signed<Root>],
     anchor: &Signed<Root>,
@@ -301,6 +349,49 @@ fn check_successor(label: &str, new: &Signed<Root>, cur: &Root, now: OffsetDateT
                 rk.threshold.get()
             );
         }
+        // Thresholds count distinct keys: two IDs naming one key count once.
+        let distinct = n
+            .role_keys(role)
+            .values()
+            .filter_map(|k| k.material().ok())
+            .collect::<BTreeSet<_>>()
+            .len();
+        if rk.threshold.get() as usize > distinct {
+            bail!(
+                "the staged {label}: {role} threshold {} is more than its {distinct} distinct \
+                 usable key(s) (some key IDs name the same key or no valid key), so it could \
+                 never be met",
+                rk.threshold.get()
+            );
+        }
+    }
+    // A new key under a second ID of a key the root already lists would show as one more
+    // holder in the review while adding none.
+    for (id, key) in &n.keys {
+        if cur.keys.contains_key(id) {
+            continue;
+        }
+        let Ok(material) = key.material() else {
+            continue;
+        };
+        let twin = n
+            .keys
+            .iter()
+            .find(|(other, k)| *other != id && k.material().ok().as_ref() == Some(&material));
+        if let Some((other, _)) = twin {
+            bail!(
+                "the staged {label} adds key {id}, which is the same key as {other} under \
+                 another ID: it would count as one more key holder while it is the same one"
+            );
+        }
+    }
+    let unshown = unshown_changes(n, cur);
+    if !unshown.is_empty() {
+        bail!(
+            "the staged {label} changes {}, which the review does not show (a root update \
+             changes only keys, roles' keys and thresholds, expiry, changelog and key owners)",
+            unshown.join(", ")
+        );
     }
     // Key IDs of new keys must name their key: the review shows IDs, so an ID that does not
     // match its key material would show one key and sign another.
@@ -326,6 +417,55 @@ fn check_successor(label: &str, new: &Signed<Root>, cur: &Root, now: OffsetDateT
         );
     }
     existing_signatures_valid(&format!("staged {label}"), new, &root_signing_keys(cur, n))
+}
+
+/// What differs between `new` and `cur` outside what the review shows (version, expiry,
+/// keys added or removed, roles' key IDs and thresholds, changelog, key owners).
+fn unshown_changes(new: &Root, cur: &Root) -> Vec<String> {
+    let mut out = Vec::new();
+    if new.type_ != cur.type_ {
+        out.push("_type".to_owned());
+    }
+    if new.spec_version != cur.spec_version {
+        out.push(format!(
+            "spec_version ({:?} -> {:?})",
+            cur.spec_version, new.spec_version
+        ));
+    }
+    if new.consistent_snapshot != cur.consistent_snapshot {
+        out.push(format!(
+            "consistent_snapshot ({:?} -> {:?})",
+            cur.consistent_snapshot, new.consistent_snapshot
+        ));
+    }
+    for (name, rk) in &new.roles {
+        if cur.roles.get(name).map(|o| &o.extra) != Some(&rk.extra) {
+            out.push(format!("other fields of roles.{name}"));
+        }
+    }
+    let fields: BTreeSet<&String> = new.extra.keys().chain(cur.extra.keys()).collect();
+    for f in fields {
+        if matches!(f.as_str(), "x-changelog" | "x-key-owners") {
+            continue;
+        }
+        if new.extra.get(f) != cur.extra.get(f) {
+            out.push(format!("field {f:?}"));
+        }
+    }
+    for (id, key) in &new.keys {
+        if cur.keys.get(id).is_some_and(|old| old != key) {
+            out.push(format!("key {id}"));
+        }
+    }
+    if let Some(o) = new.extra.get("x-key-owners") {
+        let names_owners = o
+            .as_object()
+            .is_some_and(|m| m.values().all(Value::is_string));
+        if !names_owners {
+            out.push("x-key-owners (not an object of owner names)".to_owned());
+        }
+    }
+    out
 }
 
 /// Every signature already on a staged document must verify: one that does not means the
@@ -373,7 +513,9 @@ fn review_root_update(r: &RootUpdateRequest, current: &Current) -> String {
     let mut out = format!(
         "Factory {}: verified the request from the root in the credentials file to CI root \
          version {} and production root version {}.\n",
-        r.factory, current.ci.signed.version, current.prod.signed.version
+        shown(&r.factory),
+        current.ci.signed.version,
+        current.prod.signed.version
     );
     out.push_str(&updates::review(&tx, current));
     if let Some(t) = &r.prod_targets {
@@ -385,6 +527,21 @@ fn review_root_update(r: &RootUpdateRequest, current: &Current) -> String {
             t.signed.targets.len()
         ));
     }
+    let adds_keys = Role::ALL.iter().any(|role| {
+        r.ci_root
+            .signed
+            .role(*role)
+            .keyids
+            .iter()
+            .any(|id| !current.ci.signed.role(*role).keyids.contains(id))
+    });
+    if adds_keys {
+        // Owners are labels written by whoever added a key, not something verified here.
+        out.push_str(
+            "Owners are labels recorded by whoever added the key: before signing, confirm each \
+             added key ID with the person who holds that key.\n",
+        );
+    }
     out
 }
 
@@ -393,7 +550,14 @@ fn review_wave(w: &WaveRequest) -> String {
     let mut out = format!(
         "Factory {}: wave {} (version {}, tag {}), verified against the CI targets signed by \
          the online key.\nproduction targets: version {} -> {}, expires {} -> {}\n",
-        w.factory, w.wave, w.version, w.tag, cur.version, new.version, cur.expires, new.expires
+        shown(&w.factory),
+        shown(&w.wave),
+        shown(&w.version),
+        shown(&w.tag),
+        cur.version,
+        new.version,
+        cur.expires,
+        new.expires
     );
     for (path, t) in &new.targets {
         if cur.targets.get(path) == Some(t) {
@@ -404,18 +568,14 @@ fn review_wave(w: &WaveRequest) -> String {
         } else {
             "+"
         };
-        out.push_str(&format!("  {verb} {path}  length {}\n", t.length));
+        out.push_str(&format!("  {verb} {}  length {}\n", shown(path), t.length));
         for (alg, h) in &t.hashes {
-            out.push_str(&format!("      {alg} {h}\n"));
+            out.push_str(&format!("      {} {}\n", shown(alg), shown(h)));
         }
-    }
-    let removed: BTreeSet<&String> = cur
-        .targets
-        .keys()
-        .filter(|p| !new.targets.contains_key(*p))
-        .collect();
-    for p in removed {
-        out.push_str(&format!("  - {p}\n"));
+        // Custom fields decide which devices install the target (hardware IDs): shown whole.
+        if let Some(c) = &t.custom {
+            out.push_str(&format!("      custom {}\n", shown(&json_text(c))));
+        }
     }
     let kept = new
         .targets
@@ -424,6 +584,14 @@ fn review_wave(w: &WaveRequest) -> String {
         .count();
     out.push_str(&format!("  ({kept} target(s) unchanged)\n"));
     out
+}
+
+/// Canonical JSON text of `v`, for the review.
+fn json_text(v: &Value) -> String {
+    canonical::to_text(v)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .unwrap_or_else(|| v.to_string())
 }
 
 /// Asks on the terminal; `--yes` answers for scripts. Without either, nothing is signed.
@@ -538,3 +706,360 @@ fn as_tx(r: &RootUpdateRequest) -> Tx {
 
 /// Roots further away than this are refused (the server refuses them too).
 const MAX_ROOT_VALIDITY: i64 = 5 * 366 * 24 * 3600;
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use tuf_core::{Expires, KeyType, PrivateKey, RoleKeys, Signer, TargetFile, Threshold};
+
+    use super::*;
+
+    fn key() -> PrivateKey {
+        PrivateKey::generate(KeyType::Ed25519).unwrap()
+    }
+
+    fn days(n: i64) -> Expires {
+        Expires::after(OffsetDateTime::now_utc(), n * 86_400).unwrap()
+    }
+
+    /// Version 1 of a root: `r` signs for root, `t` for targets, `o` for the online roles.
+    fn root_v1(r: &PrivateKey, t: &PrivateKey, o: &PrivateKey) -> Signed<Root> {
+        let mut keys = BTreeMap::new();
+        let mut roles = BTreeMap::new();
+        for (role, k) in [
+            (Role::Root, r),
+            (Role::Targets, t),
+            (Role::Snapshot, o),
+            (Role::Timestamp, o),
+        ] {
+            keys.insert(k.key_id().clone(), k.public_key().clone());
+            roles.insert(
+                role,
+                RoleKeys::new(vec![k.key_id().clone()], Threshold::new(1).unwrap()),
+            );
+        }
+        let mut env = Signed::new(Root::new(1, days(365), keys, roles)).unwrap();
+        env.sign(r).unwrap();
+        env
+    }
+
+    fn ci_target(version: &str, byte: u8) -> TargetFile {
+        TargetFile {
+            length: 100 + u64::from(byte),
+            hashes: [("sha256".to_owned(), hex::encode([byte; 32]))].into(),
+            custom: Some(json!({"version": version, "hardware_ids": ["board-a"]})),
+            extra: BTreeMap::new(),
+        }
+    }
+
+    struct Wave {
+        anchor: Signed<Root>,
+        targets_key: PrivateKey,
+        request: WaveRequest,
+    }
+
+    /// A wave releasing `app-2.bin` (version 2) next to the `app-1.bin` devices have.
+    fn wave() -> Wave {
+        let (r, t, o) = (key(), key(), key());
+        let anchor = root_v1(&r, &t, &o);
+        let mut ci = Targets::new(9, days(30));
+        ci.targets.insert("app-1.bin".into(), ci_target("1", 1));
+        ci.targets.insert("app-2.bin".into(), ci_target("2", 2));
+        let mut current = Targets::new(3, days(30));
+        current.targets.insert(
+            "app-1.bin".into(),
+            waves::production_entry(&ci.targets["app-1.bin"], "production"),
+        );
+        let mut next = current.clone();
+        next.version = 4;
+        next.expires = days(60);
+        next.targets.insert(
+            "app-2.bin".into(),
+            waves::production_entry(&ci.targets["app-2.bin"], "production"),
+        );
+        let mut ci_targets = Signed::new(ci).unwrap();
+        ci_targets.sign(&t).unwrap();
+        let mut current_targets = Signed::new(current).unwrap();
+        current_targets.sign(&t).unwrap();
+        let request = WaveRequest {
+            factory: "acme".into(),
+            wave: "w2".into(),
+            version: "2".into(),
+            tag: "production".into(),
+            ci_chain: vec![anchor.clone()],
+            prod_chain: vec![anchor.clone()],
+            ci_targets,
+            current_targets,
+            targets: Signed::new(next).unwrap(),
+        };
+        Wave {
+            anchor,
+            targets_key: t,
+            request,
+        }
+    }
+
+    fn wave_refusal(w: &Wave) -> String {
+        match check_wave(&w.request, &w.anchor, "acme", OffsetDateTime::now_utc()) {
+            Ok(_) => panic!("the wave request was accepted"),
+            Err(e) => format!("{e:#}"),
+        }
+    }
+
+    /// Edits the proposed targets of `w` (re-encoding them, as an attacker would).
+    fn edit_proposed(w: &mut Wave, edit: impl FnOnce(&mut Targets)) {
+        let mut t = w.request.targets.signed.clone();
+        edit(&mut t);
+        w.request.targets = Signed::new(t).unwrap();
+    }
+
+    #[test]
+    fn an_honest_wave_request_verifies_and_its_review_shows_custom_fields() {
+        let w = wave();
+        let prod = check_wave(&w.request, &w.anchor, "acme", OffsetDateTime::now_utc()).unwrap();
+        assert_eq!(prod.signed.version, 1);
+        let review = review_wave(&w.request);
+        assert!(review.contains("+ app-2.bin  length 102"), "{review}");
+        assert!(
+            review.contains("\"hardware_ids\":[\"board-a\"]"),
+            "{review}"
+        );
+        assert!(review.contains("(1 target(s) unchanged)"), "{review}");
+        assert!(w.targets_key.key_id().as_str().len() == 64);
+    }
+
+    #[test]
+    fn the_wave_review_escapes_what_could_rewrite_it() {
+        let mut w = wave();
+        edit_proposed(&mut w, |t| {
+            let e = t.targets.get_mut("app-2.bin").unwrap();
+            e.custom.as_mut().unwrap()["hardware_ids"] = json!(["board-a\u{202e}b-draob"]);
+        });
+        let review = review_wave(&w.request);
+        assert!(review.contains("board-a\\u{202e}b-draob"), "{review}");
+        assert!(!review.contains('\u{202e}'), "{review}");
+    }
+
+    #[test]
+    fn a_wave_target_with_other_hardware_ids_than_ci_signed_is_refused() {
+        let mut w = wave();
+        edit_proposed(&mut w, |t| {
+            let e = t.targets.get_mut("app-2.bin").unwrap();
+            e.custom.as_mut().unwrap()["hardware_ids"] = json!(["board-a", "board-b"]);
+        });
+        let e = wave_refusal(&w);
+        assert!(e.contains("custom fields such as hardware IDs"), "{e}");
+    }
+
+    #[test]
+    fn a_wave_that_drops_a_target_is_refused() {
+        let mut w = wave();
+        edit_proposed(&mut w, |t| {
+            t.targets.remove("app-1.bin");
+        });
+        let e = wave_refusal(&w);
+        assert!(e.contains("drop target \"app-1.bin\""), "{e}");
+    }
+
+    #[test]
+    fn a_wave_with_fields_the_review_does_not_show_is_refused() {
+        let mut w = wave();
+        edit_proposed(&mut w, |t| {
+            t.extra.insert("x-anything".into(), json!("hidden"));
+        });
+        assert!(wave_refusal(&w).contains("change more than the version"));
+        let mut w = wave();
+        edit_proposed(&mut w, |t| t.spec_version = "1.0.0".into());
+        assert!(wave_refusal(&w).contains("change more than the version"));
+    }
+
+    #[test]
+    fn a_wave_target_of_another_build_version_is_refused() {
+        let mut w = wave();
+        edit_proposed(&mut w, |t| {
+            let e = t.targets.get_mut("app-1.bin").unwrap();
+            e.custom.as_mut().unwrap()["tags"] = json!(["production", "beta"]);
+        });
+        let e = wave_refusal(&w);
+        assert!(e.contains("is not of version \"2\""), "{e}");
+    }
+
+    struct RootUpdate {
+        anchor: Signed<Root>,
+        root_key: PrivateKey,
+        request: RootUpdateRequest,
+    }
+
+    /// A renewal of root version 1, with staged production targets, edited by `edit`.
+    fn root_update(edit: impl Fn(&mut Root)) -> RootUpdate {
+        let (r, t, o) = (key(), key(), key());
+        let anchor = root_v1(&r, &t, &o);
+        let mut next = anchor.signed.clone();
+        next.version = 2;
+        next.expires = days(300);
+        next.extra
+            .insert("x-changelog".into(), json!({"message": "renew"}));
+        edit(&mut next);
+        let staged = Signed::new(next).unwrap();
+        let mut current = Targets::new(3, days(30));
+        current
+            .targets
+            .insert("app-1.bin".into(), ci_target("1", 1));
+        let mut staged_targets = current.clone();
+        staged_targets.version = 4;
+        staged_targets.expires = days(60);
+        let mut current_prod_targets = Signed::new(current).unwrap();
+        current_prod_targets.sign(&t).unwrap();
+        let request = RootUpdateRequest {
+            factory: "acme".into(),
+            txid: "tx".into(),
+            message: "renew".into(),
+            ci_chain: vec![anchor.clone()],
+            prod_chain: vec![anchor.clone()],
+            ci_root: staged.clone(),
+            prod_root: staged,
+            prod_targets: Some(Signed::new(staged_targets).unwrap()),
+            current_prod_targets,
+        };
+        RootUpdate {
+            anchor,
+            root_key: r,
+            request,
+        }
+    }
+
+    fn root_refusal(u: &RootUpdate) -> String {
+        match check_root_update(&u.request, &u.anchor, "acme", OffsetDateTime::now_utc()) {
+            Ok(_) => panic!("the root-update request was accepted"),
+            Err(e) => format!("{e:#}"),
+        }
+    }
+
+    /// The root key of `u` spelled another way (upper-case hex): another key ID, same key.
+    fn alias(u: &RootUpdate) -> (KeyId, tuf_core::PublicKey) {
+        let mut k = u.root_key.public_key().clone();
+        k.keyval.public = k.keyval.public.to_ascii_uppercase();
+        (k.key_id(), k)
+    }
+
+    #[test]
+    fn an_honest_renewal_verifies() {
+        let u = root_update(|_| {});
+        check_root_update(&u.request, &u.anchor, "acme", OffsetDateTime::now_utc()).unwrap();
+    }
+
+    #[test]
+    fn a_root_threshold_met_only_by_one_key_under_two_ids_is_refused() {
+        let u = root_update(|_| {});
+        let (id, k) = alias(&u);
+        let u = root_update_with_alias(u, id, k, 2);
+        let e = root_refusal(&u);
+        assert!(e.contains("distinct usable key(s)"), "{e}");
+    }
+
+    #[test]
+    fn a_second_id_for_a_listed_key_is_refused() {
+        let u = root_update(|_| {});
+        let (id, k) = alias(&u);
+        let u = root_update_with_alias(u, id, k, 1);
+        let e = root_refusal(&u);
+        assert!(e.contains("the same key as"), "{e}");
+    }
+
+    /// `u` with its root key also listed under the alias `id`, root threshold `threshold`.
+    fn root_update_with_alias(
+        mut u: RootUpdate,
+        id: KeyId,
+        k: tuf_core::PublicKey,
+        threshold: u64,
+    ) -> RootUpdate {
+        let mut r = u.request.ci_root.signed.clone();
+        r.keys.insert(id.clone(), k);
+        let role = r.role_mut(Role::Root).unwrap();
+        role.keyids.push(id);
+        role.threshold = Threshold::new(threshold).unwrap();
+        u.request.ci_root = Signed::new(r).unwrap();
+        u.request.prod_root = u.request.ci_root.clone();
+        u
+    }
+
+    #[test]
+    fn root_changes_the_review_does_not_show_are_refused() {
+        type Edit = fn(&mut Root);
+        let edits: [(&str, Edit); 4] = [
+            ("consistent_snapshot", |r| {
+                r.consistent_snapshot = Some(false)
+            }),
+            ("spec_version", |r| r.spec_version = "1.0.0".into()),
+            ("field \"x-mirror\"", |r| {
+                r.extra.insert("x-mirror".into(), json!("https://evil"));
+            }),
+            ("other fields of roles.targets", |r| {
+                let t = r.role_mut(Role::Targets).unwrap();
+                t.extra.insert("x-note".into(), json!(1));
+            }),
+        ];
+        for (what, edit) in edits {
+            let u = root_update(edit);
+            let e = root_refusal(&u);
+            assert!(
+                e.contains(what) && e.contains("which the review does not show"),
+                "{what}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn staged_production_targets_with_other_fields_are_refused() {
+        let mut u = root_update(|_| {});
+        let mut t = u.request.prod_targets.take().unwrap().signed;
+        t.extra.insert("x-anything".into(), json!(true));
+        u.request.prod_targets = Some(Signed::new(t).unwrap());
+        let e = root_refusal(&u);
+        assert!(
+            e.contains("change more than the version and the expiry"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_review_says_owners_of_added_keys_are_unverified_labels() {
+        let new_key = key();
+        let mut u = root_update(|_| {});
+        let mut next = u.request.ci_root.signed.clone();
+        let id = new_key.key_id().clone();
+        next.keys.insert(id.clone(), new_key.public_key().clone());
+        next.role_mut(Role::Root).unwrap().keyids.push(id.clone());
+        updates::set_owner(&mut next, &id, "alice@laptop");
+        u.request.ci_root = Signed::new(next).unwrap();
+        u.request.prod_root = u.request.ci_root.clone();
+        let current =
+            check_root_update(&u.request, &u.anchor, "acme", OffsetDateTime::now_utc()).unwrap();
+        let review = review_root_update(&u.request, &current);
+        assert!(review.contains(&format!("root: + key {id} (ed25519, owner alice@laptop)")));
+        assert!(review.contains("confirm each added key ID"), "{review}");
+    }
+
+    #[test]
+    fn the_review_shows_relabelled_owners_and_escapes_control_characters() {
+        let u = root_update(|_| {});
+        let id = u.root_key.key_id().clone();
+        let mut next = u.request.ci_root.signed.clone();
+        updates::set_owner(&mut next, &id, "mallory\n  root: - key 00");
+        let mut r = u.request;
+        r.ci_root = Signed::new(next).unwrap();
+        r.prod_root = r.ci_root.clone();
+        r.message = "renew\u{1b}[2K".into();
+        let current = Current {
+            ci: u.anchor.clone(),
+            prod: u.anchor.clone(),
+        };
+        let review = review_root_update(&r, &current);
+        assert!(
+            review.contains(&format!("key {id}: owner unknown -> mallory\\u{{a}}  root")),
+            "{review}"
+        );
+        assert!(review.contains("message: renew\\u{1b}[2K"), "{review}");
+        assert!(!review.contains('\u{1b}'), "{review}");
+    }
+}

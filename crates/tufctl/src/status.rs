@@ -136,7 +136,7 @@ pub fn status(s: &Settings, path: &Path) -> Result<()> {
                 // Reachability needs no PIN: the token and the key's public half are looked up.
                 let reachable = file
                     .token_ref(&k.name)
-                    .and_then(|r| Ok(tuf_pkcs11::probe(&file.tokens.localise(&r))?));
+                    .and_then(|r| Ok(tuf_pkcs11::probe(&file.tokens.localise(&r)?)?));
                 let t = json!({
                     "label": label, "serial": serial, "reachable": reachable.is_ok(),
                     "problem": reachable.err().map(|e| format!("{e:#}")),
@@ -341,7 +341,7 @@ impl Holders {
                 } else {
                     "NOT in this file"
                 },
-                owner.as_deref().unwrap_or("unknown")
+                updates::shown(owner.as_deref().unwrap_or("unknown"))
             ));
         }
         let n = self.in_file();
@@ -365,8 +365,9 @@ impl Holders {
 fn root_holders(root: &Root, creds: &tuf_credentials::Credentials) -> Result<Holders> {
     let mut keys = Vec::new();
     for id in &root.role(Role::Root).keyids {
+        // A key on a hardware token signs as well as one in the file.
         let held = match root.keys.get(id) {
-            Some(pk) => creds.find_signer(pk)?.is_some(),
+            Some(pk) => creds.find_key(pk)?.is_some_and(|k| k.can_sign()),
             None => false,
         };
         keys.push((id.clone(), updates::owner_of(root, id), held));
@@ -384,6 +385,60 @@ mod tests {
 
     fn at(s: &str) -> Expires {
         s.parse().unwrap()
+    }
+
+    /// A root holder whose key is on a hardware token holds it: the listing must say so.
+    #[test]
+    fn a_token_root_key_counts_as_held() {
+        use std::collections::BTreeMap;
+        use tuf_core::{KeyType, PrivateKey, RoleKeys, Signer, Threshold};
+
+        let (file_key, token_key, other) = (
+            PrivateKey::generate(KeyType::Ed25519).unwrap(),
+            PrivateKey::generate(KeyType::Ed25519).unwrap(),
+            PrivateKey::generate(KeyType::Ed25519).unwrap(),
+        );
+        let mut creds = tuf_credentials::Credentials::new(tuf_credentials::Config {
+            api: "http://localhost".into(),
+            factory: "acme".into(),
+        });
+        creds.add_key("file-root", &file_key).unwrap();
+        let key_ref = tuf_pkcs11::KeyRef {
+            module: "/usr/lib/softhsm/libsofthsm2.so".into(),
+            token_label: "root".into(),
+            token_serial: "1234".into(),
+            id: "01".into(),
+            label: "root".into(),
+            keytype: "ed25519".into(),
+            scheme: "ed25519".into(),
+        };
+        creds
+            .add_token_key(
+                "token-root",
+                token_key.public_key(),
+                &key_ref.to_json().unwrap(),
+            )
+            .unwrap();
+        let keys: BTreeMap<_, _> = [&file_key, &token_key, &other]
+            .map(|k| (k.key_id().clone(), k.public_key().clone()))
+            .into();
+        let ids: Vec<KeyId> = keys.keys().cloned().collect();
+        let one = RoleKeys::new(vec![ids[0].clone()], Threshold::new(1).unwrap());
+        let roles = BTreeMap::from([
+            (Role::Root, RoleKeys::new(ids, Threshold::new(3).unwrap())),
+            (Role::Targets, one.clone()),
+            (Role::Snapshot, one.clone()),
+            (Role::Timestamp, one),
+        ]);
+        let root = Root::new(2, at("2030-01-01T00:00:00Z"), keys, roles);
+        let h = root_holders(&root, &creds).unwrap();
+        assert_eq!((h.in_file(), h.needed_from_others()), (2, 1));
+        let held_token = h
+            .keys
+            .iter()
+            .find(|(id, _, _)| id == token_key.key_id())
+            .unwrap();
+        assert!(held_token.2, "{}", h.describe());
     }
 
     #[test]

@@ -775,6 +775,26 @@ pub fn default_owner() -> String {
     format!("{user}@{host}")
 }
 
+/// `text` from metadata or a request, safe to put in a review on a terminal: control
+/// characters (newlines, escape sequences) and invisible or direction-changing characters are
+/// written as `\u{..}` escapes, so text cannot fake or hide review lines.
+pub fn shown(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let hidden = c.is_control()
+            || matches!(
+                c,
+                '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}'
+            );
+        if hidden {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// A readable diff of the staged roots against the current ones.
 pub fn review(tx: &Tx, current: &Current) -> String {
     let mut out = String::new();
@@ -783,9 +803,9 @@ pub fn review(tx: &Tx, current: &Current) -> String {
         out.push('\n');
     };
     line(format!("Root-update transaction {}", tx.txid));
-    line(format!("  message: {}", tx.message));
+    line(format!("  message: {}", shown(&tx.message)));
     if let Some(c) = tx.ci_root.signed.extra.get("x-changelog") {
-        line(format!("  changelog: {c}"));
+        line(format!("  changelog: {}", shown(&c.to_string())));
     }
     for (which, env, cur) in [
         ("CI root", &tx.ci_root, &current.ci.signed),
@@ -810,14 +830,25 @@ pub fn review(tx: &Tx, current: &Current) -> String {
             for id in after.difference(&before) {
                 line(format!(
                     "  {role}: + key {id} ({}, owner {})",
-                    new.keys.get(*id).map_or("?", |k| k.kind()),
-                    owner_of(new, id).unwrap_or_else(|| "unknown".into())
+                    shown(new.keys.get(*id).map_or("?", |k| k.kind())),
+                    shown(&owner_of(new, id).unwrap_or_else(|| "unknown".into()))
                 ));
             }
             for id in before.difference(&after) {
                 line(format!(
                     "  {role}: - key {id} (owner {})",
-                    owner_of(cur, id).unwrap_or_else(|| "unknown".into())
+                    shown(&owner_of(cur, id).unwrap_or_else(|| "unknown".into()))
+                ));
+            }
+        }
+        // Owners are what people recognise keys by: a relabelled key is a change to see.
+        for id in new.keys.keys().filter(|id| cur.keys.contains_key(*id)) {
+            let (a, b) = (owner_of(cur, id), owner_of(new, id));
+            if a != b {
+                line(format!(
+                    "  key {id}: owner {} -> {}",
+                    shown(&a.unwrap_or_else(|| "unknown".into())),
+                    shown(&b.unwrap_or_else(|| "unknown".into()))
                 ));
             }
         }

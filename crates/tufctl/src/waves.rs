@@ -4,10 +4,11 @@ use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
-use tuf_core::{Expires, Role, Root, Signed, Targets};
+use tuf_core::{Expires, Role, Root, Signed, TargetFile, Targets};
 
 use crate::client::Api;
 use crate::creds::CredsFile;
+use crate::request;
 use crate::settings::Settings;
 use crate::updates;
 
@@ -25,7 +26,24 @@ pub fn init(
     let repo = s.repo_path(Some(&cfg))?;
     let factory = s.factory(Some(&cfg))?;
     let proposal = propose(&api, &repo, version, tag, expires_days)?;
-    let signers = updates::role_signers(&file, &proposal.prod_root.signed, Role::Targets)?;
+    // The offline key signs the current production targets again (carried over) and the CI
+    // entries: both must verify under roots checked from the one this file trusts.
+    let roots = request::verified_roots(&api, &repo, &file)?;
+    for (what, targets, root) in [
+        ("CI", &proposal.ci, &roots.ci.signed),
+        ("production", &proposal.prod, &roots.prod.signed),
+    ] {
+        let v = targets.verify_role("targets", root.role(Role::Targets), &root.keys);
+        if !v.is_met() {
+            bail!(
+                "the {what} targets.json the server returned does not verify under the {what} \
+                 root ({} of {} signatures); nothing was signed, check the server",
+                v.distinct_valid,
+                v.threshold
+            );
+        }
+    }
+    let signers = updates::role_signers(&file, &roots.prod.signed, Role::Targets)?;
     if signers.is_empty() {
         bail!(
             "{} holds no offline targets key of the production root; use the file from \
@@ -90,22 +108,11 @@ pub fn propose(
     let mut next = prod.signed.clone();
     let mut added = 0;
     for (path, target) in &ci.signed.targets {
-        let matches = target
-            .custom
-            .as_ref()
-            .and_then(|c| c.get("version"))
-            .and_then(Value::as_str)
-            == Some(version);
-        if !matches {
+        if build_version(target) != Some(version) {
             continue;
         }
-        let mut t = target.clone();
-        let mut custom = t.custom.take().unwrap_or_else(|| json!({}));
-        if let Some(o) = custom.as_object_mut() {
-            o.insert("tags".to_owned(), json!([tag]));
-        }
-        t.custom = Some(custom);
-        next.targets.insert(path.clone(), t);
+        next.targets
+            .insert(path.clone(), production_entry(target, tag));
         added += 1;
     }
     if added == 0 {
@@ -125,6 +132,27 @@ pub fn propose(
         next,
         added,
     })
+}
+
+/// The build version a CI target belongs to (`custom.version`).
+pub fn build_version(target: &TargetFile) -> Option<&str> {
+    target
+        .custom
+        .as_ref()
+        .and_then(|c| c.get("version"))
+        .and_then(Value::as_str)
+}
+
+/// The production entry of a CI target released with `tag`: the CI entry exactly, with
+/// `custom.tags` set to `[tag]`. `tufctl sign` holds a wave request to this.
+pub fn production_entry(ci: &TargetFile, tag: &str) -> TargetFile {
+    let mut t = ci.clone();
+    let mut custom = t.custom.take().unwrap_or_else(|| json!({}));
+    if let Some(o) = custom.as_object_mut() {
+        o.insert("tags".to_owned(), json!([tag]));
+    }
+    t.custom = Some(custom);
+    t
 }
 
 pub fn action(s: &Settings, wave: &str, what: &str) -> Result<()> {

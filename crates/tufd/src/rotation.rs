@@ -610,6 +610,56 @@ fn check(current: &Current, staged: &Staged, now: OffsetDateTime) -> Report {
              server alone would sign production releases; keep one, or replace it in the same \
              update (`tufctl keys rotate-targets`)",
         );
+    } else if required_offline || offline_targets > 0 {
+        // Counted by key material: a key the server holds for another role (snapshot,
+        // timestamp, a pending key), or its online targets key under a second ID, is not
+        // offline however it is named.
+        let role = p.role(Role::Targets);
+        let held = p
+            .role_keys(Role::Targets)
+            .values()
+            .filter(|k| current.keys.holds(k))
+            .filter_map(|k| k.material().ok())
+            .collect::<BTreeSet<_>>()
+            .len();
+        if held >= role.threshold.get() as usize {
+            report.fail(
+                "offline_targets_key",
+                format!(
+                    "prod_root: the server holds {held} of the production targets keys, which \
+                     meets the threshold {}: the server alone would sign production releases. \
+                     Only keys kept offline may count toward it (a key the server holds for \
+                     another role, or its online key under another ID, is not offline)",
+                    role.threshold.get()
+                ),
+            );
+        }
+    }
+    // offline_root_keys: once the server's keys alone cannot sign a root (the bootstrap key
+    // is gone), no update may give it that power again, under whatever key ID.
+    let held_root = |root: &Root| {
+        root.role_keys(Role::Root)
+            .values()
+            .filter(|k| current.keys.holds(k))
+            .filter_map(|k| k.material().ok())
+            .collect::<BTreeSet<_>>()
+            .len()
+    };
+    let c_root = &current.ci.signed;
+    if held_root(c_root) < c_root.role(Role::Root).threshold.get() as usize {
+        for (label, root) in [("ci_root", c), ("prod_root", p)] {
+            let (held, t) = (held_root(root), root.role(Role::Root).threshold.get());
+            if held >= t as usize {
+                report.fail(
+                    "offline_root_keys",
+                    format!(
+                        "{label}: the server holds {held} of the root keys, which meets the root \
+                         threshold {t}: the server alone could sign new roots. Root keys must \
+                         be kept offline (a key the server holds for another role is not)"
+                    ),
+                );
+            }
+        }
     }
     // expires: in the future, not absurdly far.
     for (label, root) in [("ci_root", c), ("prod_root", p)] {
@@ -1168,4 +1218,170 @@ fn replace_online_key(
         owners.retain(|k, _| keys.contains(k));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use tuf_core::{Expires, RoleKeys, Threshold};
+
+    use super::*;
+
+    fn key() -> PrivateKey {
+        PrivateKey::generate(KeyType::Ed25519).unwrap()
+    }
+
+    /// The server's online keys (targets, snapshot, timestamp) and one offline root key.
+    struct Factory {
+        root: PrivateKey,
+        online: [PrivateKey; 3],
+    }
+
+    impl Factory {
+        fn new() -> Self {
+            Self {
+                root: key(),
+                online: [key(), key(), key()],
+            }
+        }
+
+        fn online_targets(&self) -> PublicKey {
+            self.online[0].public_key().clone()
+        }
+
+        fn snapshot(&self) -> PublicKey {
+            self.online[1].public_key().clone()
+        }
+
+        /// A root of `version` whose targets role is `targets` with `threshold`, signed by
+        /// the root key.
+        fn root(&self, version: u64, targets: &[&PublicKey], threshold: u64) -> Signed<Root> {
+            let mut all = BTreeMap::new();
+            let mut ids = |list: &[&PublicKey]| -> Vec<KeyId> {
+                list.iter()
+                    .map(|p| {
+                        all.insert(p.key_id(), (*p).clone());
+                        p.key_id()
+                    })
+                    .collect()
+            };
+            let one = Threshold::new(1).unwrap();
+            let roles = BTreeMap::from([
+                (
+                    Role::Root,
+                    RoleKeys::new(ids(&[self.root.public_key()]), one),
+                ),
+                (
+                    Role::Targets,
+                    RoleKeys::new(ids(targets), Threshold::new(threshold).unwrap()),
+                ),
+                (Role::Snapshot, RoleKeys::new(ids(&[&self.snapshot()]), one)),
+                (
+                    Role::Timestamp,
+                    RoleKeys::new(ids(&[self.online[2].public_key()]), one),
+                ),
+            ]);
+            let expires = Expires::after(OffsetDateTime::now_utc(), 300 * 86_400).unwrap();
+            let mut env = Signed::new(Root::new(version, expires, all, roles)).unwrap();
+            env.sign(&self.root).unwrap();
+            env
+        }
+
+        /// The failed checks of an update of the production targets keys from `cur`
+        /// (threshold `cur_t`) to `new` (threshold 2); CI lists the same keys, threshold 1.
+        fn failures(self, cur: &[&PublicKey], cur_t: u64, new: &[&PublicKey]) -> Vec<String> {
+            let expires = Expires::after(OffsetDateTime::now_utc(), 30 * 86_400).unwrap();
+            let targets = Signed::new(Targets::new(1, expires)).unwrap();
+            let staged = Staged {
+                txid: "t".into(),
+                message: String::new(),
+                ci_root: self.root(2, new, 1).to_bytes(),
+                prod_root: self.root(2, new, 2).to_bytes(),
+                prod_targets: targets.to_bytes(),
+            };
+            let current = Current {
+                ci: self.root(1, cur, 1),
+                prod: self.root(1, cur, cur_t),
+                prod_targets: targets,
+                keys: OnlineKeys::from_keys(
+                    ["targets", "snapshot", "timestamp"]
+                        .into_iter()
+                        .zip(self.online)
+                        .collect(),
+                ),
+            };
+            check(&current, &staged, OffsetDateTime::now_utc())
+                .errors
+                .into_iter()
+                .map(|f| format!("{}: {}", f.check, f.reason))
+                .collect()
+        }
+    }
+
+    #[test]
+    fn a_server_held_key_as_a_root_key_is_refused() {
+        let x = Factory::new();
+        let t = x.online_targets();
+        // Root role [offline root key, server's snapshot key], threshold 1.
+        let s = x.snapshot();
+        let mut staged_ci = x.root(2, &[&t], 1).signed;
+        let id = s.key_id();
+        staged_ci.role_mut(Role::Root).unwrap().keyids.push(id);
+        let mut ci = Signed::new(staged_ci).unwrap();
+        ci.sign(&x.root).unwrap();
+        let expires = Expires::after(OffsetDateTime::now_utc(), 30 * 86_400).unwrap();
+        let targets = Signed::new(Targets::new(1, expires)).unwrap();
+        let staged = Staged {
+            txid: "t".into(),
+            message: String::new(),
+            ci_root: ci.to_bytes(),
+            prod_root: ci.to_bytes(),
+            prod_targets: targets.to_bytes(),
+        };
+        let current = Current {
+            ci: x.root(1, &[&t], 1),
+            prod: x.root(1, &[&t], 1),
+            prod_targets: targets,
+            keys: OnlineKeys::from_keys(
+                ["targets", "snapshot", "timestamp"]
+                    .into_iter()
+                    .zip(x.online)
+                    .collect(),
+            ),
+        };
+        let f: Vec<String> = check(&current, &staged, OffsetDateTime::now_utc())
+            .errors
+            .into_iter()
+            .map(|f| format!("{}: {}", f.check, f.reason))
+            .collect();
+        assert!(
+            f.iter()
+                .any(|f| f.starts_with("offline_root_keys: ci_root")),
+            "{f:?}"
+        );
+    }
+
+    fn flagged(f: &[String]) -> bool {
+        f.iter().any(|f| f.starts_with("offline_targets_key"))
+    }
+
+    #[test]
+    fn a_server_held_key_named_as_the_offline_targets_key_is_refused() {
+        let offline = key().public_key().clone();
+        // The offline key replaced by the server's snapshot key: two keys, both held.
+        let x = Factory::new();
+        let (t, s) = (x.online_targets(), x.snapshot());
+        let f = x.failures(&[&t, &offline], 2, &[&t, &s]);
+        assert!(flagged(&f), "{f:?}");
+        // Production first put under an "offline" key that the server holds.
+        let x = Factory::new();
+        let (t, s) = (x.online_targets(), x.snapshot());
+        let f = x.failures(&[&t], 1, &[&t, &s]);
+        assert!(flagged(&f), "{f:?}");
+        // A key the server does not hold is offline.
+        let x = Factory::new();
+        let t = x.online_targets();
+        let other = key().public_key().clone();
+        let f = x.failures(&[&t, &offline], 2, &[&t, &other]);
+        assert!(!flagged(&f), "{f:?}");
+    }
 }
