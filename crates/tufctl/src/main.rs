@@ -109,7 +109,9 @@ enum Command {
     /// request is verified from the root the credentials file trusts, shown, and signed
     /// after confirmation. CREDS.tgz is only read.
     Sign {
+        /// The request file written by `keys tuf updates export` or `waves init --export`.
         request: PathBuf,
+        /// The credentials file holding the key(s) to sign with (plain or encrypted).
         #[arg(short = 'k', long = "keys")]
         creds: PathBuf,
         /// Where to write the signed response.
@@ -292,6 +294,7 @@ pub enum UpdatesCommand {
     Review,
     /// Sign the staged roots (and production targets) with the keys in a credentials file.
     Sign {
+        /// The credentials file holding this holder's key(s) (plain or encrypted).
         #[arg(short = 'k', long = "keys")]
         creds: PathBuf,
     },

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sqlx::Row;
 use time::OffsetDateTime;
-use tuf_core::{Role, Root, Signed, Signer, Targets};
+use tuf_core::{Role, Root, Signed, Targets};
 
 use crate::auth::{authenticate, Scope};
 use crate::db::{begin_locked, require_factory, Tx};
@@ -120,14 +120,13 @@ async fn countersign(
         ));
     }
     let role = root.role(Role::Targets);
-    let online: Vec<&tuf_core::KeyId> =
-        keys.of_purpose(Role::Targets).map(Signer::key_id).collect();
-    // The offline signatures alone: production releases need the customer's key.
+    // The offline signatures alone: production releases need the customer's key. A key
+    // the server holds (for any role, under any ID) never counts as offline.
     let offline = proposed.verify_role("targets", role, &root.keys);
     let offline_valid = offline
         .valid
         .iter()
-        .filter(|id| !online.contains(id))
+        .filter(|id| root.keys.get(*id).is_some_and(|k| !keys.holds(k)))
         .count();
     if offline_valid == 0 {
         return Err(ApiError::unprocessable(
