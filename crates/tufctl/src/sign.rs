@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
 use time::OffsetDateTime;
-use tuf_core::{canonical, KeyId, Metadata, Role, Root, Signature, Signed, Targets};
+use tuf_core::{canonical, Expires, KeyId, Metadata, Role, Root, Signature, Signed, Targets};
 
 use crate::creds::CredsFile;
 use crate::request::{
@@ -152,6 +152,7 @@ pub fn check_root_update(
                 t.signed.expires
             );
         }
+        check_targets_validity("staged production targets", &t.signed.expires, now)?;
         let keys = r.prod_root.signed.role_keys(Role::Targets);
         existing_signatures_valid("staged production targets", t, &keys)?;
     }
@@ -196,6 +197,7 @@ pub fn check_wave(
     if new.expires.is_expired_at(now) {
         bail!("the proposed production targets expired on {}", new.expires);
     }
+    check_targets_validity("proposed production targets", &new.expires, now)?;
     if new.delegations != cur.delegations {
         bail!("the proposed production targets change the delegations");
     }
@@ -707,6 +709,18 @@ fn as_tx(r: &RootUpdateRequest) -> Tx {
 /// Roots further away than this are refused (the server refuses them too).
 const MAX_ROOT_VALIDITY: i64 = 5 * 366 * 24 * 3600;
 
+/// Production targets may not be valid for longer than this (tufd refuses the same): an
+/// expiry decades away would keep a signed release alive long after anyone meant it to.
+/// `waves init --expires-days` goes up to 3650 days.
+const MAX_TARGETS_VALIDITY: i64 = 3660 * 24 * 3600;
+
+fn check_targets_validity(label: &str, expires: &Expires, now: OffsetDateTime) -> Result<()> {
+    if expires.unix().saturating_sub(now.unix_timestamp()) > MAX_TARGETS_VALIDITY {
+        bail!("the {label} expire {expires}, more than 10 years away");
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -849,6 +863,17 @@ mod tests {
         });
         let e = wave_refusal(&w);
         assert!(e.contains("custom fields such as hardware IDs"), "{e}");
+    }
+
+    #[test]
+    fn a_wave_valid_for_more_than_ten_years_is_refused() {
+        let mut w = wave();
+        edit_proposed(&mut w, |t| t.expires = days(3661));
+        let e = wave_refusal(&w);
+        assert!(e.contains("more than 10 years away"), "{e}");
+        let mut w = wave();
+        edit_proposed(&mut w, |t| t.expires = days(3650));
+        check_wave(&w.request, &w.anchor, "acme", OffsetDateTime::now_utc()).unwrap();
     }
 
     #[test]

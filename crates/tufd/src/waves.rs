@@ -19,6 +19,11 @@ use crate::input::{check_label, JsonBody};
 use crate::repo::{current_root, require_head, store_signed, Flavour, OnlineKeys, Signing};
 use crate::{audit, Shared};
 
+/// Production targets may not be valid for longer than this (10 years and a few days;
+/// `tufctl waves init --expires-days` goes up to 3650): a signed release should not outlive
+/// anyone's intent.
+const MAX_TARGETS_VALIDITY: i64 = 3660 * 24 * 3600;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWave {
@@ -117,6 +122,18 @@ async fn countersign(
         return Err(ApiError::unprocessable(
             "wave rejected",
             json!({"check": "expires", "reason": "the proposed targets have expired"}),
+        ));
+    }
+    let left = proposed
+        .signed
+        .expires
+        .unix()
+        .saturating_sub(OffsetDateTime::now_utc().unix_timestamp());
+    if left > MAX_TARGETS_VALIDITY {
+        return Err(ApiError::unprocessable(
+            "wave rejected",
+            json!({"check": "expires", "reason": format!(
+                "the proposed targets expire {}, more than 10 years away", proposed.signed.expires)}),
         ));
     }
     let role = root.role(Role::Targets);
