@@ -273,7 +273,8 @@ pub async fn apply(
     let staged = open_transaction(&mut tx, &factory, &req.txid).await?;
     let mut current = Current::load(&state, &mut tx, &factory).await?;
     if current.keys.has_pending() {
-        refuse_during_wave(&mut tx, &factory).await?;
+        crate::waves::refuse_if_active(&mut tx, &factory, "before rotating the online keys")
+            .await?;
     }
     let report = check(&current, &staged, now);
     if let Some(first) = report.errors.first() {
@@ -1055,25 +1056,6 @@ async fn delete_pending_keys(tx: &mut Tx, factory: &str) -> ApiResult<()> {
     Ok(())
 }
 
-/// An active wave was countersigned with the current online targets key: rotating that
-/// key under it would leave the wave unpublishable.
-async fn refuse_during_wave(tx: &mut Tx, factory: &str) -> ApiResult<()> {
-    let active = sqlx::query("SELECT name FROM waves WHERE factory = $1 AND status = 'active'")
-        .bind(factory)
-        .fetch_optional(&mut **tx)
-        .await?;
-    if let Some(r) = active {
-        let name: String = r.try_get(0)?;
-        return Err(ApiError::conflict(
-            "wave active",
-            format!(
-                "wave {name:?} is in progress; complete or cancel it before rotating the online keys"
-            ),
-        ));
-    }
-    Ok(())
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OnlineKeysRequest {
@@ -1129,7 +1111,9 @@ pub async fn online_keys(
     };
     let now = OffsetDateTime::now_utc();
     let mut tx = begin_locked(&state.db, &factory).await?;
-    refuse_during_wave(&mut tx, &factory).await?;
+    // An active wave was countersigned with the current online targets key: rotating that
+    // key under it would leave the wave unpublishable.
+    crate::waves::refuse_if_active(&mut tx, &factory, "before rotating the online keys").await?;
     let mut staged = open_transaction(&mut tx, &factory, &req.txid).await?;
     // A repeated call replaces the keys of an earlier one.
     delete_pending_keys(&mut tx, &factory).await?;

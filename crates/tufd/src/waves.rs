@@ -55,7 +55,7 @@ pub async fn create(
             format!("a wave named {:?} already exists", req.name),
         ));
     }
-    refuse_if_active(&mut tx, &factory).await?;
+    refuse_if_active(&mut tx, &factory, "first").await?;
     let root = current_root(&mut tx, &factory, Flavour::Prod).await?;
     let keys = OnlineKeys::load(&mut tx, &state.vault, &factory).await?;
     let signed = countersign(&mut tx, &factory, &root.signed, &keys, proposed).await?;
@@ -254,7 +254,7 @@ pub async fn resign(
             ))
         }
     }
-    refuse_if_active(&mut tx, &factory).await?;
+    refuse_if_active(&mut tx, &factory, "first").await?;
     // The wave in production is the last one completed, and the production targets still
     // list what it published (a root update may have re-signed them, never changed them).
     let latest = sqlx::query(
@@ -392,7 +392,7 @@ fn parse_targets(targets: Value) -> ApiResult<Signed<Targets>> {
 }
 
 /// One wave at a time: refused while another wave is active.
-async fn refuse_if_active(tx: &mut Tx, factory: &str) -> ApiResult<()> {
+pub async fn refuse_if_active(tx: &mut Tx, factory: &str, before: &str) -> ApiResult<()> {
     let active = sqlx::query("SELECT name FROM waves WHERE factory = $1 AND status = 'active'")
         .bind(factory)
         .fetch_optional(&mut **tx)
@@ -401,7 +401,7 @@ async fn refuse_if_active(tx: &mut Tx, factory: &str) -> ApiResult<()> {
         let name: String = r.try_get(0)?;
         return Err(ApiError::conflict(
             "wave active",
-            format!("wave {name:?} is active; complete or cancel it first"),
+            format!("wave {name:?} is in progress; complete or cancel it {before}"),
         ));
     }
     Ok(())
