@@ -24,29 +24,19 @@ pub struct Options {
 }
 
 pub fn rotate_root(s: &Settings, path: &Path, opts: Options) -> Result<()> {
-    let mut file = CredsFile::open(s, path)?;
-    let cfg = file.creds.config().clone();
-    let api = s.api_with_token(Some(&cfg), "the Factory owner's")?;
-    let repo = s.repo_path(Some(&cfg))?;
-    let current = updates::current_roots(&api, &repo)
-        .context("fetching the Factory's current roots (nothing was changed)")?;
-    let signers = updates::role_signers(&file, &current.ci.signed, Role::Root)?;
-    if signers.is_empty() {
-        bail!(
-            "{} holds none of the current root keys ({}), so it cannot sign a root rotation; \
-             the file was left unchanged. Use the tarball that holds the active root key (see \
-             `tufctl keys status`); a lost root key cannot be recovered",
-            path.display(),
-            ids(&current.ci.signed.role(Role::Root).keyids)
-        );
-    }
-    let (key, reused, done) = match applied_unrecorded(&file, &current, Role::Root, "root")? {
-        Some(key) => (key, true, true),
-        None => {
-            let (k, r) = pending_or_new(&mut file, &api, &repo, &current, "root", &opts)?;
-            (k, r, false)
-        }
-    };
+    let Start {
+        mut file,
+        api,
+        repo,
+        current,
+        signers,
+    } = Start::open(
+        s,
+        path,
+        "so it cannot sign a root rotation; the file was left unchanged. Use the tarball that \
+         holds the active root key (see `tufctl keys status`); a lost root key cannot be recovered",
+    )?;
+    let (key, reused, done) = new_key(&mut file, &api, &repo, &current, Role::Root, &opts)?;
     let name = key_name("root", key.key_id());
     let new_id = key.key_id().clone();
     let owner = opts.owner.unwrap_or_else(updates::default_owner);
@@ -84,11 +74,7 @@ pub fn rotate_root(s: &Settings, path: &Path, opts: Options) -> Result<()> {
         return Ok(());
     }
     store_new_root(&mut file, &api, &repo);
-    let token = token_of(&file, &name)?;
-    let key_file = match &token {
-        Some(_) => format!("tufrepo/keys/{name}.pkcs11"),
-        None => format!("tufrepo/keys/{name}.sec"),
-    };
+    let (token, key_file) = stored_as(&file, &name)?;
     if s.json() {
         println!(
             "{}",
@@ -117,33 +103,23 @@ pub fn rotate_root(s: &Settings, path: &Path, opts: Options) -> Result<()> {
 }
 
 pub fn rotate_targets(s: &Settings, path: &Path, opts: Options) -> Result<()> {
-    let mut file = CredsFile::open(s, path)?;
-    let cfg = file.creds.config().clone();
-    let api = s.api_with_token(Some(&cfg), "the Factory owner's")?;
-    let repo = s.repo_path(Some(&cfg))?;
-    let current = updates::current_roots(&api, &repo)
-        .context("fetching the Factory's current roots (nothing was changed)")?;
-    let signers = updates::role_signers(&file, &current.ci.signed, Role::Root)?;
-    if signers.is_empty() {
-        bail!(
-            "{} holds none of the current root keys ({}), and a targets rotation changes the \
-             root; the file was left unchanged. Use the tarball that holds the active root key \
-             (see `tufctl keys status`)",
-            path.display(),
-            ids(&current.ci.signed.role(Role::Root).keyids)
-        );
-    }
+    let Start {
+        mut file,
+        api,
+        repo,
+        current,
+        signers,
+    } = Start::open(
+        s,
+        path,
+        "and a targets rotation changes the root; the file was left unchanged. Use the tarball \
+         that holds the active root key (see `tufctl keys status`)",
+    )?;
     let online = online_targets_keys(&current.ci.signed, &file.creds)?;
     if online.is_empty() {
         bail!("cannot tell the server's online targets key in the current root (no key owned by \"tufd\" in x-key-owners)");
     }
-    let (key, reused, done) = match applied_unrecorded(&file, &current, Role::Targets, "targets")? {
-        Some(key) => (key, true, true),
-        None => {
-            let (k, r) = pending_or_new(&mut file, &api, &repo, &current, "targets", &opts)?;
-            (k, r, false)
-        }
-    };
+    let (key, reused, done) = new_key(&mut file, &api, &repo, &current, Role::Targets, &opts)?;
     let name = key_name("targets", key.key_id());
     let new_id = key.key_id().clone();
     let owner = opts.owner.unwrap_or_else(updates::default_owner);
@@ -197,11 +173,7 @@ pub fn rotate_targets(s: &Settings, path: &Path, opts: Options) -> Result<()> {
         return Ok(());
     }
     store_new_root(&mut file, &api, &repo);
-    let token = token_of(&file, &name)?;
-    let key_file = match &token {
-        Some(_) => format!("tufrepo/keys/{name}.pkcs11"),
-        None => format!("tufrepo/keys/{name}.sec"),
-    };
+    let (token, key_file) = stored_as(&file, &name)?;
     if s.json() {
         println!(
             "{}",
@@ -237,21 +209,18 @@ pub fn rotate_online(
     key_type: KeyTypeArg,
     cancel_open: bool,
 ) -> Result<()> {
-    let mut file = CredsFile::open(s, path)?;
-    let cfg = file.creds.config().clone();
-    let api = s.api_with_token(Some(&cfg), "the Factory owner's")?;
-    let repo = s.repo_path(Some(&cfg))?;
-    let current = updates::current_roots(&api, &repo)
-        .context("fetching the Factory's current roots (nothing was changed)")?;
-    let signers = updates::role_signers(&file, &current.ci.signed, Role::Root)?;
-    if signers.is_empty() {
-        bail!(
-            "{} holds none of the current root keys ({}), and replacing online keys changes \
-             the root; nothing was changed. Use the tarball that holds the active root key",
-            path.display(),
-            ids(&current.ci.signed.role(Role::Root).keyids)
-        );
-    }
+    let Start {
+        mut file,
+        api,
+        repo,
+        current,
+        signers,
+    } = Start::open(
+        s,
+        path,
+        "and replacing online keys changes the root; nothing was changed. Use the tarball that \
+         holds the active root key",
+    )?;
     let message = format!("rotate online keys: {}", roles.join(","));
     let tx = updates::begin(&api, &repo, &message, cancel_open, |tx| {
         tx.message == message
@@ -307,6 +276,54 @@ pub fn rotate_online(
     Ok(())
 }
 
+/// Where every root-changing command starts: the opened credentials file, the server, its
+/// current roots, and the file's keys that can sign for the current root.
+pub struct Start {
+    pub file: CredsFile,
+    pub api: Api,
+    pub repo: String,
+    pub current: Current,
+    pub signers: Vec<Box<dyn Signer>>,
+}
+
+impl Start {
+    /// Opens `path` and fetches the current roots. A file without any current root key is
+    /// refused before anything changes; `why` finishes the sentence saying what that means.
+    pub fn open(s: &Settings, path: &Path, why: &str) -> Result<Self> {
+        let file = CredsFile::open(s, path)?;
+        let cfg = file.creds.config().clone();
+        let api = s.api_with_token(Some(&cfg), "the Factory owner's")?;
+        let repo = s.repo_path(Some(&cfg))?;
+        let current = updates::current_roots(&api, &repo)
+            .context("fetching the Factory's current roots (nothing was changed)")?;
+        let signers = updates::role_signers(&file, &current.ci.signed, Role::Root)?;
+        if signers.is_empty() {
+            bail!(
+                "{} holds none of the current root keys ({}), {why}",
+                path.display(),
+                ids(&current.ci.signed.role(Role::Root).keyids)
+            );
+        }
+        Ok(Self {
+            file,
+            api,
+            repo,
+            current,
+            signers,
+        })
+    }
+}
+
+/// The token holding key `name` (if it is a hardware key) and the tarball entry naming it.
+fn stored_as(file: &CredsFile, name: &str) -> Result<(Option<String>, String)> {
+    let token = token_of(file, name)?;
+    let key_file = match &token {
+        Some(_) => format!("tufrepo/keys/{name}.pkcs11"),
+        None => format!("tufrepo/keys/{name}.sec"),
+    };
+    Ok((token, key_file))
+}
+
 /// Name of a key file: `tufctl-<role>-<keyid>`.
 pub fn key_name(role: &str, id: &KeyId) -> String {
     format!("tufctl-{role}-{id}")
@@ -333,6 +350,24 @@ pub fn online_targets_keys(root: &Root, creds: &Credentials) -> Result<Vec<KeyId
         }
     }
     Ok(out)
+}
+
+/// The new key of a rotation: one an earlier run already got applied (but did not record),
+/// else a pending one from an interrupted run, else a new one saved to the file before the
+/// server hears of it. Returns `(key, reused, already_applied)`.
+fn new_key(
+    file: &mut CredsFile,
+    api: &Api,
+    repo: &str,
+    current: &Current,
+    role: Role,
+    opts: &Options,
+) -> Result<(Box<dyn Signer>, bool, bool)> {
+    if let Some(key) = applied_unrecorded(file, current, role, role.as_str())? {
+        return Ok((key, true, true));
+    }
+    let (key, reused) = pending_or_new(file, api, repo, current, role.as_str(), opts)?;
+    Ok((key, reused, false))
 }
 
 /// The key of an earlier run whose rotation the server applied although that run never
