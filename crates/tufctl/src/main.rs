@@ -8,6 +8,7 @@ mod creds;
 mod crypt;
 mod export;
 mod hardware;
+mod keygen;
 mod keys;
 mod renew;
 mod request;
@@ -252,6 +253,26 @@ enum KeysCommand {
     },
     /// Which keys in the file are active, inactive or missing.
     Status { creds: PathBuf },
+    /// Generate a new root or targets key into CREDS.tgz on the offline machine (no server,
+    /// no network) and write its public part to OUT, for `keys tuf updates add-offline-key
+    /// --public-key OUT` on the online machine.
+    Generate {
+        creds: PathBuf,
+        #[arg(long, value_parser = ["root", "targets"])]
+        role: String,
+        #[arg(long, value_enum, default_value_t)]
+        key_type: KeyTypeArg,
+        /// Generate the key on the hardware token in this slot (slot ID or token label) of
+        /// the --pkcs11 module.
+        #[arg(long, value_name = "SLOT")]
+        slot: Option<String>,
+        /// Who holds the key (shown to every signer); default USER@hostname.
+        #[arg(long)]
+        owner: Option<String>,
+        /// Where to write the public-key file (never overwritten).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Renew the roots before they expire: version + 1 and a new expiry, nothing else
     /// changed; signed with the root key(s) in CREDS.tgz and applied, or exported for
     /// signing on an offline machine.
@@ -334,8 +355,13 @@ pub enum UpdatesCommand {
         slot: Option<String>,
         #[arg(long)]
         owner: Option<String>,
-        #[arg(short = 'k', long = "keys")]
-        creds: PathBuf,
+        /// The credentials file the new key is generated into (created when missing).
+        #[arg(short = 'k', long = "keys", required_unless_present = "public_key")]
+        creds: Option<PathBuf>,
+        /// Add a key generated on an offline machine by `tufctl keys generate` (its
+        /// public-key file) instead of generating one here.
+        #[arg(long, conflicts_with_all = ["creds", "slot"])]
+        public_key: Option<PathBuf>,
     },
 }
 
@@ -531,6 +557,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             ),
             KeysCommand::ShowRoot { prod } => keys::show_root(&s, prod),
             KeysCommand::Status { creds } => status::status(&s, &creds),
+            KeysCommand::Generate {
+                creds,
+                role,
+                key_type,
+                slot,
+                owner,
+                out,
+            } => keygen::generate(&s, &creds, &role, key_type, slot.as_deref(), owner, &out),
             KeysCommand::ResignRoot {
                 creds,
                 expires_days,

@@ -516,15 +516,60 @@ pub fn run(s: &Settings, cmd: UpdatesCommand) -> Result<()> {
         }
         UpdatesCommand::AddOfflineKey {
             role,
+            public_key: Some(path),
+            owner,
+            ..
+        } => {
+            let role = parse_role(&role)?;
+            let f = crate::keygen::PublicKeyFile::parse(&crate::request::read_file(
+                &path,
+                "public-key file",
+            )?)
+            .with_context(|| format!("{} is not a usable public-key file", path.display()))?;
+            if f.role()? != role {
+                bail!(
+                    "{} holds a {} key, not a {role} key",
+                    path.display(),
+                    f.role
+                );
+            }
+            let factory = s.factory(None)?;
+            if f.factory != factory {
+                bail!(
+                    "{} holds a key generated for Factory {:?}, not {factory:?}",
+                    path.display(),
+                    f.factory
+                );
+            }
+            let mut tx = require_open(&api, &repo)?;
+            let owner = owner.unwrap_or_else(|| f.owner.clone());
+            add_to_staged(&mut tx, role, &f.key, &owner)?;
+            let staged = stage(&api, &repo, &tx)?;
+            report_checks(&staged);
+            println!(
+                "Added {role} key {} (owner {}; generated offline, its private key is not \
+                 here). Root key holders sign with `tufctl keys tuf updates sign -k THEIR.tgz` \
+                 or through `export` and `tufctl sign`; the new key's holder signs too.",
+                f.keyid,
+                shown(&owner)
+            );
+            Ok(())
+        }
+        UpdatesCommand::AddOfflineKey {
+            role,
             key_type,
             slot,
             owner,
             creds,
+            public_key: None,
         } => {
             let role = parse_role(&role)?;
             if !matches!(role, Role::Root | Role::Targets) {
                 bail!("offline keys are for the root or targets role only");
             }
+            let creds = creds.ok_or_else(|| {
+                anyhow!("add-offline-key needs -k CREDS.tgz (or --public-key KEY.json)")
+            })?;
             let mut file = if creds.exists() {
                 CredsFile::open(s, &creds)?
             } else {
@@ -568,17 +613,7 @@ pub fn run(s: &Settings, cmd: UpdatesCommand) -> Result<()> {
                 .context("saving the new key before sending anything to the server")?;
             let owner = owner.unwrap_or_else(default_owner);
             let id = public.key_id();
-            let add = |r: &mut Root| -> Result<()> {
-                r.keys.insert(id.clone(), public.clone());
-                let rk = r.role_mut(role)?;
-                if !rk.keyids.contains(&id) {
-                    rk.keyids.push(id.clone());
-                }
-                set_owner(r, &id, &owner);
-                Ok(())
-            };
-            tx.ci_root = edit_root(&tx.ci_root, add)?;
-            tx.prod_root = edit_root(&tx.prod_root, add)?;
+            add_to_staged(&mut tx, role, &public, &owner)?;
             sign_with(&mut tx, &file, &current)?;
             let staged = stage(&api, &repo, &tx).with_context(|| {
                 format!(
@@ -595,6 +630,27 @@ pub fn run(s: &Settings, cmd: UpdatesCommand) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// Adds `public` to `role` of both staged roots (the key under its computed ID, with its
+/// owner). Signatures are reset by the edit.
+fn add_to_staged(tx: &mut Tx, role: Role, public: &PublicKey, owner: &str) -> Result<()> {
+    if !matches!(role, Role::Root | Role::Targets) {
+        bail!("offline keys are for the root or targets role only");
+    }
+    let id = public.key_id();
+    let add = |r: &mut Root| -> Result<()> {
+        r.keys.insert(id.clone(), public.clone());
+        let rk = r.role_mut(role)?;
+        if !rk.keyids.contains(&id) {
+            rk.keyids.push(id.clone());
+        }
+        set_owner(r, &id, owner);
+        Ok(())
+    };
+    tx.ci_root = edit_root(&tx.ci_root, add)?;
+    tx.prod_root = edit_root(&tx.prod_root, add)?;
+    Ok(())
 }
 
 /// What [`remove_key`] took out of the staged roots.
