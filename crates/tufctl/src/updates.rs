@@ -712,10 +712,15 @@ pub fn remove_key(tx: &mut Tx, prefix: &str, role: Option<Role>) -> Result<Remov
         None => listing.clone(),
     };
     let owner = owner_of(&tx.ci_root.signed, &id).or_else(|| owner_of(&tx.prod_root.signed, &id));
-    let online = owner.as_deref() == Some("tufd")
-        || roles
-            .iter()
-            .any(|r| matches!(r, Role::Snapshot | Role::Timestamp));
+    // The server's online keys sign targets, snapshot and timestamp and are replaced with
+    // rotate-online. A root key it holds is the bootstrap key, which taking the root offline
+    // removes (tufd destroys it once no root lists it).
+    let by_server = owner.as_deref() == Some("tufd");
+    let online = roles.iter().any(|r| match r {
+        Role::Snapshot | Role::Timestamp => true,
+        Role::Targets => by_server,
+        Role::Root => false,
+    });
     if online {
         bail!(
             "key {id} is one of the server's online keys ({}); they are replaced, not removed, \
@@ -1040,6 +1045,22 @@ mod remove_key_tests {
         let r = remove_key(&mut t, "dddd2222", None).unwrap();
         assert_eq!((r.roles, r.dropped), (vec![Role::Root], true));
         assert!(!t.prod_root.signed.keys.contains_key(&r.id));
+    }
+
+    #[test]
+    fn the_bootstrap_root_key_is_removable_but_the_online_targets_key_is_not() {
+        let mut t = tx(&["aaaa1111bb", "bbbb2222cc"], &["cccc3333dd"]);
+        for env in [&mut t.ci_root, &mut t.prod_root] {
+            let mut r = env.signed.clone();
+            for id in ["bbbb2222cc", "cccc3333dd"] {
+                set_owner(&mut r, &KeyId::new(id).unwrap(), "tufd");
+            }
+            *env = Signed::new(r).unwrap();
+        }
+        let r = remove_key(&mut t, "bbbb2222", None).unwrap();
+        assert_eq!(r.roles, vec![Role::Root]);
+        let e = err(&mut t, "cccc3333", None);
+        assert!(e.contains("server's online keys"), "{e}");
     }
 
     #[test]

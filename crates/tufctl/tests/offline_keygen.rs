@@ -176,3 +176,73 @@ fn root_key_generated_and_used_only_offline() {
     let st = ok(&x.ctl(&["keys", "status", c]));
     assert!(st.contains(&new_id), "{st}");
 }
+
+/// The key ceremony's fully air-gapped step 2: from the credentials download, the bootstrap
+/// root key (which the server also held) is replaced by a key made offline, without the
+/// offline machine ever connecting; the server then destroys its copy of the bootstrap key,
+/// so it can no longer sign a root on its own.
+#[test]
+fn bootstrap_root_taken_offline_without_a_network() {
+    let server = Server::start();
+    let f = create_factory(&server, "ceremony");
+    let dir = tempfile::tempdir().unwrap();
+    let creds = dir.path().join("acme-creds.tgz");
+    let c = creds.to_str().unwrap();
+    let owner = |args: &[&str]| server.tufctl_as(&f.token, &f.name, args, &[]);
+    ok(&owner(&["keys", "download", &f.credentials_url, c]));
+    let api = format!("/ota/repo/{}/api/v1/user_repo", f.name);
+    let bootstrap = get_json(&server, &f, &format!("{api}/root.json"));
+    assert_eq!(bootstrap["signed"]["version"], 1);
+    let bootstrap_id = role_ids(&bootstrap, "root")[0].clone();
+
+    let pubfile = dir.path().join("new-root.json");
+    let Some(out) = offline(&[
+        "keys",
+        "generate",
+        c,
+        "--role",
+        "root",
+        "--out",
+        pubfile.to_str().unwrap(),
+    ]) else {
+        return;
+    };
+    ok(&out);
+    let new_id = serde_json::from_slice::<Value>(&std::fs::read(&pubfile).unwrap()).unwrap()
+        ["keyid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let up = |args: &[&str]| owner(&updates_args(args));
+    ok(&up(&["init", "-m", "root offline"]));
+    ok(&up(&[
+        "add-offline-key",
+        "--role",
+        "root",
+        "--public-key",
+        pubfile.to_str().unwrap(),
+    ]));
+    ok(&up(&["remove-key", "--role", "root", &bootstrap_id[..12]]));
+    let req = dir.path().join("request.json");
+    ok(&up(&["export", req.to_str().unwrap()]));
+    let resp = dir.path().join("response.json");
+    ok(&offline(&[
+        "sign",
+        req.to_str().unwrap(),
+        "-k",
+        c,
+        "--out",
+        resp.to_str().unwrap(),
+        "--yes",
+    ])
+    .unwrap());
+    ok(&up(&["import", resp.to_str().unwrap()]));
+    ok(&up(&["apply"]));
+    let root = get_json(&server, &f, &format!("{api}/root.json"));
+    assert_eq!(root["signed"]["version"], 2);
+    assert_eq!(role_ids(&root, "root"), vec![new_id]);
+    // The server no longer holds a root key: the next root change needs the offline key.
+    ok(&up(&["init", "-m", "server alone"]));
+    let err = fails(&up(&["apply"]));
+    assert!(err.contains("current_root_signatures"), "{err}");
+}
