@@ -2,7 +2,8 @@
 //! `TUFD_TEST_DATABASE_URL` is set): a root key rotation, an offline targets key rotation and
 //! a Wave, each exported as a signing request, signed by `tufctl sign` in a network namespace
 //! with no interfaces and no TUFCTL_* settings, and imported back; tampered requests refused
-//! with the credentials file untouched; renewals (`keys resign-root`, `waves resign`), and a
+//! with the credentials file untouched; renewals (`keys resign-root`, `waves resign`), refused
+//! when the server serves altered production targets or root versions, and a
 //! root renewed 10 days before it expires checked by `tuf-agent` under `faketime` after the
 //! old expiry, next to a device of a Factory that did not renew and is refused.
 
@@ -37,6 +38,11 @@ fn root_renewal_under_faketime_on_sqlite() {
         return;
     }
     renewal_story(Server::start());
+}
+
+#[test]
+fn renewals_refuse_altered_server_data_on_sqlite() {
+    altered_server_story(Server::start());
 }
 
 /// `unshare -n` (a network namespace without interfaces) and `faketime` are needed; without
@@ -396,6 +402,62 @@ fn signing_story(server: Server) {
             .any(|e| e["action"] == "wave.resign" && e["detail"]["wave"] == "wave-42"),
         "{audit}"
     );
+
+    // --- A second wave, altered after export: refused, nothing signed. ------------------
+    let v43 = add_build(&server, &x.f, d, "43");
+    let req = d.join("wave-43-request.json");
+    ok(&ctl(&[
+        "waves",
+        "init",
+        "wave-43",
+        "43",
+        "production",
+        "--export",
+        req.to_str().unwrap(),
+    ]));
+    let r = read_json(&req);
+    assert!(
+        r["current_targets"]["signed"]["targets"]["app-42"].is_object(),
+        "{r}"
+    );
+    assert_eq!(
+        r["targets"]["signed"]["targets"]["app-43"]["custom"]["hardware_ids"],
+        serde_json::json!(["board-a"])
+    );
+    let resp = d.join("wave-43-response.json");
+    // Devices of another board would install the build: hardware IDs widened.
+    let boards = tampered(&req, "wave-43-boards.json", |v| {
+        v["targets"]["signed"]["targets"]["app-43"]["custom"]["hardware_ids"] =
+            serde_json::json!(["board-a", "board-b"]);
+    });
+    let mismatch = "target \"app-43\" does not match the CI targets entry of the same path";
+    refused_to_sign(&boards, &x.only, &resp, mismatch);
+    // Another custom field added, one the CI entry does not have.
+    let field = tampered(&req, "wave-43-field.json", |v| {
+        v["targets"]["signed"]["targets"]["app-43"]["custom"]["x-install-args"] =
+            Value::String("--skip-verify".into());
+    });
+    refused_to_sign(&field, &x.only, &resp, mismatch);
+    // The build already in production dropped from the proposed targets.
+    let dropped = tampered(&req, "wave-43-dropped.json", |v| {
+        let targets = v["targets"]["signed"]["targets"].as_object_mut().unwrap();
+        assert!(targets.remove("app-42").is_some());
+    });
+    refused_to_sign(
+        &dropped,
+        &x.only,
+        &resp,
+        "the proposed production targets drop target \"app-42\"; a wave never removes targets",
+    );
+    // The request as exported is signed, and the wave goes out with both builds.
+    let review = ok(&sign(&req, &x.only, &resp, &["--yes"]));
+    assert!(review.contains("+ app-43"), "{review}");
+    assert!(review.contains("(1 target(s) unchanged)"), "{review}");
+    ok(&ctl(&["waves", "import", resp.to_str().unwrap()]));
+    ok(&ctl(&["waves", "complete", "wave-43"]));
+    let prod = prod_targets_now();
+    assert!(prod["signed"]["targets"]["app-42"].is_object(), "{prod}");
+    device.installs("app-43", &v43);
 }
 
 /// Factory `renewed` renews its root 10 days before expiry through an exported request;
@@ -520,4 +582,147 @@ fn renewal_story(server: Server) {
         "{err}"
     );
     drop(server);
+}
+
+/// The online renewals sign only what verifies from the root the credentials file trusts:
+/// behind a proxy that alters one document the server serves, `waves resign` and `keys
+/// resign-root` refuse, naming the reason; nothing changes on the server or in the files.
+/// Then the wave renewal works through a proxy that alters nothing, and the root renewal
+/// through one that alters only the current root.json, which is never trusted as served.
+fn altered_server_story(server: Server) {
+    let x = Offline::setup(&server, "altered", "creds.tgz");
+    let d = x.dir.path();
+    let (c, o) = (x.creds.to_str().unwrap(), x.only.to_str().unwrap());
+    add_build(&server, &x.f, d, "42");
+    x.ship_wave(o, "wave-42", "42");
+    let audit_path = format!("/ota/factories/{}/audit", x.f.name);
+    let state = || {
+        (
+            x.get("root.json"),
+            x.get("root.json?production=1"),
+            x.get("targets.json?production=1"),
+            get_json(&server, &x.f, &audit_path),
+            std::fs::read(&x.creds).unwrap(),
+            std::fs::read(&x.only).unwrap(),
+        )
+    };
+    let prod_root = x.get("root.json?production=1");
+    let version = prod_root["signed"]["version"].as_u64().unwrap();
+    let prod_targets = x.get("targets.json?production=1");
+    let snapshot_id = role_ids(&prod_root, "snapshot")[0].clone();
+    // tufctl as the owner, against `api` instead of the server.
+    let via = |api: &str, args: &[&str]| {
+        tufctl_env(
+            args,
+            &[
+                ("TUFCTL_API", api),
+                ("TUFCTL_TOKEN", &x.f.token),
+                ("TUFCTL_FACTORY", &x.f.name),
+            ],
+        )
+    };
+    let forged = |path: String, doc: &Value| {
+        proxy(
+            server.url.clone(),
+            Some((
+                format!("{}/{path}", x.api),
+                serde_json::to_vec(doc).unwrap(),
+            )),
+        )
+    };
+    let resign_wave = [
+        "waves",
+        "resign",
+        "-k",
+        o,
+        "wave-42",
+        "--expires-days",
+        "400",
+    ];
+    let resign_root = ["keys", "resign-root", c, "--expires-days", "300"];
+    let before = state();
+
+    // Production targets with a target the offline key never signed, its signatures kept.
+    let mut more = prod_targets.clone();
+    let entry = more["signed"]["targets"]["app-42"].clone();
+    more["signed"]["targets"]["app-666"] = entry;
+    let api = forged("targets.json?production=1".into(), &more);
+    let err = fails(&via(&api, &resign_wave));
+    assert!(
+        err.contains("do not verify under the production root")
+            && err.contains("Nothing was signed"),
+        "{err}"
+    );
+    assert!(
+        state() == before,
+        "a refused wave renewal changed something"
+    );
+
+    // The current production root with the server's snapshot key slipped into the root and
+    // targets roles (threshold 1 / 2 met by server keys alone), its signatures kept.
+    let mut grab = prod_root.clone();
+    for role in ["root", "targets"] {
+        let ids = grab["signed"]["roles"][role]["keyids"]
+            .as_array_mut()
+            .unwrap();
+        ids.push(Value::String(snapshot_id.clone()));
+    }
+    let ci_grab = {
+        let mut r = x.get("root.json");
+        let ids = r["signed"]["roles"]["root"]["keyids"]
+            .as_array_mut()
+            .unwrap();
+        ids.push(Value::String(snapshot_id.clone()));
+        r
+    };
+    let links = [
+        (
+            format!("{version}.root.json?production=1"),
+            &grab,
+            format!(
+                "production root version {version} is not signed by a threshold of the trusted \
+                 root's keys"
+            ),
+        ),
+        (
+            format!("{version}.root.json"),
+            &ci_grab,
+            "the chain does not start from a root this machine trusts".to_owned(),
+        ),
+    ];
+    for (what, args) in [("wave", &resign_wave[..]), ("root", &resign_root[..])] {
+        for (path, doc, reason) in &links {
+            let err = fails(&via(&forged(path.clone(), doc), args));
+            assert!(err.contains(reason.as_str()), "{what}, {path}: {err}");
+            assert!(
+                err.contains("the server's roots do not verify from the root stored in")
+                    && err.contains("nothing was signed"),
+                "{what}, {path}: {err}"
+            );
+            assert!(
+                state() == before,
+                "a refused {what} renewal changed something"
+            );
+        }
+    }
+
+    // Through a proxy that alters nothing, the wave renewal goes through.
+    let api = proxy(server.url.clone(), None);
+    ok(&via(&api, &resign_wave));
+    let targets = x.get("targets.json?production=1");
+    assert_eq!(
+        targets["signed"]["version"].as_u64().unwrap(),
+        prod_targets["signed"]["version"].as_u64().unwrap() + 1
+    );
+    assert_eq!(
+        targets["signed"]["targets"],
+        prod_targets["signed"]["targets"]
+    );
+    // The served current root only says which version to fetch: the chain is fetched by
+    // version and verified, so an altered current root.json is never what gets renewed.
+    let api = forged("root.json?production=1".into(), &grab);
+    ok(&via(&api, &resign_root));
+    let root = x.get("root.json?production=1");
+    assert_eq!(root["signed"]["version"].as_u64().unwrap(), version + 1);
+    assert_eq!(root["signed"]["roles"], prod_root["signed"]["roles"]);
 }

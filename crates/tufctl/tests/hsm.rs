@@ -650,3 +650,100 @@ fn token_key_signs_a_request_offline() {
         assert_eq!(signer_ids(r), vec![token_id.clone()], "{r}");
     }
 }
+
+/// A credentials file is an input: the PKCS#11 module its `.pkcs11` reference names is
+/// loaded (its code run) only from a system location, owned by root and writable by nobody
+/// else. A key generated through a copy of the module in a temporary directory records that
+/// copy; later commands without `--pkcs11` refuse to load it, say to pass `--pkcs11`, and
+/// change nothing; with `--pkcs11` naming the installed module they work.
+#[test]
+fn a_module_recorded_outside_a_system_location_is_not_loaded() {
+    let Some(token) = Token::new("tuf-planted") else {
+        return;
+    };
+    let server = Server::start();
+    let x = Offline::setup(&server, "hsm-planted", "creds.tgz");
+    let c = x.creds.to_str().unwrap();
+    let conf = token.conf.as_path();
+    let pin = token.pin_file.to_str().unwrap();
+    let lib_dir = x.dir.path().join("lib");
+    std::fs::create_dir(&lib_dir).unwrap();
+    let planted = lib_dir.join("libsofthsm2.so");
+    std::fs::copy(&token.module, &planted).unwrap();
+    let p = planted.to_str().unwrap();
+
+    // Named by the user with --pkcs11, the copy is loaded, and recorded with the key.
+    let mut rotate = rotate_root_onto(&token, pin, c);
+    rotate[3] = p;
+    let out = ok(&ctl(&x, conf, &[&["--json"][..], &rotate].concat()));
+    let root_id = json(&out)["root_keyid"].as_str().unwrap().to_owned();
+    assert_token_key_only(&x.creds, &root_id, "tuf-planted");
+    let cr = Credentials::read(&std::fs::read(&x.creds).unwrap()).unwrap();
+    let name = format!("tufctl-root-{root_id}");
+    let r: Value = serde_json::from_slice(&cr.token_key_ref(&name).unwrap()).unwrap();
+    assert_eq!(r["module"], p, "{r}");
+    let roots_before = roots_held_by(&x, &root_id, "ed25519");
+    let refused = |err: &str| {
+        assert!(
+            err.contains("cannot load the PKCS#11 module")
+                && err.contains(p)
+                && err.contains("system location")
+                && err.contains("pass --pkcs11 MODULE"),
+            "{err}"
+        );
+        assert!(
+            err.contains("is writable by other users") || err.contains("is not owned by root"),
+            "the refusal must say why the location is not a system one: {err}"
+        );
+    };
+
+    // `keys status` does not load it: the token is reported unreachable, saying why.
+    let st = json(&ok(&ctl(&x, conf, &["--json", "keys", "status", c])));
+    let row = status_row(&st, &root_id);
+    assert_eq!(row["token"]["reachable"], false, "{row}");
+    refused(row["token"]["problem"].as_str().unwrap());
+    let st = json(&ok(&ctl(
+        &x,
+        conf,
+        &["--json", "--pkcs11", &token.module, "keys", "status", c],
+    )));
+    assert_eq!(status_row(&st, &root_id)["token"]["reachable"], true);
+
+    // Signing an open transaction: refused without --pkcs11, nothing changed anywhere.
+    ok(&updates(&x, conf, &["init", "-m", "renew"]));
+    let tx_before = x.get("root/updates");
+    let before = std::fs::read(&x.creds).unwrap();
+    let err = fails(&updates(&x, conf, &["sign", "-k", c, "--pin-file", pin]));
+    refused(&err);
+    nothing_changed(&x, &before, &roots_before);
+    let tx_after = x.get("root/updates");
+    assert_eq!(tx_after["txid"], tx_before["txid"]);
+    for doc in ["ci_root", "prod_root"] {
+        assert_eq!(tx_after[doc]["signatures"], tx_before[doc]["signatures"]);
+    }
+
+    // With --pkcs11 naming the installed module, the same key signs and the update applies.
+    let out = ok(&updates(
+        &x,
+        conf,
+        &[
+            "sign",
+            "-k",
+            c,
+            "--pin-file",
+            pin,
+            "--pkcs11",
+            &token.module,
+        ],
+    ));
+    assert!(out.contains("signed CI root with"), "{out}");
+    ok(&updates(&x, conf, &["apply"]));
+    let (ci_root, prod_root) = server_roots(&x);
+    for (r, old) in [(&ci_root, &roots_before.0), (&prod_root, &roots_before.1)] {
+        assert_eq!(
+            r["signed"]["version"].as_u64().unwrap(),
+            old["signed"]["version"].as_u64().unwrap() + 1
+        );
+        assert_eq!(signer_ids(r), [root_id.as_str()]);
+    }
+}

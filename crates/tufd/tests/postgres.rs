@@ -80,6 +80,12 @@ fn root_update_rejections() {
 }
 
 #[test]
+fn server_held_keys_are_not_offline() {
+    let Some(s) = Server::postgres() else { return };
+    suite::server_held_keys_are_not_offline(&s);
+}
+
+#[test]
 fn batch_targets() {
     let Some(s) = Server::postgres() else { return };
     suite::batch_targets(&s);

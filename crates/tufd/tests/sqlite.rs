@@ -43,6 +43,11 @@ fn root_update_rejections() {
 }
 
 #[test]
+fn server_held_keys_are_not_offline() {
+    suite::server_held_keys_are_not_offline(&Server::sqlite());
+}
+
+#[test]
 fn batch_targets() {
     suite::batch_targets(&Server::sqlite());
 }

@@ -130,7 +130,8 @@ pub fn http_get(url: &str) -> (u16, Vec<u8>) {
 }
 
 /// A minimal HTTP proxy in front of `upstream` that answers `path` with `body` instead (when
-/// given) and passes everything else through. Returns its base URL.
+/// given) and passes everything else through (method, body, `Authorization` and
+/// `Content-Type`), as a server that alters what it serves would. Returns its base URL.
 pub fn proxy(upstream: String, replace: Option<(String, Vec<u8>)>) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
@@ -145,6 +146,8 @@ pub fn proxy(upstream: String, replace: Option<(String, Vec<u8>)>) -> String {
             if reader.read_line(&mut request).is_err() {
                 continue;
             }
+            let mut forwarded = Vec::new();
+            let mut length = 0;
             loop {
                 let mut header = String::new();
                 match reader.read_line(&mut header) {
@@ -152,11 +155,26 @@ pub fn proxy(upstream: String, replace: Option<(String, Vec<u8>)>) -> String {
                     Ok(_) if header == "\r\n" || header == "\n" => break,
                     Ok(_) => {}
                 }
+                let Some((name, value)) = header.split_once(':') else {
+                    continue;
+                };
+                let (name, value) = (name.trim().to_ascii_lowercase(), value.trim().to_owned());
+                match name.as_str() {
+                    "content-length" => length = value.parse().unwrap_or(0),
+                    "authorization" | "content-type" => forwarded.push((name, value)),
+                    _ => {}
+                }
             }
-            let path = request.split_whitespace().nth(1).unwrap_or("/").to_owned();
+            let mut body = vec![0; length];
+            if std::io::Read::read_exact(&mut reader, &mut body).is_err() {
+                continue;
+            }
+            let mut parts = request.split_whitespace();
+            let method = parts.next().unwrap_or("GET").to_owned();
+            let path = parts.next().unwrap_or("/").to_owned();
             let (status, body) = match &replace {
                 Some((p, b)) if *p == path => (200, b.clone()),
-                _ => http_get(&format!("{upstream}{path}")),
+                _ => forward(&method, &format!("{upstream}{path}"), &forwarded, body),
             };
             let head = format!(
                 "HTTP/1.1 {status} Proxied\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -167,6 +185,28 @@ pub fn proxy(upstream: String, replace: Option<(String, Vec<u8>)>) -> String {
         }
     });
     format!("http://{addr}")
+}
+
+/// `method` on `url` with `headers` and `body`; the status and body of the answer, whatever
+/// the status.
+fn forward(method: &str, url: &str, headers: &[(String, String)], body: Vec<u8>) -> (u16, Vec<u8>) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut request = ureq::http::Request::builder().method(method).uri(url);
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    // Without a body, none is sent: ureq refuses a body on GET.
+    let answer = if body.is_empty() {
+        agent.run(request.body(()).unwrap())
+    } else {
+        agent.run(request.body(body).unwrap())
+    };
+    let mut resp = answer.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let status = resp.status().as_u16();
+    (status, resp.body_mut().read_to_vec().unwrap())
 }
 
 pub fn add_build(server: &Server, f: &Factory, dir: &Path, version: &str) -> Vec<u8> {

@@ -1200,3 +1200,138 @@ pub fn old_versions_pruned(s: &Server) {
     let (st, _) = get(s, "/repo/pruned/prod/metadata/1.targets.json", None);
     assert_eq!(st, StatusCode::OK);
 }
+
+/// Keys the server holds never count as offline: once the root went offline and production
+/// needs an offline targets signature, a staged root listing a server-held key (here the
+/// snapshot key) so that the server alone meets the production targets threshold, or the
+/// root threshold, is refused by `offline_targets_key` / `offline_root_keys`, changing
+/// nothing.
+pub fn server_held_keys_are_not_offline(s: &Server) {
+    use tuf_core::Signer;
+    let f = create_factory(s, "guarded");
+    let k1 = bootstrap_key(&f);
+    // The root goes offline (the bootstrap key is destroyed), then production gets an
+    // offline targets key with threshold 2.
+    let k2 = new_key();
+    let tx = open_update(s, &f, "take root offline");
+    let txid = tx["txid"].as_str().unwrap();
+    let mut ci = root_env(&tx["ci_root"]).signed;
+    set_role_keys(&mut ci, Role::Root, &[&k2], 1);
+    let mut prod = root_env(&tx["prod_root"]).signed;
+    set_role_keys(&mut prod, Role::Root, &[&k2], 1);
+    stage(
+        s,
+        &f,
+        txid,
+        signed_root(ci, &[&k1, &k2]),
+        signed_root(prod, &[&k1, &k2]),
+        None,
+    );
+    let (st, v) = apply(s, &f, txid);
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let offline = new_key();
+    let tx = open_update(s, &f, "offline targets key");
+    let txid = tx["txid"].as_str().unwrap();
+    let mut ci = root_env(&tx["ci_root"]).signed;
+    let online_id = online_targets_key(&ci);
+    ci.keys
+        .insert(offline.key_id().clone(), offline.public_key().clone());
+    ci.role_mut(Role::Targets).unwrap().keyids = vec![online_id.clone(), offline.key_id().clone()];
+    let mut prod = ci.clone();
+    prod.role_mut(Role::Targets).unwrap().threshold = tuf_core::Threshold::new(2).unwrap();
+    let mut pt: Signed<Targets> = Signed::from_value(tx["prod_targets"].clone()).unwrap();
+    pt.sign(&offline).unwrap();
+    stage(
+        s,
+        &f,
+        txid,
+        signed_root(ci, &[&k2]),
+        signed_root(prod, &[&k2]),
+        Some(envelope(&pt)),
+    );
+    let (st, v) = apply(s, &f, txid);
+    assert_eq!(st, StatusCode::OK, "{v}");
+
+    let before = snapshot_of_store(s, "guarded");
+    let prod_root_url = "/ota/repo/guarded/api/v1/user_repo/root.json?production=1";
+    let root_before = get_json(s, prod_root_url, Some(&f.owner));
+    let snapshot_id = root_env(&root_before).signed.role(Role::Snapshot).keyids[0].clone();
+    type Edit = Box<dyn Fn(&mut Root, &mut Root)>;
+    let cases: Vec<(&str, &str, Edit)> = vec![
+        (
+            // The offline key stays listed, but online + snapshot key meet the threshold 2.
+            "offline_targets_key",
+            "offline_targets_key: prod_root: the server holds 2 of the production targets \
+             keys, which meets the threshold 2: the server alone would sign production releases",
+            Box::new({
+                let ids = vec![
+                    online_id.clone(),
+                    offline.key_id().clone(),
+                    snapshot_id.clone(),
+                ];
+                move |c, p| {
+                    for r in [c, p] {
+                        r.role_mut(Role::Targets).unwrap().keyids = ids.clone();
+                    }
+                }
+            }),
+        ),
+        (
+            // The snapshot key as a second root key, with the root threshold still 1.
+            "offline_root_keys",
+            "offline_root_keys: ci_root: the server holds 1 of the root keys, which meets the \
+             root threshold 1: the server alone could sign new roots",
+            Box::new({
+                let ids = vec![k2.key_id().clone(), snapshot_id.clone()];
+                move |c, p| {
+                    for r in [c, p] {
+                        r.role_mut(Role::Root).unwrap().keyids = ids.clone();
+                    }
+                }
+            }),
+        ),
+    ];
+    for (want, reason, edit) in cases {
+        let tx = open_update(s, &f, want);
+        let txid = tx["txid"].as_str().unwrap();
+        let mut ci = root_env(&tx["ci_root"]).signed;
+        let mut prod = root_env(&tx["prod_root"]).signed;
+        edit(&mut ci, &mut prod);
+        // Signed by the offline root key, and production targets signed offline too: only
+        // the server-held key makes the update wrong.
+        let mut pt: Signed<Targets> = Signed::from_value(tx["prod_targets"].clone()).unwrap();
+        pt.sign(&offline).unwrap();
+        let staged = stage(
+            s,
+            &f,
+            txid,
+            signed_root(ci, &[&k2]),
+            signed_root(prod, &[&k2]),
+            Some(envelope(&pt)),
+        );
+        let errors: Vec<&str> = staged["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e.as_str().unwrap())
+            .collect();
+        let names: Vec<&str> = errors.iter().filter_map(|e| e.split(':').next()).collect();
+        assert!(names.iter().all(|n| *n == want), "{want}: {errors:?}");
+        assert!(
+            errors.iter().any(|e| e.starts_with(reason)),
+            "{want}: {errors:?}"
+        );
+        let (st, v) = apply(s, &f, txid);
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{want}: {v}");
+        assert_eq!(v["error"], "root update rejected");
+        assert_eq!(v["detail"]["check"], want, "{v}");
+        assert!(v.to_string().contains("the server alone"), "{v}");
+        cancel(s, &f, txid);
+        assert_eq!(
+            snapshot_of_store(s, "guarded"),
+            before,
+            "{want} changed the store"
+        );
+        assert_eq!(get_json(s, prod_root_url, Some(&f.owner)), root_before);
+    }
+}
