@@ -236,6 +236,8 @@ pub struct RestoreArgs {
     pub shares: Vec<String>,
     pub out: PathBuf,
     pub factory_check: bool,
+    /// Encrypt a new output file with a passphrase.
+    pub encrypt: bool,
 }
 
 pub fn restore(s: &Settings, a: &RestoreArgs) -> Result<()> {
@@ -423,6 +425,14 @@ pub fn restore(s: &Settings, a: &RestoreArgs) -> Result<()> {
     };
     match existing {
         Some(mut f) => {
+            if a.encrypt && !f.is_encrypted() {
+                bail!(
+                    "{} exists in plain text; --encrypt only makes a new file. Nothing was \
+                     written: run `tufctl keys encrypt {}` first, or restore into a new file",
+                    a.out.display(),
+                    a.out.display()
+                );
+            }
             let already = f.creds.find_signer(key.public_key())?.is_some();
             if !already {
                 f.creds.add_key(&name, &key)?;
@@ -440,14 +450,28 @@ pub fn restore(s: &Settings, a: &RestoreArgs) -> Result<()> {
                 c.set_root_json(bytes)?;
             }
             c.add_key(&name, &key)?;
-            tuf_credentials::save_new(&a.out, &c.to_bytes()?)
+            let bytes = if a.encrypt {
+                // Never on disk in plain text: encrypted before the first write.
+                let pass = crate::creds::new_passphrase(s)?;
+                Zeroizing::new(c.to_encrypted_bytes(&pass)?)
+            } else {
+                c.to_bytes()?
+            };
+            tuf_credentials::save_new(&a.out, &bytes)
                 .with_context(|| format!("writing {}", a.out.display()))?;
-            checked.push(format!(
-                "written to the new file {} as {name} (plain text: consider `tufctl keys \
-                 encrypt {}`)",
-                a.out.display(),
-                a.out.display()
-            ));
+            checked.push(if a.encrypt {
+                format!(
+                    "written to the new file {} as {name}, encrypted with the passphrase",
+                    a.out.display()
+                )
+            } else {
+                format!(
+                    "written to the new file {} as {name} (plain text: use --encrypt, or \
+                     `tufctl keys encrypt {}` now)",
+                    a.out.display(),
+                    a.out.display()
+                )
+            });
         }
     }
     if s.json() {

@@ -250,6 +250,9 @@ enum KeysCommand {
         /// Require the key to be in the Factory's current root (server must be reachable).
         #[arg(long)]
         factory_check: bool,
+        /// Write a new file encrypted with a passphrase (age format) instead of plain text.
+        #[arg(long)]
+        encrypt: bool,
     },
     /// Which keys in the file are active, inactive or missing.
     Status { creds: PathBuf },
@@ -547,12 +550,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 shares,
                 out,
                 factory_check,
+                encrypt,
             } => backup::restore(
                 &s,
                 &backup::RestoreArgs {
                     shares,
                     out,
                     factory_check,
+                    encrypt,
                 },
             ),
             KeysCommand::ShowRoot { prod } => keys::show_root(&s, prod),

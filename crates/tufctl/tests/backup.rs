@@ -173,6 +173,54 @@ fn export_root_backup_and_restore() {
     ]));
     assert!(status.contains(root_id.as_str()), "{status}");
 
+    // Restored straight into an encrypted file: never on disk in plain text.
+    let pass = dir.path().join("pass");
+    std::fs::write(&pass, "correct horse battery\n").unwrap();
+    let sealed = dir.path().join("sealed.tgz");
+    let said = ok(&server.tufctl(&[
+        "keys",
+        "restore",
+        txt.to_str().unwrap(),
+        htm.to_str().unwrap(),
+        &payload,
+        "--out",
+        sealed.to_str().unwrap(),
+        "--encrypt",
+        "--passphrase-file",
+        pass.to_str().unwrap(),
+    ]));
+    assert!(said.contains("encrypted with the passphrase"), "{said}");
+    let bytes = std::fs::read(&sealed).unwrap();
+    assert!(bytes.starts_with(b"age-encryption.org/v1"), "not age");
+    assert!(
+        Credentials::read(&bytes).is_err(),
+        "readable without the passphrase"
+    );
+    let status = ok(&server.tufctl(&[
+        "keys",
+        "status",
+        sealed.to_str().unwrap(),
+        "--passphrase-file",
+        pass.to_str().unwrap(),
+        "--token",
+        &f.token,
+    ]));
+    assert!(status.contains(root_id.as_str()), "{status}");
+    // --encrypt into an existing plain file: refused, the file untouched.
+    let before = std::fs::read(&restored).unwrap();
+    let err = fails(&server.tufctl(&[
+        "keys",
+        "restore",
+        txt.to_str().unwrap(),
+        htm.to_str().unwrap(),
+        &payload,
+        "--out",
+        restored.to_str().unwrap(),
+        "--encrypt",
+    ]));
+    assert!(err.contains("--encrypt only makes a new file"), "{err}");
+    assert_eq!(std::fs::read(&restored).unwrap(), before);
+
     let fresh = dir.path().join("fresh.tgz");
     let fr = fresh.to_str().unwrap();
     // Two shares: refused.
