@@ -228,7 +228,7 @@ enum KeysCommand {
     },
     /// Paper backup: split the active root key (and with --include-targets the offline
     /// targets key) into N Shamir shares, any K of which restore it; writes printable HTML,
-    /// PNG (QR code) and .txt files per share.
+    /// PNG (the whole sheet: text and QR code) and .txt files per share.
     Backup {
         creds: PathBuf,
         #[arg(long, value_parser = clap::value_parser!(u8).range(2..=255))]
