@@ -165,6 +165,7 @@ async fn metadata_response(
 pub async fn artifact(
     State(state): State<Shared>,
     Path((factory, flavour, file)): Path<(String, String, String)>,
+    req: axum::extract::Request,
 ) -> ApiResult<Response> {
     Flavour::parse(&flavour).ok_or_else(|| ApiError::not_found(flavour.clone()))?;
     let not_found = || ApiError::not_found(file.clone());
@@ -184,6 +185,31 @@ pub async fn artifact(
         .await?;
     if owned.is_none() {
         return Err(not_found());
+    }
+    if let Some(path) = state.store.local_path(sha) {
+        // Streamed from the file, never whole in memory; Range requests let a device resume
+        // a large image over a poor link (it verifies length and hashes at the end anyway).
+        let mut resp = tower_http::services::ServeFile::new(path)
+            .try_call(req)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "serving an artifact file");
+                ApiError::internal("artifact storage failed")
+            })?
+            .map(axum::body::Body::new);
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Err(not_found());
+        }
+        let h = resp.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        h.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=31536000, immutable"),
+        );
+        return Ok(resp);
     }
     let Some(bytes) = state.store.get(sha).await? else {
         return Err(not_found());

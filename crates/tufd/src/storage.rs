@@ -37,6 +37,12 @@ pub trait ArtifactStore: Send + Sync {
     ) -> BoxFuture<'a, Result<(), StoreError>>;
 
     fn get<'a>(&'a self, sha256: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>>;
+
+    /// Where the artifact lies as a local file, when the store keeps files: it is then served
+    /// streamed (and in ranges) instead of read into memory.
+    fn local_path(&self, _sha256: &str) -> Option<PathBuf> {
+        None
+    }
 }
 
 /// `<data-dir>/artifacts/<first two hex>/<sha256>`.
@@ -73,6 +79,10 @@ impl ArtifactStore for FileStore {
             tokio::fs::rename(upload, &dest).await?;
             Ok(())
         })
+    }
+
+    fn local_path(&self, sha256: &str) -> Option<PathBuf> {
+        Some(self.path(sha256))
     }
 
     fn get<'a>(&'a self, sha256: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {

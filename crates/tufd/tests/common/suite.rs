@@ -210,6 +210,33 @@ pub fn targets_and_signing(s: &Server) {
     let (st, body) = get(s, &format!("/repo/builds/ci/targets/{sha}.app-2.0"), None);
     assert_eq!(st, StatusCode::OK);
     assert_eq!(body, content);
+    // A device resuming a download asks for the rest: files are served in ranges (streamed);
+    // artifacts kept in PostgreSQL come whole.
+    let r = client()
+        .get(s.url(&format!("/repo/builds/ci/targets/{sha}.app-2.0")))
+        .header("Range", "bytes=6-")
+        .send()
+        .unwrap();
+    let headers = r.headers().clone();
+    let (st, body) = (r.status(), r.bytes().unwrap().to_vec());
+    assert_eq!(
+        headers["content-type"], "application/octet-stream",
+        "{headers:?}"
+    );
+    assert!(headers["cache-control"]
+        .to_str()
+        .unwrap()
+        .contains("immutable"));
+    if s.db_url.is_none() {
+        assert_eq!(st, StatusCode::PARTIAL_CONTENT);
+        assert_eq!(body, content[6..]);
+    } else {
+        assert_eq!(st, StatusCode::OK);
+        assert_eq!(body, content);
+    }
+    // Another Factory's artifact, or an unknown hash: 404 either way.
+    let (st, _) = get(s, &format!("/repo/other/ci/targets/{sha}.app-2.0"), None);
+    assert_eq!(st, StatusCode::NOT_FOUND);
 
     let t = verified_targets(s, "builds", "ci");
     assert_eq!(t.signed.version, 3);
