@@ -418,7 +418,13 @@ enum WavesCommand {
     },
     /// Create a wave from a signed response of `tufctl sign` (a file, `-`, or the QR
     /// payload text).
-    Import { response: String },
+    Import {
+        response: String,
+        /// The request the response answers: needed for a response from a QR code, which
+        /// names the wave's targets by hash only.
+        #[arg(long)]
+        request: Option<PathBuf>,
+    },
     /// Re-sign the production targets of the wave in production with a new version and
     /// expiry, nothing else changed.
     Resign {
@@ -624,7 +630,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 })?;
                 waves::init(&s, &creds, &wave, &version, &tag, expires_days)
             }
-            WavesCommand::Import { response } => request::import_wave(&s, &response),
+            WavesCommand::Import { response, request } => {
+                request::import_wave(&s, &response, request.as_deref())
+            }
             WavesCommand::Resign {
                 creds,
                 wave,

@@ -28,6 +28,7 @@ pub const ROOT_REQUEST: &str = "tuf-factory/root-update-request";
 pub const WAVE_REQUEST: &str = "tuf-factory/wave-request";
 pub const ROOT_RESPONSE: &str = "tuf-factory/root-update-response";
 pub const WAVE_RESPONSE: &str = "tuf-factory/wave-response";
+pub const WAVE_SIGNATURES: &str = "tuf-factory/wave-signatures";
 
 /// An open root-update transaction, with everything needed to check it offline.
 pub struct RootUpdateRequest {
@@ -85,9 +86,76 @@ pub struct WaveResponse {
     pub targets: Signed<Targets>,
 }
 
+/// A wave response without the targets themselves: what fits in a QR code however many
+/// targets the wave has. `waves import --request` joins it to the request it answers.
+pub struct WaveSignatures {
+    pub factory: String,
+    pub wave: String,
+    pub version: String,
+    pub tag: String,
+    /// SHA-256 of the canonical `signed` bytes of the request's proposed targets.
+    pub sha256: String,
+    pub signatures: Vec<Signature>,
+}
+
+impl WaveResponse {
+    /// The same signatures, naming the targets by hash.
+    pub fn compact(&self) -> WaveSignatures {
+        WaveSignatures {
+            factory: self.factory.clone(),
+            wave: self.wave.clone(),
+            version: self.version.clone(),
+            tag: self.tag.clone(),
+            sha256: document_sha256(&self.targets),
+            signatures: self.targets.signatures.clone(),
+        }
+    }
+}
+
+impl WaveSignatures {
+    /// The full response, with the targets of `request` (which must be the one these
+    /// signatures answer).
+    pub fn join(self, request: &WaveRequest) -> Result<WaveResponse> {
+        let same = (
+            &request.factory,
+            &request.wave,
+            &request.version,
+            &request.tag,
+        ) == (&self.factory, &self.wave, &self.version, &self.tag);
+        if !same || document_sha256(&request.targets) != self.sha256 {
+            bail!(
+                "the signatures answer another request (wave {:?} of Factory {:?}, targets \
+                 {}); nothing was changed",
+                self.wave,
+                self.factory,
+                self.sha256
+            );
+        }
+        let mut targets = request.targets.clone();
+        targets.signatures = self.signatures;
+        Ok(WaveResponse {
+            factory: self.factory,
+            wave: self.wave,
+            version: self.version,
+            tag: self.tag,
+            targets,
+        })
+    }
+
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let v = json!({
+            "type": WAVE_SIGNATURES, "format": FORMAT, "factory": self.factory,
+            "wave": self.wave, "version": self.version, "tag": self.tag,
+            "sha256": self.sha256, "signatures": serde_json::to_value(&self.signatures)?,
+        });
+        Ok(canonical::to_text(&v)?)
+    }
+}
+
 pub enum Response {
     RootUpdate(RootUpdateResponse),
     Wave(Box<WaveResponse>),
+    WaveSignatures(WaveSignatures),
 }
 
 // --- the file formats ------------------------------------------------------------------------
@@ -152,6 +220,7 @@ impl Request {
 impl Response {
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let v = match self {
+            Self::WaveSignatures(w) => return w.to_bytes(),
             Self::RootUpdate(r) => {
                 let mut docs = Map::new();
                 for (name, (sha, sigs)) in &r.documents {
@@ -172,7 +241,24 @@ impl Response {
     }
 
     pub fn from_slice(bytes: &[u8]) -> Result<Self> {
-        let mut o = top_object(bytes, &[ROOT_RESPONSE, WAVE_RESPONSE])?;
+        let mut o = top_object(bytes, &[ROOT_RESPONSE, WAVE_RESPONSE, WAVE_SIGNATURES])?;
+        if text(&o, "type")? == WAVE_SIGNATURES {
+            let sha256 = text(&o, "sha256")?;
+            if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                bail!("\"sha256\" is not a SHA-256 in hex");
+            }
+            let signatures: Vec<Signature> =
+                serde_json::from_value(o.remove("signatures").unwrap_or(Value::Null))
+                    .map_err(|e| anyhow!("\"signatures\": {e}"))?;
+            return Ok(Self::WaveSignatures(WaveSignatures {
+                factory: text(&o, "factory")?,
+                wave: text(&o, "wave")?,
+                version: text(&o, "version")?,
+                tag: text(&o, "tag")?,
+                sha256,
+                signatures,
+            }));
+        }
         if text(&o, "type")? == WAVE_RESPONSE {
             return Ok(Self::Wave(Box::new(WaveResponse {
                 factory: text(&o, "factory")?,
@@ -488,11 +574,29 @@ pub fn import_root_update(s: &Settings, arg: &str) -> Result<()> {
     Ok(())
 }
 
-/// `waves import RESPONSE.json`: checks the offline signatures against the current
-/// production root, then creates the wave.
-pub fn import_wave(s: &Settings, arg: &str) -> Result<()> {
-    let Response::Wave(w) = read_response(arg)? else {
-        bail!("{arg} is the response to a root update; import it with `tufctl keys tuf updates import`");
+/// `waves import RESPONSE.json [--request REQUEST.json]`: checks the offline signatures
+/// against the current production root, then creates the wave. A response from a QR code
+/// names the targets by hash only; `--request` supplies them.
+pub fn import_wave(s: &Settings, arg: &str, request: Option<&Path>) -> Result<()> {
+    let w = match read_response(arg)? {
+        Response::Wave(w) => w,
+        Response::WaveSignatures(sigs) => {
+            let Some(path) = request else {
+                bail!(
+                    "{arg} carries the wave's signatures without its targets (the QR form): \
+                     pass the request it answers with --request REQUEST.json"
+                );
+            };
+            let Request::Wave(req) = Request::from_slice(&read_file(path, "signing request")?)
+                .with_context(|| format!("{} is not a signing request", path.display()))?
+            else {
+                bail!("{} is not a wave request", path.display());
+            };
+            Box::new(sigs.join(&req)?)
+        }
+        Response::RootUpdate(_) => bail!(
+            "{arg} is the response to a root update; import it with `tufctl keys tuf updates import`"
+        ),
     };
     let api = s.api_with_token(None, "the Factory owner's")?;
     let repo = s.repo_path(None)?;
@@ -680,6 +784,31 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(e.contains("expected one of"), "{e}");
+    }
+
+    #[test]
+    fn wave_signatures_round_trip_and_a_bad_hash_is_refused() {
+        let w = WaveSignatures {
+            factory: "acme".into(),
+            wave: "w1".into(),
+            version: "42".into(),
+            tag: "production".into(),
+            sha256: "ab".repeat(32),
+            signatures: Vec::new(),
+        };
+        let bytes = w.to_bytes().unwrap();
+        let Response::WaveSignatures(back) = Response::from_slice(&bytes).unwrap() else {
+            panic!("not wave signatures");
+        };
+        assert_eq!((back.wave.as_str(), back.sha256), ("w1", "ab".repeat(32)));
+        let bad = String::from_utf8(bytes)
+            .unwrap()
+            .replace(&"ab".repeat(32), "xyz");
+        let e = Response::from_slice(bad.as_bytes())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("not a SHA-256"), "{e}");
     }
 
     #[test]

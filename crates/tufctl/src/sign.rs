@@ -77,17 +77,27 @@ pub fn sign(s: &Settings, a: &SignArgs) -> Result<()> {
     request::write_file(&a.out, &out, "signing response")?;
     println!("Wrote the signed response to {}.", a.out.display());
     if let Some(qr) = &a.qr {
-        let text = std::str::from_utf8(&out).context("the response is not UTF-8")?;
+        // A wave's targets can be long: its QR code carries the signatures and the hash of
+        // the targets only, and `waves import --request` joins them to the request.
+        let (payload, said) = match &response {
+            Response::Wave(w) => (
+                w.compact().to_bytes()?,
+                "the signatures, naming the targets by hash: import it with `tufctl waves \
+                 import QR-TEXT --request REQUEST.json`",
+            ),
+            _ => (out.clone(), "the same JSON text"),
+        };
+        let text = std::str::from_utf8(&payload).context("the response is not UTF-8")?;
         let png = crate::backup::qr_png(text).with_context(|| {
             format!(
                 "{} was written, but its {} bytes do not fit in one QR code; carry the file instead",
                 a.out.display(),
-                out.len()
+                payload.len()
             )
         })?;
         request::write_file(qr, &png, "QR code")?;
         println!(
-            "Wrote the response as a QR code to {} (its payload is the same JSON text).",
+            "Wrote the response as a QR code to {} (its payload is {said}).",
             qr.display()
         );
     }

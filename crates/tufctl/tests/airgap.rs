@@ -449,11 +449,47 @@ fn signing_story(server: Server) {
         &resp,
         "the proposed production targets drop target \"app-42\"; a wave never removes targets",
     );
-    // The request as exported is signed, and the wave goes out with both builds.
-    let review = ok(&sign(&req, &x.only, &resp, &["--yes"]));
+    // The request as exported is signed, and the wave goes out with both builds, this time
+    // carried as the QR code's payload: the signatures, naming the targets by hash.
+    let qr = x.dir.path().join("wave-43.png");
+    let review = ok(&sign(
+        &req,
+        &x.only,
+        &resp,
+        &["--yes", "--qr", qr.to_str().unwrap()],
+    ));
     assert!(review.contains("+ app-43"), "{review}");
     assert!(review.contains("(1 target(s) unchanged)"), "{review}");
-    ok(&ctl(&["waves", "import", resp.to_str().unwrap()]));
+    assert!(review.contains("--request REQUEST.json"), "{review}");
+    assert_eq!(&std::fs::read(&qr).unwrap()[..8], b"\x89PNG\r\n\x1a\n");
+    // What the QR code holds, computed here from the full response file.
+    let full: Value = serde_json::from_slice(&std::fs::read(&resp).unwrap()).unwrap();
+    let signed = tuf_core::canonical::to_vec(&full["targets"]["signed"]).unwrap();
+    let compact = serde_json::json!({
+        "type": "tuf-factory/wave-signatures", "format": 1, "factory": full["factory"],
+        "wave": "wave-43", "version": "43", "tag": "production",
+        "sha256": tuf_core::hash::sha256_hex(&signed),
+        "signatures": full["targets"]["signatures"],
+    })
+    .to_string();
+    let err = fails(&ctl(&["waves", "import", &compact]));
+    assert!(err.contains("--request REQUEST.json"), "{err}");
+    // The signatures joined to another request (the tampered one) are refused.
+    let err = fails(&ctl(&[
+        "waves",
+        "import",
+        &compact,
+        "--request",
+        boards.to_str().unwrap(),
+    ]));
+    assert!(err.contains("answer another request"), "{err}");
+    ok(&ctl(&[
+        "waves",
+        "import",
+        &compact,
+        "--request",
+        req.to_str().unwrap(),
+    ]));
     ok(&ctl(&["waves", "complete", "wave-43"]));
     let prod = prod_targets_now();
     assert!(prod["signed"]["targets"]["app-42"].is_object(), "{prod}");
