@@ -132,7 +132,7 @@ pub fn generate(
         );
     } else {
         println!(
-            "Generated the {role} key {} and stored it in {} as keys/{stored_as}.\nCarry {} \
+            "Generated the {role} key {} and stored it in {} as tufrepo/keys/{stored_as}.\nCarry {} \
              (public part only) to the online machine and add it to a root-update transaction \
              with `tufctl keys tuf updates add-offline-key --role {role} --public-key {}`.",
             f.keyid,

@@ -121,7 +121,8 @@ enum Command {
         /// Sign without asking (after reviewing the request some other way).
         #[arg(long)]
         yes: bool,
-        /// Also write the response as a QR code PNG (its payload is the same JSON text).
+        /// Also write the response as a QR code PNG (the same JSON text; for a wave, its
+        /// signatures and the targets' hash: import that with `waves import --request`).
         #[arg(long)]
         qr: Option<PathBuf>,
     },
