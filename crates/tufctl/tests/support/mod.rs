@@ -60,6 +60,9 @@ impl Server {
             }
             None => Command::new(&tufd),
         };
+        // A group of its own: a wrapper such as faketime forks tufd as its child, and
+        // stopping the server must stop that child too.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         cmd.args(["--listen", listen, "--data-dir"])
             .arg(dir.path().join("data"))
             .args(args)
@@ -119,6 +122,11 @@ impl Server {
     }
 
     pub fn stop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
