@@ -72,6 +72,34 @@ impl PublicKeyFile {
     }
 }
 
+/// Generates a new `role` key into `file` (in memory; the caller saves): a file key, or with
+/// `slot` a key on that hardware token, whose reference is stored. Returns the public key
+/// and the entry it is stored as (`<name>.sec` or `<name>.pkcs11`).
+pub fn new_key_into(
+    file: &mut CredsFile,
+    role: Role,
+    key_type: KeyTypeArg,
+    slot: Option<&str>,
+) -> Result<(PublicKey, String)> {
+    Ok(match slot {
+        None => {
+            let key = PrivateKey::generate(key_type.key_type())?;
+            let name = format!("tufctl-{role}-{}", key.key_id());
+            file.creds.add_key(&name, &key)?;
+            (key.public_key().clone(), format!("{name}.sec"))
+        }
+        Some(slot) => {
+            let (_, key_ref, public) =
+                file.tokens
+                    .generate(slot, key_type.key_type(), &format!("tufctl-{role}"))?;
+            let name = format!("tufctl-{role}-{}", public.key_id());
+            file.creds
+                .add_token_key(&name, &public, &key_ref.to_json()?)?;
+            (public, format!("{name}.pkcs11"))
+        }
+    })
+}
+
 /// `keys generate CREDS.tgz --role R --out KEY.json`: needs no server and no network.
 pub fn generate(
     s: &Settings,
@@ -95,23 +123,7 @@ pub fn generate(
     }
     let mut file = CredsFile::open(s, path)?;
     let factory = file.creds.config().factory.clone();
-    let (public, stored_as) = match slot {
-        None => {
-            let key = PrivateKey::generate(key_type.key_type())?;
-            let name = format!("tufctl-{role}-{}", key.key_id());
-            file.creds.add_key(&name, &key)?;
-            (key.public_key().clone(), format!("{name}.sec"))
-        }
-        Some(slot) => {
-            let (_, key_ref, public) =
-                file.tokens
-                    .generate(slot, key_type.key_type(), &format!("tufctl-{role}"))?;
-            let name = format!("tufctl-{role}-{}", public.key_id());
-            file.creds
-                .add_token_key(&name, &public, &key_ref.to_json()?)?;
-            (public, format!("{name}.pkcs11"))
-        }
-    };
+    let (public, stored_as) = new_key_into(&mut file, role, key_type, slot)?;
     // The key is in the credentials file before its public part goes anywhere.
     file.save()
         .context("saving the new key (nothing else was written)")?;

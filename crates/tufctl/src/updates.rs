@@ -9,7 +9,7 @@ use crate::settings::Settings;
 use crate::UpdatesCommand;
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
-use tuf_core::{KeyId, PrivateKey, PublicKey, Role, Root, Signed, Signer, Targets, Threshold};
+use tuf_core::{KeyId, PublicKey, Role, Root, Signed, Signer, Targets, Threshold};
 
 /// An open root-update transaction as the server describes it.
 pub struct Tx {
@@ -590,23 +590,8 @@ pub fn run(s: &Settings, cmd: UpdatesCommand) -> Result<()> {
             };
             let mut tx = require_open(&api, &repo)?;
             let current = current_roots(&api, &repo)?;
-            let (public, stored_as) = match &slot {
-                None => {
-                    let key = PrivateKey::generate(key_type.key_type())?;
-                    let name = format!("tufctl-{role}-{}", key.key_id());
-                    file.creds.add_key(&name, &key)?;
-                    (key.public_key().clone(), format!("{name}.sec"))
-                }
-                Some(slot) => {
-                    let label = format!("tufctl-{role}");
-                    let (_, key_ref, public) =
-                        file.tokens.generate(slot, key_type.key_type(), &label)?;
-                    let name = format!("tufctl-{role}-{}", public.key_id());
-                    file.creds
-                        .add_token_key(&name, &public, &key_ref.to_json()?)?;
-                    (public, format!("{name}.pkcs11"))
-                }
-            };
+            let (public, stored_as) =
+                crate::keygen::new_key_into(&mut file, role, key_type, slot.as_deref())?;
             // Nothing is lost: the key (or its token reference) is on disk before the server
             // hears of it.
             file.save()
@@ -960,7 +945,7 @@ pub fn review(tx: &Tx, current: &Current) -> String {
 mod remove_key_tests {
     use std::collections::BTreeMap;
 
-    use tuf_core::{Expires, KeyType, RoleKeys};
+    use tuf_core::{Expires, KeyType, PrivateKey, RoleKeys};
 
     use super::*;
 
