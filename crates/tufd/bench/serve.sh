@@ -20,6 +20,8 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 cargo build --release --locked -p tufd --bin tufd --example signing-floor >&2
 BIN=$CARGO_TARGET_DIR/release
 WORK=$(mktemp -d /tmp/tufd-bench.XXXXXX)
+# nginx workers run as an unprivileged user: they must be able to read the static copy.
+chmod 755 "$WORK"
 TUFD_PID=
 NGINX_PID=
 cleanup() {
@@ -95,7 +97,18 @@ mkdir -p "$WORK/nginx-tmp"
 NGINX_PID=$!
 sleep 0.5
 
-rps() { wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" "$1" | awk '/Requests\/sec/ {print $2}'; }
+# Requests per second; a run with any error response is refused (errors are fast and would
+# make a server look better than it is).
+rps() {
+  local out
+  out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" "$1")
+  if grep -q 'Non-2xx' <<<"$out"; then
+    echo "error responses from $1:" >&2
+    echo "$out" >&2
+    exit 1
+  fi
+  awk '/Requests\/sec/ {print $2}' <<<"$out"
+}
 echo
 printf '%-28s %14s %14s %8s\n' file "tufd req/s" "nginx req/s" ratio
 for file in timestamp.json "$SV.snapshot.json" "$TV.targets.json"; do
