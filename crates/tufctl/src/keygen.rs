@@ -60,15 +60,20 @@ impl PublicKeyFile {
     }
 
     pub fn role(&self) -> Result<Role> {
-        match self.role.as_str() {
-            "root" => Ok(Role::Root),
-            "targets" => Ok(Role::Targets),
-            other => bail!("role {other:?}: offline keys are for the root or targets role only"),
-        }
+        offline_role(&self.role)
     }
 
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         Ok(canonical::to_text(&serde_json::to_value(self)?)?)
+    }
+}
+
+/// The role of an offline key: root or targets (the server holds the others).
+pub fn offline_role(name: &str) -> Result<Role> {
+    match name {
+        "root" => Ok(Role::Root),
+        "targets" => Ok(Role::Targets),
+        other => bail!("role {other:?}: offline keys are for the root or targets role only"),
     }
 }
 
@@ -110,11 +115,7 @@ pub fn generate(
     owner: Option<String>,
     out: &Path,
 ) -> Result<()> {
-    let role = match role {
-        "root" => Role::Root,
-        "targets" => Role::Targets,
-        other => bail!("role {other:?}: offline keys are for the root or targets role only"),
-    };
+    let role = offline_role(role)?;
     if out.exists() {
         bail!(
             "{} exists; refusing to overwrite it (nothing was generated)",
@@ -136,7 +137,14 @@ pub fn generate(
         keyid: public.key_id(),
         key: public,
     };
-    request::write_file(out, &f.to_bytes()?, "public-key file")?;
+    // Never over a file that appeared since the check above.
+    tuf_credentials::save_new(out, &f.to_bytes()?).with_context(|| {
+        format!(
+            "the key is saved in {}, but the public-key file {} could not be written",
+            path.display(),
+            out.display()
+        )
+    })?;
     if s.json() {
         println!(
             "{}",

@@ -520,7 +520,7 @@ pub fn run(s: &Settings, cmd: UpdatesCommand) -> Result<()> {
             owner,
             ..
         } => {
-            let role = parse_role(&role)?;
+            let role = crate::keygen::offline_role(&role)?;
             let f = crate::keygen::PublicKeyFile::parse(&crate::request::read_file(
                 &path,
                 "public-key file",
@@ -563,10 +563,7 @@ pub fn run(s: &Settings, cmd: UpdatesCommand) -> Result<()> {
             creds,
             public_key: None,
         } => {
-            let role = parse_role(&role)?;
-            if !matches!(role, Role::Root | Role::Targets) {
-                bail!("offline keys are for the root or targets role only");
-            }
+            let role = crate::keygen::offline_role(&role)?;
             let creds = creds.ok_or_else(|| {
                 anyhow!("add-offline-key needs -k CREDS.tgz (or --public-key KEY.json)")
             })?;
@@ -617,12 +614,9 @@ pub fn run(s: &Settings, cmd: UpdatesCommand) -> Result<()> {
     }
 }
 
-/// Adds `public` to `role` of both staged roots (the key under its computed ID, with its
-/// owner). Signatures are reset by the edit.
+/// Adds `public` to `role` (root or targets, see `keygen::offline_role`) of both staged
+/// roots, under its computed ID, with its owner. Signatures are reset by the edit.
 fn add_to_staged(tx: &mut Tx, role: Role, public: &PublicKey, owner: &str) -> Result<()> {
-    if !matches!(role, Role::Root | Role::Targets) {
-        bail!("offline keys are for the root or targets role only");
-    }
     let id = public.key_id();
     let add = |r: &mut Root| -> Result<()> {
         r.keys.insert(id.clone(), public.clone());
