@@ -123,9 +123,13 @@ fn export_root_backup_and_restore() {
         "{html}"
     );
     assert!(html.contains("data:image/png;base64,"));
-    assert!(std::fs::read(share_file(&b1, 2, "png"))
-        .unwrap()
-        .starts_with(b"\x89PNG"));
+    let png = std::fs::read(share_file(&b1, 2, "png")).unwrap();
+    assert!(png.starts_with(b"\x89PNG"));
+    // The PNG is the whole sheet (text above the QR code), not the QR code alone, which is
+    // square: IHDR holds width and height at bytes 16..24.
+    let dim = |at: usize| u32::from_be_bytes(png[at..at + 4].try_into().unwrap());
+    let (w, h) = (dim(16), dim(20));
+    assert!(w != h && w > 1000, "a {w}x{h} PNG is not the whole sheet");
 
     // Restore from three random shares, in three forms: .txt, .html, scanned QR payload.
     let pick = three_random();
