@@ -1,0 +1,85 @@
+//! How long signed metadata may be valid. The server refuses the same limits the offline
+//! signer does, so neither signs what the other would refuse.
+
+use time::OffsetDateTime;
+use tuf_core::Expires;
+
+use crate::check::{Check, Refusal};
+
+/// A root may be valid for at most this long (about five years): an "absurd" expiry is
+/// refused, since a root outliving its holders' intent cannot be taken back.
+pub const MAX_ROOT_VALIDITY: i64 = 5 * 366 * 24 * 3600;
+
+/// Production targets may be valid for at most this long (ten years and a few days;
+/// `tufctl waves init --expires-days` goes up to 3650): a signed release should not outlive
+/// anyone's intent.
+pub const MAX_TARGETS_VALIDITY: i64 = 3660 * 24 * 3600;
+
+/// `what` (a root) expires in the future and within [`MAX_ROOT_VALIDITY`].
+pub fn root_expiry(what: &str, expires: &Expires, now: OffsetDateTime) -> Result<(), Refusal> {
+    within(what, expires, now, MAX_ROOT_VALIDITY, "5 years")
+}
+
+/// `what` (production targets) expire in the future and within [`MAX_TARGETS_VALIDITY`].
+pub fn targets_expiry(what: &str, expires: &Expires, now: OffsetDateTime) -> Result<(), Refusal> {
+    within(what, expires, now, MAX_TARGETS_VALIDITY, "10 years")
+}
+
+fn within(
+    what: &str,
+    expires: &Expires,
+    now: OffsetDateTime,
+    limit: i64,
+    said: &str,
+) -> Result<(), Refusal> {
+    if expires.is_expired_at(now) {
+        return Err(Refusal::new(
+            Check::Expires,
+            format!("{what}: expires {expires}, which is in the past"),
+        ));
+    }
+    if expires.unix().saturating_sub(now.unix_timestamp()) > limit {
+        return Err(Refusal::new(
+            Check::Expires,
+            format!("{what}: expires {expires}, more than {said} away"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(days: i64) -> (Expires, OffsetDateTime) {
+        let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        (Expires::after(now, days * 86_400).unwrap(), now)
+    }
+
+    #[test]
+    fn roots_live_up_to_five_years_and_targets_up_to_ten() {
+        let (e, now) = at(5 * 366);
+        root_expiry("ci_root", &e, now).unwrap();
+        let (e, now) = at(5 * 366 + 1);
+        let r = root_expiry("ci_root", &e, now).unwrap_err();
+        assert_eq!(r.check, Check::Expires);
+        assert!(r.reason.contains("more than 5 years away"), "{r}");
+        let (e, now) = at(3660);
+        targets_expiry("t", &e, now).unwrap();
+        let (e, now) = at(3661);
+        assert_eq!(
+            targets_expiry("t", &e, now).unwrap_err().check,
+            Check::Expires
+        );
+    }
+
+    #[test]
+    fn an_expiry_in_the_past_is_refused() {
+        let (e, now) = at(-1);
+        let r = targets_expiry("prod_targets", &e, now).unwrap_err();
+        assert!(r.reason.ends_with("which is in the past"), "{r}");
+        // The very second of expiry counts as expired.
+        let (e, now) = at(0);
+        assert!(root_expiry("r", &e, now).is_err());
+    }
+}
