@@ -10,10 +10,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tuf_core::{canonical, KeyId, PrivateKey, PublicKey, Role, Signer};
 
+use crate::cli::KeyTypeArg;
 use crate::creds::CredsFile;
 use crate::request;
 use crate::settings::Settings;
-use crate::KeyTypeArg;
 
 pub const PUBLIC_KEY: &str = "tuf-factory/public-key";
 

@@ -9,11 +9,11 @@ use anyhow::{anyhow, bail, Context, Result};
 use tuf_core::{KeyId, PrivateKey, PublicKey, Role, Root, Signer, Threshold};
 use tuf_credentials::{Credentials, PrivatePart};
 
+use crate::cli::KeyTypeArg;
 use crate::client::Api;
 use crate::creds::CredsFile;
 use crate::settings::Settings;
 use crate::updates::{self, Current};
-use crate::KeyTypeArg;
 
 pub struct Options {
     pub key_type: KeyTypeArg,

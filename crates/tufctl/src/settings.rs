@@ -7,8 +7,8 @@ use std::path::Path;
 use anyhow::{anyhow, bail, Context, Result};
 use tuf_credentials::Config;
 
+use crate::cli::Global;
 use crate::client::Api;
-use crate::Global;
 
 pub struct Settings {
     pub global: Global,

@@ -1,31 +1,10 @@
 //! `targets add`: a target in the CI targets, by hash and length or by uploading the file.
 
-use std::path::PathBuf;
-
 use anyhow::{bail, Context, Result};
-use clap::Args;
 use serde_json::{json, Value};
 
+use crate::cli::AddArgs;
 use crate::settings::Settings;
-
-#[derive(Args)]
-pub struct AddArgs {
-    #[arg(long)]
-    pub name: String,
-    #[arg(long)]
-    pub version: String,
-    #[arg(long = "hardware-id", required = true)]
-    pub hardware_ids: Vec<String>,
-    #[arg(long = "tag")]
-    pub tags: Vec<String>,
-    /// Upload this artifact (its hash and length are computed by the server).
-    #[arg(long, conflicts_with_all = ["sha256", "length"])]
-    pub file: Option<PathBuf>,
-    #[arg(long, requires = "length")]
-    pub sha256: Option<String>,
-    #[arg(long, requires = "sha256")]
-    pub length: Option<u64>,
-}
 
 pub fn add(s: &Settings, a: &AddArgs) -> Result<()> {
     let api = s.api_with_token(None, "a CI or owner")?;

@@ -3,10 +3,10 @@
 
 use std::collections::BTreeSet;
 
+use crate::cli::UpdatesCommand;
 use crate::client::{status_of, Api};
 use crate::creds::CredsFile;
 use crate::settings::Settings;
-use crate::UpdatesCommand;
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 use tuf_core::{KeyId, PublicKey, Role, Root, Signed, Signer, Targets, Threshold};
