@@ -225,6 +225,12 @@ impl Findings {
     }
 }
 
+impl From<Refusal> for Findings {
+    fn from(r: Refusal) -> Self {
+        Self(vec![r])
+    }
+}
+
 impl IntoIterator for Findings {
     type Item = Refusal;
     type IntoIter = std::vec::IntoIter<Refusal>;

@@ -30,10 +30,33 @@ pub fn role_signers(
 }
 
 /// Signs both staged roots with every key in `ring` that the current or the new root trusts
-/// for the root role, and staged production targets with the offline targets keys of the new
-/// production root. Returns what was signed, for people.
+/// for the root role. Returns what was signed, for people.
+pub fn sign_roots(tx: &mut Tx, ring: &dyn Keyring, current: &Roots) -> Result<Vec<String>, Error> {
+    let mut opened = Opened::new(ring);
+    sign_roots_with(&mut opened, tx, current)
+}
+
+/// [`sign_roots`], and staged production targets with the offline targets keys of the new
+/// production root that `ring` holds.
 pub fn sign_tx(tx: &mut Tx, ring: &dyn Keyring, current: &Roots) -> Result<Vec<String>, Error> {
     let mut opened = Opened::new(ring);
+    let mut done = sign_roots_with(&mut opened, tx, current)?;
+    if let Some(t) = tx.prod_targets.as_mut() {
+        for i in opened.for_role(&tx.prod_root.signed, Role::Targets)? {
+            let k = &opened.signers[i];
+            t.sign(k.as_ref())?;
+            tx.stage_prod_targets = true;
+            done.push(format!("production targets with {}", short(k.key_id())));
+        }
+    }
+    Ok(done)
+}
+
+fn sign_roots_with(
+    opened: &mut Opened<'_>,
+    tx: &mut Tx,
+    current: &Roots,
+) -> Result<Vec<String>, Error> {
     let mut done = Vec::new();
     for (which, env, cur) in [
         ("CI root", &mut tx.ci_root, &current.ci.signed),
@@ -49,14 +72,6 @@ pub fn sign_tx(tx: &mut Tx, ring: &dyn Keyring, current: &Roots) -> Result<Vec<S
             let k = &opened.signers[i];
             env.sign(k.as_ref())?;
             done.push(format!("{which} with {}", short(k.key_id())));
-        }
-    }
-    if let Some(t) = tx.prod_targets.as_mut() {
-        for i in opened.for_role(&tx.prod_root.signed, Role::Targets)? {
-            let k = &opened.signers[i];
-            t.sign(k.as_ref())?;
-            tx.stage_prod_targets = true;
-            done.push(format!("production targets with {}", short(k.key_id())));
         }
     }
     Ok(done)

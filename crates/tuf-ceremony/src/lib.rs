@@ -32,3 +32,5 @@ pub use error::Error;
 pub use keyring::Keyring;
 pub use server_keys::{HeldKey, ServerKeys, View};
 pub use tx::{Roots, Tx};
+#[cfg(test)]
+mod tests;

@@ -11,7 +11,7 @@ use crate::check::{Check, Findings, Refusal};
 use crate::format::{RootUpdateRequest, WaveRequest};
 use crate::root_update::{self, RootUpdate};
 use crate::server_keys::ServerKeys;
-use crate::tx::Roots;
+use crate::tx::{Roots, Tx};
 use crate::wave::{self, Wave};
 
 /// Both current roots, each verified along its chain from `anchor` (a CI root the signer
@@ -48,12 +48,31 @@ pub fn check_root_update(
         prod: &r.prod_root,
         server: &server,
         now,
+        txid: Some(&r.txid),
     };
     let mut f = update.structure();
     f.extend(update.intact());
     f.extend(prod_targets(r, p, now));
     f.into_result()?;
     Ok(current)
+}
+
+/// Checks an open transaction before a key signs it online: the same structural checks as a
+/// request, against `current` roots the signer verified from its own trusted root.
+pub fn check_tx(tx: &Tx, current: &Roots, now: OffsetDateTime) -> Result<(), Refusal> {
+    let (c, p) = (&current.ci.signed, &current.prod.signed);
+    let server = ServerKeys::inferred(&[c, p], &tx.server_keys);
+    RootUpdate {
+        current_ci: c,
+        current_prod: p,
+        ci: &tx.ci_root,
+        prod: &tx.prod_root,
+        server: &server,
+        now,
+        txid: Some(&tx.txid),
+    }
+    .structure()
+    .into_result()
 }
 
 /// The staged production targets of a root-update request: the current ones (verified

@@ -30,6 +30,9 @@ pub struct RootUpdate<'a> {
     pub prod: &'a Signed<Root>,
     pub server: &'a ServerKeys,
     pub now: OffsetDateTime,
+    /// The transaction the roots were staged in, when known: roots signed in another
+    /// (a cancelled one) are refused.
+    pub txid: Option<&'a str>,
 }
 
 impl RootUpdate<'_> {
@@ -43,6 +46,11 @@ impl RootUpdate<'_> {
     /// Every check that signatures cannot mend.
     pub fn structure(&self) -> Findings {
         let mut f = Findings::new();
+        if let Some(txid) = self.txid {
+            for (label, new, _) in self.pairs() {
+                f.note(transaction(label, &new.signed, txid));
+            }
+        }
         for (label, new, _) in self.pairs() {
             f.extend(threshold_range(label, &new.signed));
         }
@@ -97,6 +105,31 @@ impl RootUpdate<'_> {
         f.extend(self.signatures());
         f
     }
+}
+
+/// `transaction`: a staged root belongs to the transaction it is staged in. The server writes
+/// the transaction ID into `x-changelog` when it opens one, so a root signed inside a
+/// transaction that was cancelled (its holders refused the change) cannot be staged again.
+pub fn transaction(label: &str, root: &Root, txid: &str) -> Result<(), Refusal> {
+    let recorded = root
+        .extra
+        .get("x-changelog")
+        .and_then(|c| c.get("txid"))
+        .and_then(Value::as_str);
+    if recorded == Some(txid) {
+        return Ok(());
+    }
+    Err(Refusal::new(
+        Check::Transaction,
+        format!(
+            "{label}: was made for {}, not for the open transaction {txid}; a root signed in a \
+             cancelled transaction is never applied: sign the open transaction's roots",
+            match recorded {
+                Some(other) => format!("transaction {other}"),
+                None => "no transaction".to_owned(),
+            }
+        ),
+    ))
 }
 
 /// `threshold_range`: every threshold between 1 and the role's key count, counted as
@@ -158,20 +191,17 @@ pub fn raw_thresholds(label: &str, value: &Value) -> Findings {
     f
 }
 
-/// Parses a staged root received as JSON: `threshold_range` for impossible thresholds,
-/// `format` for anything else that is not a root envelope.
+/// Parses a staged root received as JSON. A root the typed model cannot hold because of a
+/// threshold (0) is refused as `threshold_range`, anything else that is not a root envelope
+/// as `format`; thresholds above the key count parse and are left to [`threshold_range`].
 pub fn parse_staged(label: &str, value: Value) -> Result<Signed<Root>, Findings> {
-    let mut f = raw_thresholds(label, &value);
-    match Signed::<Root>::from_value(value) {
-        Ok(env) if f.is_empty() => Ok(env),
-        Ok(_) => Err(f),
-        Err(e) => {
-            if f.is_empty() {
-                f.fail(Check::Format, format!("{label}: {e}"));
-            }
-            Err(f)
+    let raw = raw_thresholds(label, &value);
+    Signed::<Root>::from_value(value).map_err(|e| {
+        if raw.has(Check::ThresholdRange) {
+            return raw;
         }
-    }
+        Findings::from(Refusal::new(Check::Format, format!("{label}: {e}")))
+    })
 }
 
 /// `version`: exactly the current version + 1.

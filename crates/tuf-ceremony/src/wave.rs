@@ -14,6 +14,7 @@ use crate::root_update::version;
 use crate::server_keys::{ServerKeys, View};
 
 /// A wave's proposed production targets, built from CI and production targets.
+#[derive(Clone, Debug)]
 pub struct Proposal {
     /// The current production targets with the CI targets of the version merged in.
     pub next: Targets,

@@ -16,7 +16,7 @@ use zeroize::Zeroizing;
 
 use crate::creds::CredsFile;
 use crate::export::{active_keys, ActiveKey};
-use crate::rotation;
+use crate::render;
 use crate::settings::Settings;
 use crate::shares::{self, Header, KeyRole, Secret, Share};
 
@@ -38,30 +38,7 @@ pub fn backup(s: &Settings, a: &BackupArgs) -> Result<()> {
     }
     let file = CredsFile::open(s, &a.creds)?;
     let factory = file.creds.config().factory.clone();
-    let mut todo: Vec<(KeyRole, ActiveKey)> = Vec::new();
-    let roots = active_keys(s, &file, Role::Root)?;
-    roots.explain_token_keys(&a.creds)?;
-    if roots.keys.is_empty() {
-        bail!(
-            "{} holds no private key of the active root role (checked against {})",
-            a.creds.display(),
-            roots.source
-        );
-    }
-    todo.extend(roots.keys.into_iter().map(|k| (KeyRole::Root, k)));
-    if a.include_targets {
-        let t = active_keys(s, &file, Role::Targets)?;
-        t.explain_token_keys(&a.creds)?;
-        if t.keys.is_empty() {
-            bail!(
-                "{} holds no active offline targets key (checked against {}); leave out \
-                 --include-targets or run `tufctl keys rotate-targets` first",
-                a.creds.display(),
-                t.source
-            );
-        }
-        todo.extend(t.keys.into_iter().map(|k| (KeyRole::Targets, k)));
-    }
+    let todo = keys_to_back_up(s, &file, a)?;
     DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -69,41 +46,7 @@ pub fn backup(s: &Settings, a: &BackupArgs) -> Result<()> {
         .with_context(|| format!("creating {}", a.out.display()))?;
     let mut report = Vec::new();
     for (role, k) in &todo {
-        let key = file.creds.private_key(&k.name)?;
-        let secret = Secret {
-            keytype: k.public.keytype.clone(),
-            scheme: k.public.scheme.clone(),
-            pkcs8: Zeroizing::new(key.pkcs8_der().to_vec()),
-        }
-        .encode()
-        .map_err(|e| anyhow!("encoding key {}: {e}", k.id))?;
-        let header = Header {
-            backup_id: shares::random_bytes::<8>().map_err(|e| anyhow!(e))?,
-            role: *role,
-            threshold: a.threshold,
-            count: a.shares,
-            key_id: k.id.as_str().to_owned(),
-            factory: factory.clone(),
-        };
-        let list = shares::split(&header, &secret).map_err(|e| anyhow!(e))?;
-        let mut files = Vec::new();
-        for sh in &list {
-            files.extend(write_share(&a.out, sh, &k.public.keytype)?);
-        }
-        report.push(json!({
-            "role": role.name(), "keyid": k.id.as_str(), "backup_id": header.backup_id_hex(),
-            "files": files,
-        }));
-        if !s.json() {
-            println!(
-                "{} key {}: {} shares, any {} of them restore it (backup {}).",
-                role.name(),
-                k.id,
-                a.shares,
-                a.threshold,
-                header.backup_id_hex()
-            );
-        }
+        report.push(back_up_key(s, &file, a, &factory, *role, k)?);
     }
     if s.json() {
         println!("{}", json!({ "dir": a.out, "keys": report }));
@@ -117,6 +60,87 @@ pub fn backup(s: &Settings, a: &BackupArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The active root keys of the file (and with `--include-targets` its offline targets keys).
+fn keys_to_back_up(
+    s: &Settings,
+    file: &CredsFile,
+    a: &BackupArgs,
+) -> Result<Vec<(KeyRole, ActiveKey)>> {
+    let mut todo: Vec<(KeyRole, ActiveKey)> = Vec::new();
+    let roots = active_keys(s, file, Role::Root)?;
+    roots.explain_token_keys(&a.creds)?;
+    if roots.keys.is_empty() {
+        bail!(
+            "{} holds no private key of the active root role (checked against {})",
+            a.creds.display(),
+            roots.source
+        );
+    }
+    todo.extend(roots.keys.into_iter().map(|k| (KeyRole::Root, k)));
+    if a.include_targets {
+        let t = active_keys(s, file, Role::Targets)?;
+        t.explain_token_keys(&a.creds)?;
+        if t.keys.is_empty() {
+            bail!(
+                "{} holds no active offline targets key (checked against {}); leave out \
+                 --include-targets or run `tufctl keys rotate-targets` first",
+                a.creds.display(),
+                t.source
+            );
+        }
+        todo.extend(t.keys.into_iter().map(|k| (KeyRole::Targets, k)));
+    }
+    Ok(todo)
+}
+
+/// Splits one key into shares and writes their sheets; returns the JSON report line.
+fn back_up_key(
+    s: &Settings,
+    file: &CredsFile,
+    a: &BackupArgs,
+    factory: &str,
+    role: KeyRole,
+    k: &ActiveKey,
+) -> Result<serde_json::Value> {
+    {
+        let key = file.creds.private_key(&k.name)?;
+        let secret = Secret {
+            keytype: k.public.keytype.clone(),
+            scheme: k.public.scheme.clone(),
+            pkcs8: Zeroizing::new(key.pkcs8_der().to_vec()),
+        }
+        .encode()
+        .map_err(|e| anyhow!("encoding key {}: {e}", k.id))?;
+        let header = Header {
+            backup_id: shares::random_bytes::<8>().map_err(|e| anyhow!(e))?,
+            role,
+            threshold: a.threshold,
+            count: a.shares,
+            key_id: k.id.as_str().to_owned(),
+            factory: factory.to_owned(),
+        };
+        let list = shares::split(&header, &secret).map_err(|e| anyhow!(e))?;
+        let mut files = Vec::new();
+        for sh in &list {
+            files.extend(write_share(&a.out, sh, &k.public.keytype)?);
+        }
+        if !s.json() {
+            println!(
+                "{} key {}: {} shares, any {} of them restore it (backup {}).",
+                role.name(),
+                k.id,
+                a.shares,
+                a.threshold,
+                header.backup_id_hex()
+            );
+        }
+        Ok(json!({
+            "role": role.name(), "keyid": k.id.as_str(), "backup_id": header.backup_id_hex(),
+            "files": files,
+        }))
+    }
 }
 
 fn write_share(dir: &Path, sh: &Share, keytype: &str) -> Result<Vec<PathBuf>> {
@@ -136,7 +160,46 @@ fn write_share(dir: &Path, sh: &Share, keytype: &str) -> Result<Vec<PathBuf>> {
     );
     let text = sh.to_text().map_err(|e| anyhow!(e))?;
     let payload = sh.qr_payload().map_err(|e| anyhow!(e))?;
-    let png = qr_png(&payload)?;
+    let png = render::qr_png(&payload)?;
+    let (title, info) = sheet_heading(sh, keytype);
+    let mut txt = Zeroizing::new(String::new());
+    txt.push_str(&title);
+    txt.push_str("\n\n");
+    txt.push_str(&info);
+    txt.push_str(
+        "\nRestore: tufctl keys restore SHARE-FILES... --out CREDS.tgz (type the groups below \
+         into a text file; case, spaces and dashes do not matter).\n\n",
+    );
+    txt.push_str(&text);
+    let html = sheet_html(&title, &info, h.threshold, &png, &text);
+    // The PNG is the whole sheet (what the text file says, then the QR code), so a printed
+    // PNG alone is enough to restore from.
+    let secret = format!(
+        "SECRET: one share of a private key. Keep it in a safe; together, {} shares ARE the key.",
+        h.threshold
+    );
+    let mut sheet_lines: Vec<&str> = vec![&secret, ""];
+    for line in txt.lines() {
+        sheet_lines.extend(render::wrap(line, 88));
+    }
+    let sheet = render::sheet_png(&sheet_lines, &payload)?;
+    let mut written = Vec::new();
+    for (ext, bytes) in [
+        ("html", html.as_bytes()),
+        ("png", sheet.as_slice()),
+        ("txt", txt.as_bytes()),
+    ] {
+        let p = dir.join(format!("{stem}.{ext}"));
+        tuf_credentials::save_new(&p, bytes)
+            .with_context(|| format!("writing {} (nothing was overwritten)", p.display()))?;
+        written.push(p);
+    }
+    Ok(written)
+}
+
+/// A share sheet's title and the lines that say what it is.
+fn sheet_heading(sh: &Share, keytype: &str) -> (String, String) {
+    let h = &sh.header;
     let title = format!(
         "Factory {} - {} key - share {} of {}, {} needed",
         h.factory,
@@ -157,51 +220,25 @@ fn write_share(dir: &Path, sh: &Share, keytype: &str) -> Result<Vec<PathBuf>> {
         h.threshold,
         shares::VERSION
     );
-    let mut txt = Zeroizing::new(String::new());
-    txt.push_str(&title);
-    txt.push_str("\n\n");
-    txt.push_str(&info);
-    txt.push_str(
-        "\nRestore: tufctl keys restore SHARE-FILES... --out CREDS.tgz (type the groups below \
-         into a text file; case, spaces and dashes do not matter).\n\n",
-    );
-    txt.push_str(&text);
-    let b64 = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(&*png));
+    (title, info)
+}
+
+/// The printable HTML sheet: heading, the QR code inline, the share's text groups.
+fn sheet_html(title: &str, info: &str, threshold: u8, png: &[u8], text: &str) -> Zeroizing<String> {
+    let b64 = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(png));
     let mut html = Zeroizing::new(String::new());
     html.push_str(&format!(
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{}</title>\n<style>body{{font-family:sans-serif;margin:2em}}pre{{font-family:monospace;font-size:14pt}}.share{{font-size:16pt;line-height:1.6}}</style></head><body>\n<h1>{}</h1>\n<p><b>SECRET.</b> This sheet is one share of a private key. Keep it in a safe; together, {} shares ARE the key.</p>\n<pre>{}</pre>\n<img alt=\"QR code of the share\" src=\"data:image/png;base64,",
-        esc(&title),
-        esc(&title),
-        h.threshold,
-        esc(&info)
+        esc(title),
+        esc(title),
+        threshold,
+        esc(info)
     ));
     html.push_str(&b64);
     html.push_str("\">\n<pre class=\"share\">\n");
-    html.push_str(&esc(&text));
+    html.push_str(&esc(text));
     html.push_str("</pre>\n<p>Restore: <code>tufctl keys restore SHARE-FILES... --out CREDS.tgz</code>. A share typed into a text file works too (case, spaces and dashes do not matter). Each share carries a checksum, so a mistyped one is refused.</p>\n</body></html>\n");
-    // The PNG is the whole sheet (what the text file says, then the QR code), so a printed
-    // PNG alone is enough to restore from.
-    let secret = format!(
-        "SECRET: one share of a private key. Keep it in a safe; together, {} shares ARE the key.",
-        h.threshold
-    );
-    let mut sheet_lines: Vec<&str> = vec![&secret, ""];
-    for line in txt.lines() {
-        sheet_lines.extend(wrap(line, 88));
-    }
-    let sheet = sheet_png(&sheet_lines, &payload)?;
-    let mut written = Vec::new();
-    for (ext, bytes) in [
-        ("html", html.as_bytes()),
-        ("png", sheet.as_slice()),
-        ("txt", txt.as_bytes()),
-    ] {
-        let p = dir.join(format!("{stem}.{ext}"));
-        tuf_credentials::save_new(&p, bytes)
-            .with_context(|| format!("writing {} (nothing was overwritten)", p.display()))?;
-        written.push(p);
-    }
-    Ok(written)
+    html
 }
 
 fn esc(s: &str) -> String {
@@ -209,130 +246,6 @@ fn esc(s: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
-}
-
-/// The QR code of `payload` as a grayscale PNG: 6 pixels a module, 4 modules of quiet zone.
-pub fn qr_png(payload: &str) -> Result<Zeroizing<Vec<u8>>> {
-    let (side, pixels) = qr_pixels(payload)?;
-    encode_gray(side, side, &pixels, "the QR code PNG")
-}
-
-/// Modules drawn this many pixels wide, with this many modules of quiet zone around.
-const QR_SCALE: usize = 6;
-const QR_QUIET: usize = 4;
-
-/// The QR code of `payload` as a square grayscale bitmap: `(side, pixels)`.
-fn qr_pixels(payload: &str) -> Result<(usize, Zeroizing<Vec<u8>>)> {
-    let code = qrcode::QrCode::with_error_correction_level(payload, qrcode::EcLevel::M)
-        .map_err(|e| anyhow!("the data does not fit in a QR code: {e}"))?;
-    let w = code.width();
-    let colors = code.to_colors();
-    let side = (w + 2 * QR_QUIET) * QR_SCALE;
-    let mut pixels = Zeroizing::new(vec![255u8; side * side]);
-    for (i, c) in colors.iter().enumerate() {
-        if *c == qrcode::Color::Dark {
-            let (mx, my) = (i % w + QR_QUIET, i / w + QR_QUIET);
-            for dy in 0..QR_SCALE {
-                let row = (my * QR_SCALE + dy) * side;
-                pixels[row + mx * QR_SCALE..row + mx * QR_SCALE + QR_SCALE].fill(0);
-            }
-        }
-    }
-    Ok((side, pixels))
-}
-
-/// Text glyphs: 8x8 cells drawn this many times larger, lines this far apart, this margin.
-const TEXT_SCALE: usize = 2;
-const LINE_HEIGHT: usize = 8 * TEXT_SCALE + 6;
-const SHEET_MARGIN: usize = 24;
-
-/// A whole share sheet as one image, for holders who print PNGs: `lines` of text above the
-/// QR code of `payload`. Characters outside ASCII are drawn as `?`.
-pub fn sheet_png(lines: &[&str], payload: &str) -> Result<Zeroizing<Vec<u8>>> {
-    let (qr_side, qr) = qr_pixels(payload)?;
-    let columns = lines.iter().map(|l| l.chars().count()).max().unwrap_or(0);
-    let width = (columns * 8 * TEXT_SCALE + 2 * SHEET_MARGIN).max(qr_side);
-    let text_height = SHEET_MARGIN + lines.len() * LINE_HEIGHT;
-    let height = text_height + qr_side;
-    let mut pixels = Zeroizing::new(vec![255u8; width * height]);
-    let glyphs = &font8x8::legacy::BASIC_LEGACY;
-    for (n, line) in lines.iter().enumerate() {
-        let top = SHEET_MARGIN + n * LINE_HEIGHT;
-        for (i, c) in line.chars().enumerate() {
-            let code = if c.is_ascii() {
-                c as usize
-            } else {
-                '?' as usize
-            };
-            let glyph = glyphs.get(code).copied().unwrap_or([0; 8]);
-            for (row, bits) in glyph.iter().enumerate() {
-                for col in 0..8 {
-                    if (bits >> col) & 1 == 0 {
-                        continue;
-                    }
-                    let x = SHEET_MARGIN + (i * 8 + col) * TEXT_SCALE;
-                    let y = top + row * TEXT_SCALE;
-                    for dy in 0..TEXT_SCALE {
-                        let at = (y + dy) * width + x;
-                        pixels[at..at + TEXT_SCALE].fill(0);
-                    }
-                }
-            }
-        }
-    }
-    let left = (width - qr_side) / 2;
-    for y in 0..qr_side {
-        let at = (text_height + y) * width + left;
-        pixels[at..at + qr_side].copy_from_slice(&qr[y * qr_side..(y + 1) * qr_side]);
-    }
-    encode_gray(width, height, &pixels, "the share sheet PNG")
-}
-
-/// `line` cut at spaces into pieces of at most `width` characters (a longer word stays whole).
-fn wrap(line: &str, width: usize) -> Vec<&str> {
-    let mut out = Vec::new();
-    let mut rest = line;
-    while rest.chars().count() > width {
-        let spaces = || {
-            rest.char_indices()
-                .filter(|(_, c)| *c == ' ')
-                .map(|(i, _)| i)
-        };
-        let cut = spaces()
-            .take_while(|i| *i <= width)
-            .last()
-            .or_else(|| spaces().next());
-        let Some(cut) = cut.filter(|c| *c > 0) else {
-            break;
-        };
-        out.push(&rest[..cut]);
-        rest = rest[cut..].trim_start();
-    }
-    out.push(rest);
-    out
-}
-
-fn encode_gray(
-    width: usize,
-    height: usize,
-    pixels: &[u8],
-    what: &str,
-) -> Result<Zeroizing<Vec<u8>>> {
-    let w = u32::try_from(width).map_err(|_| anyhow!("{what} is too large"))?;
-    let h = u32::try_from(height).map_err(|_| anyhow!("{what} is too large"))?;
-    let mut out = Zeroizing::new(Vec::new());
-    {
-        let mut enc = png::Encoder::new(&mut *out, w, h);
-        enc.set_color(png::ColorType::Grayscale);
-        enc.set_depth(png::BitDepth::Eight);
-        let mut writer = enc
-            .write_header()
-            .with_context(|| format!("encoding {what}"))?;
-        writer
-            .write_image_data(pixels)
-            .with_context(|| format!("encoding {what}"))?;
-    }
-    Ok(out)
 }
 
 pub struct RestoreArgs {
@@ -344,35 +257,87 @@ pub struct RestoreArgs {
 }
 
 pub fn restore(s: &Settings, a: &RestoreArgs) -> Result<()> {
-    if a.shares.is_empty() {
+    let parsed = read_shares(&a.shares)?;
+    let h = one_backup(&parsed)?;
+    let refs: Vec<&Share> = parsed.iter().map(|(_, s)| s).collect();
+    let secret = shares::combine(&refs).map_err(|e| anyhow!(e))?;
+    let secret = Secret::decode(&secret)
+        .map_err(|e| anyhow!("the shares do not recombine to a key ({e})"))?;
+    let key = PrivateKey::from_pkcs8_der(&secret.keytype, &secret.scheme, &secret.pkcs8)
+        .map_err(|e| anyhow!("the shares do not recombine to a usable key ({e})"))?;
+    // Which tarball, and which Factory root to check against.
+    let existing = existing_file(s, a, &h)?;
+    let api = existing
+        .as_ref()
+        .map(|f| f.creds.config().api.clone())
+        .or_else(|| s.api_url(None).ok())
+        .unwrap_or_default();
+    let cfg = Config {
+        api,
+        factory: h.factory.clone(),
+    };
+    let recorded = tuf_core::KeyId::new(h.key_id.clone())?;
+    let (mut checked, server_root) = check_key(s, a, &h, &cfg, &key, &recorded)?;
+    let computed = key.public_key().key_id();
+    let name = crate::creds::key_name(h.role.name(), &recorded);
+    let name = if Credentials::new(cfg.clone()).add_key(&name, &key).is_ok() {
+        name
+    } else {
+        crate::creds::key_name(h.role.name(), &computed)
+    };
+    checked.push(match existing {
+        Some(f) => add_to_existing(f, a, &name, &key)?,
+        None => write_new(s, a, cfg, server_root.as_deref(), &name, &key)?,
+    });
+    if s.json() {
+        println!(
+            "{}",
+            json!({"file": a.out, "role": h.role.name(), "keyid": recorded.as_str(), "checked": checked})
+        );
+    } else {
+        println!("Restored {} key {}.", h.role.name(), recorded);
+        for c in checked {
+            println!("  - {c}");
+        }
+    }
+    Ok(())
+}
+
+/// Each argument as a share: a share file (or typed text file), or a scanned QR payload.
+fn read_shares(args: &[String]) -> Result<Vec<(String, Share)>> {
+    if args.is_empty() {
         bail!("no shares given");
     }
-    let mut parsed: Vec<(String, Share)> = Vec::new();
-    for (i, arg) in a.shares.iter().enumerate() {
+    let mut parsed = Vec::new();
+    for (i, arg) in args.iter().enumerate() {
         let label = format!("share {} ({arg})", i + 1);
-        let text: Zeroizing<String> = if Path::new(arg).exists() {
+        let (text, label): (Zeroizing<String>, String) = if Path::new(arg).exists() {
             let bytes =
                 Zeroizing::new(std::fs::read(arg).with_context(|| format!("reading {label}"))?);
             if bytes.len() > MAX_SHARE_FILE {
                 bail!("{label} is larger than a share file can be");
             }
-            Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned())
+            (
+                Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned()),
+                label,
+            )
         } else if arg.starts_with(shares::QR_PREFIX) {
-            Zeroizing::new(arg.clone())
+            let label = format!("share {} (the payload given on the command line)", i + 1);
+            (Zeroizing::new(arg.clone()), label)
         } else {
             bail!(
                 "{label}: no such file, and not a scanned share payload (those start with {})",
                 shares::QR_PREFIX
             );
         };
-        let label = if arg.starts_with(shares::QR_PREFIX) {
-            format!("share {} (the payload given on the command line)", i + 1)
-        } else {
-            label
-        };
         let sh = Share::parse_text(&text).map_err(|e| anyhow!("{label} is refused: {e}"))?;
         parsed.push((label, sh));
     }
+    Ok(parsed)
+}
+
+/// The shares are of one backup, each once, and enough of them: their common header.
+fn one_backup(parsed: &[(String, Share)]) -> Result<Header> {
     let (first_label, first) = &parsed[0];
     let h = first.header.clone();
     for (label, sh) in &parsed[1..] {
@@ -390,7 +355,7 @@ pub fn restore(s: &Settings, a: &RestoreArgs) -> Result<()> {
         }
     }
     let mut seen = BTreeSet::new();
-    for (label, sh) in &parsed {
+    for (label, sh) in parsed {
         if !seen.insert(sh.index) {
             bail!(
                 "{label} is share {} of {}, which was given twice",
@@ -410,43 +375,43 @@ pub fn restore(s: &Settings, a: &RestoreArgs) -> Result<()> {
             h.count
         );
     }
-    let refs: Vec<&Share> = parsed.iter().map(|(_, s)| s).collect();
-    let secret = shares::combine(&refs).map_err(|e| anyhow!(e))?;
-    let secret = Secret::decode(&secret)
-        .map_err(|e| anyhow!("the shares do not recombine to a key ({e})"))?;
-    let key = PrivateKey::from_pkcs8_der(&secret.keytype, &secret.scheme, &secret.pkcs8)
-        .map_err(|e| anyhow!("the shares do not recombine to a usable key ({e})"))?;
+    Ok(h)
+}
 
-    // Which tarball, and which Factory root to check against.
-    let existing = if a.out.symlink_metadata().is_ok() {
-        let f = CredsFile::open(s, &a.out)?;
-        if f.creds.config().factory != h.factory {
-            bail!(
-                "{} is the credentials file of Factory {:?}, not of {:?} whose key the shares \
-                 hold; refusing to add the key to an unrelated file (choose another --out)",
-                a.out.display(),
-                f.creds.config().factory,
-                h.factory
-            );
-        }
-        Some(f)
-    } else {
-        None
-    };
-    let api = existing
-        .as_ref()
-        .map(|f| f.creds.config().api.clone())
-        .or_else(|| s.api_url(None).ok())
-        .unwrap_or_default();
-    let cfg = Config {
-        api,
-        factory: h.factory.clone(),
-    };
+/// The `--out` file when it exists: it must be the same Factory's.
+fn existing_file(s: &Settings, a: &RestoreArgs, h: &Header) -> Result<Option<CredsFile>> {
+    if a.out.symlink_metadata().is_err() {
+        return Ok(None);
+    }
+    let f = CredsFile::open(s, &a.out)?;
+    if f.creds.config().factory != h.factory {
+        bail!(
+            "{} is the credentials file of Factory {:?}, not of {:?} whose key the shares \
+             hold; refusing to add the key to an unrelated file (choose another --out)",
+            a.out.display(),
+            f.creds.config().factory,
+            h.factory
+        );
+    }
+    Ok(Some(f))
+}
+
+/// Checks the recombined key against the Factory's current root (or, offline, the key ID
+/// the shares record); returns what was checked and the root's bytes when fetched.
+fn check_key(
+    s: &Settings,
+    a: &RestoreArgs,
+    h: &Header,
+    cfg: &Config,
+    key: &PrivateKey,
+    recorded: &tuf_core::KeyId,
+) -> Result<(Vec<String>, Option<Vec<u8>>)> {
     let role = match h.role {
         KeyRole::Root => Role::Root,
         KeyRole::Targets => Role::Targets,
     };
-    let server: Result<(Vec<u8>, Signed<Root>)> = s.api(Some(&cfg)).and_then(|api| {
+    let computed = key.public_key().key_id();
+    let server: Result<(Vec<u8>, Signed<Root>)> = s.api(Some(cfg)).and_then(|api| {
         let q = if role == Role::Targets {
             "?production=1"
         } else {
@@ -459,136 +424,114 @@ pub fn restore(s: &Settings, a: &RestoreArgs) -> Result<()> {
         let root = Signed::<Root>::from_slice(&bytes)?;
         Ok((bytes, root))
     });
-    let computed = key.public_key().key_id();
-    let mut checked = Vec::new();
-    let recorded = tuf_core::KeyId::new(h.key_id.clone())?;
-    let mut server_root = None;
-    match server {
-        Ok((bytes, root)) => {
-            let listed = root.signed.role_keys(role);
-            match listed.get(&recorded) {
-                Some(p) if tuf_credentials::same_key(p, key.public_key()) => checked.push(format!(
-                    "it is {} key {} in the Factory's current root (version {})",
-                    h.role.name(),
-                    recorded,
-                    root.signed.version
-                )),
-                Some(_) => bail!(
-                    "the recombined key is not the key {} lists as {} in the Factory's \
-                     current root; the shares are damaged or forged",
-                    recorded,
-                    h.role.name()
-                ),
-                None => {
-                    if a.factory_check {
-                        bail!(
-                            "{} key {} is not in the Factory's current root (version {}): it \
-                             is an old key (--factory-check requires a current one)",
-                            h.role.name(),
-                            recorded,
-                            root.signed.version
-                        );
-                    }
-                    check_recorded(&computed, &recorded)?;
-                    eprintln!(
-                        "warning: {} key {} is not in the Factory's current root (version {}); \
-                         it is an old key",
-                        h.role.name(),
-                        recorded,
-                        root.signed.version
-                    );
-                    checked.push("it matches the key ID recorded in the shares".to_owned());
-                }
-            }
-            server_root = Some(bytes);
-        }
+    let (bytes, root) = match server {
+        Ok(x) => x,
         Err(e) => {
             if a.factory_check {
                 return Err(e.context(
                     "--factory-check: cannot fetch the Factory's current root to check the key",
                 ));
             }
-            check_recorded(&computed, &recorded)?;
+            check_recorded(&computed, recorded)?;
             eprintln!(
                 "note: could not reach the server ({e:#}); checked the key against the key ID \
                  recorded in the shares only"
             );
-            checked.push("it matches the key ID recorded in the shares (offline)".to_owned());
+            let said = "it matches the key ID recorded in the shares (offline)".to_owned();
+            return Ok((vec![said], None));
         }
-    }
-
-    let name = rotation::key_name(h.role.name(), &recorded);
-    let name = if tuf_credentials::Credentials::new(cfg.clone())
-        .add_key(&name, &key)
-        .is_ok()
-    {
-        name
-    } else {
-        rotation::key_name(h.role.name(), &computed)
     };
-    match existing {
-        Some(mut f) => {
-            if a.encrypt && !f.is_encrypted() {
-                bail!(
-                    "{} exists in plain text; --encrypt only makes a new file. Nothing was \
-                     written: run `tufctl keys encrypt {}` first, or restore into a new file",
-                    a.out.display(),
-                    a.out.display()
-                );
-            }
-            let already = f.creds.find_signer(key.public_key())?.is_some();
-            if !already {
-                f.creds.add_key(&name, &key)?;
-                f.save()?;
-            }
-            checked.push(if already {
-                format!("{} already held it; left unchanged", a.out.display())
-            } else {
-                format!("added to {} as {name}", a.out.display())
-            });
-        }
+    let v = root.signed.version;
+    let said = match root.signed.role_keys(role).get(recorded) {
+        Some(p) if tuf_credentials::same_key(p, key.public_key()) => format!(
+            "it is {} key {recorded} in the Factory's current root (version {v})",
+            h.role.name()
+        ),
+        Some(_) => bail!(
+            "the recombined key is not the key {recorded} lists as {} in the Factory's current \
+             root; the shares are damaged or forged",
+            h.role.name()
+        ),
+        None if a.factory_check => bail!(
+            "{} key {recorded} is not in the Factory's current root (version {v}): it is an old \
+             key (--factory-check requires a current one)",
+            h.role.name()
+        ),
         None => {
-            let mut c = Credentials::new(cfg);
-            if let Some(bytes) = &server_root {
-                c.set_root_json(bytes)?;
-            }
-            c.add_key(&name, &key)?;
-            let bytes = if a.encrypt {
-                // Never on disk in plain text: encrypted before the first write.
-                let pass = crate::creds::new_passphrase(s)?;
-                Zeroizing::new(c.to_encrypted_bytes(&pass)?)
-            } else {
-                c.to_bytes()?
-            };
-            tuf_credentials::save_new(&a.out, &bytes)
-                .with_context(|| format!("writing {}", a.out.display()))?;
-            checked.push(if a.encrypt {
-                format!(
-                    "written to the new file {} as {name}, encrypted with the passphrase",
-                    a.out.display()
-                )
-            } else {
-                format!(
-                    "written to the new file {} as {name} (plain text: use --encrypt, or \
-                     `tufctl keys encrypt {}` now)",
-                    a.out.display(),
-                    a.out.display()
-                )
-            });
+            check_recorded(&computed, recorded)?;
+            eprintln!(
+                "warning: {} key {recorded} is not in the Factory's current root (version {v}); \
+                 it is an old key",
+                h.role.name()
+            );
+            "it matches the key ID recorded in the shares".to_owned()
         }
-    }
-    if s.json() {
-        println!(
-            "{}",
-            json!({"file": a.out, "role": h.role.name(), "keyid": recorded.as_str(), "checked": checked})
+    };
+    Ok((vec![said], Some(bytes)))
+}
+
+/// Adds the key to an existing file of the same Factory (unless it holds it already).
+fn add_to_existing(
+    mut f: CredsFile,
+    a: &RestoreArgs,
+    name: &str,
+    key: &PrivateKey,
+) -> Result<String> {
+    if a.encrypt && !f.is_encrypted() {
+        bail!(
+            "{} exists in plain text; --encrypt only makes a new file. Nothing was written: run \
+             `tufctl keys encrypt {}` first, or restore into a new file",
+            a.out.display(),
+            a.out.display()
         );
-    } else {
-        println!("Restored {} key {}.", h.role.name(), recorded);
-        for c in checked {
-            println!("  - {c}");
-        }
     }
-    Ok(())
+    if f.creds.find_signer(key.public_key())?.is_some() {
+        return Ok(format!(
+            "{} already held it; left unchanged",
+            a.out.display()
+        ));
+    }
+    f.creds.add_key(name, key)?;
+    f.save()?;
+    Ok(format!("added to {} as {name}", a.out.display()))
+}
+
+/// Writes a new credentials file holding the key (and the root it was checked against).
+fn write_new(
+    s: &Settings,
+    a: &RestoreArgs,
+    cfg: Config,
+    server_root: Option<&[u8]>,
+    name: &str,
+    key: &PrivateKey,
+) -> Result<String> {
+    let mut c = Credentials::new(cfg);
+    if let Some(bytes) = server_root {
+        c.set_root_json(bytes)?;
+    }
+    c.add_key(name, key)?;
+    let bytes = if a.encrypt {
+        // Never on disk in plain text: encrypted before the first write.
+        let pass = crate::creds::new_passphrase(s)?;
+        Zeroizing::new(c.to_encrypted_bytes(&pass)?)
+    } else {
+        c.to_bytes()?
+    };
+    tuf_credentials::save_new(&a.out, &bytes)
+        .with_context(|| format!("writing {}", a.out.display()))?;
+    Ok(if a.encrypt {
+        format!(
+            "written to the new file {} as {name}, encrypted with the passphrase",
+            a.out.display()
+        )
+    } else {
+        format!(
+            "written to the new file {} as {name} (plain text: use --encrypt, or `tufctl keys \
+             encrypt {}` now)",
+            a.out.display(),
+            a.out.display()
+        )
+    })
 }
 
 fn check_recorded(computed: &tuf_core::KeyId, recorded: &tuf_core::KeyId) -> Result<()> {
@@ -602,69 +545,3 @@ fn check_recorded(computed: &tuf_core::KeyId, recorded: &tuf_core::KeyId) -> Res
 }
 
 const MAX_SHARE_FILE: usize = 1 << 20;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn decode(png_bytes: &[u8]) -> (usize, usize, Vec<u8>) {
-        let mut reader = png::Decoder::new(png_bytes).read_info().unwrap();
-        let mut buf = vec![0; reader.output_buffer_size()];
-        let info = reader.next_frame(&mut buf).unwrap();
-        assert_eq!(info.color_type, png::ColorType::Grayscale);
-        buf.truncate(info.buffer_size());
-        (info.width as usize, info.height as usize, buf)
-    }
-
-    #[test]
-    fn the_sheet_png_draws_the_text_above_the_qr_code() {
-        let payload = "TUFSHARE1:ABCDEFGH";
-        let (qr_side, _) = qr_pixels(payload).unwrap();
-        let lines = ["AB", "", "share 1 of 5 - 3 needed"];
-        let (w, h, px) = decode(&sheet_png(&lines, payload).unwrap());
-        let text_height = SHEET_MARGIN + lines.len() * LINE_HEIGHT;
-        assert_eq!(h, text_height + qr_side);
-        assert!(w >= qr_side && w >= 23 * 16 + 2 * SHEET_MARGIN);
-        // 'A' and 'B' are drawn exactly as their glyphs, pixel for pixel.
-        for (i, c) in ['A', 'B'].into_iter().enumerate() {
-            let glyph = font8x8::legacy::BASIC_LEGACY[c as usize];
-            for (row, bits) in glyph.iter().enumerate() {
-                for col in 0..8 {
-                    let x = SHEET_MARGIN + (i * 8 + col) * TEXT_SCALE;
-                    let y = SHEET_MARGIN + row * TEXT_SCALE;
-                    let dark = (bits >> col) & 1 == 1;
-                    assert_eq!(px[y * w + x] == 0, dark, "{c} row {row} col {col}");
-                }
-            }
-        }
-        // The empty line stays blank.
-        let blank = SHEET_MARGIN + LINE_HEIGHT;
-        assert!(px[blank * w..(blank + LINE_HEIGHT) * w]
-            .iter()
-            .all(|p| *p == 255));
-        // The QR code's top-left finder pattern starts dark right after its quiet zone.
-        let left = (w - qr_side) / 2;
-        let corner = (text_height + QR_QUIET * QR_SCALE) * w + left + QR_QUIET * QR_SCALE;
-        assert_eq!(px[corner], 0);
-        assert_eq!(px[corner - 1], 255, "quiet zone");
-    }
-
-    #[test]
-    fn long_lines_wrap_at_spaces() {
-        assert_eq!(wrap("aaa bbb ccc", 7), vec!["aaa bbb", "ccc"]);
-        assert_eq!(wrap("short", 80), vec!["short"]);
-        assert_eq!(wrap("", 80), vec![""]);
-        assert_eq!(
-            wrap("averyverylongword x", 5),
-            vec!["averyverylongword", "x"]
-        );
-    }
-
-    #[test]
-    fn non_ascii_text_is_drawn_as_a_question_mark() {
-        let (w, _, a) = decode(&sheet_png(&["\u{e9}"], "X").unwrap());
-        let (_, _, b) = decode(&sheet_png(&["?"], "X").unwrap());
-        assert_eq!(a[..SHEET_MARGIN * 2 * w], b[..SHEET_MARGIN * 2 * w]);
-        assert_eq!(a, b);
-    }
-}

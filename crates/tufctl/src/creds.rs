@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::io::IsTerminal;
 
 use anyhow::{anyhow, bail, Context, Result};
-use tuf_core::{PublicKey, Root, Signed, Signer};
+use tuf_core::{KeyId, KeyType, PrivateKey, PublicKey, Role, Root, Signed, Signer};
 use tuf_credentials::{Credentials, Error as CredError, PrivatePart, StoredKey};
 use tuf_pkcs11::KeyRef;
 use zeroize::Zeroizing;
@@ -211,4 +211,43 @@ pub fn explain_leftovers(path: &Path, leftovers: &[PathBuf]) {
             l.display()
         );
     }
+}
+
+impl tuf_ceremony::Keyring for CredsFile {
+    fn signer(&self, key: &PublicKey) -> Result<Option<Box<dyn Signer>>, tuf_ceremony::Error> {
+        self.find_signer(key)
+            .map_err(|e| tuf_ceremony::Error::Keyring(e.into()))
+    }
+}
+
+/// Name of a key file: `tufctl-<role>-<keyid>`.
+pub fn key_name(role: &str, id: &KeyId) -> String {
+    format!("tufctl-{role}-{id}")
+}
+
+/// Generates a new `role` key into `file` (in memory; the caller saves): a file key, or with
+/// `slot` a key on that hardware token, whose reference is stored. Returns the public key
+/// and the entry it is stored as (`<name>.sec` or `<name>.pkcs11`).
+pub fn new_key_into(
+    file: &mut CredsFile,
+    role: Role,
+    key_type: KeyType,
+    slot: Option<&str>,
+) -> Result<(PublicKey, String)> {
+    Ok(match slot {
+        None => {
+            let key = PrivateKey::generate(key_type)?;
+            let name = key_name(role.as_str(), key.key_id());
+            file.creds.add_key(&name, &key)?;
+            (key.public_key().clone(), format!("{name}.sec"))
+        }
+        Some(slot) => {
+            let label = format!("tufctl-{role}");
+            let (_, key_ref, public) = file.tokens.generate(slot, key_type, &label)?;
+            let name = key_name(role.as_str(), &public.key_id());
+            file.creds
+                .add_token_key(&name, &public, &key_ref.to_json()?)?;
+            (public, format!("{name}.pkcs11"))
+        }
+    })
 }

@@ -67,33 +67,7 @@ pub fn active_keys(s: &Settings, file: &CredsFile, role: Role) -> Result<Active>
             &api.get(&format!("{repo}/root.json{query}"))?,
         )?)
     });
-    let (root, source) = match server {
-        Ok(r) => {
-            let v = r.signed.version;
-            (r, format!("the Factory's current root (version {v})"))
-        }
-        Err(e) => {
-            let stored = file.stored_root()?.ok_or_else(|| {
-                anyhow!(
-                    "the server is unreachable ({e:#}) and {} has no roles/root.json, so the \
-                     active keys cannot be told",
-                    file.path.display()
-                )
-            })?;
-            eprintln!(
-                "note: OFFLINE: could not fetch the Factory's root from the server ({e:#}); \
-                 deciding which keys are active from roles/root.json stored in {} (version \
-                 {}), which may be older than the Factory's current root",
-                file.path.display(),
-                stored.signed.version
-            );
-            let v = stored.signed.version;
-            (
-                stored,
-                format!("roles/root.json in the file (version {v}; offline)"),
-            )
-        }
-    };
+    let (root, source) = root_or_stored(file, server)?;
     let root = &root.signed;
     let other = if role == Role::Targets {
         root.role_keys(Role::Root)
@@ -136,6 +110,40 @@ pub fn active_keys(s: &Settings, file: &CredsFile, role: Role) -> Result<Active>
         on_token,
         source,
     })
+}
+
+/// The server's root, or (offline) the file's stored root, with where it came from.
+fn root_or_stored(
+    file: &CredsFile,
+    server: Result<Signed<Root>>,
+) -> Result<(Signed<Root>, String)> {
+    match server {
+        Ok(r) => {
+            let v = r.signed.version;
+            Ok((r, format!("the Factory's current root (version {v})")))
+        }
+        Err(e) => {
+            let stored = file.stored_root()?.ok_or_else(|| {
+                anyhow!(
+                    "the server is unreachable ({e:#}) and {} has no roles/root.json, so the \
+                     active keys cannot be told",
+                    file.path.display()
+                )
+            })?;
+            eprintln!(
+                "note: OFFLINE: could not fetch the Factory's root from the server ({e:#}); \
+                 deciding which keys are active from roles/root.json stored in {} (version \
+                 {}), which may be older than the Factory's current root",
+                file.path.display(),
+                stored.signed.version
+            );
+            let v = stored.signed.version;
+            Ok((
+                stored,
+                format!("roles/root.json in the file (version {v}; offline)"),
+            ))
+        }
+    }
 }
 
 pub fn export_root(s: &Settings, creds: &Path, out: Option<&Path>) -> Result<()> {

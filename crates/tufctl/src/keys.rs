@@ -8,10 +8,11 @@ use serde_json::{json, Value};
 use tuf_core::{Role, Root, Signed};
 use tuf_credentials::Credentials;
 
+use tuf_ceremony::keyring;
+
 use crate::client::{status_of, Api};
 use crate::creds::CredsFile;
 use crate::settings::Settings;
-use crate::updates;
 
 pub fn factory_create(s: &Settings, name: &str) -> Result<()> {
     let api = s.api_with_token(None, "an admin")?;
@@ -93,17 +94,7 @@ pub fn download(s: &Settings, url: &str, out: &Path, encrypt: bool) -> Result<()
     } else {
         None
     };
-    let fetcher = Api::new(base, None)?;
-    let bytes = fetcher
-        .get_anonymous(url, MAX_DOWNLOAD)
-        .map_err(|e| match status_of(&e) {
-            Some(410) => e.context(
-                "these credentials were already downloaded (the URL works only once); use the \
-                 file from the first download, or its backup",
-            ),
-            _ => e.context("downloading the credentials"),
-        })?;
-    let bytes = zeroize::Zeroizing::new(bytes);
+    let bytes = fetch_once(base, url)?;
     // Save before checking: this is the only copy there will ever be. With --encrypt only the
     // encrypted form is ever written.
     let on_disk = match &pass {
@@ -123,11 +114,45 @@ pub fn download(s: &Settings, url: &str, out: &Path, encrypt: bool) -> Result<()
         )
     })?;
     let file = CredsFile::in_memory(s, out, creds);
-    let creds = &file.creds;
     let mut checked = vec![format!("{} opens", out.display())];
     if pass.is_some() {
         checked.push("it was written encrypted with the passphrase (age format)".to_owned());
     }
+    checked.extend(check_download(s, &file)?);
+    if s.json() {
+        println!("{}", json!({"file": out, "checked": checked}));
+    } else {
+        println!("Saved the credentials to {} (mode 0600).", out.display());
+        for c in checked {
+            println!("  - {c}");
+        }
+        println!(
+            "Next: `tufctl keys rotate-root {}`, then back the file up.",
+            out.display()
+        );
+    }
+    Ok(())
+}
+
+/// The one-time download itself, without the token: the URL is the secret.
+fn fetch_once(base: &str, url: &str) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+    let bytes = Api::new(base, None)?
+        .get_anonymous(url, MAX_DOWNLOAD)
+        .map_err(|e| match status_of(&e) {
+            Some(410) => e.context(
+                "these credentials were already downloaded (the URL works only once); use the \
+                 file from the first download, or its backup",
+            ),
+            _ => e.context("downloading the credentials"),
+        })?;
+    Ok(zeroize::Zeroizing::new(bytes))
+}
+
+/// What a saved download is checked for: its root, a private root key, and (when the server
+/// can be asked) that key in the Factory's current root.
+fn check_download(s: &Settings, file: &CredsFile) -> Result<Vec<String>> {
+    let out = &file.path;
+    let creds = &file.creds;
     let root_bytes = creds.root_json().ok_or_else(|| {
         anyhow!(
             "{} has no roles/root.json: the download is incomplete",
@@ -136,20 +161,19 @@ pub fn download(s: &Settings, url: &str, out: &Path, encrypt: bool) -> Result<()
     })?;
     let root: Signed<Root> = Signed::from_slice(root_bytes)
         .with_context(|| format!("roles/root.json in {} is not a valid root", out.display()))?;
-    checked.push("it has config.json and roles/root.json".to_owned());
-    let signers = updates::role_signers(&file, &root.signed, Role::Root)?;
-    if signers.is_empty() {
+    let mut checked = vec!["it has config.json and roles/root.json".to_owned()];
+    let signers = keyring::role_signers(file, &root.signed, Role::Root)?;
+    let Some(first) = signers.first() else {
         bail!(
             "{} holds no private key of the root role listed in its roles/root.json; the file \
              was saved but cannot rotate the root",
             out.display()
         );
-    }
+    };
     checked.push(format!(
         "it holds the private key of root key {}",
-        signers[0].public_key().key_id()
+        first.public_key().key_id()
     ));
-    // Against the server, when we can.
     let cfg = creds.config().clone();
     let server = s.api(Some(&cfg)).and_then(|api| {
         let repo = s.repo_path(Some(&cfg))?;
@@ -162,8 +186,7 @@ pub fn download(s: &Settings, url: &str, out: &Path, encrypt: bool) -> Result<()
     });
     match server {
         Ok(current) => {
-            let live = updates::role_signers(&file, &current.signed, Role::Root)?;
-            if live.is_empty() {
+            if keyring::role_signers(file, &current.signed, Role::Root)?.is_empty() {
                 bail!(
                     "{} was saved, but its root key is not in the Factory's current root \
                      (version {}): these credentials are stale",
@@ -180,19 +203,7 @@ pub fn download(s: &Settings, url: &str, out: &Path, encrypt: bool) -> Result<()
             "not compared with the server's current root ({e:#})"
         )),
     }
-    if s.json() {
-        println!("{}", json!({"file": out, "checked": checked}));
-    } else {
-        println!("Saved the credentials to {} (mode 0600).", out.display());
-        for c in checked {
-            println!("  - {c}");
-        }
-        println!(
-            "Next: `tufctl keys rotate-root {}`, then back the file up.",
-            out.display()
-        );
-    }
-    Ok(())
+    Ok(checked)
 }
 
 /// Writes a tarball with only the active offline targets key(s) and config.json.

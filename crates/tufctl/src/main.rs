@@ -7,13 +7,15 @@ mod cli;
 mod client;
 mod creds;
 mod crypt;
+mod document;
 mod export;
 mod hardware;
 mod keygen;
 mod keys;
+mod render;
 mod renew;
-mod request;
 mod rotation;
+mod server;
 mod settings;
 mod shares;
 mod sign;
@@ -171,7 +173,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 expires_days,
                 export,
                 cancel_open,
-            } => renew::resign_root(&s, &creds, expires_days, export.as_deref(), cancel_open),
+            } => renew::resign_root(
+                &s,
+                &creds,
+                &renew::Renewal {
+                    expires_days,
+                    export: export.as_deref(),
+                    cancel_open,
+                },
+            ),
             KeysCommand::Tuf {
                 command: TufCommand::Updates { command },
             } => updates::run(&s, command),
@@ -195,39 +205,30 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 version,
                 tag,
                 expires_days,
-                export: Some(out),
-            } => request::export_wave(
-                &s,
-                creds.as_deref(),
-                &wave,
-                &version,
-                &tag,
-                expires_days,
-                &out,
-            ),
-            WavesCommand::Init {
-                creds,
-                wave,
-                version,
-                tag,
-                expires_days,
-                export: None,
+                export,
             } => {
-                let creds = creds.ok_or_else(|| {
-                    anyhow::anyhow!(
+                let release = waves::Release {
+                    wave: &wave,
+                    version: &version,
+                    tag: &tag,
+                    expires_days,
+                };
+                match (export, creds) {
+                    (Some(out), creds) => waves::export(&s, creds.as_deref(), &release, &out),
+                    (None, Some(creds)) => waves::init(&s, &creds, &release),
+                    (None, None) => Err(anyhow::anyhow!(
                         "waves init needs -k TARGETS-ONLY.tgz (or --export REQUEST.json)"
-                    )
-                })?;
-                waves::init(&s, &creds, &wave, &version, &tag, expires_days)
+                    )),
+                }
             }
             WavesCommand::Import { response, request } => {
-                request::import_wave(&s, &response, request.as_deref())
+                waves::import(&s, &response, request.as_deref())
             }
             WavesCommand::Resign {
                 creds,
                 wave,
                 expires_days,
-            } => renew::resign_wave(&s, &creds, &wave, expires_days),
+            } => waves::resign(&s, &creds, &wave, expires_days),
             WavesCommand::Complete { wave } => waves::action(&s, &wave, "complete"),
             WavesCommand::Cancel { wave } => waves::action(&s, &wave, "cancel"),
             WavesCommand::List => waves::list(&s),

@@ -1,19 +1,24 @@
-//! `keys rotate-root` and `keys rotate-targets`: one-step root updates over the transaction
-//! API, with the nothing-is-lost rule: a new private key is in the tarball on disk (atomic
-//! replace, fsync) before anything is sent to the server, and a re-run reuses it.
+//! `keys rotate-root`, `keys rotate-targets` and `keys rotate-online`: one-step root updates
+//! over the transaction API, with the nothing-is-lost rule: a new private key is in the
+//! tarball on disk (atomic replace, fsync) before anything is sent to the server, and a
+//! re-run reuses it.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+use tuf_ceremony::server_keys::{owner_of, SERVER_OWNER};
+use tuf_ceremony::tx::{find_key, set_owner, short};
+use tuf_ceremony::{keyring, Roots, Tx};
 use tuf_core::{KeyId, PrivateKey, PublicKey, Role, Root, Signer, Threshold};
 use tuf_credentials::{Credentials, PrivatePart};
 
 use crate::cli::KeyTypeArg;
-use crate::client::Api;
-use crate::creds::CredsFile;
-use crate::settings::Settings;
-use crate::updates::{self, Current};
+use crate::creds::{key_name, CredsFile};
+use crate::server::Factory;
+use crate::settings::{default_owner, Settings};
+use crate::updates;
 
 pub struct Options {
     pub key_type: KeyTypeArg,
@@ -23,178 +28,215 @@ pub struct Options {
     pub cancel_open: bool,
 }
 
-pub fn rotate_root(s: &Settings, path: &Path, opts: Options) -> Result<()> {
-    let Start {
-        mut file,
-        api,
-        repo,
-        current,
-        signers,
-    } = Start::open(
-        s,
-        path,
-        "so it cannot sign a root rotation; the file was left unchanged. Use the tarball that \
-         holds the active root key (see `tufctl keys status`); a lost root key cannot be recovered",
-    )?;
-    let (key, reused, done) = new_key(&mut file, &api, &repo, &current, Role::Root, &opts)?;
-    let name = key_name("root", key.key_id());
-    let new_id = key.key_id().clone();
-    let owner = opts.owner.unwrap_or_else(updates::default_owner);
+/// Which rotation: what it is called, which role gets the new key, and how the roots change.
+#[derive(Clone, Copy)]
+enum Kind {
+    Root,
+    Targets,
+}
 
-    let run = || -> Result<bool> {
-        let message = format!("rotate root key to {new_id}");
-        // An open transaction this command opened for this very key (its message names the
-        // key) is an earlier run's, interrupted after init or stage: continue it.
-        let mut tx = updates::begin(&api, &repo, &message, opts.cancel_open, |tx| {
-            tx.message == message || tx.ci_root.signed.role(Role::Root).keyids.contains(&new_id)
-        })?;
-        let public = key.public_key().clone();
-        let edit = |r: &mut Root| -> Result<()> {
-            r.keys.insert(new_id.clone(), public.clone());
-            let role = r.role_mut(Role::Root)?;
-            role.keyids = vec![new_id.clone()];
-            role.threshold = Threshold::new(1)?;
-            r.prune_keys();
-            updates::set_owner(r, &new_id, &owner);
-            Ok(())
-        };
-        tx.ci_root = updates::edit_root(&tx.ci_root, edit)?;
-        tx.prod_root = updates::edit_root(&tx.prod_root, edit)?;
-        for env in [&mut tx.ci_root, &mut tx.prod_root] {
-            for k in &signers {
-                env.sign(k.as_ref())?;
-            }
-            env.sign(key.as_ref())?;
+impl Kind {
+    fn role(self) -> Role {
+        match self {
+            Kind::Root => Role::Root,
+            Kind::Targets => Role::Targets,
         }
-        updates::stage_and_apply(&api, &repo, &tx, &current)
-    };
-    let result = if done { Ok(true) } else { run() };
-    let applied = result.map_err(|e| pending_hint(e, path, &name, "rotate-root"))?;
-    if !applied {
-        return Ok(());
     }
-    store_new_root(&mut file, &api, &repo);
-    let (token, key_file) = stored_as(&file, &name)?;
+
+    fn command(self) -> &'static str {
+        match self {
+            Kind::Root => "rotate-root",
+            Kind::Targets => "rotate-targets",
+        }
+    }
+
+    fn message(self, id: &KeyId) -> String {
+        match self {
+            Kind::Root => format!("rotate root key to {id}"),
+            Kind::Targets => format!("rotate offline targets key to {id}"),
+        }
+    }
+}
+
+/// What a finished rotation reports.
+struct Rotated {
+    id: KeyId,
+    kind: String,
+    reused: bool,
+    token: Option<String>,
+    key_file: String,
+}
+
+pub fn rotate_root(s: &Settings, path: &Path, opts: Options) -> Result<()> {
+    let Some(r) = rotate(s, path, Kind::Root, opts)? else {
+        return Ok(());
+    };
     if s.json() {
         println!(
             "{}",
-            serde_json::json!({"root_keyid": new_id, "key_file": key_file, "token": token, "reused_pending_key": reused})
+            json!({"root_keyid": r.id, "key_file": r.key_file, "token": r.token, "reused_pending_key": r.reused})
         );
-    } else if let Some(token) = token {
+    } else if let Some(token) = &r.token {
         println!(
-            "Rotated the root key. New root key ID: {new_id}\nIts private key ({}) was \
-             generated on the hardware token {token} and never leaves it; {} records only a \
-             reference to it ({key_file}).\nWithout that token (and its PIN) the Factory's \
-             root can never be changed again: consider a second root key holder.",
-            key.public_key().kind(),
-            path.display()
+            "Rotated the root key. New root key ID: {}\nIts private key ({}) was generated on \
+             the hardware token {token} and never leaves it; {} records only a reference to it \
+             ({}).\nWithout that token (and its PIN) the Factory's root can never be changed \
+             again: consider a second root key holder.",
+            r.id,
+            r.kind,
+            path.display(),
+            r.key_file
         );
     } else {
         println!(
-            "Rotated the root key. New root key ID: {new_id}\nIts private key is stored only \
-             in {} as {key_file} ({}).\nBack this file up now (the tarball, a \
-             plain-text copy of that .sec file, and a printout): without it the Factory's \
-             root can never be changed again.",
+            "Rotated the root key. New root key ID: {}\nIts private key is stored only in {} as \
+             {} ({}).\nBack this file up now (the tarball, a plain-text copy of that .sec file, \
+             and a printout): without it the Factory's root can never be changed again.",
+            r.id,
             path.display(),
-            key.public_key().kind()
+            r.key_file,
+            r.kind
         );
     }
     Ok(())
 }
 
 pub fn rotate_targets(s: &Settings, path: &Path, opts: Options) -> Result<()> {
-    let Start {
-        mut file,
-        api,
-        repo,
-        current,
-        signers,
-    } = Start::open(
-        s,
-        path,
-        "and a targets rotation changes the root; the file was left unchanged. Use the tarball \
-         that holds the active root key (see `tufctl keys status`)",
-    )?;
-    let online = online_targets_keys(&current.ci.signed, &file.creds)?;
-    if online.is_empty() {
-        bail!("cannot tell the server's online targets key in the current root (no key owned by \"tufd\" in x-key-owners)");
-    }
-    let (key, reused, done) = new_key(&mut file, &api, &repo, &current, Role::Targets, &opts)?;
-    let name = key_name("targets", key.key_id());
-    let new_id = key.key_id().clone();
-    let owner = opts.owner.unwrap_or_else(updates::default_owner);
-
-    let run = || -> Result<bool> {
-        let message = format!("rotate offline targets key to {new_id}");
-        let mut tx = updates::begin(&api, &repo, &message, opts.cancel_open, |tx| {
-            tx.message == message
-                || tx
-                    .ci_root
-                    .signed
-                    .role(Role::Targets)
-                    .keyids
-                    .contains(&new_id)
-        })?;
-        let public = key.public_key().clone();
-        let edit = |prod: bool| {
-            let online = online.clone();
-            let (new_id, public, owner) = (new_id.clone(), public.clone(), owner.clone());
-            move |r: &mut Root| -> Result<()> {
-                r.keys.insert(new_id.clone(), public.clone());
-                let role = r.role_mut(Role::Targets)?;
-                let mut keyids = online.clone();
-                keyids.push(new_id.clone());
-                role.keyids = keyids;
-                role.threshold = Threshold::new(if prod { 2 } else { 1 })?;
-                r.prune_keys();
-                updates::set_owner(r, &new_id, &owner);
-                Ok(())
-            }
-        };
-        tx.ci_root = updates::edit_root(&tx.ci_root, edit(false))?;
-        tx.prod_root = updates::edit_root(&tx.prod_root, edit(true))?;
-        for env in [&mut tx.ci_root, &mut tx.prod_root] {
-            for k in &signers {
-                env.sign(k.as_ref())?;
-            }
-        }
-        // Production devices will need the new offline key's signature on targets.
-        let targets = tx
-            .prod_targets
-            .as_mut()
-            .ok_or_else(|| anyhow!("the server's transaction has no prod_targets draft to sign"))?;
-        targets.sign(key.as_ref())?;
-        tx.stage_prod_targets = true;
-        updates::stage_and_apply(&api, &repo, &tx, &current)
-    };
-    let result = if done { Ok(true) } else { run() };
-    let applied = result.map_err(|e| pending_hint(e, path, &name, "rotate-targets"))?;
-    if !applied {
+    let Some(r) = rotate(s, path, Kind::Targets, opts)? else {
         return Ok(());
-    }
-    store_new_root(&mut file, &api, &repo);
-    let (token, key_file) = stored_as(&file, &name)?;
+    };
     if s.json() {
         println!(
             "{}",
-            serde_json::json!({"targets_keyid": new_id, "key_file": key_file, "token": token, "reused_pending_key": reused})
+            json!({"targets_keyid": r.id, "key_file": r.key_file, "token": r.token, "reused_pending_key": r.reused})
         );
-    } else {
-        let stored = match &token {
-            Some(t) => format!(
-                "on the hardware token {t}; {} records a reference as {key_file}",
-                path.display()
-            ),
-            None => format!("stored in {} as {key_file}", path.display()),
-        };
-        println!(
-            "Created the offline targets key {new_id}, {stored}.\n\
-             The CI root now has targets threshold 1; the production root requires 2 \
-             signatures (the server's online key and this key).\nBack the file up, and consider \
-             `tufctl keys copy-targets {} TARGETS-ONLY.tgz` for release engineers.",
-            path.display()
-        );
+        return Ok(());
     }
+    let stored = match &r.token {
+        Some(t) => format!(
+            "on the hardware token {t}; {} records a reference as {}",
+            path.display(),
+            r.key_file
+        ),
+        None => format!("stored in {} as {}", path.display(), r.key_file),
+    };
+    println!(
+        "Created the offline targets key {}, {stored}.\nThe CI root now has targets threshold \
+         1; the production root requires 2 signatures (the server's online key and this \
+         key).\nBack the file up, and consider `tufctl keys copy-targets {} TARGETS-ONLY.tgz` \
+         for release engineers.",
+        r.id,
+        path.display()
+    );
+    Ok(())
+}
+
+/// A rotation of `kind`: the new key (reused when an earlier run left one), the edited roots
+/// signed by the file's root keys and the new key, staged and applied. `None` when the
+/// transaction still needs other holders' signatures.
+fn rotate(s: &Settings, path: &Path, kind: Kind, opts: Options) -> Result<Option<Rotated>> {
+    let why = match kind {
+        Kind::Root => {
+            "so it cannot sign a root rotation; the file was left unchanged. Use the tarball \
+             that holds the active root key (see `tufctl keys status`); a lost root key cannot \
+             be recovered"
+        }
+        Kind::Targets => {
+            "and a targets rotation changes the root; the file was left unchanged. Use the \
+             tarball that holds the active root key (see `tufctl keys status`)"
+        }
+    };
+    let mut start = Start::open(s, path, why)?;
+    let online = online_targets_keys(&start.current.ci.signed, &start.file.creds)?;
+    if matches!(kind, Kind::Targets) && online.is_empty() {
+        bail!("cannot tell the server's online targets key in the current root (no key owned by \"tufd\" in x-key-owners)");
+    }
+    let (key, reused, done) = new_key(&mut start, kind.role(), &opts)?;
+    let name = key_name(kind.role().as_str(), key.key_id());
+    let owner = opts.owner.clone().unwrap_or_else(default_owner);
+    if !done {
+        let applied = rotate_on_server(&start, kind, key.public_key(), &online, &owner, &opts)
+            .map_err(|e| pending_hint(e, path, &name, kind.command()))?;
+        if !applied {
+            return Ok(None);
+        }
+    }
+    store_new_root(&mut start.file, &start.f);
+    let (token, key_file) = stored_as(&start.file, &name)?;
+    Ok(Some(Rotated {
+        id: key.key_id().clone(),
+        kind: key.public_key().kind().to_owned(),
+        reused,
+        token,
+        key_file,
+    }))
+}
+
+/// Opens (or resumes) the transaction, edits both roots, signs and applies. True when
+/// applied.
+fn rotate_on_server(
+    start: &Start,
+    kind: Kind,
+    public: &PublicKey,
+    online: &[KeyId],
+    owner: &str,
+    opts: &Options,
+) -> Result<bool> {
+    let id = public.key_id();
+    let message = kind.message(&id);
+    // An open transaction this command opened for this very key (its message names the
+    // key) is an earlier run's, interrupted after init or stage: continue it.
+    let mut tx = start.f.begin(&message, opts.cancel_open, |tx| {
+        tx.message == message || tx.ci_root.signed.role(kind.role()).keyids.contains(&id)
+    })?;
+    for (prod, env) in [(false, &mut tx.ci_root), (true, &mut tx.prod_root)] {
+        *env = tuf_ceremony::tx::edit_root(env, |r| {
+            replace_role_keys(r, kind, public, online, prod, owner)
+        })?;
+    }
+    updates::check(&start.f, &start.file, &tx)?;
+    match kind {
+        Kind::Root => keyring::sign_roots(&mut tx, &start.file, &start.current)?,
+        // Production devices will need the new offline key's signature on targets.
+        Kind::Targets => keyring::sign_tx(&mut tx, &start.file, &start.current)?,
+    };
+    if matches!(kind, Kind::Targets) && !tx.stage_prod_targets {
+        bail!("the server's transaction has no prod_targets draft signed by the new key");
+    }
+    Ok(updates::report(
+        start.f.stage_and_apply(&tx, &start.current)?,
+        &tx.txid,
+    ))
+}
+
+/// The edit of a rotation: the root role becomes the new key alone (threshold 1); the
+/// targets role becomes the online key(s) and the new key (threshold 1 in CI, 2 in
+/// production), the previous offline targets key dropped.
+fn replace_role_keys(
+    r: &mut Root,
+    kind: Kind,
+    public: &PublicKey,
+    online: &[KeyId],
+    prod: bool,
+    owner: &str,
+) -> Result<(), tuf_ceremony::Error> {
+    let id = public.key_id();
+    r.keys.insert(id.clone(), public.clone());
+    let role = r.role_mut(kind.role())?;
+    match kind {
+        Kind::Root => {
+            role.keyids = vec![id.clone()];
+            role.threshold = Threshold::new(1)?;
+        }
+        Kind::Targets => {
+            let mut keyids = online.to_vec();
+            keyids.push(id.clone());
+            role.keyids = keyids;
+            role.threshold = Threshold::new(if prod { 2 } else { 1 })?;
+        }
+    }
+    r.prune_keys();
+    set_owner(r, &id, owner);
     Ok(())
 }
 
@@ -209,35 +251,61 @@ pub fn rotate_online(
     key_type: KeyTypeArg,
     cancel_open: bool,
 ) -> Result<()> {
-    let Start {
-        mut file,
-        api,
-        repo,
-        current,
-        signers,
-    } = Start::open(
+    let mut start = Start::open(
         s,
         path,
         "and replacing online keys changes the root; nothing was changed. Use the tarball that \
          holds the active root key",
     )?;
     let message = format!("rotate online keys: {}", roles.join(","));
-    let tx = updates::begin(&api, &repo, &message, cancel_open, |tx| {
-        tx.message == message
-    })?;
+    let tx = start
+        .f
+        .begin(&message, cancel_open, |tx| tx.message == message)?;
+    let (mut tx, new_keys) = new_online_keys(&start.f, &tx, roles, key_type)?;
+    updates::check(&start.f, &start.file, &tx)?;
+    keyring::sign_roots(&mut tx, &start.file, &start.current)?;
+    tx.stage_prod_targets = false;
+    if !updates::report(start.f.stage_and_apply(&tx, &start.current)?, &tx.txid) {
+        return Ok(());
+    }
+    store_new_root(&mut start.file, &start.f);
+    if s.json() {
+        println!("{}", json!({ "new_online_keys": new_keys }));
+        return Ok(());
+    }
+    println!(
+        "Replaced the server's online keys; the old ones are destroyed and no longer trusted:"
+    );
+    if let Some(o) = new_keys.as_object() {
+        for (role, id) in o {
+            println!("  {role}: {}", id.as_str().unwrap_or("?"));
+        }
+    }
+    Ok(())
+}
+
+/// Asks the server for new online keys in the open transaction `tx`; returns the
+/// transaction with them staged, and their key IDs by role.
+fn new_online_keys(
+    f: &Factory,
+    tx: &Tx,
+    roles: &[String],
+    key_type: KeyTypeArg,
+) -> Result<(Tx, Value)> {
     let kind = match key_type {
         KeyTypeArg::Ed25519 => "ed25519",
         KeyTypeArg::Ecdsa => "ecdsa",
         KeyTypeArg::Rsa => "rsa",
     };
-    let answer = match api.post_json(
-        &format!("{repo}/root/updates/online-keys"),
-        &serde_json::json!({"txid": tx.txid, "roles": roles, "key_type": kind}),
-    ) {
+    let answer = f.api.post_json(
+        &format!("{}/root/updates/online-keys", f.repo),
+        &json!({"txid": tx.txid, "roles": roles, "key_type": kind}),
+    );
+    let answer = match answer {
         Ok(v) => v,
         Err(e) => {
             // Nothing was staged: close the transaction this command opened.
-            let closed = updates::cancel(&api, &repo, &tx.txid).is_ok();
+            let closed = f.cancel(&tx.txid).is_ok();
             return Err(e.context(if closed {
                 "asking the server for new online keys; nothing was changed"
             } else {
@@ -249,41 +317,16 @@ pub fn rotate_online(
     let new_keys = answer
         .get("new_online_keys")
         .cloned()
-        .unwrap_or(serde_json::Value::Null);
-    let mut tx = updates::Tx::from_value(answer)?;
-    for env in [&mut tx.ci_root, &mut tx.prod_root] {
-        for k in &signers {
-            env.sign(k.as_ref())?;
-        }
-    }
-    tx.stage_prod_targets = false;
-    if !updates::stage_and_apply(&api, &repo, &tx, &current)? {
-        return Ok(());
-    }
-    store_new_root(&mut file, &api, &repo);
-    if s.json() {
-        println!("{}", serde_json::json!({ "new_online_keys": new_keys }));
-    } else {
-        println!(
-            "Replaced the server's online keys; the old ones are destroyed and no longer trusted:"
-        );
-        if let Some(o) = new_keys.as_object() {
-            for (role, id) in o {
-                println!("  {role}: {}", id.as_str().unwrap_or("?"));
-            }
-        }
-    }
-    Ok(())
+        .unwrap_or(Value::Null);
+    Ok((Tx::from_value(answer)?, new_keys))
 }
 
-/// Where every root-changing command starts: the opened credentials file, the server, its
-/// current roots, and the file's keys that can sign for the current root.
+/// Where every root-changing command starts: the opened credentials file, the server, and
+/// its current roots verified from the root the file trusts.
 pub struct Start {
     pub file: CredsFile,
-    pub api: Api,
-    pub repo: String,
-    pub current: Current,
-    pub signers: Vec<Box<dyn Signer>>,
+    pub f: Factory,
+    pub current: Roots,
 }
 
 impl Start {
@@ -291,26 +334,18 @@ impl Start {
     /// refused before anything changes; `why` finishes the sentence saying what that means.
     pub fn open(s: &Settings, path: &Path, why: &str) -> Result<Self> {
         let file = CredsFile::open(s, path)?;
-        let cfg = file.creds.config().clone();
-        let api = s.api_with_token(Some(&cfg), "the Factory owner's")?;
-        let repo = s.repo_path(Some(&cfg))?;
-        let current = updates::current_roots(&api, &repo)
+        let f = Factory::of_file(s, &file)?;
+        let current = f
+            .verified_roots(&file)
             .context("fetching the Factory's current roots (nothing was changed)")?;
-        let signers = updates::role_signers(&file, &current.ci.signed, Role::Root)?;
-        if signers.is_empty() {
+        if keyring::role_signers(&file, &current.ci.signed, Role::Root)?.is_empty() {
             bail!(
                 "{} holds none of the current root keys ({}), {why}",
                 path.display(),
                 ids(&current.ci.signed.role(Role::Root).keyids)
             );
         }
-        Ok(Self {
-            file,
-            api,
-            repo,
-            current,
-            signers,
-        })
+        Ok(Self { file, f, current })
     }
 }
 
@@ -324,18 +359,13 @@ fn stored_as(file: &CredsFile, name: &str) -> Result<(Option<String>, String)> {
     Ok((token, key_file))
 }
 
-/// Name of a key file: `tufctl-<role>-<keyid>`.
-pub fn key_name(role: &str, id: &KeyId) -> String {
-    format!("tufctl-{role}-{id}")
-}
-
 /// The server's online targets keys: owned by "tufd" in x-key-owners; failing that, the
 /// targets keys the tarball holds no copy of.
 pub fn online_targets_keys(root: &Root, creds: &Credentials) -> Result<Vec<KeyId>> {
     let ids = &root.role(Role::Targets).keyids;
     let by_owner: Vec<KeyId> = ids
         .iter()
-        .filter(|id| updates::owner_of(root, id).as_deref() == Some("tufd"))
+        .filter(|id| owner_of(root, id).as_deref() == Some(SERVER_OWNER))
         .cloned()
         .collect();
     if !by_owner.is_empty() {
@@ -355,18 +385,11 @@ pub fn online_targets_keys(root: &Root, creds: &Credentials) -> Result<Vec<KeyId
 /// The new key of a rotation: one an earlier run already got applied (but did not record),
 /// else a pending one from an interrupted run, else a new one saved to the file before the
 /// server hears of it. Returns `(key, reused, already_applied)`.
-fn new_key(
-    file: &mut CredsFile,
-    api: &Api,
-    repo: &str,
-    current: &Current,
-    role: Role,
-    opts: &Options,
-) -> Result<(Box<dyn Signer>, bool, bool)> {
-    if let Some(key) = applied_unrecorded(file, current, role, role.as_str())? {
+fn new_key(start: &mut Start, role: Role, opts: &Options) -> Result<(Box<dyn Signer>, bool, bool)> {
+    if let Some(key) = applied_unrecorded(&start.file, &start.current, role, role.as_str())? {
         return Ok((key, true, true));
     }
-    let (key, reused) = pending_or_new(file, api, repo, current, role.as_str(), opts)?;
+    let (key, reused) = pending_or_new(start, role.as_str(), opts)?;
     Ok((key, reused, false))
 }
 
@@ -378,7 +401,7 @@ fn new_key(
 /// again with yet another key.
 fn applied_unrecorded(
     file: &CredsFile,
-    current: &Current,
+    current: &Roots,
     role: Role,
     name: &str,
 ) -> Result<Option<Box<dyn Signer>>> {
@@ -394,10 +417,10 @@ fn applied_unrecorded(
         if !k.can_sign() || !k.name.starts_with(&prefix) {
             continue;
         }
-        let Some(id) = updates::find_key(&current.ci.signed, &k.public) else {
+        let Some(id) = find_key(&current.ci.signed, &k.public) else {
             continue;
         };
-        if trusted.contains(id) && updates::find_key(&stored.signed, &k.public).is_none() {
+        if trusted.contains(id) && find_key(&stored.signed, &k.public).is_none() {
             eprintln!(
                 "note: the server already applied the rotation to the {name} key {} saved in                  {} (an earlier run was interrupted before it heard the answer); no new key                  is generated, only the file's roles/root.json is brought up to date. Run the                  command again to rotate once more",
                 k.name,
@@ -413,23 +436,21 @@ fn applied_unrecorded(
 /// run that failed before the server accepted it), or else a new key saved into the tarball
 /// now, before anything is sent.
 fn pending_or_new(
-    file: &mut CredsFile,
-    api: &Api,
-    repo: &str,
-    current: &Current,
+    start: &mut Start,
     role: &str,
     opts: &Options,
 ) -> Result<(Box<dyn Signer>, bool)> {
+    let (file, current) = (&mut start.file, &start.current);
     let prefix = format!("tufctl-{role}-");
     let candidates: Vec<_> = file
         .creds
         .keys()?
         .into_iter()
         .filter(|k| k.can_sign() && k.name.starts_with(&prefix))
-        .filter(|k| updates::find_key(&current.ci.signed, &k.public).is_none())
+        .filter(|k| find_key(&current.ci.signed, &k.public).is_none())
         .collect();
     if !candidates.is_empty() {
-        let seen = keys_in_root_history(api, repo, current.ci.signed.version)?;
+        let seen = keys_in_root_history(&start.f, current.ci.signed.version)?;
         for c in candidates {
             if seen.iter().any(|p| tuf_credentials::same_key(p, &c.public)) {
                 continue;
@@ -489,11 +510,11 @@ fn token_of(file: &CredsFile, name: &str) -> Result<Option<String>> {
 }
 
 /// Every key listed by any CI root version 1..=`newest`.
-fn keys_in_root_history(api: &Api, repo: &str, newest: u64) -> Result<Vec<PublicKey>> {
+fn keys_in_root_history(f: &Factory, newest: u64) -> Result<Vec<PublicKey>> {
     let mut out: Vec<PublicKey> = Vec::new();
     let mut seen: BTreeSet<KeyId> = BTreeSet::new();
     for v in 1..=newest.min(MAX_HISTORY) {
-        let Some(bytes) = api.get_opt(&format!("{repo}/{v}.root.json"))? else {
+        let Some(bytes) = f.api.get_opt(&format!("{}/{v}.root.json", f.repo))? else {
             continue;
         };
         let root: tuf_core::Signed<Root> = tuf_core::Signed::from_slice(&bytes)
@@ -509,9 +530,10 @@ fn keys_in_root_history(api: &Api, repo: &str, newest: u64) -> Result<Vec<Public
 
 /// Keeps the tarball's roles/root.json in step with the server, best effort: the rotation is
 /// already done and the key already saved.
-pub fn store_new_root(file: &mut CredsFile, api: &Api, repo: &str) {
-    let stored = api
-        .get(&format!("{repo}/root.json"))
+pub fn store_new_root(file: &mut CredsFile, f: &Factory) {
+    let stored = f
+        .api
+        .get(&format!("{}/root.json", f.repo))
         .and_then(|b| Ok(file.creds.set_root_json(&b)?))
         .and_then(|_| file.save());
     if let Err(e) = stored {
@@ -534,10 +556,7 @@ fn pending_hint(e: anyhow::Error, path: &Path, name: &str, cmd: &str) -> anyhow:
 }
 
 fn ids(ids: &[KeyId]) -> String {
-    ids.iter()
-        .map(updates::short)
-        .collect::<Vec<_>>()
-        .join(", ")
+    ids.iter().map(short).collect::<Vec<_>>().join(", ")
 }
 
 /// Root history fetched to recognise retired keys; far beyond any real Factory.

@@ -90,6 +90,20 @@ impl Settings {
     }
 }
 
+/// `$USER@hostname`: the owner recorded for a new key unless `--owner` says otherwise.
+pub fn default_owner() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".to_owned());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned());
+    format!("{user}@{host}")
+}
+
 /// One paragraph from an error chain: "what we were doing: why: the root cause".
 pub fn paragraph(e: &anyhow::Error) -> String {
     format!("{e:#}").replace('\n', " ")

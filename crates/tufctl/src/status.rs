@@ -8,9 +8,12 @@ use time::OffsetDateTime;
 use tuf_core::{Expires, KeyId, Role, Root, Signed, Targets};
 use tuf_credentials::PrivatePart;
 
+use tuf_ceremony::review::shown;
+use tuf_ceremony::server_keys::owner_of;
+
 use crate::creds::CredsFile;
+use crate::server::Factory;
 use crate::settings::Settings;
-use crate::updates;
 
 /// Metadata only offline key holders can renew is reported this many days before it expires.
 pub const EXPIRY_WARNING_DAYS: i64 = 30;
@@ -81,36 +84,109 @@ fn expiry_warnings(
 
 pub fn status(s: &Settings, path: &Path) -> Result<()> {
     let file = CredsFile::open(s, path)?;
+    let c = compared(s, &file, path)?;
+    let rows = key_rows(&file, &c)?;
+    let holds_active_root = rows.iter().any(|r| {
+        r["private"] == json!(true)
+            && r["ci_roles"]
+                .as_array()
+                .is_some_and(|a| a.contains(&json!("root")))
+    });
+    let missing = missing_keys(&file, &c.ci)?;
+    let holders = root_holders(&c.ci.signed, &file.creds)?;
+    let warnings = expiry_warnings(
+        &c.ci,
+        c.prod.as_ref(),
+        c.prod_targets.as_ref(),
+        OffsetDateTime::now_utc(),
+    );
+    if s.json() {
+        let expiry =
+            |r: &Signed<Root>| json!({"version": r.signed.version, "expires": r.signed.expires});
+        println!(
+            "{}",
+            json!({
+                "file": path, "compared_with": c.source, "keys": rows, "missing": missing,
+                "ci_root": expiry(&c.ci), "prod_root": c.prod.as_ref().map(expiry),
+                "prod_targets": c.prod_targets.as_ref().map(
+                    |t| json!({"version": t.signed.version, "expires": t.signed.expires})),
+                "holds_active_root_key": holds_active_root,
+                "root_role": holders.to_json(),
+                "warnings": warnings,
+            })
+        );
+    } else {
+        print_versions(path, &c);
+        print_rows(&rows, c.prod.is_some());
+        print!("{}", holders.describe());
+        print_missing(&missing);
+    }
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
+    if !holds_active_root {
+        eprintln!(
+            "warning: this file holds no active root key. Whoever holds it must keep it safe: a \
+             lost root key cannot be recovered."
+        );
+    }
+    if !s.json() {
+        println!(
+            "A lost offline targets key is replaced with `tufctl keys rotate-targets` and the \
+             root key (see docs/COMPROMISE.md). A lost ROOT key cannot be recovered or \
+             replaced: without it (or a threshold of root keys) the Factory's root can never \
+             change again. That is what the backups are for: keep a copy of this file, \
+             `tufctl keys export-root` and `tufctl keys backup` shares in separate safe places."
+        );
+    }
+    Ok(())
+}
+
+/// What the file is compared with: the server's roots and production targets, or (server
+/// unreachable) the file's own stored root.
+struct Compared {
+    ci: Signed<Root>,
+    prod: Option<Signed<Root>>,
+    prod_targets: Option<Signed<Targets>>,
+    source: String,
+}
+
+fn compared(s: &Settings, file: &CredsFile, path: &Path) -> Result<Compared> {
     let cfg = file.creds.config().clone();
     let mut prod_targets: Option<Signed<Targets>> = None;
-    let fetched = s.api(Some(&cfg)).and_then(|api| {
-        let repo = s.repo_path(Some(&cfg))?;
-        let roots = updates::current_roots(&api, &repo)?;
+    let fetched = Factory::reader(s, Some(&cfg)).and_then(|f| {
+        let roots = f.roots()?;
         // Best effort: a token that may read roots may read targets too.
-        prod_targets = api
-            .get(&format!("{repo}/targets.json?production=1"))
-            .ok()
-            .and_then(|b| Signed::from_slice(&b).ok());
+        prod_targets = f.targets(true).ok();
         Ok(roots)
     });
-    let (ci, prod, source) = match fetched {
-        Ok(c) => (c.ci, Some(c.prod), "the server".to_owned()),
+    match fetched {
+        Ok(r) => Ok(Compared {
+            ci: r.ci,
+            prod: Some(r.prod),
+            prod_targets,
+            source: "the server".to_owned(),
+        }),
         Err(e) => {
-            let stored = file.stored_root()?;
-            let Some(r) = stored else {
+            let Some(r) = file.stored_root()? else {
                 return Err(e.context(format!(
                     "the server is unreachable and {} has no roles/root.json to compare with",
                     path.display()
                 )));
             };
             eprintln!("note: server unreachable ({e:#}); using roles/root.json from the file");
-            (
-                r,
-                None,
-                "roles/root.json in the file (may be stale)".to_owned(),
-            )
+            Ok(Compared {
+                ci: r,
+                prod: None,
+                prod_targets: None,
+                source: "roles/root.json in the file (may be stale)".to_owned(),
+            })
         }
-    };
+    }
+}
+
+/// One row per key of the file: where its private part is, and what the roots use it for.
+fn key_rows(file: &CredsFile, c: &Compared) -> Result<Vec<serde_json::Value>> {
     let roles_of = |root: &Root, public: &tuf_core::PublicKey| -> Vec<&'static str> {
         Role::ALL
             .into_iter()
@@ -123,13 +199,9 @@ pub fn status(s: &Settings, path: &Path) -> Result<()> {
             .collect()
     };
     let mut rows = Vec::new();
-    let mut holds_active_root = false;
     for k in file.creds.keys()? {
-        let ci_roles = roles_of(&ci.signed, &k.public);
-        let prod_roles = prod.as_ref().map(|p| roles_of(&p.signed, &k.public));
-        if ci_roles.contains(&"root") && k.can_sign() {
-            holds_active_root = true;
-        }
+        let ci_roles = roles_of(&c.ci.signed, &k.public);
+        let prod_roles = c.prod.as_ref().map(|p| roles_of(&p.signed, &k.public));
         let (location, token) = match &k.private {
             PrivatePart::File => ("file", None),
             PrivatePart::Token { label, serial } => {
@@ -157,7 +229,11 @@ pub fn status(s: &Settings, path: &Path) -> Result<()> {
             "active": !ci_roles.is_empty(),
         }));
     }
-    // Active offline keys (root, and targets keys not owned by the server) missing from the file.
+    Ok(rows)
+}
+
+/// Active offline keys (root, and targets keys not owned by the server) missing from the file.
+fn missing_keys(file: &CredsFile, ci: &Signed<Root>) -> Result<Vec<serde_json::Value>> {
     let mut missing = Vec::new();
     let online = crate::rotation::online_targets_keys(&ci.signed, &file.creds)?;
     for role in [Role::Root, Role::Targets] {
@@ -168,131 +244,97 @@ pub fn status(s: &Settings, path: &Path) -> Result<()> {
             let held = file.creds.find_key(&pk)?.is_some_and(|k| k.can_sign());
             if !held {
                 missing.push(json!({"role": role.as_str(), "keyid": id,
-                    "owner": updates::owner_of(&ci.signed, &id)}));
+                    "owner": owner_of(&ci.signed, &id)}));
             }
         }
     }
-    let holders = root_holders(&ci.signed, &file.creds)?;
-    let expiry =
-        |r: &Signed<Root>| json!({"version": r.signed.version, "expires": r.signed.expires});
-    let warnings = expiry_warnings(
-        &ci,
-        prod.as_ref(),
-        prod_targets.as_ref(),
-        OffsetDateTime::now_utc(),
+    Ok(missing)
+}
+
+fn print_versions(path: &Path, c: &Compared) {
+    println!("{} (compared with {})", path.display(), c.source);
+    println!(
+        "  CI root version {}, expires {}",
+        c.ci.signed.version, c.ci.signed.expires
     );
-    if s.json() {
+    if let Some(p) = &c.prod {
         println!(
-            "{}",
-            json!({
-                "file": path, "compared_with": source, "keys": rows, "missing": missing,
-                "ci_root": expiry(&ci), "prod_root": prod.as_ref().map(expiry),
-                "prod_targets": prod_targets.as_ref().map(
-                    |t| json!({"version": t.signed.version, "expires": t.signed.expires})),
-                "holds_active_root_key": holds_active_root,
-                "root_role": holders.to_json(),
-                "warnings": warnings,
+            "  production root version {}, expires {}",
+            p.signed.version, p.signed.expires
+        );
+    }
+    if let Some(t) = &c.prod_targets {
+        println!(
+            "  production targets version {}, expires {}",
+            t.signed.version, t.signed.expires
+        );
+    }
+}
+
+fn print_rows(rows: &[serde_json::Value], with_prod: bool) {
+    let roles = |v: &serde_json::Value| {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
             })
-        );
-    } else {
-        println!("{} (compared with {source})", path.display());
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "-".to_owned())
+    };
+    println!("Keys in the file:");
+    for r in rows {
         println!(
-            "  CI root version {}, expires {}",
-            ci.signed.version, ci.signed.expires
+            "  {:<8} {} {:<8} {:<8} CI:{:<8} prod:{:<8} {}",
+            if r["active"].as_bool() == Some(true) {
+                "ACTIVE"
+            } else {
+                "inactive"
+            },
+            r["keyid"].as_str().unwrap_or("?"),
+            r["type"].as_str().unwrap_or("?"),
+            match r["location"].as_str() {
+                Some("file") => "private",
+                Some("token") => "token",
+                _ => "public",
+            },
+            roles(&r["ci_roles"]),
+            if with_prod {
+                roles(&r["prod_roles"])
+            } else {
+                "?".to_owned()
+            },
+            r["name"].as_str().unwrap_or("?"),
         );
-        if let Some(p) = &prod {
-            println!(
-                "  production root version {}, expires {}",
-                p.signed.version, p.signed.expires
-            );
-        }
-        if let Some(t) = &prod_targets {
-            println!(
-                "  production targets version {}, expires {}",
-                t.signed.version, t.signed.expires
-            );
-        }
-        println!("Keys in the file:");
-        for r in &rows {
-            let roles = |v: &serde_json::Value| {
-                v.as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|x| x.as_str())
-                            .collect::<Vec<_>>()
-                            .join(",")
-                    })
-                    .filter(|s| !s.is_empty())
-                    .unwrap_or_else(|| "-".to_owned())
+        if let Some(t) = r["token"].as_object() {
+            let reach = match t.get("problem").and_then(|p| p.as_str()) {
+                None => "reachable now".to_owned(),
+                Some(p) => format!("NOT reachable now: {p}"),
             };
             println!(
-                "  {:<8} {} {:<8} {:<8} CI:{:<8} prod:{:<8} {}",
-                if r["active"].as_bool() == Some(true) {
-                    "ACTIVE"
-                } else {
-                    "inactive"
-                },
-                r["keyid"].as_str().unwrap_or("?"),
-                r["type"].as_str().unwrap_or("?"),
-                match r["location"].as_str() {
-                    Some("file") => "private",
-                    Some("token") => "token",
-                    _ => "public",
-                },
-                roles(&r["ci_roles"]),
-                if prod.is_some() {
-                    roles(&r["prod_roles"])
-                } else {
-                    "?".to_owned()
-                },
-                r["name"].as_str().unwrap_or("?"),
+                "           on token {} (serial {}), {reach}",
+                t.get("label").and_then(|v| v.as_str()).unwrap_or("?"),
+                t.get("serial").and_then(|v| v.as_str()).unwrap_or("?"),
             );
-            if let Some(t) = r["token"].as_object() {
-                let reach = match t.get("problem").and_then(|p| p.as_str()) {
-                    None => "reachable now".to_owned(),
-                    Some(p) => format!("NOT reachable now: {p}"),
-                };
-                println!(
-                    "           on token {} (serial {}), {reach}",
-                    t.get("label").and_then(|v| v.as_str()).unwrap_or("?"),
-                    t.get("serial").and_then(|v| v.as_str()).unwrap_or("?"),
-                );
-            }
-        }
-        print!("{}", holders.describe());
-        if missing.is_empty() {
-            println!("Every active offline key is in the file.");
-        } else {
-            println!("Active offline keys NOT in this file:");
-            for m in &missing {
-                println!(
-                    "  {} key {} (owner {})",
-                    m["role"].as_str().unwrap_or("?"),
-                    m["keyid"].as_str().unwrap_or("?"),
-                    m["owner"].as_str().unwrap_or("unknown")
-                );
-            }
         }
     }
-    for w in &warnings {
-        eprintln!("warning: {w}");
+}
+
+fn print_missing(missing: &[serde_json::Value]) {
+    if missing.is_empty() {
+        println!("Every active offline key is in the file.");
+        return;
     }
-    if !holds_active_root {
-        eprintln!(
-            "warning: this file holds no active root key. Whoever holds it must keep it safe: a \
-             lost root key cannot be recovered."
-        );
-    }
-    if !s.json() {
+    println!("Active offline keys NOT in this file:");
+    for m in missing {
         println!(
-            "A lost offline targets key is replaced with `tufctl keys rotate-targets` and the \
-             root key (see docs/COMPROMISE.md). A lost ROOT key cannot be recovered or \
-             replaced: without it (or a threshold of root keys) the Factory's root can never \
-             change again. That is what the backups are for: keep a copy of this file, \
-             `tufctl keys export-root` and `tufctl keys backup` shares in separate safe places."
+            "  {} key {} (owner {})",
+            m["role"].as_str().unwrap_or("?"),
+            m["keyid"].as_str().unwrap_or("?"),
+            m["owner"].as_str().unwrap_or("unknown")
         );
     }
-    Ok(())
 }
 
 /// The root role's key holders, and which of them this file can sign for.
@@ -341,7 +383,7 @@ impl Holders {
                 } else {
                     "NOT in this file"
                 },
-                updates::shown(owner.as_deref().unwrap_or("unknown"))
+                shown(owner.as_deref().unwrap_or("unknown"))
             ));
         }
         let n = self.in_file();
@@ -370,7 +412,7 @@ fn root_holders(root: &Root, creds: &tuf_credentials::Credentials) -> Result<Hol
             Some(pk) => creds.find_key(pk)?.is_some_and(|k| k.can_sign()),
             None => false,
         };
-        keys.push((id.clone(), updates::owner_of(root, id), held));
+        keys.push((id.clone(), owner_of(root, id), held));
     }
     Ok(Holders {
         version: root.version,

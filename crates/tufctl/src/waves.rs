@@ -1,49 +1,72 @@
-//! Waves: production releases signed with the offline targets key.
+//! `waves ...`: production releases signed with the offline targets key. A wave's targets
+//! are built by `tuf_ceremony::wave::propose` from what the server serves, checked with the
+//! same rules the server and `tufctl sign` apply, and signed here or exported for an offline
+//! machine.
 
 use std::path::Path;
 
-use anyhow::{anyhow, bail, Context, Result};
-use serde_json::{json, Value};
-use tuf_core::{Expires, Role, Root, Signed, TargetFile, Targets};
+use anyhow::{bail, Context, Result};
+use serde_json::json;
+use time::OffsetDateTime;
+use tuf_ceremony::format::signature_valid;
+use tuf_ceremony::format::{env_value, Request, Response, WaveRequest, WaveResponse};
+use tuf_ceremony::wave::{self, Wave};
+use tuf_ceremony::{keyring, Roots};
+use tuf_core::{Expires, Role, Signed, Targets};
 
-use crate::client::Api;
 use crate::creds::CredsFile;
-use crate::request;
+use crate::document;
+use crate::server::Factory;
 use crate::settings::Settings;
-use crate::updates;
 
-pub fn init(
-    s: &Settings,
-    creds: &Path,
-    wave: &str,
-    version: &str,
-    tag: &str,
-    expires_days: u32,
-) -> Result<()> {
+/// Which release a wave publishes.
+pub struct Release<'a> {
+    pub wave: &'a str,
+    pub version: &'a str,
+    pub tag: &'a str,
+    pub expires_days: u32,
+}
+
+/// A wave's proposed targets and the documents they were built from, as served.
+struct Proposal {
+    ci: Signed<Targets>,
+    prod: Signed<Targets>,
+    next: Targets,
+    added: usize,
+}
+
+fn propose(f: &Factory, r: &Release) -> Result<Proposal> {
+    let ci = f.targets(false)?;
+    let prod = f.targets(true)?;
+    let expires = Expires::after(
+        OffsetDateTime::now_utc(),
+        i64::from(r.expires_days) * 86_400,
+    )?;
+    let p = wave::propose(&ci.signed, &prod.signed, r.version, r.tag, expires)?;
+    Ok(Proposal {
+        ci,
+        prod,
+        next: p.next,
+        added: p.added,
+    })
+}
+
+/// `waves init -k TARGETS-ONLY.tgz WAVE VERSION TAG`: proposes, checks from the roots the
+/// file trusts, signs with its offline targets key(s) and creates the wave.
+pub fn init(s: &Settings, creds: &Path, r: &Release) -> Result<()> {
     let file = CredsFile::open(s, creds)?;
-    let cfg = file.creds.config().clone();
-    let api = s.api_with_token(Some(&cfg), "the Factory owner's")?;
-    let repo = s.repo_path(Some(&cfg))?;
-    let factory = s.factory(Some(&cfg))?;
-    let proposal = propose(&api, &repo, version, tag, expires_days)?;
+    let f = Factory::of_file(s, &file)?;
+    let p = propose(&f, r)?;
     // The offline key signs the current production targets again (carried over) and the CI
     // entries: both must verify under roots checked from the one this file trusts.
-    let roots = request::verified_roots(&api, &repo, &file)?;
-    for (what, targets, root) in [
-        ("CI", &proposal.ci, &roots.ci.signed),
-        ("production", &proposal.prod, &roots.prod.signed),
-    ] {
-        let v = targets.verify_role("targets", root.role(Role::Targets), &root.keys);
-        if !v.is_met() {
-            bail!(
-                "the {what} targets.json the server returned does not verify under the {what} \
-                 root ({} of {} signatures); nothing was signed, check the server",
-                v.distinct_valid,
-                v.threshold
-            );
-        }
-    }
-    let signers = updates::role_signers(&file, &roots.prod.signed, Role::Targets)?;
+    let roots = f.verified_roots(&file)?;
+    check(&roots, &p, r).map_err(|e| {
+        anyhow::anyhow!(e).context(
+            "the targets the server returned do not make a valid wave; nothing was signed, \
+             check the server",
+        )
+    })?;
+    let signers = keyring::role_signers(&file, &roots.prod.signed, Role::Targets)?;
     if signers.is_empty() {
         bail!(
             "{} holds no offline targets key of the production root; use the file from \
@@ -51,116 +74,214 @@ pub fn init(
             creds.display()
         );
     }
-    let added = proposal.added;
-    let mut env = Signed::new(proposal.next)?;
+    let mut env = Signed::new(p.next)?;
     for k in &signers {
         env.sign(k.as_ref())?;
     }
-    let body = json!({
-        "name": wave, "version": version, "tag": tag,
-        "targets": serde_json::from_slice::<Value>(&env.to_bytes())?,
-    });
-    let answer = api
-        .post_json(&format!("/ota/factories/{factory}/waves"), &body)
-        .with_context(|| format!("creating wave {wave:?}"))?;
+    let answer = f.create_wave(r.wave, r.version, r.tag, &env)?;
     if s.json() {
         println!("{answer}");
     } else {
         println!(
-            "Wave {wave} created: {added} target(s) of version {version} tagged {tag}, production \
-             targets version {}. Publish it with `tufctl waves complete {wave}`.",
-            env.signed.version
+            "Wave {} created: {} target(s) of version {} tagged {}, production targets version \
+             {}. Publish it with `tufctl waves complete {}`.",
+            r.wave, p.added, r.version, r.tag, env.signed.version, r.wave
         );
     }
     Ok(())
 }
 
-/// A wave's proposed production targets and what they were built from.
-pub struct Proposal {
-    /// CI targets.json as served.
-    pub ci: Signed<Targets>,
-    /// The current production targets as served.
-    pub prod: Signed<Targets>,
-    pub prod_root: Signed<Root>,
-    /// The current production targets with the CI targets of `version` merged in (tagged),
-    /// version + 1, new expiry; unsigned.
-    pub next: Targets,
-    /// How many CI targets were merged in.
-    pub added: usize,
+/// The wave rules over a proposal, against verified roots.
+fn check(roots: &Roots, p: &Proposal, r: &Release) -> Result<(), tuf_ceremony::Refusal> {
+    Wave {
+        version: r.version,
+        tag: r.tag,
+        ci_root: &roots.ci.signed,
+        prod_root: &roots.prod.signed,
+        ci_targets: &p.ci,
+        current: &p.prod,
+        proposed: &p.next,
+        now: OffsetDateTime::now_utc(),
+    }
+    .check()
+    .into_result()
 }
 
-/// Builds the production targets of a wave from the server's CI and production targets.
-pub fn propose(
-    api: &Api,
-    repo: &str,
-    version: &str,
-    tag: &str,
-    expires_days: u32,
-) -> Result<Proposal> {
-    let ci: Signed<Targets> = Signed::from_slice(&api.get(&format!("{repo}/targets.json"))?)
-        .context("the CI targets.json is not valid")?;
-    let prod: Signed<Targets> =
-        Signed::from_slice(&api.get(&format!("{repo}/targets.json?production=1"))?)
-            .context("the production targets.json is not valid")?;
-    let prod_root: Signed<Root> =
-        Signed::from_slice(&api.get(&format!("{repo}/root.json?production=1"))?)
-            .context("the production root.json is not valid")?;
-    let mut next = prod.signed.clone();
-    let mut added = 0;
-    for (path, target) in &ci.signed.targets {
-        if build_version(target) != Some(version) {
-            continue;
+/// `waves init [-k CREDS] WAVE VERSION TAG --export REQUEST.json`: no private key needed.
+pub fn export(s: &Settings, creds: Option<&Path>, r: &Release, out: &Path) -> Result<()> {
+    // A tarball, when given, only says where the server is.
+    let cfg = match creds {
+        Some(p) => Some(CredsFile::open(s, p)?.creds.config().clone()),
+        None => None,
+    };
+    let f = Factory::owner(s, cfg.as_ref())?;
+    let p = propose(&f, r)?;
+    let roots = f.roots()?;
+    let request = Request::Wave(Box::new(WaveRequest {
+        factory: f.name.clone(),
+        wave: r.wave.to_owned(),
+        version: r.version.to_owned(),
+        tag: r.tag.to_owned(),
+        ci_chain: f.root_chain(roots.ci.signed.version, false)?,
+        prod_chain: f.root_chain(roots.prod.signed.version, true)?,
+        ci_targets: p.ci,
+        current_targets: p.prod,
+        targets: Signed::new(p.next)?,
+    }));
+    document::write_file(out, &request.to_bytes()?, "signing request")?;
+    println!(
+        "Wrote the signing request for wave {} ({} target(s) of version {} tagged {}) to {}. \
+         Sign it offline with `tufctl sign {} -k TARGETS-ONLY.tgz --out RESPONSE.json`, then \
+         create the wave with `tufctl waves import RESPONSE.json`.",
+        r.wave,
+        p.added,
+        r.version,
+        r.tag,
+        out.display(),
+        out.display()
+    );
+    Ok(())
+}
+
+/// `waves import RESPONSE.json [--request REQUEST.json]`: checks the offline signatures
+/// against the current production root, then creates the wave. A response from a QR code
+/// names the targets by hash only; `--request` supplies them.
+pub fn import(s: &Settings, arg: &str, request: Option<&Path>) -> Result<()> {
+    let w = read_wave_response(arg, request)?;
+    let f = Factory::owner(s, None)?;
+    if w.factory != f.name {
+        bail!(
+            "the response is for Factory {:?}, not {:?}; nothing was changed",
+            w.factory,
+            f.name
+        );
+    }
+    let keys = f.roots()?.prod.signed.role_keys(Role::Targets);
+    if w.targets.signatures.is_empty() {
+        bail!("the response carries no signature; nothing was changed");
+    }
+    if let Some(sig) = w
+        .targets
+        .signatures
+        .iter()
+        .find(|sig| !signature_valid(&w.targets, sig, &keys))
+    {
+        bail!(
+            "the signature of key {} on the wave's targets does not verify with the current \
+             production root's targets keys; nothing was changed",
+            sig.keyid
+        );
+    }
+    let answer = f.create_wave(&w.wave, &w.version, &w.tag, &w.targets)?;
+    if s.json() {
+        println!("{answer}");
+    } else {
+        println!(
+            "Wave {} created from the signed response: production targets version {}. Publish \
+             it with `tufctl waves complete {}`.",
+            w.wave, w.targets.signed.version, w.wave
+        );
+    }
+    Ok(())
+}
+
+fn read_wave_response(arg: &str, request: Option<&Path>) -> Result<WaveResponse> {
+    match document::read_response(arg)? {
+        Response::Wave(w) => Ok(*w),
+        Response::WaveSignatures(sigs) => {
+            let Some(path) = request else {
+                bail!(
+                    "{arg} carries the wave's signatures without its targets (the QR form): \
+                     pass the request it answers with --request REQUEST.json"
+                );
+            };
+            let Request::Wave(req) = document::read_request(path)? else {
+                bail!("{} is not a wave request", path.display());
+            };
+            Ok(sigs.join(&req)?)
         }
-        next.targets
-            .insert(path.clone(), production_entry(target, tag));
-        added += 1;
+        Response::RootUpdate(_) => bail!(
+            "{arg} is the response to a root update; import it with `tufctl keys tuf updates import`"
+        ),
     }
-    if added == 0 {
-        bail!("no CI target has version {version:?}; add it first with `tufctl targets add`");
+}
+
+/// `waves resign -k TARGETS-ONLY.tgz WAVE [--expires-days N]`: the production targets again
+/// with version + 1 and a new expiry. Only targets that verify under the production root
+/// (verified from the file's trusted root) are renewed: the offline key re-signs what it
+/// signed before, never a list the server changed since.
+pub fn resign(s: &Settings, creds: &Path, wave: &str, expires_days: u32) -> Result<()> {
+    let file = CredsFile::open(s, creds)?;
+    let f = Factory::of_file(s, &file)?;
+    let prod = f.targets(true)?;
+    let prod_root = f.verified_roots(&file)?.prod;
+    let signers = keyring::role_signers(&file, &prod_root.signed, Role::Targets)?;
+    if signers.is_empty() {
+        bail!(
+            "{} holds no offline targets key of the production root; use the file from \
+             `tufctl keys copy-targets`",
+            creds.display()
+        );
     }
+    let now = OffsetDateTime::now_utc();
+    let expires = Expires::after(now, i64::from(expires_days) * 86_400)?;
+    let mut env = Signed::new(renewal(&prod, &prod_root.signed, expires)?)?;
+    wave::renewal(&env, &prod.signed, now).into_result()?;
+    for k in &signers {
+        env.sign(k.as_ref())?;
+    }
+    let answer = f
+        .api
+        .post_json(
+            &format!("/ota/factories/{}/waves/{wave}/resign", f.name),
+            &json!({"targets": env_value(&env)?}),
+        )
+        .with_context(|| format!("re-signing the production targets of wave {wave:?}"))?;
+    if s.json() {
+        println!("{answer}");
+    } else {
+        println!(
+            "Renewed the production targets of wave {wave}: version {}, expires {}.",
+            env.signed.version, env.signed.expires
+        );
+    }
+    Ok(())
+}
+
+/// The renewal of the production targets `prod`: version + 1 and `expires`, nothing else,
+/// when they verify under the production root.
+fn renewal(
+    prod: &Signed<Targets>,
+    prod_root: &tuf_core::Root,
+    expires: Expires,
+) -> Result<Targets> {
+    let v = prod.verify_role("targets", prod_root.role(Role::Targets), &prod_root.keys);
+    if !v.is_met() {
+        bail!(
+            "the production targets the server returned (version {}) do not verify under the \
+             production root ({} of {} signatures): they are not what was signed offline, so \
+             they are not renewed. Nothing was signed; check the server",
+            prod.signed.version,
+            v.distinct_valid,
+            v.threshold
+        );
+    }
+    let mut next = prod.signed.clone();
     next.version = prod
         .signed
         .version
         .checked_add(1)
-        .ok_or_else(|| anyhow!("production targets version overflow"))?;
-    let now = time::OffsetDateTime::now_utc();
-    next.expires = Expires::after(now, i64::from(expires_days) * 86_400)?;
-    Ok(Proposal {
-        ci,
-        prod,
-        prod_root,
-        next,
-        added,
-    })
-}
-
-/// The build version a CI target belongs to (`custom.version`).
-pub fn build_version(target: &TargetFile) -> Option<&str> {
-    target
-        .custom
-        .as_ref()
-        .and_then(|c| c.get("version"))
-        .and_then(Value::as_str)
-}
-
-/// The production entry of a CI target released with `tag`: the CI entry exactly, with
-/// `custom.tags` set to `[tag]`. `tufctl sign` holds a wave request to this.
-pub fn production_entry(ci: &TargetFile, tag: &str) -> TargetFile {
-    let mut t = ci.clone();
-    let mut custom = t.custom.take().unwrap_or_else(|| json!({}));
-    if let Some(o) = custom.as_object_mut() {
-        o.insert("tags".to_owned(), json!([tag]));
-    }
-    t.custom = Some(custom);
-    t
+        .ok_or_else(|| anyhow::anyhow!("production targets version overflow"))?;
+    next.expires = expires;
+    Ok(next)
 }
 
 pub fn action(s: &Settings, wave: &str, what: &str) -> Result<()> {
-    let api = s.api_with_token(None, "the Factory owner's")?;
-    let factory = s.factory(None)?;
-    let answer = api
+    let f = Factory::owner(s, None)?;
+    let answer = f
+        .api
         .post_json(
-            &format!("/ota/factories/{factory}/waves/{wave}/{what}"),
+            &format!("/ota/factories/{}/waves/{wave}/{what}", f.name),
             &json!({}),
         )
         .with_context(|| format!("{what} wave {wave:?}"))?;
@@ -179,9 +300,10 @@ pub fn action(s: &Settings, wave: &str, what: &str) -> Result<()> {
 }
 
 pub fn list(s: &Settings) -> Result<()> {
-    let api = s.api_with_token(None, "the Factory owner's")?;
-    let factory = s.factory(None)?;
-    let v = api.get_json(&format!("/ota/factories/{factory}/waves"))?;
+    let f = Factory::owner(s, None)?;
+    let v = f
+        .api
+        .get_json(&format!("/ota/factories/{}/waves", f.name))?;
     if s.json() {
         println!("{v}");
         return Ok(());
@@ -205,4 +327,62 @@ pub fn list(s: &Settings) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use tuf_core::{KeyType, PrivateKey, RoleKeys, Signer, Threshold};
+
+    use serde_json::json;
+    use tuf_core::Root;
+
+    use super::*;
+
+    /// A production root whose targets role is an online and an offline key, threshold 2.
+    fn prod_root(online: &PrivateKey, offline: &PrivateKey) -> Root {
+        let ids = [online, offline].map(|k| k.key_id().clone());
+        let keys: BTreeMap<_, _> = [online, offline]
+            .map(|k| (k.key_id().clone(), k.public_key().clone()))
+            .into();
+        let one = Threshold::new(1).unwrap();
+        let roles = BTreeMap::from([
+            (Role::Root, RoleKeys::new(vec![ids[1].clone()], one)),
+            (
+                Role::Targets,
+                RoleKeys::new(ids.to_vec(), Threshold::new(2).unwrap()),
+            ),
+            (Role::Snapshot, RoleKeys::new(vec![ids[0].clone()], one)),
+            (Role::Timestamp, RoleKeys::new(vec![ids[0].clone()], one)),
+        ]);
+        Root::new(3, Expires::from_unix(4_000_000_000).unwrap(), keys, roles)
+    }
+
+    /// The server holds the online key: a targets list it changed carries only that one
+    /// signature, and the offline key must not renew (sign) it.
+    #[test]
+    fn only_production_targets_signed_offline_are_renewed() {
+        let (online, offline) = (
+            PrivateKey::generate(KeyType::Ed25519).unwrap(),
+            PrivateKey::generate(KeyType::Ed25519).unwrap(),
+        );
+        let root = prod_root(&online, &offline);
+        let expires = Expires::from_unix(3_900_000_000).unwrap();
+        let mut signed = Signed::new(Targets::new(5, expires)).unwrap();
+        signed.sign(&online).unwrap();
+        signed.sign(&offline).unwrap();
+        let next = renewal(&signed, &root, Expires::from_unix(3_950_000_000).unwrap()).unwrap();
+        assert_eq!((next.version, next.targets.len()), (6, 0));
+
+        let mut changed = signed.signed.clone();
+        let extra: tuf_core::TargetFile =
+            serde_json::from_value(json!({"length": 1, "hashes": {"sha256": "00".repeat(32)}}))
+                .unwrap();
+        changed.targets.insert("evil.bin".into(), extra);
+        let mut changed = Signed::new(changed).unwrap();
+        changed.sign(&online).unwrap();
+        let e = format!("{:#}", renewal(&changed, &root, expires).unwrap_err());
+        assert!(e.contains("do not verify under the production root"), "{e}");
+    }
 }

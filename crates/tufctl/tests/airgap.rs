@@ -119,12 +119,22 @@ fn read_json(path: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
-/// `tufctl sign --yes` refuses `request`: non-zero exit, `why` in the message, no response
-/// written.
-fn refused_to_sign(request: &Path, creds: &Path, out: &Path, why: &str) {
+/// `tufctl sign --yes` refuses `request` by the named `check`: non-zero exit, the check and
+/// `why` in the message, no response written, the credentials file unchanged.
+fn refused_to_sign(request: &Path, creds: &Path, out: &Path, check: &str, why: &str) {
+    let before = std::fs::read(creds).unwrap();
     let err = fails(&sign(request, creds, out, &["--yes"]));
+    assert!(
+        err.contains(&format!(": {check}: ")),
+        "expected check {check} in: {err}"
+    );
     assert!(err.contains(why), "expected {why:?} in: {err}");
     assert!(err.contains("refusing to sign"), "{err}");
+    assert_eq!(
+        std::fs::read(creds).unwrap(),
+        before,
+        "the credentials file changed"
+    );
     assert!(
         !out.exists(),
         "a response was written for a refused request"
@@ -181,7 +191,7 @@ fn signing_story(server: Server) {
         }
     });
     let resp = d.join("root-response.json");
-    refused_to_sign(&swapped, &x.creds, &resp, "swapped");
+    refused_to_sign(&swapped, &x.creds, &resp, "key_ids", "the key was swapped");
     // Tampered: a chain that does not lead to the staged root.
     let skipped = tampered(&req, "skipped.json", |v| {
         for doc in ["ci_root", "prod_root"] {
@@ -192,7 +202,8 @@ fn signing_story(server: Server) {
         &skipped,
         &x.creds,
         &resp,
-        "does not lead to the staged root",
+        "version",
+        "ci_root: version is 5, must be 4 (current + 1)",
     );
     // No terminal and no --yes: nothing is signed.
     let o = sign(&req, &x.creds, &resp, &[]);
@@ -274,6 +285,7 @@ fn signing_story(server: Server) {
         &forged,
         &x.creds,
         &resp,
+        "root_chain",
         "CI root version 4 is not signed by a threshold of previous root keys",
     );
     // Tampered: the chain does not start from the root the credentials file trusts.
@@ -284,6 +296,7 @@ fn signing_story(server: Server) {
         &other,
         &x.creds,
         &resp,
+        "root_chain",
         "does not start from a root this machine trusts",
     );
     // The first file holds the current offline targets key (production targets are signed
@@ -327,6 +340,7 @@ fn signing_story(server: Server) {
         &altered,
         &x.only,
         &resp,
+        "wave_source",
         "does not match the CI targets entry",
     );
     // The same alteration in the CI targets too: their online signature no longer verifies.
@@ -336,7 +350,13 @@ fn signing_story(server: Server) {
                 Value::String("00".repeat(32));
         }
     });
-    refused_to_sign(&both, &x.only, &resp, "CI targets.json does not verify");
+    refused_to_sign(
+        &both,
+        &x.only,
+        &resp,
+        "provenance",
+        "the CI targets do not verify under the CI root",
+    );
     let review = ok(&sign(&req, &x.only, &resp, &["--yes"]));
     let sha = tuf_core::hash::sha256_hex(&v42);
     assert!(review.contains("+ app-42"), "{review}");
@@ -391,8 +411,11 @@ fn signing_story(server: Server) {
     // A shorter expiry is not a renewal.
     let err = fails(&resign(&["wave-42", "--expires-days", "30"]));
     assert!(err.contains("not later than the current one"), "{err}");
-    let err = fails(&resign(&["nope"]));
-    assert!(err.contains("404") || err.contains("nope"), "{err}");
+    let err = fails(&resign(&["nope", "--expires-days", "3000"]));
+    assert!(
+        err.contains("answered 404: not found") && err.contains("wave \"nope\""),
+        "{err}"
+    );
     let audit = get_json(&server, &x.f, &format!("/ota/factories/{}/audit", x.f.name));
     assert!(
         audit
@@ -431,13 +454,13 @@ fn signing_story(server: Server) {
             serde_json::json!(["board-a", "board-b"]);
     });
     let mismatch = "target \"app-43\" does not match the CI targets entry of the same path";
-    refused_to_sign(&boards, &x.only, &resp, mismatch);
+    refused_to_sign(&boards, &x.only, &resp, "wave_source", mismatch);
     // Another custom field added, one the CI entry does not have.
     let field = tampered(&req, "wave-43-field.json", |v| {
         v["targets"]["signed"]["targets"]["app-43"]["custom"]["x-install-args"] =
             Value::String("--skip-verify".into());
     });
-    refused_to_sign(&field, &x.only, &resp, mismatch);
+    refused_to_sign(&field, &x.only, &resp, "wave_source", mismatch);
     // The build already in production dropped from the proposed targets.
     let dropped = tampered(&req, "wave-43-dropped.json", |v| {
         let targets = v["targets"]["signed"]["targets"].as_object_mut().unwrap();
@@ -447,6 +470,7 @@ fn signing_story(server: Server) {
         &dropped,
         &x.only,
         &resp,
+        "wave_keeps_targets",
         "the proposed production targets drop target \"app-42\"; a wave never removes targets",
     );
     // The request as exported is signed, and the wave goes out with both builds, this time

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use sqlx::{Any, Executor, Row};
 use time::OffsetDateTime;
 use tuf_core::{
-    Expires, KeyId, MetaFile, Metadata, PrivateKey, PublicKey, Role, Root, Signed, Signer,
-    Snapshot, Targets, Timestamp,
+    Expires, KeyId, MetaFile, Metadata, PrivateKey, Role, Root, Signed, Signer, Snapshot, Targets,
+    Timestamp,
 };
 use zeroize::Zeroizing;
 
@@ -294,17 +294,6 @@ impl OnlineKeys {
             .collect()
     }
 
-    /// Whether the server holds `key` (for any purpose, pending ones included), however
-    /// metadata spells it or whatever ID names it.
-    pub fn holds(&self, key: &PublicKey) -> bool {
-        let Ok(material) = key.material() else {
-            return false;
-        };
-        self.keys
-            .values()
-            .any(|(_, k)| k.public_key().material().ok().as_ref() == Some(&material))
-    }
-
     /// Keys held for tests, as `(purpose, key)`.
     #[cfg(test)]
     pub fn from_keys(keys: Vec<(&str, PrivateKey)>) -> Self {
@@ -314,6 +303,17 @@ impl OnlineKeys {
                 .map(|(p, k)| (k.key_id().clone(), (p.to_owned(), k)))
                 .collect(),
         }
+    }
+
+    /// The public parts of every key held, with their purposes: what the ceremony rules
+    /// need to know about the server.
+    pub fn server_keys(&self) -> tuf_ceremony::ServerKeys {
+        tuf_ceremony::ServerKeys::new(self.keys.values().map(|(purpose, k)| {
+            tuf_ceremony::HeldKey {
+                purpose: purpose.clone(),
+                key: k.public_key().clone(),
+            }
+        }))
     }
 
     /// Whether an online-key rotation left new keys that are not active yet.

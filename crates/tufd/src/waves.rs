@@ -10,6 +10,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sqlx::Row;
 use time::OffsetDateTime;
+use tuf_ceremony::wave::{self, Wave};
+use tuf_ceremony::Refusal;
 use tuf_core::{Role, Root, Signed, Targets};
 
 use crate::auth::{authenticate, Scope};
@@ -18,11 +20,6 @@ use crate::error::{ApiError, ApiResult};
 use crate::input::{check_label, JsonBody};
 use crate::repo::{current_root, require_head, store_signed, Flavour, OnlineKeys, Signing};
 use crate::{audit, Shared};
-
-/// Production targets may not be valid for longer than this (10 years and a few days;
-/// `tufctl waves init --expires-days` goes up to 3650): a signed release should not outlive
-/// anyone's intent.
-const MAX_TARGETS_VALIDITY: i64 = 3660 * 24 * 3600;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,7 +55,27 @@ pub async fn create(
     refuse_if_active(&mut tx, &factory, "first").await?;
     let root = current_root(&mut tx, &factory, Flavour::Prod).await?;
     let keys = OnlineKeys::load(&mut tx, &state.vault, &factory).await?;
-    let signed = countersign(&mut tx, &factory, &root.signed, &keys, proposed).await?;
+    let ci_root = current_root(&mut tx, &factory, Flavour::Ci).await?;
+    let ci_targets: Signed<Targets> = require_head(&mut tx, &factory, Flavour::Ci, Role::Targets)
+        .await?
+        .parse()?;
+    let current: Signed<Targets> = require_head(&mut tx, &factory, Flavour::Prod, Role::Targets)
+        .await?
+        .parse()?;
+    Wave {
+        version: &req.version,
+        tag: &req.tag,
+        ci_root: &ci_root.signed,
+        prod_root: &root.signed,
+        ci_targets: &ci_targets,
+        current: &current,
+        proposed: &proposed.signed,
+        now,
+    }
+    .check()
+    .into_result()
+    .map_err(|r| rejected("wave rejected", r))?;
+    let signed = countersign(&root.signed, &keys, proposed)?;
     let version = signed.signed.version;
     let body = signed.to_bytes();
     sqlx::query(
@@ -95,66 +112,20 @@ pub async fn create(
     ))
 }
 
-/// Checks proposed production targets (next version, offline signatures) and adds the
-/// server's online signature.
-async fn countersign(
-    tx: &mut Tx,
-    factory: &str,
+/// Adds the server's online signature to proposed production targets that carry a valid
+/// signature of an offline targets key (`signatures`), and checks they then meet the
+/// production threshold.
+fn countersign(
     root: &Root,
     keys: &OnlineKeys,
     mut proposed: Signed<Targets>,
 ) -> ApiResult<Signed<Targets>> {
-    let head = require_head(tx, factory, Flavour::Prod, Role::Targets).await?;
-    let want = u64::try_from(head.version).unwrap_or(0) + 1;
-    if proposed.signed.version != want {
-        return Err(ApiError::unprocessable(
-            "wave rejected",
-            json!({"check": "version", "reason": format!(
-                "targets version is {}, must be {want} (current production + 1)",
-                proposed.signed.version)}),
-        ));
-    }
-    if proposed
-        .signed
-        .expires
-        .is_expired_at(OffsetDateTime::now_utc())
-    {
-        return Err(ApiError::unprocessable(
-            "wave rejected",
-            json!({"check": "expires", "reason": "the proposed targets have expired"}),
-        ));
-    }
-    let left = proposed
-        .signed
-        .expires
-        .unix()
-        .saturating_sub(OffsetDateTime::now_utc().unix_timestamp());
-    if left > MAX_TARGETS_VALIDITY {
-        return Err(ApiError::unprocessable(
-            "wave rejected",
-            json!({"check": "expires", "reason": format!(
-                "the proposed targets expire {}, more than 10 years away", proposed.signed.expires)}),
-        ));
-    }
-    let role = root.role(Role::Targets);
-    // The offline signatures alone: production releases need the customer's key. A key
-    // the server holds (for any role, under any ID) never counts as offline.
-    let offline = proposed.verify_role("targets", role, &root.keys);
-    let offline_valid = offline
-        .valid
-        .iter()
-        .filter(|id| root.keys.get(*id).is_some_and(|k| !keys.holds(k)))
-        .count();
-    if offline_valid == 0 {
-        return Err(ApiError::unprocessable(
-            "wave rejected",
-            json!({"check": "signatures", "reason":
-                "no valid signature of an offline targets key of the production root"}),
-        ));
-    }
+    wave::offline_signature(&proposed, root, &keys.server_keys())
+        .map_err(|r| rejected("wave rejected", r))?;
     for k in keys.signers(root, Role::Targets) {
         proposed.sign(k)?;
     }
+    let role = root.role(Role::Targets);
     let v = proposed.verify_role("targets", role, &root.keys);
     if !v.is_met() {
         return Err(ApiError::unprocessable(
@@ -165,6 +136,11 @@ async fn countersign(
         ));
     }
     Ok(proposed)
+}
+
+/// A refused proposal: 422 naming the check.
+fn rejected(error: &str, r: Refusal) -> ApiError {
+    ApiError::unprocessable(error, json!({"check": r.check.name(), "reason": r.reason}))
 }
 
 /// `POST /ota/factories/{f}/waves/{w}/complete` (owner).
@@ -241,9 +217,6 @@ pub async fn resign(
     let proposed = parse_targets(req.targets)?;
     let now = OffsetDateTime::now_utc();
     let mut tx = begin_locked(&state.db, &factory).await?;
-    let rejected = |check: &str, reason: String| {
-        ApiError::unprocessable("resign rejected", json!({"check": check, "reason": reason}))
-    };
     match wave_status(&mut tx, &factory, &wave).await?.as_deref() {
         None => return Err(ApiError::not_found(format!("wave {wave:?}"))),
         Some("complete") => {}
@@ -278,30 +251,13 @@ pub async fn resign(
             ),
         ));
     }
-    // Nothing but version and expiry may change: compare the exact canonical bytes.
-    let mut same = current.signed.clone();
-    same.version = proposed.signed.version;
-    same.expires = proposed.signed.expires;
-    if Signed::new(same)?.canonical() != proposed.canonical() {
-        return Err(rejected(
-            "unchanged",
-            "the proposal differs from the current production targets in more than version \
-             and expires"
-                .to_owned(),
-        ));
-    }
-    if proposed.signed.expires.unix() <= current.signed.expires.unix() {
-        return Err(rejected(
-            "expires",
-            format!(
-                "the new expiry {} is not later than the current one {}",
-                proposed.signed.expires, current.signed.expires
-            ),
-        ));
-    }
+    // Nothing but version and expiry may change.
+    wave::renewal(&proposed, &current.signed, now)
+        .into_result()
+        .map_err(|r| rejected("resign rejected", r))?;
     let root = current_root(&mut tx, &factory, Flavour::Prod).await?;
     let keys = OnlineKeys::load(&mut tx, &state.vault, &factory).await?;
-    let signed = countersign(&mut tx, &factory, &root.signed, &keys, proposed).await?;
+    let signed = countersign(&root.signed, &keys, proposed)?;
     publish_production(&mut tx, &state, &factory, &root.signed, &keys, &signed, now).await?;
     let version = signed.signed.version;
     sqlx::query(

@@ -4,7 +4,7 @@
 //! production targets together with re-signed snapshot/timestamp in ONE database
 //! transaction; a rejection changes nothing and names the failed check.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -13,6 +13,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sqlx::Row;
 use time::OffsetDateTime;
+use tuf_ceremony::root_update::{self, RootUpdate};
+use tuf_ceremony::{Check, Findings, Refusal};
 use tuf_core::{
     canonical, KeyId, KeyType, PrivateKey, PublicKey, Role, Root, Signed, Signer as _, Targets,
 };
@@ -26,9 +28,6 @@ use crate::repo::{
     Flavour, OnlineKeys, Signing, PENDING,
 };
 use crate::{audit, Shared};
-
-/// A new root may not be valid for longer than this (an "absurd" expiry is refused).
-const MAX_ROOT_VALIDITY: i64 = 5 * 366 * 24 * 3600;
 
 #[derive(Deserialize)]
 pub struct OpenRequest {
@@ -61,35 +60,22 @@ struct Staged {
     prod_targets: Vec<u8>,
 }
 
-/// One failed check, named as in docs/API.md.
-#[derive(Debug)]
-struct Failure {
-    check: &'static str,
-    reason: String,
-}
-
 #[derive(Default)]
 struct Report {
-    errors: Vec<Failure>,
+    /// Every failed check, named as in docs/API.md (tuf-ceremony's rules).
+    errors: Findings,
     warnings: Vec<String>,
     ci_root: Option<Signed<Root>>,
     prod_root: Option<Signed<Root>>,
     /// The staged production targets with the server's signature, when they will be
     /// published.
     prod_targets: Option<Signed<Targets>>,
+    /// The keys the server holds (public parts), for offline signers.
+    server_keys: Vec<tuf_ceremony::HeldKey>,
     /// The current production targets, same signed bytes, with the online signature replaced
     /// by the new online targets key's (an online-key rotation): replaces the stored version
     /// in place, so the offline signature stays valid.
     prod_targets_resigned: Option<Signed<Targets>>,
-}
-
-impl Report {
-    fn fail(&mut self, check: &'static str, reason: impl Into<String>) {
-        self.errors.push(Failure {
-            check,
-            reason: reason.into(),
-        });
-    }
 }
 
 /// The state the checks compare against, read inside the caller's transaction.
@@ -140,13 +126,17 @@ pub async fn open(
     let current = Current::load(&state, &mut tx, &factory).await?;
     let expires = tuf_core::Expires::after(now, state.periods.root)?;
     let at = crate::format_time(now.unix_timestamp());
+    let txid = random_hex(16)?.to_string();
+    // The transaction ID in the changelog ties the roots to this transaction: roots signed
+    // in a cancelled one are refused (check `transaction`).
     let next_root = |r: &Signed<Root>| -> ApiResult<Vec<u8>> {
         let mut root = r.signed.clone();
         root.version += 1;
         root.expires = expires;
         root.extra.insert(
             "x-changelog".to_owned(),
-            json!({"version": root.version, "author": caller.actor, "message": req.message, "at": at}),
+            json!({"version": root.version, "author": caller.actor, "message": req.message,
+                   "at": at, "txid": txid}),
         );
         Ok(Signed::new(root)?.to_bytes())
     };
@@ -154,7 +144,7 @@ pub async fn open(
     targets.version += 1;
     targets.expires = tuf_core::Expires::after(now, state.periods.targets)?;
     let staged = Staged {
-        txid: random_hex(16)?.to_string(),
+        txid: txid.clone(),
         message: req.message.clone(),
         ci_root: next_root(&current.ci)?,
         prod_root: next_root(&current.prod)?,
@@ -281,7 +271,7 @@ pub async fn apply(
         tx.rollback().await?;
         return Err(ApiError::unprocessable(
             "root update rejected",
-            json!({"check": first.check, "reason": first.reason,
+            json!({"check": first.check.name(), "reason": first.reason,
                    "errors": error_strings(&report.errors)}),
         ));
     }
@@ -399,47 +389,7 @@ async fn commit_roots(
     signing
         .refresh_snapshot(tx, Flavour::Prod, &prod_root.signed)
         .await?;
-    // The bootstrap root key is destroyed once neither root lists it any more: from then on
-    // the only copies of root keys are offline.
-    let mut destroyed = Vec::new();
-    for key in current.keys.of_purpose(Role::Root) {
-        let id = tuf_core::Signer::key_id(key);
-        let listed = [&ci_root.signed, &prod_root.signed]
-            .iter()
-            .any(|root| root.role(Role::Root).keyids.contains(id));
-        if !listed {
-            sqlx::query("DELETE FROM online_keys WHERE factory = $1 AND keyid = $2")
-                .bind(factory)
-                .bind(id.as_str())
-                .execute(&mut **tx)
-                .await?;
-            destroyed.push(id.to_string());
-        }
-    }
-    for id in &destroyed {
-        audit::record(
-            tx,
-            factory,
-            now_unix,
-            &caller.actor,
-            "key.destroy",
-            json!({"keyid": id, "purpose": "root", "reason": "no longer in the root role"}),
-        )
-        .await?;
-    }
-    let role_summary = |root: &Root| -> Value {
-        Role::ALL
-            .iter()
-            .map(|role| {
-                let rk = root.role(*role);
-                (
-                    role.as_str().to_owned(),
-                    json!({"keyids": rk.keyids, "threshold": rk.threshold.get()}),
-                )
-            })
-            .collect::<serde_json::Map<String, Value>>()
-            .into()
-    };
+    destroy_bootstrap_keys(tx, factory, caller, current, [ci_root, prod_root], now_unix).await?;
     audit::record(
         tx,
         factory,
@@ -455,271 +405,116 @@ async fn commit_roots(
     Ok(())
 }
 
-/// Every apply check, structural ones first so a rejection names the real problem rather
-/// than the signatures that the problem invalidates.
-fn check(current: &Current, staged: &Staged, now: OffsetDateTime) -> Report {
-    let mut report = Report::default();
-    let mut parsed = Vec::new();
-    for (label, bytes) in [
-        ("ci_root", &staged.ci_root),
-        ("prod_root", &staged.prod_root),
-    ] {
-        let value = match canonical::parse(bytes) {
-            Ok(v) => v,
-            Err(e) => {
-                report.fail("format", format!("{label}: {e}"));
-                continue;
-            }
-        };
-        check_raw_thresholds(label, &value, &mut report);
-        match Signed::<Root>::from_value(value) {
-            Ok(env) => parsed.push(env),
-            Err(e) => {
-                if !report.errors.iter().any(|f| f.check == "threshold_range") {
-                    report.fail("format", format!("{label}: {e}"));
-                }
-            }
+/// The bootstrap root key is destroyed once neither root lists it any more: from then on the
+/// only copies of root keys are offline.
+async fn destroy_bootstrap_keys(
+    tx: &mut Tx,
+    factory: &str,
+    caller: &Caller,
+    current: &Current,
+    roots: [&Signed<Root>; 2],
+    now_unix: i64,
+) -> ApiResult<()> {
+    for key in current.keys.of_purpose(Role::Root) {
+        let id = tuf_core::Signer::key_id(key);
+        let listed = roots
+            .iter()
+            .any(|root| root.signed.role(Role::Root).keyids.contains(id));
+        if listed {
+            continue;
         }
+        sqlx::query("DELETE FROM online_keys WHERE factory = $1 AND keyid = $2")
+            .bind(factory)
+            .bind(id.as_str())
+            .execute(&mut **tx)
+            .await?;
+        audit::record(
+            tx,
+            factory,
+            now_unix,
+            &caller.actor,
+            "key.destroy",
+            json!({"keyid": id, "purpose": "root", "reason": "no longer in the root role"}),
+        )
+        .await?;
     }
-    let (Some(prod), Some(ci)) = (parsed.pop(), parsed.pop()) else {
+    Ok(())
+}
+
+/// Each role's key IDs and threshold, for the audit log.
+fn role_summary(root: &Root) -> Value {
+    Role::ALL
+        .iter()
+        .map(|role| {
+            let rk = root.role(*role);
+            (
+                role.as_str().to_owned(),
+                json!({"keyids": rk.keyids, "threshold": rk.threshold.get()}),
+            )
+        })
+        .collect::<serde_json::Map<String, Value>>()
+        .into()
+}
+
+/// Every apply check, in tuf-ceremony's order (structural ones first, so a rejection names
+/// the real problem rather than the signatures that the problem invalidates), then the
+/// production targets the update publishes.
+fn check(current: &Current, staged: &Staged, now: OffsetDateTime) -> Report {
+    let mut report = Report {
+        server_keys: current.keys.server_keys().held(),
+        ..Report::default()
+    };
+    let ci = parse_staged(root_update::CI, &staged.ci_root, &mut report);
+    let prod = parse_staged(root_update::PROD, &staged.prod_root, &mut report);
+    let (Some(ci), Some(prod)) = (ci, prod) else {
         return report;
     };
-    let (c, p) = (&ci.signed, &prod.signed);
-
-    // threshold_range: every threshold between 1 and the role's key count, counted as
-    // thresholds are met: distinct usable keys. A root whose root threshold cannot be met
-    // could never be changed again.
-    for (label, root) in [("ci_root", c), ("prod_root", p)] {
-        for role in Role::ALL {
-            let keys = root.role_keys(role);
-            let n = keys.len();
-            let distinct = keys
-                .values()
-                .filter_map(|k| k.material().ok())
-                .collect::<BTreeSet<_>>()
-                .len();
-            let t = root.role(role).threshold.get() as usize;
-            let prefix = format!("{label}: {role} threshold");
-            let reported = report
-                .errors
-                .iter()
-                .any(|f| f.check == "threshold_range" && f.reason.starts_with(&prefix));
-            if reported {
-                continue;
-            }
-            if t > n {
-                report.fail(
-                    "threshold_range",
-                    format!(
-                        "{label}: {role} threshold {t} is more than its {n} key(s); lower the \
-                         threshold or add keys"
-                    ),
-                );
-            } else if t > distinct {
-                report.fail(
-                    "threshold_range",
-                    format!(
-                        "{label}: {role} threshold {t} is more than its {distinct} distinct \
-                         usable key(s) (of {n} key IDs, some name the same key or are not \
-                         valid keys), so it could never be met"
-                    ),
-                );
-            }
-        }
-    }
-    // version: exactly current + 1.
-    for (label, new, old) in [
-        ("ci_root", c, &current.ci.signed),
-        ("prod_root", p, &current.prod.signed),
-    ] {
-        if new.version != old.version + 1 {
-            report.fail(
-                "version",
-                format!(
-                    "{label}: version is {}, must be {} (current + 1)",
-                    new.version,
-                    old.version + 1
-                ),
-            );
-        }
-    }
-    // prod_matches_ci: equal except the targets threshold.
-    match (strip_targets_threshold(&ci), strip_targets_threshold(&prod)) {
-        (Some(a), Some(b)) if a == b => {}
-        _ => report.fail(
-            "prod_matches_ci",
-            "the production root must equal the CI root except for the targets threshold",
-        ),
-    }
-    // online_targets_key: the server's online targets key still signs CI targets alone.
-    let online_targets: Vec<&KeyId> = current.keys.ids_of(Role::Targets, true);
-    for (label, root) in [("ci_root", c), ("prod_root", p)] {
-        if !root
-            .role(Role::Targets)
-            .keyids
-            .iter()
-            .any(|id| online_targets.contains(&id))
-        {
-            report.fail(
-                "online_targets_key",
-                format!("{label}: the targets role must keep the server's online targets key"),
-            );
-        }
-    }
-    if c.role(Role::Targets).threshold.get() != 1 {
-        report.fail(
-            "online_targets_key",
-            "ci_root: the targets threshold must be 1 so CI builds are signed online",
-        );
-    }
-    for role in [Role::Snapshot, Role::Timestamp] {
-        let held = current.keys.candidates(c, role).len();
-        if (held as u32) < c.role(role).threshold.get() {
-            report.fail(
-                "online_keys",
-                format!("the server holds {held} key(s) of the {role} role, below its threshold"),
-            );
-        }
-    }
-    // prod_targets_threshold: with an offline targets key, production needs 2 signatures.
-    let offline_targets = p
-        .role(Role::Targets)
-        .keyids
-        .iter()
-        .filter(|id| !online_targets.contains(id))
-        .count();
-    if offline_targets > 0 && p.role(Role::Targets).threshold.get() < 2 {
-        report.fail(
-            "prod_targets_threshold",
-            "prod_root: with an offline targets key the production targets threshold must be at least 2",
-        );
-    }
-    // offline_targets_key: once production requires an offline targets signature, an update
-    // may replace the offline targets key but never leave production without one (the
-    // server alone would then sign production releases).
-    let cur_prod = &current.prod.signed;
-    let required_offline = cur_prod.role(Role::Targets).threshold.get() >= 2
-        && cur_prod
-            .role(Role::Targets)
-            .keyids
-            .iter()
-            .any(|id| !online_targets.contains(&id));
-    if required_offline && offline_targets == 0 {
-        report.fail(
-            "offline_targets_key",
-            "prod_root: the production targets role would keep no offline targets key, so the \
-             server alone would sign production releases; keep one, or replace it in the same \
-             update (`tufctl keys rotate-targets`)",
-        );
-    } else if required_offline || offline_targets > 0 {
-        // Counted by key material: a key the server holds for another role (snapshot,
-        // timestamp, a pending key), or its online targets key under a second ID, is not
-        // offline however it is named.
-        let role = p.role(Role::Targets);
-        let held = p
-            .role_keys(Role::Targets)
-            .values()
-            .filter(|k| current.keys.holds(k))
-            .filter_map(|k| k.material().ok())
-            .collect::<BTreeSet<_>>()
-            .len();
-        if held >= role.threshold.get() as usize {
-            report.fail(
-                "offline_targets_key",
-                format!(
-                    "prod_root: the server holds {held} of the production targets keys, which \
-                     meets the threshold {}: the server alone would sign production releases. \
-                     Only keys kept offline may count toward it (a key the server holds for \
-                     another role, or its online key under another ID, is not offline)",
-                    role.threshold.get()
-                ),
-            );
-        }
-    }
-    // offline_root_keys: once the server's keys alone cannot sign a root (the bootstrap key
-    // is gone), no update may give it that power again, under whatever key ID.
-    let held_root = |root: &Root| {
-        root.role_keys(Role::Root)
-            .values()
-            .filter(|k| current.keys.holds(k))
-            .filter_map(|k| k.material().ok())
-            .collect::<BTreeSet<_>>()
-            .len()
+    let server = current.keys.server_keys();
+    let update = RootUpdate {
+        current_ci: &current.ci.signed,
+        current_prod: &current.prod.signed,
+        ci: &ci,
+        prod: &prod,
+        server: &server,
+        now,
+        txid: Some(&staged.txid),
     };
-    let c_root = &current.ci.signed;
-    if held_root(c_root) < c_root.role(Role::Root).threshold.get() as usize {
-        for (label, root) in [("ci_root", c), ("prod_root", p)] {
-            let (held, t) = (held_root(root), root.role(Role::Root).threshold.get());
-            if held >= t as usize {
-                report.fail(
-                    "offline_root_keys",
-                    format!(
-                        "{label}: the server holds {held} of the root keys, which meets the root \
-                         threshold {t}: the server alone could sign new roots. Root keys must \
-                         be kept offline (a key the server holds for another role is not)"
-                    ),
-                );
-            }
-        }
-    }
-    // expires: in the future, not absurdly far.
-    for (label, root) in [("ci_root", c), ("prod_root", p)] {
-        let e = root.expires.datetime();
-        if e <= now {
-            report.fail(
-                "expires",
-                format!("{label}: expires {} is in the past", root.expires),
-            );
-        } else if (e - now).whole_seconds() > MAX_ROOT_VALIDITY {
-            report.fail(
-                "expires",
-                format!(
-                    "{label}: expires {} is more than 5 years away",
-                    root.expires
-                ),
-            );
-        }
-    }
-    // current_root_signatures and new_root_signatures.
-    for (label, env, old) in [
-        ("ci_root", &ci, &current.ci.signed),
-        ("prod_root", &prod, &current.prod.signed),
-    ] {
-        let v = env.verify_role("root", old.role(Role::Root), &old.keys);
-        if !v.is_met() {
-            report.fail(
-                "current_root_signatures",
-                format!(
-                    "{label}: {} of {} signatures of the current root's keys (missing: {})",
-                    v.distinct_valid,
-                    v.threshold,
-                    ids(&v.missing)
-                ),
-            );
-        }
-        let s = &env.signed;
-        let v = env.verify_role("root", s.role(Role::Root), &s.keys);
-        if !v.is_met() {
-            report.fail(
-                "new_root_signatures",
-                format!(
-                    "{label}: {} of {} signatures of the new root's keys (missing: {})",
-                    v.distinct_valid,
-                    v.threshold,
-                    ids(&v.missing)
-                ),
-            );
-        }
-    }
-    check_prod_targets(current, staged, p, &mut report);
+    report.errors.extend(update.all());
+    check_prod_targets(current, staged, &prod.signed, now, &mut report);
     report.ci_root = Some(ci);
     report.prod_root = Some(prod);
     report
 }
 
+/// A staged root from its stored bytes, or the checks that refuse it.
+fn parse_staged(label: &str, bytes: &[u8], report: &mut Report) -> Option<Signed<Root>> {
+    let value = match canonical::parse(bytes) {
+        Ok(v) => v,
+        Err(e) => {
+            report.errors.fail(Check::Format, format!("{label}: {e}"));
+            return None;
+        }
+    };
+    match root_update::parse_staged(label, value) {
+        Ok(env) => Some(env),
+        Err(f) => {
+            report.errors.extend(f);
+            None
+        }
+    }
+}
+
 /// `prod_targets_signatures`: when the new production root would not accept the current
-/// production targets, the staged ones must be signed by its offline targets key(s).
-fn check_prod_targets(current: &Current, staged: &Staged, p: &Root, report: &mut Report) {
+/// production targets, the staged ones must be the current ones with version + 1 and a new
+/// expiry (nothing else: a root update never changes what devices install), signed by its
+/// offline targets key(s). Signed staged targets are published even when not needed.
+fn check_prod_targets(
+    current: &Current,
+    staged: &Staged,
+    p: &Root,
+    now: OffsetDateTime,
+    report: &mut Report,
+) {
     let still_valid = current
         .prod_targets
         .verify_role("targets", p.role(Role::Targets), &p.keys)
@@ -736,106 +531,62 @@ fn check_prod_targets(current: &Current, staged: &Staged, p: &Root, report: &mut
         }
         Ok(e) => e,
         Err(e) => {
-            if still_valid {
-                report
-                    .warnings
-                    .push(format!("prod_targets does not parse and is ignored: {e}"));
-            } else {
-                report.fail("prod_targets_signatures", format!("prod_targets: {e}"));
-            }
+            let r = Refusal::new(Check::ProdTargetsSignatures, format!("prod_targets: {e}"));
+            refuse_or_warn(report, still_valid, Findings::from(r));
             return;
         }
     };
     if still_valid && env.signatures.is_empty() {
         return;
     }
-    let want = current.prod_targets.signed.version + 1;
-    let mut problem = None;
-    if env.signed.version != want {
-        problem = Some(format!(
-            "prod_targets: version is {}, must be {want}",
-            env.signed.version
-        ));
-    } else {
-        let mut signed = env.clone();
-        for k in current.keys.candidates(p, Role::Targets) {
-            if signed.sign(k).is_err() {
-                problem = Some("signing prod_targets with the online key failed".to_owned());
+    let mut problems =
+        root_update::prod_targets_unchanged(&env.signed, &current.prod_targets.signed, now);
+    if problems.is_empty() {
+        match countersigned(current, p, env) {
+            Ok(signed) => {
+                report.prod_targets = Some(signed);
+                return;
             }
+            Err(r) => problems.note(Err(r)),
         }
-        let v = signed.verify_role("targets", p.role(Role::Targets), &p.keys);
-        if v.is_met() && problem.is_none() {
-            report.prod_targets = Some(signed);
-            return;
-        }
-        problem.get_or_insert(format!(
-            "prod_targets: {} of {} signatures with the online key added (missing: {})",
-            v.distinct_valid,
-            v.threshold,
-            ids(&v.missing)
-        ));
     }
-    let problem = problem.unwrap_or_default();
-    if still_valid {
-        report.warnings.push(format!(
-            "{problem}; the staged production targets will not be published"
-        ));
-    } else {
-        report.fail("prod_targets_signatures", problem);
-    }
+    refuse_or_warn(report, still_valid, problems);
 }
 
-/// Thresholds checked on the raw JSON, so 0 is reported as `threshold_range` rather than as
-/// a parse error.
-fn check_raw_thresholds(label: &str, value: &Value, report: &mut Report) {
-    let Some(roles) = value["signed"]["roles"].as_object() else {
+/// Staged production targets with the server's online signature, if they then verify.
+fn countersigned(
+    current: &Current,
+    p: &Root,
+    mut env: Signed<Targets>,
+) -> Result<Signed<Targets>, Refusal> {
+    for k in current.keys.candidates(p, Role::Targets) {
+        env.sign(k).map_err(|_| {
+            Refusal::new(
+                Check::ProdTargetsSignatures,
+                "signing prod_targets with the online key failed",
+            )
+        })?;
+    }
+    root_update::prod_targets_signatures(&env, p)?;
+    Ok(env)
+}
+
+/// Problems with staged production targets refuse the update when it needs them, and are
+/// warnings (the targets are not published) when the current ones stay valid.
+fn refuse_or_warn(report: &mut Report, still_valid: bool, problems: Findings) {
+    if !still_valid {
+        report.errors.extend(problems);
         return;
-    };
-    for (name, role) in roles {
-        let n = role["keyids"].as_array().map_or(0, Vec::len) as u64;
-        match role["threshold"].as_u64() {
-            Some(0) => report.fail(
-                "threshold_range",
-                format!("{label}: {name} threshold is 0; it must be at least 1"),
-            ),
-            Some(t) if t > n => report.fail(
-                "threshold_range",
-                format!(
-                    "{label}: {name} threshold {t} is more than its {n} key(s); lower the \
-                     threshold or add keys"
-                ),
-            ),
-            _ => {}
-        }
+    }
+    for r in problems {
+        report.warnings.push(format!(
+            "{r}; the staged production targets will not be published"
+        ));
     }
 }
 
-fn strip_targets_threshold(env: &Signed<Root>) -> Option<Value> {
-    // Canonical bytes keep control characters raw (PEM keys hold newlines): escape them
-    // to get JSON text that parses.
-    let mut v = canonical::parse(&canonical::escape_controls(env.canonical().to_vec())).ok()?;
-    v.get_mut("roles")?
-        .get_mut("targets")?
-        .as_object_mut()?
-        .remove("threshold");
-    Some(v)
-}
-
-fn ids(list: &[KeyId]) -> String {
-    if list.is_empty() {
-        return "none".to_owned();
-    }
-    list.iter()
-        .map(|k| k.as_str().get(..12).unwrap_or(k.as_str()))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn error_strings(errors: &[Failure]) -> Vec<String> {
-    errors
-        .iter()
-        .map(|f| format!("{}: {}", f.check, f.reason))
-        .collect()
+fn error_strings(errors: &Findings) -> Vec<String> {
+    errors.iter().map(ToString::to_string).collect()
 }
 
 fn transaction_json(staged: &Staged, report: &Report) -> ApiResult<Value> {
@@ -848,6 +599,7 @@ fn transaction_json(staged: &Staged, report: &Report) -> ApiResult<Value> {
         "prod_targets": parse(&staged.prod_targets),
         "errors": error_strings(&report.errors),
         "warnings": report.warnings,
+        "server_keys": report.server_keys,
     }))
 }
 
@@ -1065,6 +817,42 @@ pub struct OnlineKeysRequest {
     key_type: Option<String>,
 }
 
+impl OnlineKeysRequest {
+    /// The roles (targets, snapshot, timestamp; at least one, each once) and key type.
+    fn parse(&self) -> ApiResult<(Vec<Role>, KeyType)> {
+        let mut roles = Vec::new();
+        for r in &self.roles {
+            let role = match r.as_str() {
+                "targets" => Role::Targets,
+                "snapshot" => Role::Snapshot,
+                "timestamp" => Role::Timestamp,
+                _ => {
+                    return Err(ApiError::bad_request(
+                        "invalid roles",
+                        "roles are targets, snapshot and timestamp",
+                    ))
+                }
+            };
+            if !roles.contains(&role) {
+                roles.push(role);
+            }
+        }
+        if roles.is_empty() {
+            return Err(ApiError::bad_request(
+                "invalid roles",
+                "name at least one role",
+            ));
+        }
+        let kind: KeyType = match self.key_type.as_deref() {
+            None => KeyType::Ed25519,
+            Some(k) => k.parse().map_err(|e: tuf_core::Error| {
+                ApiError::bad_request("invalid key_type", e.to_string())
+            })?,
+        };
+        Ok((roles, kind))
+    }
+}
+
 /// `POST .../root/updates/online-keys` `{"txid", "roles": ["targets", "snapshot",
 /// "timestamp"], "key_type": "ed25519"}` (owner): generates new online keys for `roles`
 /// (kept sealed on the server as pending keys, never sent out) and puts their public keys
@@ -1080,35 +868,7 @@ pub async fn online_keys(
     let caller = authenticate(&state, &headers).await?;
     caller.require(&factory, &[Scope::Owner])?;
     let req: OnlineKeysRequest = body.parse()?;
-    let mut roles = Vec::new();
-    for r in &req.roles {
-        let role = match r.as_str() {
-            "targets" => Role::Targets,
-            "snapshot" => Role::Snapshot,
-            "timestamp" => Role::Timestamp,
-            _ => {
-                return Err(ApiError::bad_request(
-                    "invalid roles",
-                    "roles are targets, snapshot and timestamp",
-                ))
-            }
-        };
-        if !roles.contains(&role) {
-            roles.push(role);
-        }
-    }
-    if roles.is_empty() {
-        return Err(ApiError::bad_request(
-            "invalid roles",
-            "name at least one role",
-        ));
-    }
-    let kind: KeyType = match req.key_type.as_deref() {
-        None => KeyType::Ed25519,
-        Some(k) => k.parse().map_err(|e: tuf_core::Error| {
-            ApiError::bad_request("invalid key_type", e.to_string())
-        })?,
-    };
+    let (roles, kind) = req.parse()?;
     let now = OffsetDateTime::now_utc();
     let mut tx = begin_locked(&state.db, &factory).await?;
     // An active wave was countersigned with the current online targets key: rotating that
@@ -1205,167 +965,4 @@ fn replace_online_key(
 }
 
 #[cfg(test)]
-mod tests {
-    use tuf_core::{Expires, RoleKeys, Threshold};
-
-    use super::*;
-
-    fn key() -> PrivateKey {
-        PrivateKey::generate(KeyType::Ed25519).unwrap()
-    }
-
-    /// The server's online keys (targets, snapshot, timestamp) and one offline root key.
-    struct Factory {
-        root: PrivateKey,
-        online: [PrivateKey; 3],
-    }
-
-    impl Factory {
-        fn new() -> Self {
-            Self {
-                root: key(),
-                online: [key(), key(), key()],
-            }
-        }
-
-        fn online_targets(&self) -> PublicKey {
-            self.online[0].public_key().clone()
-        }
-
-        fn snapshot(&self) -> PublicKey {
-            self.online[1].public_key().clone()
-        }
-
-        /// A root of `version` whose targets role is `targets` with `threshold`, signed by
-        /// the root key.
-        fn root(&self, version: u64, targets: &[&PublicKey], threshold: u64) -> Signed<Root> {
-            let mut all = BTreeMap::new();
-            let mut ids = |list: &[&PublicKey]| -> Vec<KeyId> {
-                list.iter()
-                    .map(|p| {
-                        all.insert(p.key_id(), (*p).clone());
-                        p.key_id()
-                    })
-                    .collect()
-            };
-            let one = Threshold::new(1).unwrap();
-            let roles = BTreeMap::from([
-                (
-                    Role::Root,
-                    RoleKeys::new(ids(&[self.root.public_key()]), one),
-                ),
-                (
-                    Role::Targets,
-                    RoleKeys::new(ids(targets), Threshold::new(threshold).unwrap()),
-                ),
-                (Role::Snapshot, RoleKeys::new(ids(&[&self.snapshot()]), one)),
-                (
-                    Role::Timestamp,
-                    RoleKeys::new(ids(&[self.online[2].public_key()]), one),
-                ),
-            ]);
-            let expires = Expires::after(OffsetDateTime::now_utc(), 300 * 86_400).unwrap();
-            let mut env = Signed::new(Root::new(version, expires, all, roles)).unwrap();
-            env.sign(&self.root).unwrap();
-            env
-        }
-
-        /// The failed checks of an update of the production targets keys from `cur`
-        /// (threshold `cur_t`) to `new` (threshold 2); CI lists the same keys, threshold 1.
-        fn failures(self, cur: &[&PublicKey], cur_t: u64, new: &[&PublicKey]) -> Vec<String> {
-            let expires = Expires::after(OffsetDateTime::now_utc(), 30 * 86_400).unwrap();
-            let targets = Signed::new(Targets::new(1, expires)).unwrap();
-            let staged = Staged {
-                txid: "t".into(),
-                message: String::new(),
-                ci_root: self.root(2, new, 1).to_bytes(),
-                prod_root: self.root(2, new, 2).to_bytes(),
-                prod_targets: targets.to_bytes(),
-            };
-            let current = Current {
-                ci: self.root(1, cur, 1),
-                prod: self.root(1, cur, cur_t),
-                prod_targets: targets,
-                keys: OnlineKeys::from_keys(
-                    ["targets", "snapshot", "timestamp"]
-                        .into_iter()
-                        .zip(self.online)
-                        .collect(),
-                ),
-            };
-            check(&current, &staged, OffsetDateTime::now_utc())
-                .errors
-                .into_iter()
-                .map(|f| format!("{}: {}", f.check, f.reason))
-                .collect()
-        }
-    }
-
-    #[test]
-    fn a_server_held_key_as_a_root_key_is_refused() {
-        let x = Factory::new();
-        let t = x.online_targets();
-        // Root role [offline root key, server's snapshot key], threshold 1.
-        let s = x.snapshot();
-        let mut staged_ci = x.root(2, &[&t], 1).signed;
-        let id = s.key_id();
-        staged_ci.role_mut(Role::Root).unwrap().keyids.push(id);
-        let mut ci = Signed::new(staged_ci).unwrap();
-        ci.sign(&x.root).unwrap();
-        let expires = Expires::after(OffsetDateTime::now_utc(), 30 * 86_400).unwrap();
-        let targets = Signed::new(Targets::new(1, expires)).unwrap();
-        let staged = Staged {
-            txid: "t".into(),
-            message: String::new(),
-            ci_root: ci.to_bytes(),
-            prod_root: ci.to_bytes(),
-            prod_targets: targets.to_bytes(),
-        };
-        let current = Current {
-            ci: x.root(1, &[&t], 1),
-            prod: x.root(1, &[&t], 1),
-            prod_targets: targets,
-            keys: OnlineKeys::from_keys(
-                ["targets", "snapshot", "timestamp"]
-                    .into_iter()
-                    .zip(x.online)
-                    .collect(),
-            ),
-        };
-        let f: Vec<String> = check(&current, &staged, OffsetDateTime::now_utc())
-            .errors
-            .into_iter()
-            .map(|f| format!("{}: {}", f.check, f.reason))
-            .collect();
-        assert!(
-            f.iter()
-                .any(|f| f.starts_with("offline_root_keys: ci_root")),
-            "{f:?}"
-        );
-    }
-
-    fn flagged(f: &[String]) -> bool {
-        f.iter().any(|f| f.starts_with("offline_targets_key"))
-    }
-
-    #[test]
-    fn a_server_held_key_named_as_the_offline_targets_key_is_refused() {
-        let offline = key().public_key().clone();
-        // The offline key replaced by the server's snapshot key: two keys, both held.
-        let x = Factory::new();
-        let (t, s) = (x.online_targets(), x.snapshot());
-        let f = x.failures(&[&t, &offline], 2, &[&t, &s]);
-        assert!(flagged(&f), "{f:?}");
-        // Production first put under an "offline" key that the server holds.
-        let x = Factory::new();
-        let (t, s) = (x.online_targets(), x.snapshot());
-        let f = x.failures(&[&t], 1, &[&t, &s]);
-        assert!(flagged(&f), "{f:?}");
-        // A key the server does not hold is offline.
-        let x = Factory::new();
-        let t = x.online_targets();
-        let other = key().public_key().clone();
-        let f = x.failures(&[&t, &offline], 2, &[&t, &other]);
-        assert!(!flagged(&f), "{f:?}");
-    }
-}
+mod tests;

@@ -1,0 +1,87 @@
+//! Waves: building the proposal, renewals, the offline signature the server requires.
+
+use serde_json::json;
+use tuf_core::{KeyType, Targets};
+
+use super::{ci_target, days, edited, now, targets, Keys};
+use crate::wave::{offline_signature, propose, renewal};
+use crate::Check;
+
+#[test]
+fn a_proposal_merges_the_build_tagged_and_bumps_the_version() {
+    let ci = targets(
+        7,
+        &[("app-1", ci_target("1", 1)), ("app-2", ci_target("2", 2))],
+        &[],
+    );
+    let prod = targets(3, &[], &[]);
+    let p = propose(&ci.signed, &prod.signed, "2", "main", days(10)).unwrap();
+    assert_eq!((p.added, p.next.version), (1, 4));
+    let entry = &p.next.targets["app-2"];
+    assert_eq!(entry.custom.as_ref().unwrap()["tags"], json!(["main"]));
+    assert_eq!(
+        entry.custom.as_ref().unwrap()["hardware_ids"],
+        json!(["board-a"])
+    );
+    let e = propose(&ci.signed, &prod.signed, "9", "main", days(10)).unwrap_err();
+    assert_eq!(e.check, Check::WaveChangesTargets);
+}
+
+#[test]
+fn a_renewal_changes_version_and_expiry_only() {
+    let cur = targets(3, &[("app-1", ci_target("1", 1))], &[]);
+    let good = edited(&cur, |t: &mut Targets| {
+        t.version = 4;
+        t.expires = days(60);
+    });
+    renewal(&good, &cur.signed, now()).into_result().unwrap();
+    type Edit = fn(&mut Targets);
+    let cases: [(&str, Edit, Check); 3] = [
+        (
+            "an added target",
+            |t| {
+                t.version = 4;
+                t.expires = days(60);
+                t.targets.insert("x".into(), ci_target("9", 9));
+            },
+            Check::Unchanged,
+        ),
+        (
+            "an earlier expiry",
+            |t| {
+                t.version = 4;
+                t.expires = days(1);
+            },
+            Check::Expires,
+        ),
+        (
+            "a skipped version",
+            |t| {
+                t.version = 6;
+                t.expires = days(60);
+            },
+            Check::Version,
+        ),
+    ];
+    for (what, edit, check) in cases {
+        let bad = edited(&cur, edit);
+        let f = renewal(&bad, &cur.signed, now());
+        assert_eq!(f.first().map(|r| r.check), Some(check), "{what}: {f:?}");
+    }
+}
+
+#[test]
+fn only_a_key_the_server_does_not_hold_counts_as_the_offline_signature() {
+    let k = Keys::new(KeyType::EcdsaP256);
+    let prod = k.root(1, true, 2);
+    let server = k.server();
+    let mut t = targets(2, &[], &[&k.online]);
+    assert_eq!(
+        offline_signature(&t, &prod.signed, &server)
+            .unwrap_err()
+            .check,
+        Check::Signatures
+    );
+    t.sign(&k.offline).unwrap();
+    offline_signature(&t, &prod.signed, &server).unwrap();
+}
