@@ -54,7 +54,7 @@ pub fn render(records: &[Record], next: Option<i64>, first_page: bool) -> Markup
                 @for r in records {
                     tr {
                         td.num { (r.id) }
-                        td { (when(r.at)) }
+                        td.when { (when(r.at)) }
                         td { code { (r.actor) } }
                         td { (r.action) }
                         td.detail { code { (r.detail) } }

@@ -7,7 +7,7 @@ use maud::{html, Markup};
 use serde_json::Value;
 use tuf_core::{KeyId, PublicKey, Role, Root, Signed};
 
-use super::keys::{key_inline, KeyBook, KeyView};
+use super::keys::{key_inline, KeyBook, KeyView, Location};
 use super::layout::when;
 use super::store::RootVersion;
 
@@ -54,8 +54,10 @@ pub fn entries(
     prod: &[RootVersion],
     held: &dyn Fn(&PublicKey) -> bool,
     shown: usize,
+    current: &Root,
 ) -> Vec<Entry> {
-    ci.iter()
+    let mut out: Vec<Entry> = ci
+        .iter()
         .take(shown)
         .enumerate()
         .map(|(i, v)| {
@@ -72,7 +74,28 @@ pub fn entries(
             }
             e
         })
-        .collect()
+        .collect();
+    for e in &mut out {
+        let keys = e
+            .changes
+            .iter_mut()
+            .chain(e.prod_only.iter_mut())
+            .filter_map(|c| match c {
+                Change::KeyAdded { key, .. } | Change::KeyRemoved { key, .. } => Some(key),
+                Change::Threshold { .. } => None,
+            });
+        for key in keys.chain(e.signers.iter_mut().map(|s| &mut s.key)) {
+            retire(key, current);
+        }
+    }
+    out
+}
+
+/// Marks a key that the current root no longer lists and the server does not hold.
+fn retire(key: &mut KeyView, current: &Root) {
+    if key.location != Location::Server && !current.keys.keys().any(|id| id.as_str() == key.id) {
+        key.location = Location::Retired;
+    }
 }
 
 fn entry(v: &RootVersion, prev: Option<&Signed<Root>>, held: &dyn Fn(&PublicKey) -> bool) -> Entry {
@@ -281,7 +304,7 @@ mod tests {
             version(v1, &[&k1], 10),
         ];
         let held = |_: &PublicKey| false;
-        let es = entries(&ci, &prod, &held, 3);
+        let es = entries(&ci, &prod, &held, 3, &ci[0].root.signed);
         assert_eq!(es.iter().map(|e| e.version).collect::<Vec<_>>(), [3, 2, 1]);
         // v3: an offline targets key; production also raised the targets threshold.
         assert_eq!(es[0].changes.len(), 1);
@@ -303,6 +326,13 @@ mod tests {
         let kinds: Vec<(bool, bool)> = es[1].signers.iter().map(|s| (s.previous, s.new)).collect();
         assert_eq!(kinds.len(), 2);
         assert!(kinds.contains(&(true, false)) && kinds.contains(&(false, true)));
+        let old_key = es[1].signers.iter().find(|s| s.previous && !s.new).unwrap();
+        assert_eq!(
+            old_key.key.location,
+            Location::Retired,
+            "k1 is in no current role"
+        );
+        assert_eq!(es[0].signers[0].key.location, Location::Offline);
         assert!(es[1].changes.iter().any(|c| matches!(c, Change::KeyRemoved { role: Role::Root, key } if key.id == k1.key_id().as_str())));
         assert!(es[1].changes.iter().any(|c| matches!(c, Change::KeyAdded { role: Role::Root, key } if key.id == k2.key_id().as_str())));
         assert!(es[1].prod_only.is_empty());
@@ -318,7 +348,7 @@ mod tests {
             version(root(2, &[&k1], &online, None, 1), &[&k1], 2),
             version(root(1, &[&k1], &online, None, 1), &[&k1], 1),
         ];
-        let es = entries(&ci, &[], &|_| false, 1);
+        let es = entries(&ci, &[], &|_| false, 1, &ci[0].root.signed);
         assert_eq!(es.len(), 1);
         assert!(es[0].changes.is_empty(), "{:?}", es[0].changes);
         assert!(es[0].prod_only.is_empty());

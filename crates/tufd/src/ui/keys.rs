@@ -21,6 +21,9 @@ pub enum Location {
     OfflineFile,
     /// Not on the server; nothing says more.
     Offline,
+    /// Not held by the server and in no role of the current root any more (a key of an old
+    /// root version).
+    Retired,
 }
 
 impl Location {
@@ -30,12 +33,14 @@ impl Location {
             Location::HardwareToken => "hardware token",
             Location::OfflineFile => "offline file",
             Location::Offline => "offline",
+            Location::Retired => "retired",
         }
     }
 
     fn class(self) -> &'static str {
         match self {
             Location::Server => "loc server",
+            Location::Retired => "loc retired",
             _ => "loc offline",
         }
     }

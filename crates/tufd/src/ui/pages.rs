@@ -113,7 +113,8 @@ pub async fn chain(
         store::root_versions(&state, &factory, Flavour::Prod, q.before, CHAIN_PAGE + 1).await?;
     let online = store::online_keys(&state, &factory).await?;
     let held = |k: &PublicKey| online.holds(k);
-    let entries = chain::entries(&ci, &prod, &held, CHAIN_PAGE as usize);
+    let current = store::root(&state, &factory, Flavour::Ci).await?;
+    let entries = chain::entries(&ci, &prod, &held, CHAIN_PAGE as usize, &current.signed);
     let older = (ci.len() as i64 > CHAIN_PAGE)
         .then(|| entries.last().map(|e| e.version))
         .flatten();
