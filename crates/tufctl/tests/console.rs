@@ -29,20 +29,91 @@ fn console_in_a_browser() {
     let f = walkthrough(&server);
     let d = Driver::start(&driver, &browser);
     let shots = screenshot_dir();
+    let url = |path: &str| format!("{}/ui/{path}", server.url);
 
     // Sign in through the form: the token is typed into a password field and posted.
-    d.goto(&format!("{}/ui/", server.url));
+    d.goto(&url(""));
     assert!(d.url().ends_with("/ui/sign-in"), "{}", d.url());
-    assert_eq!(
-        d.attribute(&d.find("input[name=token]"), "type"),
-        "password"
-    );
+    let field = d.find("input[name=token]");
+    assert_eq!(d.attribute(&field, "type"), "password");
     d.type_into("input[name=token]", &f.token);
     d.click("main form button[type=submit]");
-    assert!(d.url().ends_with("/ui/f/acme/"), "{}", d.url());
+    d.wait_for_url("/ui/f/acme/");
     assert!(!d.url().contains(&f.token), "the token is never in a URL");
 
-    // Keys and roots: the owner label is text, not an element, and no script ran.
+    keys_page(&d, &shots);
+    for (path, name, expected) in PAGES {
+        d.goto(&url(&format!("f/acme/{path}")));
+        let text = d.body_text();
+        for e in expected {
+            assert!(text.contains(e), "{path}: {e:?} missing from:\n{text}");
+        }
+        if path == "roots" {
+            assert!(
+                text.contains(EVIL_OWNER),
+                "the owner signed root versions:\n{text}"
+            );
+        }
+        assert!(
+            d.find_all("img").is_empty(),
+            "{path}: an img element was made"
+        );
+        d.screenshot(&shots, name);
+    }
+    // The expiry axis is an SVG with one bar per role of both flavours.
+    d.goto(&url("f/acme/expiry"));
+    assert_eq!(d.find_all("svg.expiry g.bar").len(), 8);
+    // Filtering by a hardware ID no target has leaves no wave.
+    d.goto(&url("f/acme/waves?hardware_id=board-z"));
+    assert!(d.body_text().contains("No wave matches."));
+
+    // Sign out: back to the form, and the pages are closed again.
+    d.goto(&url("f/acme/"));
+    d.click("form.signout button");
+    d.wait_for_url("/ui/sign-in");
+    d.goto(&url("f/acme/audit"));
+    assert!(d.url().ends_with("/ui/sign-in"), "{}", d.url());
+    d.screenshot(&shots, "signed-out");
+}
+
+/// The other pages of the Factory: (path, screenshot name, text each must show).
+const PAGES: [(&str, &str, &[&str]); 4] = [
+    (
+        "roots",
+        "root-chain",
+        &[
+            "Version 3",
+            "Version 2",
+            "Version 1",
+            "+ targets key",
+            "targets threshold 1 → 2",
+        ],
+    ),
+    (
+        "expiry",
+        "expiry",
+        &["ci timestamp", "prod root", "renewed by the server"],
+    ),
+    (
+        "waves",
+        "waves",
+        &["Wave w1", "complete", "app-1", "board-a", "CI targets"],
+    ),
+    (
+        "audit",
+        "audit-log",
+        &[
+            "wave.complete",
+            "wave.create",
+            "root.update.apply",
+            "target.add",
+        ],
+    ),
+];
+
+/// Keys and roots: both roots after the walkthrough; the owner label is text, not an
+/// element, and no script ran.
+fn keys_page(d: &Driver, shots: &Path) {
     let text = d.body_text();
     for expected in [
         "CI root v3",
@@ -61,70 +132,7 @@ fn console_in_a_browser() {
     assert!(d.alert_open().is_none(), "a script ran");
     let owners: Vec<String> = d.find_all("td.owner").iter().map(|e| d.text(e)).collect();
     assert!(owners.iter().any(|o| o == EVIL_OWNER), "{owners:?}");
-    d.screenshot(&shots, "keys-and-roots");
-
-    for (path, name, expected) in [
-        (
-            "roots",
-            "root-chain",
-            &[
-                "Version 3",
-                "Version 2",
-                "Version 1",
-                "+ targets key",
-                "targets threshold 1 → 2",
-                EVIL_OWNER,
-            ][..],
-        ),
-        (
-            "expiry",
-            "expiry",
-            &["ci timestamp", "prod root", "renewed by the server"][..],
-        ),
-        (
-            "waves",
-            "waves",
-            &["Wave w1", "complete", "app-1", "board-a", "CI targets"][..],
-        ),
-        (
-            "audit",
-            "audit-log",
-            &[
-                "wave.complete",
-                "wave.create",
-                "root.update.apply",
-                "target.add",
-            ][..],
-        ),
-    ] {
-        d.goto(&format!("{}/ui/f/acme/{path}", server.url));
-        let text = d.body_text();
-        for e in expected {
-            assert!(text.contains(e), "{path}: {e:?} missing from:\n{text}");
-        }
-        assert!(
-            d.find_all("img").is_empty(),
-            "{path}: an img element was made"
-        );
-        d.screenshot(&shots, name);
-    }
-    // The expiry axis is an SVG with one bar per role of both flavours.
-    d.goto(&format!("{}/ui/f/acme/expiry", server.url));
-    assert_eq!(d.find_all("svg.expiry g.bar").len(), 8);
-    // Filtering by a hardware ID no target has leaves no wave.
-    d.goto(&format!(
-        "{}/ui/f/acme/waves?hardware_id=board-z",
-        server.url
-    ));
-    assert!(d.body_text().contains("No wave matches."));
-
-    // Sign out: back to the form, and the pages are closed again.
-    d.goto(&format!("{}/ui/f/acme/", server.url));
-    d.click("form.signout button");
-    assert!(d.url().ends_with("/ui/sign-in"), "{}", d.url());
-    d.goto(&format!("{}/ui/f/acme/audit", server.url));
-    assert!(d.url().ends_with("/ui/sign-in"), "{}", d.url());
-    d.screenshot(&shots, "signed-out");
+    d.screenshot(shots, "keys-and-roots");
 }
 
 /// The README's first steps, with an owner label that is HTML: credentials, rotate-root,
@@ -290,6 +298,20 @@ impl Driver {
 
     fn url(&self) -> String {
         self.ok("GET", "/url", None).as_str().unwrap().to_owned()
+    }
+
+    /// Waits until the page's URL ends with `suffix` (a click on a submit button may return
+    /// before the navigation it started is done).
+    fn wait_for_url(&self, suffix: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let url = self.url();
+            if url.ends_with(suffix) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "still at {url}, not …{suffix}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     fn find(&self, css: &str) -> String {

@@ -327,6 +327,21 @@ fn sign_in_refusals() {
     let cookie = sign_in(&s, &f.owner);
     let r = page(&s, "/ui/sign-in", Some(&cookie));
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    // Signing in again from that browser ends the session it replaces.
+    let (nonce, csrf) = sign_in_form(&s, "tufd_sign_in");
+    let both = format!("{nonce}; {cookie}");
+    let r = post_sign_in(&s, Some(&s.base), &both, &f.ci, &csrf);
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (again, _) = set_cookie(r.headers(), "tufd_session").unwrap();
+    assert_ne!(again, cookie);
+    assert_eq!(
+        page(&s, "/ui/f/acme/", Some(&cookie)).status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        page(&s, "/ui/f/acme/", Some(&again)).status(),
+        StatusCode::OK
+    );
 }
 
 /// Sign-out needs the page's token and this origin, deletes the session for every replica,

@@ -13,7 +13,7 @@
 
 use axum::extract::rejection::FormRejection;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use serde::Deserialize;
@@ -152,11 +152,12 @@ impl Drop for SignInForm {
 /// `POST /ui/sign-in`: checks the token like a bearer header, opens a session.
 pub async fn sign_in(
     State(state): State<Shared>,
+    uri: Uri,
     headers: HeaderMap,
     form: Result<Form<SignInForm>, FormRejection>,
 ) -> UiResult<Response> {
     let policy = CookiePolicy::of(&state);
-    require_same_origin(&headers, &state.public_url)?;
+    require_same_origin(&headers, &uri, &state.public_url)?;
     let Ok(Form(form)) = form else {
         return Err(
             ApiError::bad_request("invalid form", "expected the fields token and csrf").into(),
@@ -180,6 +181,10 @@ pub async fn sign_in(
     let Some(caller) = known else {
         return form_response(&state, StatusCode::UNAUTHORIZED, Some("Unknown token."));
     };
+    if let Some(old) = cookie(&headers, policy.session_name()) {
+        // Signing in again (perhaps with another token) ends the session it replaces.
+        end_session(&state, old).await?;
+    }
     let id = open_session(&state, &caller).await?;
     tracing::info!(token = %token_id(&caller.hash), scope = caller.scope.as_str(), "console sign-in");
     let mut resp = Redirect::to("/ui/").into_response();
@@ -196,25 +201,31 @@ pub struct SignOutForm {
 /// `POST /ui/sign-out`: deletes the session row (every replica sees it gone at once).
 pub async fn sign_out(
     State(state): State<Shared>,
+    uri: Uri,
     headers: HeaderMap,
     form: Result<Form<SignOutForm>, FormRejection>,
 ) -> UiResult<Response> {
     let policy = CookiePolicy::of(&state);
-    require_same_origin(&headers, &state.public_url)?;
+    require_same_origin(&headers, &uri, &state.public_url)?;
     let viewer = viewer(&state, &headers).await?;
     let csrf = form.map(|Form(f)| f.csrf).unwrap_or_default();
     if !same_secret(&viewer.csrf, &csrf) {
         return Err(ApiError::forbidden("the sign-out form did not come from this console").into());
     }
     if let Some(id) = cookie(&headers, policy.session_name()) {
-        sqlx::query("DELETE FROM ui_sessions WHERE hash = $1")
-            .bind(session_hash(id))
-            .execute(state.db.pool())
-            .await?;
+        end_session(&state, id).await?;
     }
     let mut resp = Redirect::to("/ui/sign-in").into_response();
     append_cookie(&mut resp, &policy.session_cookie("", 0))?;
     Ok(resp)
+}
+
+async fn end_session(state: &AppState, id: &str) -> UiResult<()> {
+    sqlx::query("DELETE FROM ui_sessions WHERE hash = $1")
+        .bind(session_hash(id))
+        .execute(state.db.pool())
+        .await?;
+    Ok(())
 }
 
 /// Stores a new session for `caller` and returns its ID (the cookie value). Expired
@@ -269,8 +280,13 @@ fn append_cookie(resp: &mut Response, value: &str) -> UiResult<()> {
 }
 
 /// Refuses a form post that a page of another origin sent.
-fn require_same_origin(headers: &HeaderMap, public_url: &str) -> UiResult<()> {
-    if same_origin(headers, public_url) {
+fn require_same_origin(headers: &HeaderMap, uri: &Uri, public_url: &str) -> UiResult<()> {
+    // HTTP/2 carries the addressed host in the request target, HTTP/1.1 in `Host`.
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| uri.authority().map(|a| a.as_str()));
+    if same_origin(headers, host, public_url) {
         return Ok(());
     }
     Err(
@@ -280,9 +296,9 @@ fn require_same_origin(headers: &HeaderMap, public_url: &str) -> UiResult<()> {
 }
 
 /// Whether the request's `Origin` (or, without one, its `Referer`) is this server: the
-/// public URL's origin, or the host the browser addressed (`Host`), which a page of another
+/// public URL's origin, or `host`, the host the browser addressed, which a page of another
 /// site cannot choose. No origin at all is refused: browsers send one with every form post.
-pub fn same_origin(headers: &HeaderMap, public_url: &str) -> bool {
+pub fn same_origin(headers: &HeaderMap, host: Option<&str>, public_url: &str) -> bool {
     let text = |name| {
         headers
             .get(name)
@@ -301,7 +317,7 @@ pub fn same_origin(headers: &HeaderMap, public_url: &str) -> bool {
     let authority = origin
         .strip_prefix("http://")
         .or_else(|| origin.strip_prefix("https://"));
-    matches!((authority, text(header::HOST)), (Some(a), Some(h)) if a.eq_ignore_ascii_case(h))
+    matches!((authority, host), (Some(a), Some(h)) if a.eq_ignore_ascii_case(h))
 }
 
 /// `scheme://authority` of a URL, lower case.
@@ -411,8 +427,19 @@ mod tests {
                 false,
             ),
         ] {
-            assert_eq!(same_origin(&headers(&h), public), ok, "{h:?}");
+            let h = headers(&h);
+            let host = h.get("host").map(|v| v.to_str().unwrap());
+            assert_eq!(same_origin(&h, host, public), ok, "{h:?}");
         }
+    }
+
+    #[test]
+    fn an_http2_authority_counts_as_the_host() {
+        let h = headers(&[("origin", "https://10.0.0.5:8443")]);
+        let uri: Uri = "https://10.0.0.5:8443/ui/sign-in".parse().unwrap();
+        assert!(require_same_origin(&h, &uri, "https://tuf.example.com").is_ok());
+        let other: Uri = "https://10.0.0.6:8443/ui/sign-in".parse().unwrap();
+        assert!(require_same_origin(&h, &other, "https://tuf.example.com").is_err());
     }
 
     #[test]
