@@ -229,6 +229,10 @@ fn authorization(s: &Server) {
     // A read token sees the roots but not the open root update, which is the owner's.
     let overview = page(s, "/ui/f/acme/", Some(&sessions[3].1)).text().unwrap();
     assert!(overview.contains("shown to the owner token"), "{overview}");
+    // Its navigation offers only the pages it may open.
+    assert!(overview.contains("/ui/f/acme/roots") && !overview.contains("/ui/f/acme/audit"));
+    let owner_view = page(s, "/ui/f/acme/", Some(&sessions[1].1)).text().unwrap();
+    assert!(owner_view.contains("/ui/f/acme/audit") && owner_view.contains("/ui/f/acme/waves"));
     // Bad query values are a 400 page, not a panic.
     let r = page(s, "/ui/f/acme/audit?before=x", Some(&sessions[1].1));
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);

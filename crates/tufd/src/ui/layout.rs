@@ -6,14 +6,17 @@ use axum::response::Html;
 use maud::{html, Markup, DOCTYPE};
 
 use super::session::Viewer;
+use super::{METADATA_READERS, OWNER_ONLY};
+use crate::auth::Scope;
 
-/// The pages of a Factory, in navigation order: (path under `/ui/f/{f}/`, title).
-pub const FACTORY_TABS: [(&str, &str); 5] = [
-    ("", "Keys and roots"),
-    ("roots", "Root chain"),
-    ("expiry", "Expiry"),
-    ("waves", "Waves and targets"),
-    ("audit", "Audit log"),
+/// The pages of a Factory, in navigation order: (path under `/ui/f/{f}/`, title, the
+/// scopes that may open it).
+pub const FACTORY_TABS: [(&str, &str, &[Scope]); 5] = [
+    ("", "Keys and roots", METADATA_READERS),
+    ("roots", "Root chain", METADATA_READERS),
+    ("expiry", "Expiry", METADATA_READERS),
+    ("waves", "Waves and targets", OWNER_ONLY),
+    ("audit", "Audit log", OWNER_ONLY),
 ];
 
 /// What a page is about, for its header.
@@ -46,8 +49,9 @@ pub fn page(frame: &Frame, body: Markup) -> Html<String> {
                 @if let Some((factory, tab)) = frame.factory {
                     nav {
                         span.factory { "Factory " strong { (factory) } }
-                        @for (path, title) in FACTORY_TABS {
-                            @if path == tab {
+                        // Only the pages this token may open.
+                        @for (path, title, _) in FACTORY_TABS.iter().filter(|t| caller.require(factory, t.2).is_ok()) {
+                            @if *path == tab {
                                 a.current href=(tab_href(factory, path)) aria-current="page" { (title) }
                             } @else {
                                 a href=(tab_href(factory, path)) { (title) }

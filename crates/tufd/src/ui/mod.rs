@@ -24,6 +24,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 
+use crate::auth::Scope;
 use crate::error::ApiError;
 use crate::Shared;
 
@@ -95,6 +96,12 @@ impl IntoResponse for UiError {
 }
 
 pub type UiResult<T> = Result<T, UiError>;
+
+/// Who reads a Factory's metadata through the API (`GET .../user_repo/root.json`), and so
+/// its roots, root chain and expiry here.
+pub const METADATA_READERS: &[Scope] = &[Scope::Owner, Scope::Ci, Scope::Read];
+/// Who reads waves, the audit log and root-update transactions through the API.
+pub const OWNER_ONLY: &[Scope] = &[Scope::Owner];
 
 async fn not_found() -> UiError {
     UiError::Api(ApiError::not_found("no such console page"))

@@ -11,17 +11,12 @@ use tuf_core::PublicKey;
 use super::layout::{page, Frame};
 use super::session::{viewer, Viewer};
 use super::{audit, chain, expiry, factories as factory_list, keys, store, waves};
-use super::{UiError, UiResult};
+use super::{UiError, UiResult, METADATA_READERS, OWNER_ONLY};
 use crate::auth::Scope;
 use crate::db::{now, require_factory};
 use crate::error::ApiError;
 use crate::repo::Flavour;
 use crate::Shared;
-
-/// Who reads a Factory's metadata through the API (`GET .../user_repo/root.json`).
-pub const METADATA_READERS: &[Scope] = &[Scope::Owner, Scope::Ci, Scope::Read];
-/// Who reads waves, the audit log and root-update transactions through the API.
-pub const OWNER_ONLY: &[Scope] = &[Scope::Owner];
 
 /// `GET /ui/`: the admin's list of Factories, or the token's own Factory.
 pub async fn home(State(state): State<Shared>, headers: HeaderMap) -> UiResult<Response> {
@@ -202,8 +197,8 @@ async fn factory_viewer(
 fn factory_page(v: &Viewer, factory: &str, tab: &str, body: maud::Markup) -> Response {
     let title = super::layout::FACTORY_TABS
         .iter()
-        .find(|(path, _)| *path == tab)
-        .map_or("Factory", |(_, t)| t);
+        .find(|(path, _, _)| *path == tab)
+        .map_or("Factory", |(_, t, _)| t);
     page(
         &Frame {
             title,
