@@ -90,23 +90,30 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> ApiResult<Ca
         .map(str::trim)
         .filter(|t| !t.is_empty() && t.len() <= 256)
         .ok_or_else(|| ApiError::unauthorized("malformed Authorization header"))?;
-    let hash = token_hash(token);
+    caller_of(state, token_hash(token))
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("unknown token"))
+}
+
+/// The caller whose token hashes to `hash`, if that token exists (the bearer header and the
+/// console's sessions both end here, so both get the same scopes and Factory).
+pub async fn caller_of(state: &AppState, hash: String) -> ApiResult<Option<Caller>> {
     let row = sqlx::query("SELECT scope, factory FROM tokens WHERE hash = $1")
         .bind(&hash)
         .fetch_optional(state.db.pool())
         .await?;
     let Some(row) = row else {
-        return Err(ApiError::unauthorized("unknown token"));
+        return Ok(None);
     };
     let scope: String = row.try_get(0)?;
     let factory: Option<String> = row.try_get(1)?;
     let scope = Scope::parse(&scope).ok_or_else(|| ApiError::internal("stored token scope"))?;
-    Ok(Caller {
+    Ok(Some(Caller {
         scope,
         factory,
         actor: format!("{}:{}", scope.as_str(), token_id(&hash)),
         hash,
-    })
+    }))
 }
 
 /// The non-secret ID of a token: the first 12 hex digits of its hash.

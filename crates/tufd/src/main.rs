@@ -14,6 +14,7 @@ mod serve;
 mod storage;
 mod targets;
 mod tokens;
+mod ui;
 mod upkeep;
 mod vault;
 mod waves;
@@ -253,6 +254,7 @@ fn router(state: Shared) -> Router {
             get(serve::device_metadata),
         )
         .route("/repo/{f}/{flavour}/targets/{file}", get(serve::artifact))
+        .merge(ui::routes())
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

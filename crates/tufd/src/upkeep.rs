@@ -52,6 +52,7 @@ pub async fn pass(state: &Shared) -> ApiResult<()> {
 /// cannot renew them: when less than [`EXPIRY_WARNING_SECS`] remain, each such version gets
 /// one `expiry.warning` audit record and a log warning (the `/metrics` gauge shows it too).
 async fn warn_expiring(state: &Shared, now: i64) -> ApiResult<()> {
+    // The role condition is `renewed_offline`, in SQL.
     let rows = sqlx::query(
         "SELECT factory, flavour, role, version, expires FROM heads WHERE expires < $1 \
          AND (role = 'root' OR (role = 'targets' AND flavour = 'prod'))",
@@ -100,8 +101,15 @@ async fn warn_expiring(state: &Shared, now: i64) -> ApiResult<()> {
     Ok(())
 }
 
-/// How far ahead of expiry offline-signed metadata is reported.
-const EXPIRY_WARNING_SECS: i64 = 30 * 24 * 3600;
+/// How far ahead of expiry offline-signed metadata is reported (the console marks the same
+/// window).
+pub const EXPIRY_WARNING_SECS: i64 = 30 * 24 * 3600;
+
+/// Whether only keys held offline can renew `role` of `flavour`: the roles the query of
+/// [`warn_expiring`] selects (roots, production targets). The server re-signs the others.
+pub fn renewed_offline(flavour: Flavour, role: Role) -> bool {
+    role == Role::Root || (role == Role::Targets && flavour == Flavour::Prod)
+}
 
 fn due(m: &StoredMeta, now: i64) -> bool {
     m.expires + m.issued < 2 * now
