@@ -68,8 +68,8 @@ pub async fn overview(
     let v = factory_viewer(&state, &headers, &factory, METADATA_READERS).await?;
     let ci = store::root(&state, &factory, Flavour::Ci).await?;
     let prod = store::root(&state, &factory, Flavour::Prod).await?;
-    let online = store::online_keys(&state, &factory).await?;
-    let held = |k: &PublicKey| online.holds(k);
+    let online = store::online_keys(&state, &factory).await?.server_keys();
+    let held = |k: &PublicKey| online.holds(k, tuf_ceremony::View::Sure);
     let update = if v.caller.require(&factory, OWNER_ONLY).is_err() {
         keys::UpdateState::NotOwner
     } else {
@@ -106,8 +106,8 @@ pub async fn chain(
     let ci = store::root_versions(&state, &factory, Flavour::Ci, q.before, CHAIN_PAGE + 1).await?;
     let prod =
         store::root_versions(&state, &factory, Flavour::Prod, q.before, CHAIN_PAGE + 1).await?;
-    let online = store::online_keys(&state, &factory).await?;
-    let held = |k: &PublicKey| online.holds(k);
+    let online = store::online_keys(&state, &factory).await?.server_keys();
+    let held = |k: &PublicKey| online.holds(k, tuf_ceremony::View::Sure);
     let current = store::root(&state, &factory, Flavour::Ci).await?;
     let entries = chain::entries(&ci, &prod, &held, CHAIN_PAGE as usize, &current.signed);
     let older = (ci.len() as i64 > CHAIN_PAGE)
