@@ -8,8 +8,8 @@
 //! 3. a second root holder (`keys tuf updates add-offline-key --key-type K`) and a 2-of-2
 //!    root (`set-threshold`), each holder signing online, `apply` refused until both have;
 //! 4. that holder removed again (`remove-key`, threshold back to 1) through `export` →
-//!    `tufctl sign` by each holder on an offline machine (`unshare -n`, empty environment) →
-//!    `import` → `apply`;
+//!    `tufctl sign` by each holder on an offline machine (`unshare -n`, empty environment;
+//!    one response also as a QR code, imported as its payload text) → `import` → `apply`;
 //! 5. `keys resign-root` signed here, then `keys resign-root --export` signed offline;
 //! 6. a Wave exported (`waves init --export`), signed offline, imported and completed.
 //!
@@ -18,6 +18,11 @@
 //! air-gapped signing), and verify with those keys; a CI and a production device running
 //! `tuf-agent`, which trusted root version 1, follow the chain and install the release; a
 //! device set up at the end on root version 1 walks the whole chain at once.
+//!
+//! With P-256 keys on a SoftHSM2 token (`TUF_TEST_PKCS11_MODULE`), the root and offline
+//! targets keys are generated on the token and sign exported requests on the offline machine
+//! (`tufctl sign --pkcs11 MODULE --pin-file PIN`). Without `unshare -n`, PostgreSQL or SoftHSM2
+//! the tests that need them say they are skipped, and fail under `CI=true`.
 
 mod support;
 
@@ -72,6 +77,13 @@ fn ecdsa_keys_on_sqlite() {
 fn rsa_keys_on_sqlite() {
     if unshare_works() {
         matrix(Server::start(), RSA);
+    }
+}
+
+#[test]
+fn ed25519_keys_on_postgres() {
+    if unshare_works() {
+        on_postgres(|s| matrix(s, ED25519));
     }
 }
 
@@ -482,8 +494,17 @@ fn remove_holder_offline(
     assert_eq!(r["ci_root"]["signed"]["version"], 5);
     key_is(&r["ci_chain"][3], id, kind);
 
+    // Holder 1 also writes the response as a QR code (with PEM keys in the roots and, for
+    // RSA, 384-byte signatures); its payload is the response's JSON text, imported as text.
     let resp1 = d.join("remove-response-1.json");
-    let review = sign_offline(&req, &x.creds, &resp1, &[], &[]);
+    let qr = d.join("remove-response-1.png");
+    let qr_arg = ["--qr", qr.to_str().unwrap()];
+    let review = sign_offline(&req, &x.creds, &resp1, &qr_arg, &[]);
+    assert!(
+        review.contains("Wrote the response as a QR code"),
+        "{review}"
+    );
+    assert_eq!(&std::fs::read(&qr).unwrap()[..8], b"\x89PNG\r\n\x1a\n");
     for line in [
         "CI root: version 4 -> 5".to_owned(),
         "production root: version 4 -> 5".to_owned(),
@@ -492,7 +513,7 @@ fn remove_holder_offline(
     ] {
         assert!(review.contains(&line), "missing {line:?} in\n{review}");
     }
-    ok(&x.updates(&["import", resp1.to_str().unwrap()]));
+    ok(&x.updates(&["import", &std::fs::read_to_string(&resp1).unwrap()]));
     let err = fails(&x.updates(&["apply"]));
     assert!(
         err.contains("\"check\":\"current_root_signatures\"")
@@ -631,40 +652,49 @@ fn ecdsa_keys_on_a_softhsm_token() {
     let server = Server::start();
     let x = new_factory(&server, "keys-p256-token");
     let fleet = Fleet::new(&x);
-    let (c, o) = (x.creds.to_str().unwrap(), x.only.to_str().unwrap());
-    let (conf, pin) = (
-        token.conf.to_str().unwrap(),
-        token.pin_file.to_str().unwrap(),
-    );
-    let env = [("SOFTHSM2_CONF", conf)];
-    let on_token = ["--pkcs11", token.module.as_str(), "--pin-file", pin];
-    let tok = |args: &[&str]| {
-        let args = [&["--json"][..], &on_token, args].concat();
-        json(&ok(&x.ctl_env(&args, &env)))
+    let pin = token.pin_file.to_str().unwrap();
+    let at_desk = TokenDesk {
+        token: &token,
+        flags: ["--pkcs11", token.module.as_str(), "--pin-file", pin],
+        env: [("SOFTHSM2_CONF", token.conf.to_str().unwrap())],
     };
-    let new_key = |rotate: &str| {
-        let args = [
-            "keys",
-            rotate,
-            "--slot",
-            &token.label,
-            "--key-type",
-            "ecdsa",
-            c,
-        ];
-        tok(&args)
-    };
+    let (root_id, targets_id) = keys_onto_the_token(&x, &at_desk);
+    second_holder_signs_with_the_token(&x, &at_desk, &root_id);
+    let v42 = wave_via_request(&x, &fleet, &targets_id, "42", &at_desk.flags, &at_desk.env);
+    fleet.follow(4, "app-42", &v42);
+    let late = Device::new(&fleet.root_v1, &x.prod_base);
+    late.installs("app-42", &v42);
+    assert_eq!(stored_root_version(&late), 4);
+}
 
-    let root_id = new_key("rotate-root")["root_keyid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    roots_are(&x, 2, &[&root_id], 1, ECDSA);
-    let targets_id = new_key("rotate-targets")["targets_keyid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    for r in roots_are(&x, 3, &[&root_id], 1, ECDSA) {
+/// Where the token is plugged in: the flags that open its keys and the environment that
+/// reaches it.
+struct TokenDesk<'a> {
+    token: &'a Token,
+    flags: [&'a str; 4],
+    env: [(&'a str, &'a str); 1],
+}
+
+/// `rotate-root` and `rotate-targets` onto new P-256 keys generated on the token (root
+/// versions 2 and 3); `copy-targets` makes a targets-only file holding the token reference.
+/// Returns the root and the offline targets key IDs.
+fn keys_onto_the_token(x: &Offline, desk: &TokenDesk) -> (String, String) {
+    let (c, o) = (x.creds.to_str().unwrap(), x.only.to_str().unwrap());
+    let label = desk.token.label.as_str();
+    let new_key = |rotate: &str, field: &str| {
+        let args = [
+            &["--json"][..],
+            &desk.flags,
+            &["keys", rotate, "--slot", label, "--key-type", "ecdsa", c],
+        ]
+        .concat();
+        let out = json(&ok(&x.ctl_env(&args, &desk.env)));
+        out[field].as_str().unwrap().to_owned()
+    };
+    let root_id = new_key("rotate-root", "root_keyid");
+    roots_are(x, 2, &[&root_id], 1, ECDSA);
+    let targets_id = new_key("rotate-targets", "targets_keyid");
+    for r in roots_are(x, 3, &[&root_id], 1, ECDSA) {
         key_is(&r, &targets_id, ECDSA);
         assert!(role_ids(&r, "targets").contains(&targets_id), "{r}");
         assert_eq!(signer_ids(&r), [root_id.as_str()], "{r}");
@@ -676,10 +706,15 @@ fn ecdsa_keys_on_a_softhsm_token() {
         (&x.creds, &targets_id),
         (&x.only, &targets_id),
     ] {
-        on_the_token_only(file, id, &token.label);
+        on_the_token_only(file, id, label);
     }
+    (root_id, targets_id)
+}
 
-    // A second holder, P-256 in a file; the token key signs offline.
+/// A second root holder with a P-256 key in a file, and a 2-of-2 root (version 4), through
+/// an exported request: the token root key signs it on the offline machine, the holder from
+/// their file; both responses are imported and the update applied.
+fn second_holder_signs_with_the_token(x: &Offline, desk: &TokenDesk, root_id: &str) {
     let holder = x.dir.path().join("holder2.tgz");
     ok(&x.updates(&["init", "-m", "a second root key holder"]));
     ok(&x.updates(&[
@@ -699,7 +734,7 @@ fn ecdsa_keys_on_a_softhsm_token() {
         x.dir.path().join("token-response.json"),
         x.dir.path().join("holder-response.json"),
     ];
-    let review = sign_offline(&req, &x.creds, &responses[0], &on_token, &env);
+    let review = sign_offline(&req, &x.creds, &responses[0], &desk.flags, &desk.env);
     let added = format!("  root: + key {holder_id} (ecdsa, owner ");
     assert_eq!(review.matches(&added).count(), 2, "{added:?} in\n{review}");
     sign_offline(&req, &holder, &responses[1], &[], &[]);
@@ -707,16 +742,9 @@ fn ecdsa_keys_on_a_softhsm_token() {
         ok(&x.updates(&["import", resp.to_str().unwrap()]));
     }
     ok(&x.updates(&["apply"]));
-    for r in roots_are(&x, 4, &[&root_id, &holder_id], 2, ECDSA) {
-        assert_eq!(signers(&r), sorted(&[&root_id, &holder_id]), "{r}");
+    for r in roots_are(x, 4, &[root_id, &holder_id], 2, ECDSA) {
+        assert_eq!(signers(&r), sorted(&[root_id, &holder_id]), "{r}");
     }
-
-    // A Wave signed offline by the token targets key.
-    let v42 = wave_via_request(&x, &fleet, &targets_id, "42", &on_token, &env);
-    fleet.follow(4, "app-42", &v42);
-    let late = Device::new(&fleet.root_v1, &x.prod_base);
-    late.installs("app-42", &v42);
-    assert_eq!(stored_root_version(&late), 4);
 }
 
 /// The file at `path` holds key `keyid` as a reference to token `label`, no private part.
