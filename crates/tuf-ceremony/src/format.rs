@@ -23,9 +23,6 @@ pub const WAVE_RESPONSE: &str = "tuf-factory/wave-response";
 pub const WAVE_SIGNATURES: &str = "tuf-factory/wave-signatures";
 pub const PUBLIC_KEY: &str = "tuf-factory/public-key";
 
-/// Root versions a request carries at most.
-pub const MAX_CHAIN: u64 = 10_000;
-
 /// An open root-update transaction, with everything needed to check it offline.
 #[derive(Clone, Debug)]
 pub struct RootUpdateRequest {
@@ -521,11 +518,6 @@ fn chain(o: &mut Map<String, Value>, key: &str) -> Result<Vec<Signed<Root>>, Err
     let Some(Value::Array(items)) = o.remove(key) else {
         return Err(Error::Format(format!("{key:?} is missing or not a list")));
     };
-    if items.len() as u64 > MAX_CHAIN {
-        return Err(Error::Format(format!(
-            "{key:?} has more than {MAX_CHAIN} roots"
-        )));
-    }
     items
         .into_iter()
         .enumerate()

@@ -45,7 +45,7 @@ pub fn resign_root(s: &Settings, path: &Path, r: &Renewal) -> Result<()> {
     // Signing here: the root key signs the current roots again, so they must be the ones the
     // chain from this file's stored root leads to, not whatever the server says they are.
     let current = f
-        .verified_roots(&file)
+        .verified_roots(&mut file)
         .context("fetching the Factory's current roots (nothing was changed)")?;
     if keyring::role_signers(&file, &current.ci.signed, Role::Root)?.is_empty() {
         bail!(
@@ -56,7 +56,7 @@ pub fn resign_root(s: &Settings, path: &Path, r: &Renewal) -> Result<()> {
         );
     }
     let mut tx = renewal_tx(&f, &current, &message, expires, r.cancel_open)?;
-    updates::check(&f, &file, &tx)?;
+    updates::check(&tx, &current)?;
     keyring::sign_roots(&mut tx, &file, &current)?;
     if !updates::report(f.stage_and_apply(&tx, &current)?, &tx.txid) {
         return Ok(());

@@ -4,7 +4,7 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
-use tuf_ceremony::format::{env_value, Request, RootUpdateRequest, MAX_CHAIN};
+use tuf_ceremony::format::{env_value, Request, RootUpdateRequest};
 use tuf_ceremony::{offline, tx, Roots, Tx};
 use tuf_core::{Role, Root, Signed, Targets};
 use tuf_credentials::Config;
@@ -67,10 +67,11 @@ impl Factory {
 
     /// The current roots, verified along the chains the server serves from the root `file`
     /// trusts (its `roles/root.json`), as `tufctl sign` verifies a request: a server that
-    /// lies about the roots cannot have a key sign for a root it made up. A file without a
-    /// stored root has nothing to verify from; the roots are then taken as served, with a
-    /// note.
-    pub fn verified_roots(&self, file: &CredsFile) -> Result<Roots> {
+    /// lies about the roots cannot have a key sign for a root it made up. Only the versions
+    /// from the trusted one on are fetched, and the file then remembers the newest CI root
+    /// it verified, so the next run verifies only what is new. A file without a stored root
+    /// has nothing to verify from; the roots are then taken as served, with a note.
+    pub fn verified_roots(&self, file: &mut CredsFile) -> Result<Roots> {
         let served = self.roots()?;
         let Some(anchor) = file.stored_root()? else {
             eprintln!(
@@ -80,25 +81,25 @@ impl Factory {
             );
             return Ok(served);
         };
-        let ci_chain = self.root_chain(served.ci.signed.version, false)?;
-        let prod_chain = self.root_chain(served.prod.signed.version, true)?;
-        offline::trusted_roots(&ci_chain, &prod_chain, &anchor).with_context(|| {
+        let from = anchor.signed.version;
+        let ci_chain = self.root_chain(from, served.ci.signed.version, false)?;
+        let prod_chain = self.root_chain(from, served.prod.signed.version, true)?;
+        let roots = offline::trusted_roots(&ci_chain, &prod_chain, &anchor).with_context(|| {
             format!(
                 "the server's roots do not verify from the root stored in {}; nothing was signed",
                 file.path.display()
             )
-        })
+        })?;
+        if roots.ci.signed.version > from {
+            remember(file, &roots.ci);
+        }
+        Ok(roots)
     }
 
-    /// Root versions 1..=`newest` of one flavour, as served.
-    pub fn root_chain(&self, newest: u64, prod: bool) -> Result<Vec<Signed<Root>>> {
-        if newest > MAX_CHAIN {
-            bail!(
-                "the root has {newest} versions, more than a signing request carries ({MAX_CHAIN})"
-            );
-        }
+    /// Root versions `from..=newest` of one flavour, as served.
+    pub fn root_chain(&self, from: u64, newest: u64, prod: bool) -> Result<Vec<Signed<Root>>> {
         let q = if prod { "?production=1" } else { "" };
-        (1..=newest)
+        (from.max(1)..=newest)
             .map(|v| {
                 let bytes = self.api.get(&format!("{}/{v}.root.json{q}", self.repo))?;
                 Signed::from_slice(&bytes)
@@ -260,8 +261,8 @@ impl Factory {
             factory: self.name.clone(),
             txid: tx.txid.clone(),
             message: tx.message.clone(),
-            ci_chain: self.root_chain(current.ci.signed.version, false)?,
-            prod_chain: self.root_chain(current.prod.signed.version, true)?,
+            ci_chain: self.root_chain(1, current.ci.signed.version, false)?,
+            prod_chain: self.root_chain(1, current.prod.signed.version, true)?,
             ci_root: tx.ci_root.clone(),
             prod_root: tx.prod_root.clone(),
             prod_targets,
@@ -284,5 +285,23 @@ impl Factory {
         self.api
             .post_json(&format!("/ota/factories/{}/waves", self.name), &body)
             .with_context(|| format!("creating wave {wave:?}"))
+    }
+}
+
+/// Stores `root` (verified) as the file's trusted root, best effort: a file that cannot be
+/// written is verified from its older root again next time.
+fn remember(file: &mut CredsFile, root: &Signed<Root>) {
+    let saved = file
+        .creds
+        .set_root_json(&root.to_bytes())
+        .map_err(anyhow::Error::from)
+        .and_then(|()| file.save());
+    if let Err(e) = saved {
+        eprintln!(
+            "note: could not record root version {} in {} ({e:#}); the next run verifies the \
+             chain from the older root again",
+            root.signed.version,
+            file.path.display()
+        );
     }
 }

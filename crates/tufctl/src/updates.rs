@@ -81,32 +81,32 @@ fn init(s: &Settings, f: &Factory, message: &str) -> Result<()> {
     Ok(())
 }
 
-/// Checks the open transaction from the roots `file` trusts with the server's own named
-/// checks; returns those roots. Every online command that signs a transaction runs this
-/// first, as `tufctl sign` does offline.
-pub fn check(f: &Factory, file: &CredsFile, tx: &Tx) -> Result<Roots> {
-    let current = f.verified_roots(file)?;
-    offline::check_tx(tx, &current, OffsetDateTime::now_utc()).map_err(|e| {
+/// Checks the open transaction with the server's own named checks against `current`, roots
+/// the caller verified from the root its credentials file trusts. Every online command that
+/// signs a transaction runs this first, as `tufctl sign` does offline.
+pub fn check(tx: &Tx, current: &Roots) -> Result<()> {
+    offline::check_tx(tx, current, OffsetDateTime::now_utc()).map_err(|e| {
         anyhow!(e).context(format!(
             "refusing to sign root-update transaction {}: it does not pass the checks; nothing \
              was signed",
             tx.txid
         ))
-    })?;
-    Ok(current)
+    })
 }
 
-/// [`check`], then signs the roots and the staged production targets with the file's keys.
-fn check_and_sign(f: &Factory, file: &CredsFile, tx: &mut Tx) -> Result<(Roots, Vec<String>)> {
-    let current = check(f, file, tx)?;
-    let done = keyring::sign_tx(tx, file, &current)?;
+/// Verifies the roots from `file`, [`check`]s, then signs the roots and the staged
+/// production targets with the file's keys.
+fn check_and_sign(f: &Factory, file: &mut CredsFile, tx: &mut Tx) -> Result<(Roots, Vec<String>)> {
+    let current = f.verified_roots(file)?;
+    check(tx, &current)?;
+    let done = keyring::sign_tx(tx, &*file, &current)?;
     Ok((current, done))
 }
 
 fn sign(s: &Settings, f: &Factory, path: &Path) -> Result<()> {
-    let file = CredsFile::open(s, path)?;
+    let mut file = CredsFile::open(s, path)?;
     let mut tx = f.require_open()?;
-    let (current, done) = check_and_sign(f, &file, &mut tx)?;
+    let (current, done) = check_and_sign(f, &mut file, &mut tx)?;
     if done.is_empty() {
         bail!(
             "{} holds no key that this transaction needs (root keys of the current or new root, \
@@ -372,7 +372,7 @@ fn add_new_key(s: &Settings, f: &Factory, role: &str, path: &Path, new: NewKey) 
     let id = public.key_id();
     tx.add_key(role, &public, &owner)?;
     // Staged either way: a transaction still being edited may not pass every check yet.
-    if let Err(e) = check_and_sign(f, &file, &mut tx) {
+    if let Err(e) = check_and_sign(f, &mut file, &mut tx) {
         eprintln!("note: the new key is staged but nothing was signed: {e:#}");
     }
     let staged = f.stage(&tx).with_context(|| {
