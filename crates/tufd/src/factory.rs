@@ -258,11 +258,7 @@ pub async fn download(
             .await?;
         tx.rollback().await?;
         return Err(match known {
-            Some(_) => ApiError::new(
-                StatusCode::GONE,
-                "gone",
-                json!("these credentials were already downloaded and deleted from the server"),
-            ),
+            Some(_) => gone(),
             None => ApiError::not_found("credentials"),
         });
     }
@@ -287,16 +283,48 @@ pub async fn download(
     )
     .await?;
     tx.commit().await?;
-    let headers = [
-        (header::CONTENT_TYPE, "application/gzip"),
-        (header::CACHE_CONTROL, "no-store"),
-        (
-            header::CONTENT_DISPOSITION,
-            "attachment; filename=\"credentials.tgz\"",
-        ),
-    ];
-    Ok((headers, tarball.to_vec()).into_response())
+    Ok((CREDENTIALS_HEADERS, tarball.to_vec()).into_response())
 }
+
+/// `HEAD /ota/factories/{f}/credentials/{once}`: whether the download is still there, without
+/// using it up. A link checker or a proxy that probes the URL must not take the owner's only
+/// copy of the bootstrap root key; only a successful `GET` consumes it.
+pub async fn probe(
+    State(state): State<Shared>,
+    Path((factory, once)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let row =
+        sqlx::query("SELECT fetched_at FROM credentials WHERE once_hash = $1 AND factory = $2")
+            .bind(crate::auth::token_hash(&once))
+            .bind(&factory)
+            .fetch_optional(state.db.pool())
+            .await?;
+    let Some(row) = row else {
+        return Err(ApiError::not_found("credentials"));
+    };
+    let fetched: Option<i64> = row.try_get(0)?;
+    if fetched.is_some() {
+        return Err(gone());
+    }
+    Ok((CREDENTIALS_HEADERS, ()).into_response())
+}
+
+fn gone() -> ApiError {
+    ApiError::new(
+        StatusCode::GONE,
+        "gone",
+        json!("these credentials were already downloaded and deleted from the server"),
+    )
+}
+
+const CREDENTIALS_HEADERS: [(header::HeaderName, &str); 3] = [
+    (header::CONTENT_TYPE, "application/gzip"),
+    (header::CACHE_CONTROL, "no-store"),
+    (
+        header::CONTENT_DISPOSITION,
+        "attachment; filename=\"credentials.tgz\"",
+    ),
+];
 
 fn credentials_aad(factory: &str) -> String {
     format!("credentials/{factory}")

@@ -1,11 +1,13 @@
 //! `tufd`, the tuf-factory server. See `docs/ARCHITECTURE.md` for the module map and flows.
 
+mod admin;
 mod audit;
 mod auth;
 mod cache;
 mod db;
 mod error;
 mod factory;
+mod files;
 mod input;
 mod metrics;
 mod repo;
@@ -19,8 +21,7 @@ mod vault;
 mod waves;
 
 use std::io::Write as _;
-use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -111,9 +112,11 @@ async fn main() -> anyhow::Result<()> {
             "--{name}-expiry-secs must be between 1 second and 10 years"
         );
     }
-    create_private_dir(&args.data_dir)?;
+    files::restrict_umask();
+    files::create_private_dir(&args.data_dir)?;
+    files::tighten(&args.data_dir)?;
     let tmp_dir = args.data_dir.join("tmp");
-    create_private_dir(&tmp_dir)?;
+    files::create_private_dir(&tmp_dir)?;
 
     // The server key first: a replica without the shared key must not touch the database.
     let backend = match &args.database_url {
@@ -127,7 +130,7 @@ async fn main() -> anyhow::Result<()> {
     };
     db.migrate().await?;
     check_server_key(&db, &vault).await?;
-    ensure_admin_token(&db, &args.data_dir).await?;
+    admin::ensure_admin_token(&db, &args.data_dir).await?;
 
     let store: Box<dyn ArtifactStore> = match db.backend() {
         Backend::Postgres => Box::new(DbStore::new(db.clone())),
@@ -201,9 +204,11 @@ fn router(state: Shared) -> Router {
             }),
         )
         .route("/ota/factories", post(factory::create))
+        .route("/ota/tokens", get(admin::list).post(admin::create))
+        .route("/ota/tokens/{id}", delete(admin::retire))
         .route(
             "/ota/factories/{f}/credentials/{once}",
-            get(factory::download),
+            get(factory::download).head(factory::probe),
         )
         .route(
             "/ota/factories/{f}/targets",
@@ -282,36 +287,6 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     })
 }
 
-fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
-    if dir.exists() {
-        return Ok(());
-    }
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .with_context(|| format!("creating {}", dir.display()))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-    Ok(())
-}
-
-/// Writes a secret file readable by its owner only, replacing any old one atomically.
-fn write_secret_file(path: &Path, contents: &str) -> anyhow::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("creating {}", tmp.display()))?;
-    f.write_all(contents.as_bytes())?;
-    f.write_all(b"\n")?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
-}
-
 /// The server key: env `TUFD_SERVER_KEY` (hex), else `--server-key-file`, else (embedded
 /// store only) `<data-dir>/server-key`, created on first start. Replicas sharing PostgreSQL
 /// must share the key, so a per-replica generated file is refused there.
@@ -331,7 +306,7 @@ fn load_server_key(args: &Args, backend: Backend) -> anyhow::Result<Vault> {
     let path = args.data_dir.join("server-key");
     if !path.exists() {
         let key = Vault::generate_hex()?;
-        write_secret_file(&path, &key)?;
+        files::write_secret(&path, &key)?;
         tracing::info!(path = %path.display(), "created a new server key; back it up");
     }
     Vault::from_file(&path).with_context(|| format!("reading {}", path.display()))
@@ -348,65 +323,6 @@ async fn check_server_key(db: &Db, vault: &Vault) -> anyhow::Result<()> {
     vault.open(AAD, &sealed).map_err(|_| {
         anyhow::anyhow!("the server key does not match the one this store was created with")
     })?;
-    Ok(())
-}
-
-/// On first start, creates the admin token (or takes `TUFD_ADMIN_TOKEN`).
-async fn ensure_admin_token(db: &Db, data_dir: &Path) -> anyhow::Result<()> {
-    if let Ok(token) = std::env::var("TUFD_ADMIN_TOKEN") {
-        let token = Zeroizing::new(token);
-        anyhow::ensure!(
-            token.len() >= 16 && token.len() <= 256 && !token.contains(char::is_whitespace),
-            "TUFD_ADMIN_TOKEN must be 16 to 256 characters without spaces"
-        );
-        sqlx::query(
-            "INSERT INTO tokens (hash, factory, scope, created_at) VALUES ($1, NULL, 'admin', $2) \
-             ON CONFLICT (hash) DO NOTHING",
-        )
-        .bind(auth::token_hash(&token))
-        .bind(db::now())
-        .execute(db.pool())
-        .await?;
-        return Ok(());
-    }
-    let existing = sqlx::query("SELECT 1 FROM tokens WHERE scope = 'admin'")
-        .fetch_optional(db.pool())
-        .await?;
-    if existing.is_some() {
-        return Ok(());
-    }
-    // Replicas starting together on an empty PostgreSQL race here. The claim row makes the
-    // first one the only creator: a second INSERT waits for its commit, then does nothing.
-    let mut tx = db.pool().begin().await?;
-    let claimed = sqlx::query(
-        "INSERT INTO settings (name, value) VALUES ('admin-token-created', $1) \
-         ON CONFLICT (name) DO NOTHING",
-    )
-    .bind(db::now().to_string())
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if claimed == 0 {
-        tx.rollback().await?;
-        tracing::info!(
-            "another replica created the admin token; it is in that replica's data directory"
-        );
-        return Ok(());
-    }
-    let token = repo::random_hex(32).map_err(|e| anyhow::anyhow!(e.error))?;
-    sqlx::query(
-        "INSERT INTO tokens (hash, factory, scope, created_at) VALUES ($1, NULL, 'admin', $2)",
-    )
-    .bind(auth::token_hash(&token))
-    .bind(db::now())
-    .execute(&mut *tx)
-    .await?;
-    // The file first: a committed token always has its file. A failed commit leaves a file
-    // naming a token that does not exist, which the next start replaces.
-    let path = data_dir.join("admin-token");
-    write_secret_file(&path, &token)?;
-    tx.commit().await?;
-    tracing::info!(path = %path.display(), "created the admin token; it is in this file");
     Ok(())
 }
 

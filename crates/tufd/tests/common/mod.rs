@@ -44,7 +44,17 @@ impl Server {
     }
 
     pub fn start_in(dir: tempfile::TempDir, db_url: Option<&str>, extra: &[&str]) -> Self {
-        let admin = "test-admin-token-0123456789abcdef".to_owned();
+        Self::start_in_with_admin(dir, db_url, extra, "test-admin-token-0123456789abcdef")
+    }
+
+    /// Like [`Server::start_in`], with `admin` as `TUFD_ADMIN_TOKEN`.
+    pub fn start_in_with_admin(
+        dir: tempfile::TempDir,
+        db_url: Option<&str>,
+        extra: &[&str],
+        admin: &str,
+    ) -> Self {
+        let admin = admin.to_owned();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tufd"));
         cmd.arg("--listen")
             .arg("127.0.0.1:0")
