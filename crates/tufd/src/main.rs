@@ -9,12 +9,14 @@ mod error;
 mod factory;
 mod files;
 mod input;
+mod listener;
 mod metrics;
 mod repo;
 mod rotation;
 mod serve;
 mod storage;
 mod targets;
+mod tls;
 mod tokens;
 mod upkeep;
 mod vault;
@@ -74,6 +76,27 @@ struct Args {
     /// How often to look for metadata that needs re-signing, in seconds.
     #[arg(long, env = "TUFD_RESIGN_INTERVAL_SECS", default_value_t = 60)]
     resign_interval_secs: u64,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key. Read again on SIGHUP.
+    #[arg(long, env = "TUFD_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert. Read again on SIGHUP.
+    #[arg(long, env = "TUFD_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// CA certificates (PEM): the device repositories (/repo/...) then answer only clients
+    /// with a certificate of this CA (mutual TLS). Needs --tls-cert. Read again on SIGHUP.
+    #[arg(long, env = "TUFD_CLIENT_CA", requires = "tls_cert")]
+    client_ca: Option<PathBuf>,
+    /// Connections served at once; more wait in the kernel's backlog.
+    #[arg(long, env = "TUFD_MAX_CONNECTIONS", default_value_t = 1024)]
+    max_connections: usize,
+    /// Seconds a client has for the TLS handshake and for each request's headers (also the
+    /// longest a kept-alive connection waits for its next request).
+    #[arg(long, env = "TUFD_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    header_timeout_secs: u64,
+    /// Seconds a connection may move no byte at all (mid-request or mid-response) before it
+    /// is closed.
+    #[arg(long, env = "TUFD_IDLE_TIMEOUT_SECS", default_value_t = 60)]
+    idle_timeout_secs: u64,
 }
 
 const DAY: i64 = 24 * 3600;
@@ -87,6 +110,7 @@ pub struct AppState {
     pub tmp_dir: PathBuf,
     pub metrics: Metrics,
     pub cache: cache::Cache,
+    pub tls: Option<Arc<tls::Tls>>,
 }
 
 pub type Shared = Arc<AppState>;
@@ -139,6 +163,16 @@ async fn main() -> anyhow::Result<()> {
         ),
     };
 
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(Arc::new(tls::Tls::load(tls::TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            client_ca: args.client_ca.clone(),
+        })?)),
+        _ => None,
+    };
+    let limits = limits(&args)?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
@@ -146,7 +180,7 @@ async fn main() -> anyhow::Result<()> {
     let public_url = args
         .public_url
         .clone()
-        .unwrap_or_else(|| format!("http://{addr}"))
+        .unwrap_or_else(|| format!("{scheme}://{addr}"))
         .trim_end_matches('/')
         .to_owned();
     let state: Shared = Arc::new(AppState {
@@ -163,6 +197,7 @@ async fn main() -> anyhow::Result<()> {
         tmp_dir,
         metrics: Metrics::default(),
         cache: cache::Cache::new(backend == Backend::Sqlite),
+        tls: tls.clone(),
     });
     let upkeep = tokio::spawn(upkeep::run(
         state.clone(),
@@ -174,17 +209,18 @@ async fn main() -> anyhow::Result<()> {
     // sends SIGTERM as soon as it reads that line must get a graceful shutdown, never the
     // default action of the signal.
     let shutdown = shutdown_signal()?;
+    let reloads = tls.clone().map(reload_on_hangup).transpose()?;
     {
         let mut out = std::io::stdout().lock();
-        writeln!(out, "listening on http://{addr}")?;
+        writeln!(out, "listening on {scheme}://{addr}")?;
         out.flush()?;
     }
-    tracing::info!(%addr, "serving");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("serving HTTP")?;
+    tracing::info!(%addr, scheme, "serving");
+    listener::serve(listener, app, tls, limits, shutdown).await;
     upkeep.abort();
+    if let Some(r) = reloads {
+        r.abort();
+    }
     tracing::info!("shut down");
     Ok(())
 }
@@ -268,9 +304,52 @@ fn router(state: Shared) -> Router {
         })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            tls::require_client_cert,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             metrics::count_requests,
         ))
         .with_state(state)
+}
+
+fn limits(args: &Args) -> anyhow::Result<listener::Limits> {
+    anyhow::ensure!(
+        (1..=1_000_000).contains(&args.max_connections),
+        "--max-connections must be between 1 and 1000000"
+    );
+    for (name, v) in [
+        ("header", args.header_timeout_secs),
+        ("idle", args.idle_timeout_secs),
+    ] {
+        anyhow::ensure!(
+            (1..=3600).contains(&v),
+            "--{name}-timeout-secs must be between 1 and 3600"
+        );
+    }
+    Ok(listener::Limits {
+        max_connections: args.max_connections,
+        header_timeout: std::time::Duration::from_secs(args.header_timeout_secs),
+        idle_timeout: std::time::Duration::from_secs(args.idle_timeout_secs),
+    })
+}
+
+/// On SIGHUP, reads the TLS certificate, key and client CA again; connections accepted
+/// afterwards use them. A file that does not load leaves the running configuration.
+fn reload_on_hangup(tls: Arc<tls::Tls>) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    Ok(tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            match tls.reload() {
+                Ok(()) => tracing::info!("SIGHUP: reloaded the TLS certificate and key"),
+                Err(e) => tracing::error!(
+                    error = format!("{e:#}"),
+                    "SIGHUP: the TLS files did not load; still serving the previous certificate"
+                ),
+            }
+        }
+    }))
 }
 
 /// Registers SIGINT and SIGTERM now and returns the future that resolves on either.

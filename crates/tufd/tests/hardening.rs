@@ -4,8 +4,11 @@
 
 mod common;
 
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::{json, Value};
@@ -193,6 +196,91 @@ fn data_files_are_owner_only() {
         assert!(s.dir.path().join(name).exists(), "{name}");
     }
     assert!(seen >= 8, "{seen} entries");
+}
+
+/// 300 connections that never finish their request headers do not keep a new client from
+/// `/healthz`, and the server closes them after the header timeout.
+#[test]
+fn half_open_connections_do_not_lock_clients_out() {
+    let s = Server::start(None, &["--header-timeout-secs", "2"]);
+    let mut stalled: Vec<TcpStream> = (0..300).map(|_| half_open(&s)).collect();
+    let quick = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let r = quick.get(s.url("/healthz")).send().unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    for c in stalled.iter_mut().step_by(30) {
+        assert_closed_by_server(c, Duration::from_secs(8));
+    }
+}
+
+/// The connection cap holds: with every slot taken by stalled clients a new client waits,
+/// and is answered once the header timeout has freed the slots.
+#[test]
+fn connection_cap_and_header_timeout() {
+    let s = Server::start(
+        None,
+        &["--max-connections", "20", "--header-timeout-secs", "3"],
+    );
+    let _stalled: Vec<TcpStream> = (0..40).map(|_| half_open(&s)).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let impatient = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_millis(1000))
+        .build()
+        .unwrap();
+    assert!(
+        impatient.get(s.url("/healthz")).send().is_err(),
+        "every slot is taken: a new client must wait"
+    );
+    let patient = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let r = patient.get(s.url("/healthz")).send().unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(started.elapsed() < Duration::from_secs(15));
+}
+
+/// A client that starts a request body and then sends nothing is closed after the idle
+/// timeout.
+#[test]
+fn idle_connection_is_closed() {
+    let s = Server::start(None, &["--idle-timeout-secs", "2"]);
+    let f = create_factory(&s, "idle");
+    let mut c = TcpStream::connect(s.base.trim_start_matches("http://")).unwrap();
+    let head = format!(
+        "POST /ota/factories/{}/targets HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"name\"",
+        f.name, f.ci
+    );
+    c.write_all(head.as_bytes()).unwrap();
+    assert_closed_by_server(&mut c, Duration::from_secs(8));
+    let (st, _) = get(&s, "/healthz", None);
+    assert_eq!(st, StatusCode::OK);
+}
+
+/// A connection that sent part of a request line and headers, and then nothing.
+fn half_open(s: &Server) -> TcpStream {
+    let mut c = TcpStream::connect(s.base.trim_start_matches("http://")).unwrap();
+    c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .unwrap();
+    c
+}
+
+/// The server closes `c` within `within`: a read ends (EOF or reset), not a read timeout.
+fn assert_closed_by_server(c: &mut TcpStream, within: Duration) {
+    c.set_read_timeout(Some(within)).unwrap();
+    let mut buf = [0u8; 512];
+    loop {
+        match c.read(&mut buf) {
+            Ok(0) => return,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return,
+            Err(e) => panic!("the server did not close the connection: {e}"),
+        }
+    }
 }
 
 fn walk(dir: &Path, f: &mut dyn FnMut(&Path, bool)) {
