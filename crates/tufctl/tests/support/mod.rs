@@ -43,6 +43,13 @@ impl Server {
         Self::launch(dir, admin, None, &listen, prefix, args)
     }
 
+    /// A server on the embedded SQLite store started with `args` added (e.g. TLS flags).
+    pub fn start_with_args(args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let admin = format!("admin-{}", hex::encode(rand_bytes()));
+        Self::launch(dir, admin, None, "127.0.0.1:0", &[], args)
+    }
+
     fn launch(
         dir: tempfile::TempDir,
         admin: String,
@@ -103,7 +110,10 @@ impl Server {
         let url = loop {
             match rx.recv() {
                 Ok(line) => {
-                    if let Some(i) = line.find("listening on http://") {
+                    let at = line
+                        .find("listening on http://")
+                        .or_else(|| line.find("listening on https://"));
+                    if let Some(i) = at {
                         let rest = &line[i + "listening on ".len()..];
                         break rest.split_whitespace().next().unwrap().to_owned();
                     }
@@ -258,6 +268,7 @@ pub fn tufctl_env(args: &[&str], env: &[(&str, &str)]) -> Output {
         "TUFCTL_CONFIG",
         "TUFCTL_PASSPHRASE",
         "TUFCTL_PKCS11_PIN",
+        "TUFCTL_CA_FILE",
     ] {
         cmd.env_remove(k);
     }
