@@ -185,9 +185,10 @@ impl Keyring {
     async fn rewrap_all(&self, tx: &mut Tx, vault: &Vault, epoch: i64) -> anyhow::Result<Chain> {
         let current = self.at(epoch)?;
         let next = current.next();
-        let rows = sqlx::query("SELECT id, epoch, wrapped FROM data_keys WHERE destroyed_at IS NULL")
-            .fetch_all(&mut **tx)
-            .await?;
+        let rows =
+            sqlx::query("SELECT id, epoch, wrapped FROM data_keys WHERE destroyed_at IS NULL")
+                .fetch_all(&mut **tx)
+                .await?;
         for r in rows {
             let (id, e, wrapped): (String, i64, Vec<u8>) =
                 (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
@@ -280,6 +281,12 @@ struct Chain {
     key: Zeroizing<[u8; 32]>,
 }
 
+impl std::fmt::Debug for Chain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Chain(epoch {})", self.epoch)
+    }
+}
+
 impl Chain {
     fn derive(&self, label: &[u8]) -> Zeroizing<[u8; 32]> {
         let k = hmac::Key::new(hmac::HMAC_SHA256, self.key.as_ref());
@@ -350,8 +357,9 @@ impl Chain {
     }
 }
 
-/// A new store: the first tufd makes epoch 0 (its file first, then the row; a replica that
-/// loses the race removes its file and asks for the winner's).
+/// A new store: the keyring file the operator provided, or (none) a new one at epoch 0 (the
+/// file first, then the row; a replica that loses the race to a new file removes its own and
+/// asks for the winner's).
 async fn create(db: &Db, path: &Path, local: Option<Chain>) -> anyhow::Result<Chain> {
     let fresh = local.is_none();
     let chain = match local {
@@ -375,12 +383,18 @@ async fn create(db: &Db, path: &Path, local: Option<Chain>) -> anyhow::Result<Ch
     if inserted == 0 {
         if fresh {
             let _ = std::fs::remove_file(path);
+            bail!(
+                "another tufd created this database's keyring at the same time: copy the file \
+                 `keyring` from its data directory to {} and start again",
+                path.display()
+            );
         }
-        bail!(
-            "another tufd created this database's keyring at the same time: copy the file \
-             `keyring` from its data directory to {} and start again",
-            path.display()
-        );
+        // Replicas given copies of one keyring file, starting together: the first inserted
+        // it; the others check that theirs is the same.
+        let row = sqlx::query("SELECT epoch, check_value FROM keyring WHERE id = 1")
+            .fetch_one(db.pool())
+            .await?;
+        return follow(path, chain, row.try_get(0)?, &row.try_get::<Vec<u8>, _>(1)?);
     }
     Ok(chain)
 }

@@ -9,6 +9,7 @@ mod error;
 mod factory;
 mod files;
 mod input;
+mod keyring;
 mod listener;
 mod metrics;
 mod repo;
@@ -17,6 +18,7 @@ mod serve;
 mod storage;
 mod targets;
 mod tls;
+mod token;
 mod tokens;
 mod upkeep;
 mod vault;
@@ -97,6 +99,17 @@ struct Args {
     /// is closed.
     #[arg(long, env = "TUFD_IDLE_TIMEOUT_SECS", default_value_t = 60)]
     idle_timeout_secs: u64,
+    /// PKCS#11 module (shared library): the online keys (targets, snapshot, timestamp) are
+    /// generated and used on its token, never extractable. Needs --slot and --pin-file.
+    #[arg(long = "pkcs11", value_name = "MODULE", env = "TUFD_PKCS11_MODULE",
+          requires_all = ["slot", "pin_file"])]
+    pkcs11: Option<PathBuf>,
+    /// The token's slot ID, or its label.
+    #[arg(long, env = "TUFD_PKCS11_SLOT", requires = "pkcs11")]
+    slot: Option<String>,
+    /// File holding the token's user PIN (one line).
+    #[arg(long, env = "TUFD_PKCS11_PIN_FILE", requires = "pkcs11")]
+    pin_file: Option<PathBuf>,
 }
 
 const DAY: i64 = 24 * 3600;
@@ -111,6 +124,8 @@ pub struct AppState {
     pub metrics: Metrics,
     pub cache: cache::Cache,
     pub tls: Option<Arc<tls::Tls>>,
+    pub keyring: keyring::Keyring,
+    pub token: Option<token::Token>,
 }
 
 pub type Shared = Arc<AppState>;
@@ -154,6 +169,13 @@ async fn main() -> anyhow::Result<()> {
     };
     db.migrate().await?;
     check_server_key(&db, &vault).await?;
+    let keyring = keyring::Keyring::open(&args.data_dir, &db).await?;
+    let token = match (&args.pkcs11, &args.slot, &args.pin_file) {
+        (Some(module), Some(slot), Some(pin_file)) => {
+            Some(token::Token::open(module, slot, pin_file)?)
+        }
+        _ => None,
+    };
     admin::ensure_admin_token(&db, &args.data_dir).await?;
 
     let store: Box<dyn ArtifactStore> = match db.backend() {
@@ -198,7 +220,11 @@ async fn main() -> anyhow::Result<()> {
         metrics: Metrics::default(),
         cache: cache::Cache::new(backend == Backend::Sqlite),
         tls: tls.clone(),
+        keyring,
+        token,
     });
+    repo::reseal_legacy(&state).await?;
+    repo::finish_destruction(&state).await;
     let upkeep = tokio::spawn(upkeep::run(
         state.clone(),
         std::time::Duration::from_secs(args.resign_interval_secs.max(1)),

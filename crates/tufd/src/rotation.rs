@@ -13,17 +13,15 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sqlx::Row;
 use time::OffsetDateTime;
-use tuf_core::{
-    canonical, KeyId, KeyType, PrivateKey, PublicKey, Role, Root, Signed, Signer as _, Targets,
-};
+use tuf_core::{canonical, KeyId, KeyType, PublicKey, Role, Root, Signed, Targets};
 
 use crate::auth::{authenticate, Caller, Scope};
 use crate::db::{begin_locked, Tx};
 use crate::error::{ApiError, ApiResult};
 use crate::input::JsonBody;
 use crate::repo::{
-    current_root, insert_online_key_as, pending_purpose, random_hex, require_head, store_signed,
-    Flavour, OnlineKeys, Signing, PENDING,
+    current_root, destroy_online_key, destroy_pending_keys, finish_destruction, new_online_key,
+    pending_purpose, random_hex, require_head, store_signed, Flavour, OnlineKeys, Signing, PENDING,
 };
 use crate::{audit, Shared};
 
@@ -108,7 +106,7 @@ impl Current {
             prod_targets: require_head(tx, factory, Flavour::Prod, Role::Targets)
                 .await?
                 .parse()?,
-            keys: OnlineKeys::load(tx, &state.vault, factory).await?,
+            keys: OnlineKeys::load(tx, state, factory).await?,
         })
     }
 }
@@ -288,8 +286,8 @@ pub async fn apply(
     let (Some(ci_root), Some(prod_root)) = (report.ci_root, report.prod_root) else {
         return Err(ApiError::internal("checked roots missing"));
     };
-    if switch_online_keys(&mut tx, &factory, &caller, &ci_root.signed, now).await? {
-        current.keys = OnlineKeys::load(&mut tx, &state.vault, &factory).await?;
+    if switch_online_keys(&state, &mut tx, &factory, &caller, &ci_root.signed, now).await? {
+        current.keys = OnlineKeys::load(&mut tx, &state, &factory).await?;
     }
     if let Some(env) = &report.prod_targets_resigned {
         replace_prod_targets(&mut tx, &factory, env).await?;
@@ -312,6 +310,7 @@ pub async fn apply(
         .await?;
     tx.commit().await?;
     state.cache.published();
+    finish_destruction(&state).await;
     tracing::info!(factory = %factory, version = ci_root.signed.version, "root updated");
     Ok(Json(
         json!({"applied": true, "ci_version": ci_root.signed.version,
@@ -335,7 +334,7 @@ pub async fn cancel(
         .bind(&factory)
         .execute(&mut *tx)
         .await?;
-    delete_pending_keys(&mut tx, &factory).await?;
+    destroy_pending_keys(&mut tx, &state, &factory).await?;
     audit::record(
         &mut tx,
         &factory,
@@ -346,6 +345,7 @@ pub async fn cancel(
     )
     .await?;
     tx.commit().await?;
+    finish_destruction(&state).await;
     Ok(Json(json!({"cancelled": true, "txid": req.txid})))
 }
 
@@ -402,17 +402,12 @@ async fn commit_roots(
     // The bootstrap root key is destroyed once neither root lists it any more: from then on
     // the only copies of root keys are offline.
     let mut destroyed = Vec::new();
-    for key in current.keys.of_purpose(Role::Root) {
-        let id = tuf_core::Signer::key_id(key);
+    for id in current.keys.ids_of_purpose(Role::Root) {
         let listed = [&ci_root.signed, &prod_root.signed]
             .iter()
             .any(|root| root.role(Role::Root).keyids.contains(id));
         if !listed {
-            sqlx::query("DELETE FROM online_keys WHERE factory = $1 AND keyid = $2")
-                .bind(factory)
-                .bind(id.as_str())
-                .execute(&mut **tx)
-                .await?;
+            destroy_online_key(tx, state, factory, id.as_str()).await?;
             destroyed.push(id.to_string());
         }
     }
@@ -985,6 +980,7 @@ async fn replace_prod_targets(tx: &mut Tx, factory: &str, env: &Signed<Targets>)
 /// active online targets/snapshot/timestamp keys the new root no longer lists are destroyed.
 /// Returns whether anything changed.
 async fn switch_online_keys(
+    state: &Shared,
     tx: &mut Tx,
     factory: &str,
     caller: &Caller,
@@ -1028,11 +1024,7 @@ async fn switch_online_keys(
             .await?;
             changed = true;
         } else if !listed {
-            sqlx::query("DELETE FROM online_keys WHERE factory = $1 AND keyid = $2")
-                .bind(factory)
-                .bind(&keyid)
-                .execute(&mut **tx)
-                .await?;
+            destroy_online_key(tx, state, factory, &keyid).await?;
             audit::record(
                 tx,
                 factory,
@@ -1046,14 +1038,6 @@ async fn switch_online_keys(
         }
     }
     Ok(changed)
-}
-
-async fn delete_pending_keys(tx: &mut Tx, factory: &str) -> ApiResult<()> {
-    sqlx::query("DELETE FROM online_keys WHERE factory = $1 AND purpose LIKE 'pending-%'")
-        .bind(factory)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -1116,7 +1100,7 @@ pub async fn online_keys(
     crate::waves::refuse_if_active(&mut tx, &factory, "before rotating the online keys").await?;
     let mut staged = open_transaction(&mut tx, &factory, &req.txid).await?;
     // A repeated call replaces the keys of an earlier one.
-    delete_pending_keys(&mut tx, &factory).await?;
+    destroy_pending_keys(&mut tx, &state, &factory).await?;
     let current = Current::load(&state, &mut tx, &factory).await?;
     let parse = |label: &str, bytes: &[u8]| -> ApiResult<Root> {
         Ok(Signed::<Root>::from_slice(bytes)
@@ -1129,13 +1113,12 @@ pub async fn online_keys(
     let mut prod = parse("prod_root", &staged.prod_root)?;
     let mut new_ids = serde_json::Map::new();
     for role in &roles {
-        let key = PrivateKey::generate(kind)?;
-        insert_online_key_as(
+        let key = new_online_key(
             &mut tx,
-            &state.vault,
+            &state,
             &factory,
             &pending_purpose(*role),
-            &key,
+            kind,
             now.unix_timestamp(),
         )
         .await?;
@@ -1170,6 +1153,7 @@ pub async fn online_keys(
     let current = Current::load(&state, &mut tx, &factory).await?;
     let report = check(&current, &staged, now);
     tx.commit().await?;
+    finish_destruction(&state).await;
     let mut out = transaction_json(&staged, &report)?;
     out["new_online_keys"] = Value::Object(new_ids);
     Ok(Json(out))
@@ -1181,11 +1165,10 @@ fn replace_online_key(
     root: &mut Root,
     role: Role,
     old: &[KeyId],
-    key: &PrivateKey,
+    key: &PublicKey,
 ) -> ApiResult<()> {
-    let id = key.key_id().clone();
-    root.keys
-        .insert(id.clone(), tuf_core::Signer::public_key(key).clone());
+    let id = key.key_id();
+    root.keys.insert(id.clone(), key.clone());
     let rk = root.role_mut(role)?;
     let mut ids = vec![id.clone()];
     ids.extend(rk.keyids.iter().filter(|k| !old.contains(k)).cloned());
@@ -1206,7 +1189,7 @@ fn replace_online_key(
 
 #[cfg(test)]
 mod tests {
-    use tuf_core::{Expires, RoleKeys, Threshold};
+    use tuf_core::{Expires, PrivateKey, RoleKeys, Signer as _, Threshold};
 
     use super::*;
 

@@ -57,7 +57,7 @@ pub async fn create(
     }
     refuse_if_active(&mut tx, &factory, "first").await?;
     let root = current_root(&mut tx, &factory, Flavour::Prod).await?;
-    let keys = OnlineKeys::load(&mut tx, &state.vault, &factory).await?;
+    let keys = OnlineKeys::load(&mut tx, &state, &factory).await?;
     let signed = countersign(&mut tx, &factory, &root.signed, &keys, proposed).await?;
     let version = signed.signed.version;
     let body = signed.to_bytes();
@@ -200,7 +200,7 @@ pub async fn complete(
             "production targets or root changed since this wave was created; cancel it and create a new one",
         ));
     }
-    let keys = OnlineKeys::load(&mut tx, &state.vault, &factory).await?;
+    let keys = OnlineKeys::load(&mut tx, &state, &factory).await?;
     publish_production(&mut tx, &state, &factory, r, &keys, &env, now).await?;
     set_status(&mut tx, &factory, &wave, "complete").await?;
     audit::record(
@@ -300,7 +300,7 @@ pub async fn resign(
         ));
     }
     let root = current_root(&mut tx, &factory, Flavour::Prod).await?;
-    let keys = OnlineKeys::load(&mut tx, &state.vault, &factory).await?;
+    let keys = OnlineKeys::load(&mut tx, &state, &factory).await?;
     let signed = countersign(&mut tx, &factory, &root.signed, &keys, proposed).await?;
     publish_production(&mut tx, &state, &factory, &root.signed, &keys, &signed, now).await?;
     let version = signed.signed.version;

@@ -105,6 +105,19 @@ impl Server {
         Some(Self::start(Some(&url), &[]))
     }
 
+    /// Another replica on this server's PostgreSQL database: its own data directory, with a
+    /// copy of this one's keyring file (the epoch key never is in the database; an operator
+    /// copies it the same way).
+    pub fn replica(&self, extra: &[&str]) -> Self {
+        let url = self
+            .db_url
+            .as_deref()
+            .expect("replicas share a PostgreSQL database");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(self.dir.path().join("keyring"), dir.path().join("keyring")).unwrap();
+        Self::start_in(dir, Some(url), extra)
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
