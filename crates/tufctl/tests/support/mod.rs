@@ -18,6 +18,8 @@ pub struct Server {
     pub admin: String,
     pub dir: tempfile::TempDir,
     log: mpsc::Receiver<String>,
+    /// The PostgreSQL database and the server key given to tufd for it (None: SQLite).
+    pub db: Option<(String, String)>,
 }
 
 impl Server {
@@ -27,33 +29,60 @@ impl Server {
 
     /// A server on the embedded SQLite store (`None`) or on the PostgreSQL database `db_url`.
     pub fn start_with(db_url: Option<&str>) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let admin = format!("admin-{}", hex::encode(rand_bytes()));
-        Self::launch(dir, admin, db_url, "127.0.0.1:0", &[], &[])
+        Self::start_full(db_url, &[])
     }
 
-    /// Stops this (SQLite) server and starts tufd again on the same data directory and
+    /// A server on SQLite (`None`) or on the PostgreSQL database `db_url`, started with `args`
+    /// added (e.g. TLS or token flags).
+    pub fn start_full(db_url: Option<&str>, args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let admin = format!("admin-{}", hex::encode(rand_bytes()));
+        let db = db_url.map(|u| {
+            let key = hex::encode([rand_bytes(), rand_bytes()].concat());
+            (u.to_owned(), key)
+        });
+        Self::launch(dir, admin, db, "127.0.0.1:0", &[], args)
+    }
+
+    /// A server on the embedded SQLite store started with `args` added (e.g. TLS flags).
+    pub fn start_with_args(args: &[&str]) -> Self {
+        Self::start_full(None, args)
+    }
+
+    /// Another replica on this server's PostgreSQL database (same server key), with a data
+    /// directory of its own holding a copy of this one's keyring file, as an operator would
+    /// set it up.
+    pub fn replica(&self, args: &[&str]) -> Self {
+        let db = self
+            .db
+            .clone()
+            .expect("replicas share a PostgreSQL database");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("data")).unwrap();
+        std::fs::copy(
+            self.dir.path().join("data/keyring"),
+            dir.path().join("data/keyring"),
+        )
+        .unwrap();
+        Self::launch(dir, self.admin.clone(), Some(db), "127.0.0.1:0", &[], args)
+    }
+
+    /// Stops this server and starts tufd again on the same data directory, database and
     /// address, run through `prefix` (e.g. `["faketime", "+12d"]`) and with `args` added.
     pub fn restart(mut self, prefix: &[&str], args: &[&str]) -> Self {
         self.stop();
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
         let listen = self.url.trim_start_matches("http://").to_owned();
         let admin = self.admin.clone();
+        let db = self.db.take();
         drop(self);
-        Self::launch(dir, admin, None, &listen, prefix, args)
-    }
-
-    /// A server on the embedded SQLite store started with `args` added (e.g. TLS flags).
-    pub fn start_with_args(args: &[&str]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let admin = format!("admin-{}", hex::encode(rand_bytes()));
-        Self::launch(dir, admin, None, "127.0.0.1:0", &[], args)
+        Self::launch(dir, admin, db, &listen, prefix, args)
     }
 
     fn launch(
         dir: tempfile::TempDir,
         admin: String,
-        db_url: Option<&str>,
+        db: Option<(String, String)>,
         listen: &str,
         prefix: &[&str],
         args: &[&str],
@@ -80,11 +109,10 @@ impl Server {
             .env_remove("TUFD_SERVER_KEY_FILE")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        if let Some(url) = db_url {
-            cmd.arg("--database-url").arg(url).env(
-                "TUFD_SERVER_KEY",
-                hex::encode([rand_bytes(), rand_bytes()].concat()),
-            );
+        if let Some((url, key)) = &db {
+            cmd.arg("--database-url")
+                .arg(url)
+                .env("TUFD_SERVER_KEY", key);
         }
         let mut child = cmd
             .spawn()
@@ -128,6 +156,7 @@ impl Server {
             admin,
             dir,
             log: rx,
+            db,
         }
     }
 
