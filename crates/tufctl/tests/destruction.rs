@@ -13,8 +13,8 @@ mod opener;
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
+use support::store::{hex_of, query};
 use support::*;
 use tuf_core::Signer as _;
 use tuf_credentials::Credentials;
@@ -247,38 +247,6 @@ fn sealed_secret(
         wrapped,
         data_key,
         plain,
-    }
-}
-
-/// Rows of `sql` on the server's store, columns joined by `|`.
-fn query(server: &Server, sql: &str) -> Vec<String> {
-    let out = match &server.db {
-        Some((url, _)) => Command::new("psql")
-            .arg(url)
-            .args(["-At", "-v", "ON_ERROR_STOP=1", "-c", sql])
-            .output(),
-        None => Command::new("sqlite3")
-            .arg(server.dir.path().join("data/tufd.sqlite"))
-            .arg(sql)
-            .output(),
-    }
-    .unwrap_or_else(|e| panic!("cannot run the database client (sqlite3 or psql): {e}"));
-    assert!(
-        out.status.success(),
-        "{sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
-
-fn hex_of(server: &Server, column: &str) -> String {
-    match server.db {
-        Some(_) => format!("encode({column}, 'hex')"),
-        None => format!("hex({column})"),
     }
 }
 

@@ -488,6 +488,12 @@ pub async fn new_online_key(
     now: i64,
 ) -> ApiResult<PublicKey> {
     if let Some(token) = &state.token {
+        if !matches!(kind, KeyType::Ed25519 | KeyType::EcdsaP256) {
+            return Err(ApiError::bad_request(
+                "invalid key_type",
+                "online keys on the PKCS#11 token are ed25519 or ecdsa (P-256)",
+            ));
+        }
         let label = format!("tufd {factory} {purpose}");
         let (key_ref, public) = token.generate(kind, &label)?;
         insert_reference(tx, factory, purpose, &public, Some(&key_ref), now).await?;

@@ -53,10 +53,9 @@ impl Token {
         let (_, key_ref, public) =
             blocking(|| Pkcs11Signer::generate(&self.module, &self.slot, &self.pin, kind, label))
                 .map_err(|e| token_failed("generating a key", e))?;
-        let json = key_ref
-            .to_json()
-            .map_err(|e| token_failed("recording a key", e))?;
-        let json = String::from_utf8(json).map_err(|_| ApiError::internal("key reference"))?;
+        // One line of JSON: the reference is a column value.
+        let json =
+            serde_json::to_string(&key_ref).map_err(|_| ApiError::internal("key reference"))?;
         Ok((json, public))
     }
 

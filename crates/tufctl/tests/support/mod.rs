@@ -4,6 +4,7 @@
 
 pub mod e2e;
 pub mod softhsm;
+pub mod store;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -20,6 +21,9 @@ pub struct Server {
     log: mpsc::Receiver<String>,
     /// The PostgreSQL database and the server key given to tufd for it (None: SQLite).
     pub db: Option<(String, String)>,
+    /// How tufd was started: extra arguments and environment (kept for restarts, replicas).
+    args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 impl Server {
@@ -35,13 +39,22 @@ impl Server {
     /// A server on SQLite (`None`) or on the PostgreSQL database `db_url`, started with `args`
     /// added (e.g. TLS or token flags).
     pub fn start_full(db_url: Option<&str>, args: &[&str]) -> Self {
+        Self::start_env(db_url, args, &[])
+    }
+
+    /// Like [`Server::start_full`], with `env` added to tufd's environment.
+    pub fn start_env(db_url: Option<&str>, args: &[&str], env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let admin = format!("admin-{}", hex::encode(rand_bytes()));
         let db = db_url.map(|u| {
             let key = hex::encode([rand_bytes(), rand_bytes()].concat());
             (u.to_owned(), key)
         });
-        Self::launch(dir, admin, db, "127.0.0.1:0", &[], args)
+        let env = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Self::launch(dir, admin, db, "127.0.0.1:0", &[], args, env)
     }
 
     /// A server on the embedded SQLite store started with `args` added (e.g. TLS flags).
@@ -52,7 +65,7 @@ impl Server {
     /// Another replica on this server's PostgreSQL database (same server key), with a data
     /// directory of its own holding a copy of this one's keyring file, as an operator would
     /// set it up.
-    pub fn replica(&self, args: &[&str]) -> Self {
+    pub fn replica(&self) -> Self {
         let db = self
             .db
             .clone()
@@ -64,7 +77,16 @@ impl Server {
             dir.path().join("data/keyring"),
         )
         .unwrap();
-        Self::launch(dir, self.admin.clone(), Some(db), "127.0.0.1:0", &[], args)
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        Self::launch(
+            dir,
+            self.admin.clone(),
+            Some(db),
+            "127.0.0.1:0",
+            &[],
+            &args,
+            self.env.clone(),
+        )
     }
 
     /// Stops this server and starts tufd again on the same data directory, database and
@@ -75,8 +97,12 @@ impl Server {
         let listen = self.url.trim_start_matches("http://").to_owned();
         let admin = self.admin.clone();
         let db = self.db.take();
+        let mut all: Vec<String> = std::mem::take(&mut self.args);
+        all.extend(args.iter().map(|a| (*a).to_owned()));
+        let env = std::mem::take(&mut self.env);
         drop(self);
-        Self::launch(dir, admin, db, &listen, prefix, args)
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        Self::launch(dir, admin, db, &listen, prefix, &all, env)
     }
 
     fn launch(
@@ -86,6 +112,7 @@ impl Server {
         listen: &str,
         prefix: &[&str],
         args: &[&str],
+        env: Vec<(String, String)>,
     ) -> Self {
         let tufd = tufd_path();
         let mut cmd = match prefix.split_first() {
@@ -113,6 +140,9 @@ impl Server {
             cmd.arg("--database-url")
                 .arg(url)
                 .env("TUFD_SERVER_KEY", key);
+        }
+        for (k, v) in &env {
+            cmd.env(k, v);
         }
         let mut child = cmd
             .spawn()
@@ -157,6 +187,8 @@ impl Server {
             dir,
             log: rx,
             db,
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            env,
         }
     }
 
