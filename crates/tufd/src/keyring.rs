@@ -122,8 +122,24 @@ impl Keyring {
         .fetch_optional(&mut **tx)
         .await?
         .ok_or_else(|| ApiError::internal("a sealed secret's data key is missing"))?;
-        let (epoch, wrapped): (i64, Vec<u8>) = (row.try_get(0)?, row.try_get(1)?);
-        let dk = self.unwrap(vault, id, epoch, &wrapped)?;
+        let key = WrappedKey {
+            id: id.to_owned(),
+            epoch: row.try_get(0)?,
+            wrapped: row.try_get(1)?,
+        };
+        self.open_with(vault, &key, aad, sealed)
+    }
+
+    /// Opens a secret whose data key the caller read (joined to the secret's row) after
+    /// [`Keyring::share`] in the same transaction: one query for many secrets.
+    pub fn open_with(
+        &self,
+        vault: &Vault,
+        key: &WrappedKey,
+        aad: &str,
+        sealed: &[u8],
+    ) -> ApiResult<Zeroizing<Vec<u8>>> {
+        let dk = self.unwrap(vault, &key.id, key.epoch, &key.wrapped)?;
         aead_open(&dk, aad, sealed)
             .map_err(|_| ApiError::internal("a sealed secret does not open with its data key"))
     }
@@ -211,8 +227,9 @@ impl Keyring {
     }
 
     /// The current epoch, read under a share lock (PostgreSQL) that [`Keyring::shred`] waits
-    /// for, so the epoch cannot move while `tx` uses data keys.
-    async fn share(&self, tx: &mut Tx) -> ApiResult<i64> {
+    /// for, so the epoch cannot move while `tx` uses data keys. Taken before `tx` reads or
+    /// writes any data key.
+    pub async fn share(&self, tx: &mut Tx) -> ApiResult<i64> {
         let q = match self.backend {
             Backend::Postgres => "SELECT epoch FROM keyring WHERE id = 1 FOR SHARE",
             Backend::Sqlite => "SELECT epoch FROM keyring WHERE id = 1",
@@ -272,6 +289,13 @@ impl Keyring {
         }
         Ok(())
     }
+}
+
+/// A data key as stored: its ID, epoch and wrapped bytes.
+pub struct WrappedKey {
+    pub id: String,
+    pub epoch: i64,
+    pub wrapped: Vec<u8>,
 }
 
 /// One link of the chain: an epoch and its key.

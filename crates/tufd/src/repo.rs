@@ -15,6 +15,7 @@ use zeroize::Zeroizing;
 
 use crate::db::Tx;
 use crate::error::{ApiError, ApiResult};
+use crate::keyring::WrappedKey;
 use crate::AppState;
 
 /// CI devices trust the CI root, production devices the production root.
@@ -250,9 +251,12 @@ pub type Purpose = Role;
 
 impl OnlineKeys {
     pub async fn load(tx: &mut Tx, state: &AppState, factory: &str) -> ApiResult<Self> {
+        state.keyring.share(tx).await?;
         let rows = sqlx::query(
-            "SELECT keyid, purpose, keytype, scheme, sealed, data_key, token_ref, public_key \
-             FROM online_keys WHERE factory = $1",
+            "SELECT o.keyid, o.purpose, o.keytype, o.scheme, o.sealed, o.data_key, o.token_ref, \
+             o.public_key, d.epoch, d.wrapped FROM online_keys o \
+             LEFT JOIN data_keys d ON d.id = o.data_key AND d.destroyed_at IS NULL \
+             WHERE o.factory = $1",
         )
         .bind(factory)
         .fetch_all(&mut **tx)
@@ -261,15 +265,26 @@ impl OnlineKeys {
         for r in rows {
             let keyid: String = r.try_get(0)?;
             let purpose: String = r.try_get(1)?;
+            let data_key: Option<String> = r.try_get(5)?;
+            let epoch: Option<i64> = r.try_get(8)?;
+            let wrapped: Option<Vec<u8>> = r.try_get(9)?;
             let stored = StoredKey {
                 keytype: r.try_get(2)?,
                 scheme: r.try_get(3)?,
                 sealed: r.try_get(4)?,
-                data_key: r.try_get(5)?,
+                data_key: match (data_key, epoch, wrapped) {
+                    (Some(id), Some(epoch), Some(wrapped)) => {
+                        Some(WrappedKey { id, epoch, wrapped })
+                    }
+                    (Some(_), _, _) => {
+                        return Err(ApiError::internal("an online key's data key is missing"))
+                    }
+                    _ => None,
+                },
                 token_ref: r.try_get(6)?,
                 public_key: r.try_get(7)?,
             };
-            let held = stored.open(tx, state, factory, &keyid, purpose).await?;
+            let held = stored.open(state, factory, &keyid, purpose)?;
             keys.insert(held.public.key_id(), held);
         }
         Ok(Self { keys })
@@ -356,15 +371,14 @@ struct StoredKey {
     keytype: String,
     scheme: String,
     sealed: Vec<u8>,
-    data_key: Option<String>,
+    data_key: Option<WrappedKey>,
     token_ref: Option<String>,
     public_key: Option<String>,
 }
 
 impl StoredKey {
-    async fn open(
+    fn open(
         self,
-        tx: &mut Tx,
         state: &AppState,
         factory: &str,
         keyid: &str,
@@ -378,11 +392,10 @@ impl StoredKey {
                 )
             })?;
             token.signer(token_ref)?
-        } else if let Some(id) = &self.data_key {
+        } else if let Some(key) = &self.data_key {
             let der = state
                 .keyring
-                .open_secret(tx, &state.vault, id, &aad, &self.sealed)
-                .await?;
+                .open_with(&state.vault, key, &aad, &self.sealed)?;
             Arc::new(PrivateKey::from_pkcs8_der(
                 &self.keytype,
                 &self.scheme,
