@@ -25,7 +25,7 @@ fn every_replica_leaves_a_destroyed_epoch() {
     let old = opener::Epoch::read(&file(&a));
     assert_eq!(opener::Epoch::read(&file(&b)), old);
     let r = client()
-        .get(&f.credentials_url.replace(&a.base, &b.base))
+        .get(f.credentials_url.replace(&a.base, &b.base))
         .send()
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
