@@ -140,59 +140,21 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
-    for (name, v) in [
-        ("root", args.root_expiry_secs),
-        ("targets", args.targets_expiry_secs),
-        ("snapshot", args.snapshot_expiry_secs),
-        ("timestamp", args.timestamp_expiry_secs),
-    ] {
-        anyhow::ensure!(
-            (1..=10 * 365 * DAY).contains(&v),
-            "--{name}-expiry-secs must be between 1 second and 10 years"
-        );
-    }
+    check_periods(&args)?;
     files::restrict_umask();
     files::create_private_dir(&args.data_dir)?;
     files::tighten(&args.data_dir)?;
     let tmp_dir = args.data_dir.join("tmp");
     files::create_private_dir(&tmp_dir)?;
-
-    // The server key first: a replica without the shared key must not touch the database.
-    let backend = match &args.database_url {
-        Some(url) => Backend::of_url(url)?,
-        None => Backend::Sqlite,
-    };
-    let vault = load_server_key(&args, backend)?;
-    let db = match &args.database_url {
-        Some(url) => Db::connect(url).await?,
-        None => Db::open_sqlite(&args.data_dir.join("tufd.sqlite")).await?,
-    };
-    db.migrate().await?;
-    check_server_key(&db, &vault).await?;
-    let keyring = keyring::Keyring::open(&args.data_dir, &db).await?;
-    let token = match (&args.pkcs11, &args.slot, &args.pin_file) {
-        (Some(module), Some(slot), Some(pin_file)) => {
-            Some(token::Token::open(module, slot, pin_file)?)
-        }
-        _ => None,
-    };
-    admin::ensure_admin_token(&db, &args.data_dir).await?;
-
-    let store: Box<dyn ArtifactStore> = match db.backend() {
-        Backend::Postgres => Box::new(DbStore::new(db.clone())),
-        Backend::Sqlite => Box::new(
-            FileStore::new(args.data_dir.join("artifacts")).context("creating artifact dir")?,
-        ),
-    };
-
-    let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => Some(Arc::new(tls::Tls::load(tls::TlsFiles {
-            cert: cert.clone(),
-            key: key.clone(),
-            client_ca: args.client_ca.clone(),
-        })?)),
-        _ => None,
-    };
+    let Opened {
+        db,
+        vault,
+        keyring,
+        token,
+        store,
+    } = open_store(&args).await?;
+    let backend = db.backend();
+    let tls = load_tls(&args)?;
     let limits = limits(&args)?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let listener = tokio::net::TcpListener::bind(&args.listen)
@@ -337,6 +299,78 @@ fn router(state: Shared) -> Router {
             metrics::count_requests,
         ))
         .with_state(state)
+}
+
+/// The store and the secrets that open it.
+struct Opened {
+    db: Db,
+    vault: Vault,
+    keyring: keyring::Keyring,
+    token: Option<token::Token>,
+    store: Box<dyn ArtifactStore>,
+}
+
+/// Server key, database (migrated), keyring, token, admin token and artifact store, in that
+/// order: a replica without the shared server key must not touch the database.
+async fn open_store(args: &Args) -> anyhow::Result<Opened> {
+    let backend = match &args.database_url {
+        Some(url) => Backend::of_url(url)?,
+        None => Backend::Sqlite,
+    };
+    let vault = load_server_key(args, backend)?;
+    let db = match &args.database_url {
+        Some(url) => Db::connect(url).await?,
+        None => Db::open_sqlite(&args.data_dir.join("tufd.sqlite")).await?,
+    };
+    db.migrate().await?;
+    check_server_key(&db, &vault).await?;
+    let keyring = keyring::Keyring::open(&args.data_dir, &db).await?;
+    let token = match (&args.pkcs11, &args.slot, &args.pin_file) {
+        (Some(module), Some(slot), Some(pin_file)) => {
+            Some(token::Token::open(module, slot, pin_file)?)
+        }
+        _ => None,
+    };
+    admin::ensure_admin_token(&db, &args.data_dir).await?;
+    let store: Box<dyn ArtifactStore> = match db.backend() {
+        Backend::Postgres => Box::new(DbStore::new(db.clone())),
+        Backend::Sqlite => Box::new(
+            FileStore::new(args.data_dir.join("artifacts")).context("creating artifact dir")?,
+        ),
+    };
+    Ok(Opened {
+        db,
+        vault,
+        keyring,
+        token,
+        store,
+    })
+}
+
+fn check_periods(args: &Args) -> anyhow::Result<()> {
+    for (name, v) in [
+        ("root", args.root_expiry_secs),
+        ("targets", args.targets_expiry_secs),
+        ("snapshot", args.snapshot_expiry_secs),
+        ("timestamp", args.timestamp_expiry_secs),
+    ] {
+        anyhow::ensure!(
+            (1..=10 * 365 * DAY).contains(&v),
+            "--{name}-expiry-secs must be between 1 second and 10 years"
+        );
+    }
+    Ok(())
+}
+
+fn load_tls(args: &Args) -> anyhow::Result<Option<Arc<tls::Tls>>> {
+    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
+        return Ok(None);
+    };
+    Ok(Some(Arc::new(tls::Tls::load(tls::TlsFiles {
+        cert: cert.clone(),
+        key: key.clone(),
+        client_ca: args.client_ca.clone(),
+    })?)))
 }
 
 fn limits(args: &Args) -> anyhow::Result<listener::Limits> {
