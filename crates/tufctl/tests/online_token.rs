@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+use serde_json::json;
 use support::e2e::*;
 use support::store::query;
 use support::*;
@@ -97,12 +98,48 @@ fn token_story(server: &Server, hsm: &Hsm, replica: Option<&Server>) {
     // Refused before any key was made; the transaction it opened is closed again.
     fails(&ctl(&["keys", "tuf", "updates", "review"]));
     assert_eq!(online_refs(server, &f.name).len(), 3);
+    // Pending keys of a cancelled online-key rotation leave the token too.
+    let updates = format!(
+        "{}/ota/repo/{}/api/v1/user_repo/root/updates",
+        server.url, f.name
+    );
+    let tx = post(&updates, &f.token, json!({"message": "probe"}));
+    let txid = tx["txid"].as_str().unwrap();
+    let out = post(
+        &format!("{updates}/online-keys"),
+        &f.token,
+        json!({"txid": txid, "roles": ["timestamp"]}),
+    );
+    assert!(out["new_online_keys"]["timestamp"].is_string(), "{out}");
+    let pending: Vec<StoredKey> = keys_of(server, &f.name)
+        .into_iter()
+        .filter(|k| k.purpose == "pending-timestamp")
+        .collect();
+    assert_eq!(pending.len(), 1);
+    hsm.open(&pending[0]).unwrap();
+    post(
+        &format!("{updates}/cancel"),
+        &f.token,
+        json!({"txid": txid}),
+    );
+    let err = hsm.open(&pending[0]).unwrap_err();
+    assert!(matches!(err, TokenError::KeyNotFound { .. }), "{err:?}");
     if let Some(r) = replica {
         // The other replica signs with the keys the first one generated and rotated.
         add_build(r, &f, dir.path(), "9");
         let other = format!("{}/repo/{}/ci", r.url, f.name);
         Device::new(&root_v1(&other), &other).refreshes();
     }
+}
+
+/// POST `body` with `token`; the JSON answer of a 2xx.
+fn post(url: &str, token: &str, body: serde_json::Value) -> serde_json::Value {
+    let mut r = ureq::post(url)
+        .header("Authorization", &format!("Bearer {token}"))
+        .header("Content-Type", "application/json")
+        .send(body.to_string())
+        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+    serde_json::from_slice(&r.body_mut().read_to_vec().unwrap()).unwrap()
 }
 
 #[derive(Debug)]
