@@ -215,7 +215,7 @@ async fn main() -> anyhow::Result<()> {
 
 fn router(state: Shared) -> Router {
     let user_repo = "/ota/repo/{f}/api/v1/user_repo";
-    Router::new()
+    let routes = Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/metrics", get(metrics::render))
         .route(
@@ -289,11 +289,17 @@ fn router(state: Shared) -> Router {
                 "method not allowed",
                 serde_json::Value::Null,
             )
-        })
-        .layer(axum::middleware::from_fn_with_state(
+        });
+    // Only with --client-ca: no request pays for a check that cannot fail.
+    let routes = if state.tls.as_ref().is_some_and(|t| t.requires_client_cert()) {
+        routes.layer(axum::middleware::from_fn_with_state(
             state.clone(),
             tls::require_client_cert,
         ))
+    } else {
+        routes
+    };
+    routes
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::count_requests,
