@@ -190,6 +190,9 @@ struct Hsm {
 
 const PIN: &str = "4321";
 
+/// The tokens of this test binary, one per test.
+const TOKENS: [&str; 2] = ["tufd-sqlite", "tufd-pg"];
+
 fn hsm() -> Option<&'static Hsm> {
     static HSM: OnceLock<Option<Hsm>> = OnceLock::new();
     HSM.get_or_init(|| {
@@ -201,6 +204,15 @@ fn hsm() -> Option<&'static Hsm> {
         let conf = support::softhsm::write_conf(dir.path(), "tokens");
         // Before this process loads the module (it reads the variable at C_Initialize).
         std::env::set_var("SOFTHSM2_CONF", &conf);
+        for label in TOKENS {
+            let out = Command::new("softhsm2-util")
+                .args(["--init-token", "--free", "--label", label])
+                .args(["--pin", PIN, "--so-pin", "87654321"])
+                .env("SOFTHSM2_CONF", &conf)
+                .output()
+                .unwrap_or_else(|e| panic!("cannot run softhsm2-util: {e}"));
+            assert!(out.status.success(), "{}", stderr(&out));
+        }
         let pin_file = dir.path().join("pin");
         std::fs::write(&pin_file, format!("{PIN}\n")).unwrap();
         Some(Hsm {
@@ -214,15 +226,10 @@ fn hsm() -> Option<&'static Hsm> {
 }
 
 impl Hsm {
-    /// Initialises a token labelled `label`; returns the label.
+    /// One of the tokens made at start (made before this process loads the module: a
+    /// module that is already loaded may not see tokens created later).
     fn token(&self, label: &str) -> String {
-        let out = Command::new("softhsm2-util")
-            .args(["--init-token", "--free", "--label", label])
-            .args(["--pin", PIN, "--so-pin", "87654321"])
-            .env("SOFTHSM2_CONF", &self.conf)
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run softhsm2-util: {e}"));
-        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(TOKENS.contains(&label), "{label} is not in TOKENS");
         assert!(self.dir.path().exists());
         label.to_owned()
     }
