@@ -21,6 +21,14 @@ impl Settings {
             Some(path) => read_config_file(path)?,
             None => BTreeMap::new(),
         };
+        let ca_file = global
+            .ca_file
+            .clone()
+            .or_else(|| file.get("ca_file").map(Into::into));
+        crate::client::configure(crate::client::Transport {
+            ca_file,
+            allow_insecure_http: global.allow_insecure_http,
+        })?;
         Ok(Self { global, file })
     }
 

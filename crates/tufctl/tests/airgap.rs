@@ -552,8 +552,13 @@ fn renewal_story(server: Server) {
         assert!(warnings.contains("the CI root (version 4) expire"), "{st}");
         assert!(warnings.contains("resign-root"), "{st}");
     }
-    let (_, metrics) = http_get(&format!("{}/metrics", server.url));
-    let metrics = String::from_utf8(metrics).unwrap();
+    let metrics = ureq::get(&format!("{}/metrics", server.url))
+        .header("Authorization", &format!("Bearer {}", server.admin))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
     let line = metrics
         .lines()
         .find(|l| {
