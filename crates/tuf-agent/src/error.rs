@@ -72,6 +72,14 @@ pub enum Error {
     #[error("target path {0:?} cannot be stored as a local file")]
     BadTargetPath(String),
 
+    /// A candidate for `update` whose version has no place in the release order.
+    #[error("target {path}: version {version:?} is {reason}")]
+    Version {
+        path: String,
+        version: String,
+        reason: String,
+    },
+
     #[error("{0}")]
     Config(String),
 }

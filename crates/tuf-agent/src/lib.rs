@@ -4,11 +4,13 @@
 //! [`store`] reads and atomically writes the trusted metadata directory, [`fetch`] downloads
 //! with hard size caps, [`trusted`] holds the trusted metadata and performs every check
 //! without I/O, [`updater`] drives the workflow in the specification's order, [`artifact`]
-//! downloads and verifies target files, and [`release`] picks what a device should install.
+//! downloads and verifies target files, [`release`] picks what a device should install and
+//! [`installed`] records what `update` wrote and installed.
 
 pub mod artifact;
 mod error;
 pub mod fetch;
+pub mod installed;
 pub mod release;
 pub mod store;
 pub mod trusted;

@@ -205,7 +205,7 @@ impl Updater {
             }
             visited.push(role);
         }
-        candidates.sort_by(|a, b| release::newer(b, a));
+        release::sort_newest_first(&mut candidates)?;
         for c in candidates {
             if self.target_info(&c.path)?.as_ref() == Some(&c.info) {
                 return Ok(Some(c));
