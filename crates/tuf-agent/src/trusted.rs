@@ -38,9 +38,14 @@ pub struct TrustedSet {
 /// and the delegation walk need) and the bytes as received (what was persisted, and where a
 /// target is looked up on demand). The canonical bytes and the typed list are not kept: for a
 /// large role they would cost several times the file's size for nothing.
+///
+/// A role may be delegated by several roles, each with its own keys and threshold: it is
+/// trusted on a search path only once verified against that path's delegator, so `delegators`
+/// lists those it was verified for.
 struct TrustedTargets {
     head: TargetsHead,
     bytes: Vec<u8>,
+    delegators: Vec<String>,
 }
 
 impl TrustedSet {
@@ -261,7 +266,7 @@ impl TrustedSet {
                 role: role.to_owned(),
             });
         };
-        verify(role, &new, &keys, keymap)?;
+        verify_delegated(role, delegator, &new, &keys, keymap)?;
         if new.signed.version != listed {
             return Err(Error::VersionMismatch {
                 role: format!("{role} (as listed by snapshot)"),
@@ -272,8 +277,47 @@ impl TrustedSet {
         self.check_expiry(role, new.signed.expires())?;
         // Verified: the canonical bytes and signatures have served their purpose.
         let head = new.into_signed();
+        let delegators = vec![delegator.to_owned()];
+        self.targets.insert(
+            role.to_owned(),
+            TrustedTargets {
+                head,
+                bytes,
+                delegators,
+            },
+        );
+        Ok(())
+    }
+
+    /// Whether trusted role `role` was verified against `delegator`'s delegation to it.
+    pub fn is_trusted_via(&self, role: &str, delegator: &str) -> bool {
         self.targets
-            .insert(role.to_owned(), TrustedTargets { head, bytes });
+            .get(role)
+            .is_some_and(|t| t.delegators.iter().any(|d| d == delegator))
+    }
+
+    /// Trusts role `role`, already trusted through another delegator, through `delegator` too:
+    /// its signatures must meet `delegator`'s keys and threshold for it (spec 5.6.7, per
+    /// delegation). A role signed for one delegator is never trusted via another.
+    pub fn verify_delegation(&mut self, role: &str, delegator: &str) -> Result<(), Error> {
+        if self.is_trusted_via(role, delegator) {
+            return Ok(());
+        }
+        let Some(t) = self.targets.get(role) else {
+            return Err(Error::NotDelegated {
+                role: role.to_owned(),
+            });
+        };
+        let Some((keys, keymap)) = self.delegated_keys(role, delegator) else {
+            return Err(Error::NotDelegated {
+                role: role.to_owned(),
+            });
+        };
+        let md = parse::<TargetsHead>(role, &t.bytes)?;
+        verify_delegated(role, delegator, &md, &keys, keymap)?;
+        if let Some(t) = self.targets.get_mut(role) {
+            t.delegators.push(delegator.to_owned());
+        }
         Ok(())
     }
 
@@ -366,6 +410,25 @@ fn verify<T: Metadata>(
     keymap: &BTreeMap<KeyId, PublicKey>,
 ) -> Result<(), Error> {
     md.verify_role(role, keys, keymap)
+        .require()
+        .map(drop)
+        .map_err(|e| Error::metadata(role, e))
+}
+
+/// Like [`verify`]; a delegated role's report names its delegator, as the same role may be
+/// delegated by several, with different keys.
+fn verify_delegated(
+    role: &str,
+    delegator: &str,
+    md: &SignedRef<'_, TargetsHead>,
+    keys: &RoleKeys,
+    keymap: &BTreeMap<KeyId, PublicKey>,
+) -> Result<(), Error> {
+    if delegator == "root" {
+        return verify(role, md, keys, keymap);
+    }
+    let label = format!("{role} (as delegated by {delegator})");
+    md.verify_role(&label, keys, keymap)
         .require()
         .map(drop)
         .map_err(|e| Error::metadata(role, e))

@@ -170,15 +170,19 @@ impl Updater {
         // (role, chain of (delegator, role) edges from the top-level targets role)
         let mut to_visit: Vec<(String, Vec<(String, String)>)> =
             vec![("targets".to_owned(), Vec::new())];
-        let mut visited: Vec<String> = Vec::new();
+        // By (delegator, role): a role delegated by two roles is verified, and its targets
+        // filtered, on each path.
+        let mut visited: Vec<(String, String)> = Vec::new();
         while visited.len() < self.limits.max_delegations {
             let Some((role, chain)) = to_visit.pop() else {
                 break;
             };
-            if visited.contains(&role) {
+            let delegator = chain.last().map_or("root", |(d, _)| d.as_str()).to_owned();
+            let edge = (delegator, role);
+            if visited.contains(&edge) {
                 continue;
             }
-            let delegator = chain.last().map_or("root", |(d, _)| d.as_str()).to_owned();
+            let (delegator, role) = edge;
             self.load_targets(&role, &delegator)?;
             let Some(targets) = self.trusted.targets_full(&role)? else {
                 return Err(Error::NotDelegated { role });
@@ -203,7 +207,7 @@ impl Updater {
                 next.push((role.clone(), child.clone()));
                 to_visit.push((child, next));
             }
-            visited.push(role);
+            visited.push((delegator, role));
         }
         release::sort_newest_first(&mut candidates)?;
         for c in candidates {
@@ -324,7 +328,8 @@ impl Updater {
     /// snapshot, or a download.
     fn load_targets(&mut self, role: &str, delegator: &str) -> Result<(), Error> {
         if self.trusted.targets(role).is_some() {
-            return Ok(());
+            // Loaded via some delegator this cycle; this path's delegator must vouch too.
+            return self.trusted.verify_delegation(role, delegator);
         }
         let entry = self.trusted.snapshot_entry(role)?;
         let (version, length) = (entry.version, entry.length);

@@ -312,6 +312,62 @@ fn delegation_path_mismatch() {
     assert!(client.target_files().is_empty());
 }
 
+/// targets delegates `a/*` to left and `b/*` to right, which delegate the same paths to
+/// shared, signed by the keys left lists for it. With `right_keys` "other-keys", right lists keys that never sign it.
+fn diamond(right_keys: &str) -> Option<Repo> {
+    let custom = |v: &str| json!({"name": "fw", "version": v, "hardware_ids": ["hw"]});
+    let repo = repo()?;
+    repo.ops(json!([
+        ["delegate", {"name": "left", "paths": ["a/*"]}],
+        ["delegate", {"name": "right", "paths": ["b/*"]}],
+        ["delegate", {"name": "shared", "parent": "left", "paths": ["a/*"]}],
+        ["delegate", {"name": "shared", "parent": "right", "paths": ["b/*"], "existing": right_keys}],
+        ["add_target", {"role": "shared", "path": "a/1", "data": "via left", "custom": custom("1")}],
+        ["add_target", {"role": "shared", "path": "b/9", "data": "via right", "custom": custom("9")}],
+        ["publish", {}]
+    ]));
+    Some(repo)
+}
+
+#[test]
+fn diamond_delegation_signed_for_one_delegator() {
+    // Control: with shared's keys listed by both delegators, both paths work.
+    let Some(honest) = diamond("same-keys") else {
+        return;
+    };
+    let client = honest.client();
+    client.download(&["a/1", "b/9"]).success();
+    assert_eq!(client.target("b%2F9").unwrap(), b"via right");
+
+    let Some(repo) = diamond("other-keys") else {
+        return;
+    };
+    let client = repo.client();
+    // shared is verified (against left) for a/1 first; in the same run b/9 is reached
+    // through right, whose keys never signed shared: refused, not reused.
+    client
+        .download(&["a/1", "b/9"])
+        .failure("shared (as delegated by right): 0 valid signature(s)");
+    assert_eq!(client.target_files(), ["a%2F1"]);
+    // The same from the stored copy in a new run, and for `update`.
+    client
+        .download(&["b/9"])
+        .failure("shared (as delegated by right)");
+    let out = client.run(&[
+        "--metadata-url",
+        &repo.metadata_url(),
+        "--target-dir",
+        client.targets.path().to_str().unwrap(),
+        "--target-base-url",
+        &repo.targets_url(),
+        "--hardware-id",
+        "hw",
+        "update",
+    ]);
+    out.failure("shared (as delegated by right)");
+    assert_eq!(client.target_files(), ["a%2F1"]);
+}
+
 #[test]
 fn fast_forward_recovery_timestamp() {
     let Some(repo) = repo() else { return };
