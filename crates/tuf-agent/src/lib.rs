@@ -16,5 +16,5 @@ pub mod store;
 pub mod trusted;
 pub mod updater;
 
-pub use error::Error;
+pub use error::{expiry_action, Error, Flavour, Repository};
 pub use updater::{Limits, Updater, UpdaterConfig};

@@ -14,6 +14,7 @@ use tuf_core::{
     TargetFile, Targets, TargetsHead, Timestamp,
 };
 
+use crate::error::Repository;
 use crate::Error;
 
 /// What became of a new timestamp.
@@ -32,6 +33,8 @@ pub struct TrustedSet {
     timestamp: Option<Signed<Timestamp>>,
     snapshot: Option<Signed<Snapshot>>,
     targets: HashMap<String, TrustedTargets>,
+    /// Named in expiry errors, so the device owner knows which repository needs re-signing.
+    repository: Repository,
 }
 
 /// A verified targets role, kept lean: the role without its target list (what verification
@@ -65,7 +68,13 @@ impl TrustedSet {
             timestamp: None,
             snapshot: None,
             targets: HashMap::new(),
+            repository: Repository::default(),
         })
+    }
+
+    /// Names the repository in expiry errors.
+    pub fn set_repository(&mut self, repository: Repository) {
+        self.repository = repository;
     }
 
     pub fn root(&self) -> &Root {
@@ -368,9 +377,13 @@ impl TrustedSet {
 
     fn check_expiry(&self, role: &str, expires: &tuf_core::Expires) -> Result<(), Error> {
         if expires.is_expired_at(self.now) {
+            let now = tuf_core::Expires::from_unix(self.now.unix_timestamp())
+                .map_or_else(|_| self.now.to_string(), |t| t.to_string());
             return Err(Error::Expired {
                 role: role.to_owned(),
                 expires: expires.to_string(),
+                now,
+                repository: self.repository.clone(),
             });
         }
         Ok(())

@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 use tuf_core::{Role, TargetFile};
 
 use crate::artifact;
+use crate::error::Repository;
 use crate::fetch::{Fetched, Fetcher};
 use crate::release::{self, Release};
 use crate::store::{encode_name, MetadataStore};
@@ -77,7 +78,8 @@ impl Updater {
                 store.dir().display()
             ))
         })?;
-        let trusted = TrustedSet::new(&root, now)?;
+        let mut trusted = TrustedSet::new(&root, now)?;
+        trusted.set_repository(Repository::from_metadata_url(&config.metadata_url));
         let mut metadata_url = config.metadata_url;
         if !metadata_url.ends_with('/') {
             metadata_url.push('/');

@@ -93,7 +93,10 @@ fn freeze_expired_timestamp() {
     let Some(repo) = repo() else { return };
     repo.ops(json!([["expire", {"role": "timestamp"}], ["publish", {}]]));
     let client = repo.client();
-    client.refresh().failure("timestamp: freeze attack");
+    let out = client.refresh();
+    out.failure("timestamp: the timestamp metadata of the repository http://127.0.0.1:")
+        .failure("re-signs timestamp and snapshot")
+        .failure("freeze attack");
     assert!(client.trusted("timestamp.json").is_none());
 }
 
@@ -102,7 +105,10 @@ fn freeze_expired_snapshot() {
     let Some(repo) = repo() else { return };
     repo.ops(json!([["expire", {"role": "snapshot"}], ["publish", {}]]));
     let client = repo.client();
-    client.refresh().failure("snapshot: freeze attack");
+    client
+        .refresh()
+        .failure("snapshot: the snapshot metadata of the repository")
+        .failure("re-signs timestamp and snapshot");
     assert!(client.trusted("snapshot.json").is_none());
     assert_eq!(client.version("timestamp.json"), Some(2));
 }
@@ -112,7 +118,23 @@ fn freeze_expired_targets() {
     let Some(repo) = repo() else { return };
     repo.ops(json!([["expire", {"role": "targets"}], ["publish", {}]]));
     let client = repo.client();
-    client.refresh().failure("targets: freeze attack");
+    client
+        .refresh()
+        .failure("targets: the targets metadata of the repository")
+        .failure("re-signed by the holders of the targets keys");
+    assert!(client.trusted("targets.json").is_none());
+    // Served where tufd serves a production repository: the owner is told the factory, the
+    // flavour and the command.
+    let prod = repo.dir.path().join("repo/acme/prod");
+    std::fs::create_dir_all(prod.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(repo.dir.path(), &prod).unwrap();
+    let url = format!("{}/repo/acme/prod/metadata/", repo.server.url);
+    client
+        .run(&["--metadata-url", &url, "refresh"])
+        .failure(&format!(
+            "targets: the targets metadata of the production repository of factory acme ({url}) expired at"
+        ))
+        .failure("re-signed with `tufctl waves resign`");
     assert!(client.trusted("targets.json").is_none());
 }
 
@@ -122,7 +144,11 @@ fn freeze_expired_final_root() {
     repo.ops(json!([["expire", {"role": "root"}], ["publish", {}]]));
     let client = repo.client();
     repo.server.take_requests();
-    client.refresh().failure("root: freeze attack");
+    client
+        .refresh()
+        .failure("root: the root metadata of the repository")
+        .failure("this device's clock reads 20")
+        .failure("a new root must be signed with `tufctl keys resign-root`");
     assert_eq!(
         repo.server.take_requests(),
         ["/metadata/2.root.json", "/metadata/3.root.json"]
