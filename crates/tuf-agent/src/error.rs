@@ -39,7 +39,8 @@ pub enum Error {
         role: String,
         expires: String,
         now: String,
-        repository: Repository,
+        /// Boxed: errors stay small on the happy path.
+        repository: Box<Repository>,
     },
 
     #[error("{what}: length is {got} bytes, {expected} bytes are listed")]
@@ -232,7 +233,7 @@ mod tests {
                 role: role.to_owned(),
                 expires: "2024-01-01T00:00:00Z".to_owned(),
                 now: "2024-02-01T00:00:00Z".to_owned(),
-                repository: Repository::from_metadata_url(url),
+                repository: Box::new(Repository::from_metadata_url(url)),
             }
             .to_string()
         };

@@ -383,7 +383,7 @@ impl TrustedSet {
                 role: role.to_owned(),
                 expires: expires.to_string(),
                 now,
-                repository: self.repository.clone(),
+                repository: Box::new(self.repository.clone()),
             });
         }
         Ok(())
