@@ -53,6 +53,14 @@ pub enum Error {
     #[error("{what}: {reason}")]
     Hash { what: String, reason: HashMismatch },
 
+    /// A download broke off; what arrived is kept and the next try resumes from there.
+    #[error("{what}: the download stopped after {got} of {expected} bytes (kept: the next try resumes it)")]
+    Interrupted {
+        what: String,
+        got: u64,
+        expected: u64,
+    },
+
     #[error("snapshot: {file} is listed in the trusted snapshot but missing from the new one")]
     RoleRemoved { file: String },
 
@@ -64,6 +72,10 @@ pub enum Error {
 
     #[error("fetching {url}: {reason}")]
     Http { url: String, reason: String },
+
+    /// A `Range` request for the rest of a partial download went wrong.
+    #[error("fetching {url}: {reason}")]
+    Range { url: String, reason: String },
 
     #[error("fetching {url}: HTTP status {status}")]
     Status { url: String, status: u16 },

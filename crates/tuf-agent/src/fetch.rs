@@ -3,7 +3,7 @@
 //! Every read stops one byte past its cap, so an endless or oversized response costs at most
 //! that much memory and bandwidth before it is refused.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::time::Duration;
 
 use ureq::Agent;
@@ -80,51 +80,91 @@ impl Fetcher {
         }
     }
 
-    /// Streams `url` into `out`, at most `limit` bytes, handing each chunk to `inspect` (for
-    /// hashing) before it is written. Returns the number of bytes; more than `limit` is an
-    /// error and stops the download.
-    pub fn stream(
-        &self,
-        url: &str,
-        limit: u64,
-        out: &mut dyn Write,
-        inspect: &mut dyn FnMut(&[u8]),
-    ) -> Result<u64, Error> {
-        let mut response = self.agent.get(url).call().map_err(|e| http(url, e))?;
+    /// Opens `url` from byte `offset` on: a `Range` request when `offset` is not 0. A server
+    /// that honours it answers 206 and the body starts at `offset`; one that ignores it
+    /// answers 200 with the whole file, and the body starts at 0 ([`Body::start`] says
+    /// which). A range the server cannot serve (416), or other bytes than asked for, is
+    /// [`Error::Range`]; any other status [`Error::Status`].
+    pub fn open_from(&self, url: &str, offset: u64) -> Result<Body, Error> {
+        let mut request = self.agent.get(url);
+        // Byte ranges of an encoded body would be ranges of something else.
+        request = request.header("accept-encoding", "identity");
+        if offset > 0 {
+            request = request.header("range", format!("bytes={offset}-"));
+        }
+        let response = request.call().map_err(|e| http(url, e))?;
         let status = response.status().as_u16();
-        if status != 200 {
-            return Err(Error::Status {
-                url: url.to_owned(),
-                status,
-            });
-        }
-        let mut reader = response
-            .body_mut()
-            .with_config()
+        let start = match status {
+            200 => 0,
+            206 if offset > 0 => {
+                let range = response
+                    .headers()
+                    .get("content-range")
+                    .and_then(|v| v.to_str().ok());
+                match range.and_then(content_range_start) {
+                    Some(start) if start == offset => start,
+                    _ => {
+                        return Err(Error::Range {
+                            url: url.to_owned(),
+                            reason: format!(
+                                "asked for bytes {offset}-, got 206 with Content-Range {range:?}"
+                            ),
+                        })
+                    }
+                }
+            }
+            416 => {
+                return Err(Error::Range {
+                    url: url.to_owned(),
+                    reason: format!("416: the file is not longer than {offset} bytes"),
+                })
+            }
+            _ => {
+                return Err(Error::Status {
+                    url: url.to_owned(),
+                    status,
+                })
+            }
+        };
+        let reader = response
+            .into_body()
+            .into_with_config()
             .limit(u64::MAX)
-            .reader()
-            .take(limit.saturating_add(1));
-        let mut buf = vec![0u8; 64 * 1024];
-        let mut total = 0u64;
-        loop {
-            let n = reader.read(&mut buf).map_err(|e| http(url, e))?;
-            if n == 0 {
-                break;
-            }
-            total += n as u64;
-            if total > limit {
-                return Err(Error::TooLarge {
-                    what: url.to_owned(),
-                    limit,
-                });
-            }
-            let chunk = &buf[..n];
-            inspect(chunk);
-            out.write_all(chunk)
-                .map_err(|e| Error::Config(format!("writing download of {url}: {e}")))?;
-        }
-        Ok(total)
+            .reader();
+        Ok(Body {
+            start,
+            url: url.to_owned(),
+            reader,
+        })
     }
+}
+
+/// An open response body (see [`Fetcher::open_from`]).
+pub struct Body {
+    /// Where in the file the body starts.
+    pub start: u64,
+    url: String,
+    reader: ureq::BodyReader<'static>,
+}
+
+impl Body {
+    /// Reads the next bytes; 0 is the end of the body.
+    pub fn read(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
+        loop {
+            match self.reader.read(buf) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(http(&self.url, e)),
+            }
+        }
+    }
+}
+
+/// The first byte of `Content-Range: bytes FIRST-LAST/LENGTH`.
+fn content_range_start(value: &str) -> Option<u64> {
+    let range = value.trim().strip_prefix("bytes ")?;
+    let (first, _) = range.split_once('-')?;
+    first.trim().parse().ok()
 }
 
 impl Default for Fetcher {

@@ -1,6 +1,6 @@
 //! What `update` keeps beside the targets: which target was installed last (`+installed`) and
 //! which target files `update` wrote, oldest first (`+history`), so `--keep N` removes only
-//! files of ours. `+` is always percent-encoded in target file names, so no target file can
+//! files of ours (and partial downloads left behind, `+partial-*`). `+` is always percent-encoded in target file names, so no target file can
 //! take either name.
 
 use std::fs::{self, File};
@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use percent_encoding::percent_decode_str;
 
+use crate::artifact::PARTIAL_PREFIX;
 use crate::{store, Error};
 
 const INSTALLED: &str = "+installed";
@@ -93,6 +94,29 @@ impl Installed {
         kept.reverse();
         let text: String = kept.iter().map(|n| format!("{n}\n")).collect();
         store::write_atomic(&self.dir.join(HISTORY), text.as_bytes())?;
+        removed.extend(self.remove_partials()?);
+        Ok(removed)
+    }
+
+    /// Partial downloads left behind (of targets no longer the newest, once the newest is in
+    /// place): only regular files named as [`crate::artifact::partial_path`] names them.
+    fn remove_partials(&self) -> Result<Vec<String>, Error> {
+        let mut removed = Vec::new();
+        let entries = fs::read_dir(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io(&self.dir, e))?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let Some(id) = name.strip_prefix(PARTIAL_PREFIX) else {
+                continue;
+            };
+            let ours = id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit());
+            if ours && entry.file_type().is_ok_and(|t| t.is_file()) {
+                let path = entry.path();
+                fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+                removed.push(name.to_owned());
+            }
+        }
         Ok(removed)
     }
 
