@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::Repo;
+use common::{Reply, Repo};
 use serde_json::{json, Value};
 
 fn repo() -> Option<Repo> {
@@ -392,6 +392,80 @@ fn diamond_delegation_signed_for_one_delegator() {
     ]);
     out.failure("shared (as delegated by right)");
     assert_eq!(client.target_files(), ["a%2F1"]);
+}
+
+/// The first half of the image replaced, same length: what an attacker on the path serves
+/// before cutting the connection, so that the device keeps it as a partial download.
+fn tampered(image: &[u8]) -> Vec<u8> {
+    let mut bad = image.to_vec();
+    bad[..image.len() / 2].fill(b'X');
+    bad
+}
+
+#[test]
+fn resumed_download_tampered_first_half() {
+    let Some(repo) = repo() else { return };
+    let image = "0123456789abcdef".repeat(20_000).into_bytes();
+    repo.ops(json!([
+        ["add_target", {"path": "fw", "data": "0123456789abcdef", "repeat": 20_000}],
+        ["publish", {}]
+    ]));
+    let served = format!("/targets/{}.fw", tuf_core::hash::sha256_hex(&image));
+    let half = image.len() / 2;
+    let client = repo.client();
+    let cut_tampered = || {
+        repo.server.script(
+            &served,
+            vec![
+                Reply::Body {
+                    bytes: tampered(&image),
+                    cut: Some(half),
+                },
+                Reply::Status(503),
+            ],
+        );
+        client.download(&["fw"]).failure("HTTP status 503");
+        assert_eq!(client.target_files().len(), 1, "a partial download is kept");
+        repo.server.take_ranges();
+    };
+    // The honest server completes the file: the whole file does not verify, so the partial
+    // one is dropped and the file fetched again from the start; only good bytes land.
+    cut_tampered();
+    client.download(&["fw"]).success();
+    let ranges: Vec<_> = repo
+        .server
+        .take_ranges()
+        .into_iter()
+        .filter(|(p, _)| *p == served)
+        .collect();
+    assert_eq!(
+        ranges,
+        [
+            (served.clone(), Some(format!("bytes={half}-"))),
+            (served.clone(), None)
+        ]
+    );
+    assert_eq!(client.target("fw").unwrap(), image);
+    assert_eq!(client.target_files(), ["fw"]);
+
+    // The attacker stays on the path and also serves the fresh download: refused, nothing
+    // left in the target directory.
+    std::fs::remove_file(client.targets.path().join("fw")).unwrap();
+    cut_tampered();
+    repo.server.script(
+        &served,
+        vec![
+            Reply::Normal,
+            Reply::Body {
+                bytes: tampered(&image),
+                cut: None,
+            },
+        ],
+    );
+    client
+        .download(&["fw"])
+        .failure("target fw: sha256 hash does not match");
+    assert!(client.target_files().is_empty());
 }
 
 #[test]

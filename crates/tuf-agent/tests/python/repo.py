@@ -128,8 +128,9 @@ class Repo:
         for name in TOP:
             self.dirty(name)
 
-    def op_add_target(self, path, data, role="targets", custom=None, hash_algorithms=None):
-        raw = data.encode()
+    def op_add_target(self, path, data, role="targets", custom=None, hash_algorithms=None,
+                      repeat=1):
+        raw = data.encode() * repeat
         tf = TargetFile.from_data(path, raw, hash_algorithms or ["sha256"])
         if custom is not None:
             tf.unrecognized_fields["custom"] = custom
