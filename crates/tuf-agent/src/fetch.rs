@@ -6,13 +6,17 @@
 use std::io::Read;
 use std::time::Duration;
 
-use ureq::Agent;
+use ureq::typestate::WithoutBody;
+use ureq::{Agent, RequestBuilder};
 
+use crate::proxy::Proxies;
+use crate::tls::TlsOptions;
 use crate::Error;
 
 /// An HTTP client for one update cycle.
 pub struct Fetcher {
     agent: Agent,
+    proxies: Proxies,
 }
 
 /// The outcome of a request whose absence is meaningful (the next root version).
@@ -23,19 +27,35 @@ pub enum Fetched {
 }
 
 impl Fetcher {
-    pub fn new() -> Self {
+    /// A client trusting and showing what `tls` says, through the proxies the environment
+    /// names (see [`crate::proxy`]).
+    pub fn new(tls: &TlsOptions) -> Result<Self, Error> {
         let agent = Agent::config_builder()
             .http_status_as_error(false)
             .timeout_connect(Some(CONNECT_TIMEOUT))
             .timeout_global(Some(GLOBAL_TIMEOUT))
+            .tls_config(crate::tls::config(tls)?)
+            // Chosen per request, by scheme and NO_PROXY.
+            .proxy(None)
             .build()
             .into();
-        Self { agent }
+        Ok(Self {
+            agent,
+            proxies: Proxies::from_env()?,
+        })
+    }
+
+    fn get(&self, url: &str) -> RequestBuilder<WithoutBody> {
+        self.agent
+            .get(url)
+            .config()
+            .proxy(self.proxies.for_url(url).cloned())
+            .build()
     }
 
     /// Fetches `url`, at most `limit` bytes; 403 and 404 are [`Fetched::Missing`].
     pub fn fetch_optional(&self, url: &str, limit: u64) -> Result<Fetched, Error> {
-        let mut response = self.agent.get(url).call().map_err(|e| http(url, e))?;
+        let mut response = self.get(url).call().map_err(|e| http(url, e))?;
         let status = response.status().as_u16();
         if status == 403 || status == 404 {
             return Ok(Fetched::Missing(status));
@@ -86,7 +106,7 @@ impl Fetcher {
     /// which). A range the server cannot serve (416), or other bytes than asked for, is
     /// [`Error::Range`]; any other status [`Error::Status`].
     pub fn open_from(&self, url: &str, offset: u64) -> Result<Body, Error> {
-        let mut request = self.agent.get(url);
+        let mut request = self.get(url);
         // Byte ranges of an encoded body would be ranges of something else.
         request = request.header("accept-encoding", "identity");
         if offset > 0 {
@@ -165,12 +185,6 @@ fn content_range_start(value: &str) -> Option<u64> {
     let range = value.trim().strip_prefix("bytes ")?;
     let (first, _) = range.split_once('-')?;
     first.trim().parse().ok()
-}
-
-impl Default for Fetcher {
-    fn default() -> Self {
-        Self::new()
-    }
 }
 
 fn http(url: &str, e: impl std::fmt::Display) -> Error {

@@ -11,10 +11,13 @@ pub mod artifact;
 mod error;
 pub mod fetch;
 pub mod installed;
+pub mod proxy;
 pub mod release;
 pub mod store;
+pub mod tls;
 pub mod trusted;
 pub mod updater;
 
 pub use error::{expiry_action, Error, Flavour, Repository};
+pub use tls::TlsOptions;
 pub use updater::{Limits, Updater, UpdaterConfig};

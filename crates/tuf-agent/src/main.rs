@@ -11,16 +11,18 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use serde::Deserialize;
 use tuf_agent::installed::Installed;
-use tuf_agent::{store, Limits, Updater, UpdaterConfig};
+use tuf_agent::{store, Limits, TlsOptions, Updater, UpdaterConfig};
 
 #[derive(Parser)]
 #[command(
     name = "tuf-agent",
-    version,
+    version = VERSION,
     about = "TUF device client of tuf-factory",
     after_help = "`update` installs the newest release: numeric versions compare as numbers, \
                   semantic versions by SemVer precedence, anything else is refused \
-                  (`tuf-agent update --help` says more)."
+                  (`tuf-agent update --help` says more).\n\
+                  Proxies: HTTPS_PROXY for https URLs, HTTP_PROXY for http URLs, ALL_PROXY \
+                  for either, NO_PROXY for hosts reached directly (lower-case names too)."
 )]
 struct Cli {
     /// Base URL of the repository metadata (e.g. https://host/repo/FACTORY/prod/metadata/).
@@ -51,8 +53,19 @@ struct Cli {
     /// (`update`; never the current target, never files `update` did not write).
     #[arg(long, global = true, value_name = "N")]
     keep: Option<usize>,
+    /// PEM file of the certificate authorities to trust for https URLs, instead of the
+    /// bundled web PKI roots (a private CA).
+    #[arg(long, global = true, value_name = "PEM")]
+    ca_file: Option<PathBuf>,
+    /// PEM certificate chain (leaf first) to show servers that ask for one (mTLS).
+    #[arg(long, global = true, value_name = "PEM", requires = "client_key")]
+    client_cert: Option<PathBuf>,
+    /// PEM private key of --client-cert (PKCS#8, PKCS#1 RSA or SEC1 EC).
+    #[arg(long, global = true, value_name = "PEM", requires = "client_cert")]
+    client_key: Option<PathBuf>,
     /// JSON file with any of the keys metadata_url, metadata_dir, target_dir,
-    /// target_base_url, hardware_id, tag, install_cmd, keep; flags override it.
+    /// target_base_url, hardware_id, tag, install_cmd, keep, ca_file, client_cert,
+    /// client_key; flags override it.
     #[arg(long, global = true)]
     config: Option<PathBuf>,
     #[command(subcommand)]
@@ -91,7 +104,16 @@ struct ConfigFile {
     tag: Option<String>,
     install_cmd: Option<String>,
     keep: Option<usize>,
+    ca_file: Option<PathBuf>,
+    client_cert: Option<PathBuf>,
+    client_key: Option<PathBuf>,
 }
+
+/// The version, and which crypto the build verifies signatures and speaks TLS with.
+#[cfg(feature = "pure-rust")]
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (crypto: RustCrypto)");
+#[cfg(not(feature = "pure-rust"))]
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (crypto: aws-lc-rs)");
 
 fn main() -> ExitCode {
     // A panic is a failure like any other: exit status 1, never 101.
@@ -136,12 +158,18 @@ fn run(cli: Cli) -> Result<()> {
         .or(file.metadata_dir)
         .context("--metadata-dir is required")?;
     let metadata_url = cli.metadata_url.clone().or(file.metadata_url);
+    let tls = TlsOptions {
+        ca_file: cli.ca_file.clone().or(file.ca_file),
+        client_cert: cli.client_cert.clone().or(file.client_cert),
+        client_key: cli.client_key.clone().or(file.client_key),
+    };
     let updater = || -> Result<Updater> {
         let metadata_url = metadata_url.clone().context("--metadata-url is required")?;
         Ok(Updater::new(UpdaterConfig {
             metadata_url,
             metadata_dir: metadata_dir.clone(),
             limits: Limits::default(),
+            tls: tls.clone(),
         })?)
     };
     match cli.command {

@@ -23,10 +23,10 @@ impl Proxies {
 
     /// From `lookup` (an environment).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
-        let first = |names: &[&str]| {
+        let first = |names: &[&'static str]| -> Option<(&'static str, String)> {
             names
                 .iter()
-                .find_map(|n| lookup(n).filter(|v| !v.trim().is_empty()).map(|v| (*n, v)))
+                .find_map(|&n| lookup(n).filter(|v| !v.trim().is_empty()).map(|v| (n, v)))
         };
         let all = ["ALL_PROXY", "all_proxy"];
         let parse = |found: Option<(&str, String)>| -> Result<Option<Proxy>, Error> {
@@ -63,7 +63,10 @@ impl Proxies {
         let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
         let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
         let (host, port) = split_host_port(authority);
-        let bypass = self.no_proxy.iter().any(|e| no_proxy_matches(e, &host, port));
+        let bypass = self
+            .no_proxy
+            .iter()
+            .any(|e| no_proxy_matches(e, &host, port));
         (!bypass).then_some(proxy)
     }
 }
@@ -74,6 +77,10 @@ fn split_host_port(authority: &str) -> (String, Option<&str>) {
         let (host, after) = rest.split_once(']').unwrap_or((rest, ""));
         let port = after.strip_prefix(':');
         return (host.to_ascii_lowercase(), port);
+    }
+    if authority.matches(':').count() > 1 {
+        // An IPv6 address without brackets (as NO_PROXY lists them): no port.
+        return (authority.to_ascii_lowercase(), None);
     }
     match authority.rsplit_once(':') {
         Some((host, port)) => (host.to_ascii_lowercase(), Some(port)),
@@ -118,8 +125,14 @@ mod tests {
             ("http_proxy", "http://plain:8080"),
         ])
         .unwrap();
-        assert_eq!(host_of(p.for_url("https://h/x")).as_deref(), Some("secure:3128"));
-        assert_eq!(host_of(p.for_url("http://h/x")).as_deref(), Some("plain:8080"));
+        assert_eq!(
+            host_of(p.for_url("https://h/x")).as_deref(),
+            Some("secure:3128")
+        );
+        assert_eq!(
+            host_of(p.for_url("http://h/x")).as_deref(),
+            Some("plain:8080")
+        );
         let p = proxies(&[("ALL_PROXY", "http://all:1"), ("https_proxy", "http://s:2")]).unwrap();
         assert_eq!(host_of(p.for_url("https://h/")).as_deref(), Some("s:2"));
         assert_eq!(host_of(p.for_url("http://h/")).as_deref(), Some("all:1"));

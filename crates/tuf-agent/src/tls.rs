@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs1KeyDer, PrivatePkcs8KeyDer};
-use rustls::pki_types::PrivateSec1KeyDer;
-use ureq::tls::{Certificate, ClientCert, KeyKind, PemItem, PrivateKey, RootCerts, TlsConfig};
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use ureq::tls::{Certificate, ClientCert, PemItem, PrivateKey, RootCerts, TlsConfig};
 
 use crate::Error;
 
@@ -89,22 +89,15 @@ fn certificates(path: &Path) -> Result<Vec<Certificate<'static>>, Error> {
     Ok(certs)
 }
 
-fn client_cert(
-    cert: &Path,
-    key: &Path,
-    provider: &CryptoProvider,
-) -> Result<ClientCert, Error> {
+fn client_cert(cert: &Path, key: &Path, provider: &CryptoProvider) -> Result<ClientCert, Error> {
     let chain = certificates(cert)?;
     let pem = read_pem(key)?;
     let key_err = |why: String| Error::Config(format!("{}: {why}", key.display()));
-    let private = PrivateKey::from_pem(&pem).map_err(|e| key_err(format!("no private key: {e}")))?;
-    // rustls checks that the key loads and matches the leaf certificate.
-    let der: PrivateKeyDer<'static> = match private.kind() {
-        KeyKind::Pkcs1 => PrivatePkcs1KeyDer::from(private.der().to_vec()).into(),
-        KeyKind::Pkcs8 => PrivatePkcs8KeyDer::from(private.der().to_vec()).into(),
-        KeyKind::Sec1 => PrivateSec1KeyDer::from(private.der().to_vec()).into(),
-        _ => return Err(key_err("unsupported private key format".to_owned())),
-    };
+    let private =
+        PrivateKey::from_pem(&pem).map_err(|e| key_err(format!("no private key: {e}")))?;
+    // The same key as rustls sees it: it checks that the key loads and matches the leaf.
+    let der =
+        PrivateKeyDer::from_pem_slice(&pem).map_err(|e| key_err(format!("no private key: {e}")))?;
     let certs: Vec<CertificateDer<'static>> = chain
         .iter()
         .map(|c| CertificateDer::from(c.der().to_vec()))

@@ -11,6 +11,7 @@ use crate::error::Repository;
 use crate::fetch::{Fetched, Fetcher};
 use crate::release::{self, Release};
 use crate::store::{encode_name, MetadataStore};
+use crate::tls::TlsOptions;
 use crate::trusted::{TimestampUpdate, TrustedSet};
 use crate::Error;
 
@@ -49,6 +50,8 @@ pub struct UpdaterConfig {
     pub metadata_url: String,
     pub metadata_dir: PathBuf,
     pub limits: Limits,
+    /// CAs to trust and the client certificate to show.
+    pub tls: TlsOptions,
 }
 
 /// One update cycle of one device.
@@ -88,7 +91,7 @@ impl Updater {
             metadata_url,
             limits: config.limits,
             store,
-            fetcher: Fetcher::new(),
+            fetcher: Fetcher::new(&config.tls)?,
             trusted,
             refreshed: false,
             fast_forward_recovery: false,
