@@ -188,10 +188,48 @@ fn content_range_start(value: &str) -> Option<u64> {
 }
 
 fn http(url: &str, e: impl std::fmt::Display) -> Error {
+    let mut reason = e.to_string();
+    if let Some(hint) = tls_hint(&reason) {
+        reason.push_str(" (");
+        reason.push_str(hint);
+        reason.push(')');
+    }
     Error::Http {
         url: url.to_owned(),
-        reason: e.to_string(),
+        reason,
     }
+}
+
+/// What a device owner can do about the TLS failures they will meet.
+fn tls_hint(reason: &str) -> Option<&'static str> {
+    const HINTS: [(&str, &str); 5] = [
+        (
+            "UnknownIssuer",
+            "the server's certificate is not issued by a CA this device trusts: give the CA \
+             with --ca-file",
+        ),
+        (
+            "NotValidForName",
+            "the server's certificate does not name the host of the URL",
+        ),
+        (
+            "Expired",
+            "a certificate has expired, or this device's clock is wrong",
+        ),
+        (
+            "CertificateRequired",
+            "the server wants a client certificate: give --client-cert and --client-key",
+        ),
+        (
+            "alert: BadCertificate",
+            "the server refused the client certificate: is it issued by the CA the server \
+             trusts, and is --client-key its key?",
+        ),
+    ];
+    HINTS
+        .iter()
+        .find(|(needle, _)| reason.contains(needle))
+        .map(|(_, hint)| *hint)
 }
 
 /// Bounds a stalled server; size caps bound a fast one.

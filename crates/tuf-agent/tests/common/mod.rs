@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod tls;
+
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -175,12 +177,31 @@ impl Client {
     }
 }
 
+/// Proxy variables the agent reads: removed unless a test sets them, so the tests do not
+/// depend on the environment they run in.
+const PROXY_VARIABLES: [&str; 8] = [
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "NO_PROXY",
+    "no_proxy",
+];
+
 /// Runs the real binary.
 pub fn agent(args: &[&str]) -> Outcome {
-    let out = Command::new(env!("CARGO_BIN_EXE_tuf-agent"))
-        .args(args)
-        .output()
-        .unwrap();
+    agent_with_env(args, &[])
+}
+
+/// Runs the real binary with these environment variables (and no other proxy variables).
+pub fn agent_with_env(args: &[&str], env: &[(&str, &str)]) -> Outcome {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tuf-agent"));
+    for v in PROXY_VARIABLES {
+        cmd.env_remove(v);
+    }
+    let out = cmd.args(args).envs(env.iter().copied()).output().unwrap();
     Outcome {
         code: out.status.code(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
