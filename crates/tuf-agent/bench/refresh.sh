@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Whole-process refresh (empty cache) of repositories of 1,000, 10,000 and 100,000 targets:
-# tuf-agent (release build; also the pure-Rust build with PURE_RUST=1) next to python-tuf's
+# tuf-agent (built with PROFILE, default release; PROFILE=release-small is what devices run;
+# also the pure-Rust build with PURE_RUST=1) next to python-tuf's
 # ngclient and, when TOUGH_REFRESH names one, a client built on the `tough` crate; the same
 # repository served on loopback to all of them. Prints the median wall time and peak RSS of
 # each, and tuf-agent's speed-up over the others. A benchmark, not a test: nothing fails on
@@ -11,6 +12,8 @@
 # TOUGH_REFRESH: a program run as `PROGRAM METADATA_DIR METADATA_URL TARGETS_URL` that loads
 # the repository with tough (trusting METADATA_DIR/root.json, caching in METADATA_DIR) and
 # exits 0. It is not part of this repository: build one outside it against the tough crate.
+# Peak RSS includes the binary's mapped pages, which depend on the page cache (a freshly
+# written binary can map several hundred KiB more): compare runs made the same way.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 sizes=${1:-"1000 10000 100000"}
@@ -26,12 +29,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cargo build --quiet --release -p tuf-agent
-cp "$target_dir/release/tuf-agent" "$work/tuf-agent"
+profile=${PROFILE:-release}
+cargo build --quiet --profile "$profile" -p tuf-agent
+cp "$target_dir/$profile/tuf-agent" "$work/tuf-agent"
 clients=(tuf-agent)
 if [ "${PURE_RUST:-0}" = 1 ]; then
-  cargo build --quiet --release -p tuf-agent --no-default-features --features pure-rust
-  cp "$target_dir/release/tuf-agent" "$work/tuf-agent-pure-rust"
+  cargo build --quiet --profile "$profile" -p tuf-agent --no-default-features --features pure-rust
+  cp "$target_dir/$profile/tuf-agent" "$work/tuf-agent-pure-rust"
   clients+=(tuf-agent-pure-rust)
 fi
 clients+=(python-tuf)
