@@ -29,8 +29,19 @@ pub enum Error {
         got: u64,
     },
 
-    #[error("{role}: freeze attack? metadata expired at {expires}")]
-    Expired { role: String, expires: String },
+    /// What expired, where, when, and what its owner must do (see [`expiry_action`]).
+    #[error(
+        "{role}: the {role} metadata of {repository} expired at {expires} (this device's clock \
+         reads {now}; if that is wrong, set the clock): {}",
+        expiry_action(role, repository)
+    )]
+    Expired {
+        role: String,
+        expires: String,
+        now: String,
+        /// Boxed: errors stay small on the happy path.
+        repository: Box<Repository>,
+    },
 
     #[error("{what}: length is {got} bytes, {expected} bytes are listed")]
     Length {
@@ -41,6 +52,14 @@ pub enum Error {
 
     #[error("{what}: {reason}")]
     Hash { what: String, reason: HashMismatch },
+
+    /// A download broke off; what arrived is kept and the next try resumes from there.
+    #[error("{what}: the download stopped after {got} of {expected} bytes (kept: the next try resumes it)")]
+    Interrupted {
+        what: String,
+        got: u64,
+        expected: u64,
+    },
 
     #[error("snapshot: {file} is listed in the trusted snapshot but missing from the new one")]
     RoleRemoved { file: String },
@@ -53,6 +72,10 @@ pub enum Error {
 
     #[error("fetching {url}: {reason}")]
     Http { url: String, reason: String },
+
+    /// A `Range` request for the rest of a partial download went wrong.
+    #[error("fetching {url}: {reason}")]
+    Range { url: String, reason: String },
 
     #[error("fetching {url}: HTTP status {status}")]
     Status { url: String, status: u16 },
@@ -72,6 +95,14 @@ pub enum Error {
     #[error("target path {0:?} cannot be stored as a local file")]
     BadTargetPath(String),
 
+    /// A candidate for `update` whose version has no place in the release order.
+    #[error("target {path}: version {version:?} is {reason}")]
+    Version {
+        path: String,
+        version: String,
+        reason: String,
+    },
+
     #[error("{0}")]
     Config(String),
 }
@@ -89,5 +120,161 @@ impl Error {
             role: role.to_owned(),
             reason: source,
         }
+    }
+}
+
+/// A repository as its owner knows it: a tuf-factory URL (`.../repo/FACTORY/ci|prod/metadata/`)
+/// names the factory and the flavour; any other URL is only itself.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Repository {
+    pub url: String,
+    pub factory: Option<String>,
+    pub flavour: Option<Flavour>,
+}
+
+/// The two repositories of a tuf-factory Factory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavour {
+    Ci,
+    Production,
+}
+
+impl Repository {
+    pub fn from_metadata_url(url: &str) -> Self {
+        let path = url
+            .split_once("://")
+            .map_or(url, |(_, rest)| rest.split_once('/').map_or("", |(_, p)| p));
+        let path = path.split(['?', '#']).next().unwrap_or_default();
+        let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        let found = segments.windows(4).rev().find_map(|w| match w {
+            ["repo", factory, "ci", "metadata"] => Some((factory, Flavour::Ci)),
+            ["repo", factory, "prod", "metadata"] => Some((factory, Flavour::Production)),
+            _ => None,
+        });
+        Self {
+            url: url.to_owned(),
+            factory: found.map(|(f, _)| f.to_string()),
+            flavour: found.map(|(_, fl)| fl),
+        }
+    }
+}
+
+impl std::fmt::Display for Repository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let flavour = match self.flavour {
+            Some(Flavour::Ci) => "CI ",
+            Some(Flavour::Production) => "production ",
+            None => "",
+        };
+        match (&self.factory, self.url.is_empty()) {
+            (Some(factory), _) => write!(
+                f,
+                "the {flavour}repository of factory {factory} ({})",
+                self.url
+            ),
+            (None, false) => write!(f, "the repository {}", self.url),
+            (None, true) => f.write_str("the repository"),
+        }
+    }
+}
+
+/// What the owner of `repository` does about expired `role` metadata.
+pub fn expiry_action(role: &str, repository: &Repository) -> String {
+    let server = "the server (tufd) re-signs timestamp and snapshot with its online keys before \
+                  they expire: check that it is running and re-signing; if it is, this device is \
+                  being served old metadata (a freeze attack)";
+    match (role, repository.flavour) {
+        ("root", _) => "a new root must be signed with `tufctl keys resign-root` by the holders \
+                        of the offline root keys; this device picks it up on its next update"
+            .to_owned(),
+        ("timestamp" | "snapshot", _) => server.to_owned(),
+        ("targets", Some(Flavour::Production)) => "the production targets must be re-signed with \
+                                                   `tufctl waves resign` by the holders of the \
+                                                   offline targets keys"
+            .to_owned(),
+        ("targets", Some(Flavour::Ci)) => "the server (tufd) re-signs CI targets with its online \
+                                           key: check that it is running and re-signing; if it \
+                                           is, this device is being served old metadata (a \
+                                           freeze attack)"
+            .to_owned(),
+        ("targets", None) => "the targets metadata must be re-signed by the holders of the \
+                              targets keys (on tuf-factory: `tufctl waves resign` for production, \
+                              the server for CI)"
+            .to_owned(),
+        (role, _) => format!(
+            "delegated role {role} must be re-signed by the holders of its keys, and the \
+             repository must publish it"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tuf_factory_urls_name_factory_and_flavour() {
+        let prod = Repository::from_metadata_url("https://h:8443/repo/acme/prod/metadata/");
+        assert_eq!(prod.factory.as_deref(), Some("acme"));
+        assert_eq!(prod.flavour, Some(Flavour::Production));
+        assert_eq!(
+            prod.to_string(),
+            "the production repository of factory acme (https://h:8443/repo/acme/prod/metadata/)"
+        );
+        let ci = Repository::from_metadata_url("http://h/base/repo/x-1/ci/metadata");
+        assert_eq!(
+            (ci.factory.as_deref(), ci.flavour),
+            (Some("x-1"), Some(Flavour::Ci))
+        );
+        for other in [
+            "http://h/metadata/",
+            "http://h/repo/acme/beta/metadata/",
+            "http://repo/acme/prod/metadata.example/",
+            "not a url",
+        ] {
+            let r = Repository::from_metadata_url(other);
+            assert_eq!((r.factory.as_deref(), r.flavour), (None, None), "{other}");
+            assert_eq!(r.to_string(), format!("the repository {other}"));
+        }
+    }
+
+    #[test]
+    fn expiry_says_what_to_do_per_role_and_flavour() {
+        let expired = |role: &str, url: &str| {
+            Error::Expired {
+                role: role.to_owned(),
+                expires: "2024-01-01T00:00:00Z".to_owned(),
+                now: "2024-02-01T00:00:00Z".to_owned(),
+                repository: Box::new(Repository::from_metadata_url(url)),
+            }
+            .to_string()
+        };
+        let prod = "https://h/repo/acme/prod/metadata/";
+        let ci = "https://h/repo/acme/ci/metadata/";
+        let root = expired("root", prod);
+        assert!(
+            root.starts_with(
+                "root: the root metadata of the production repository of factory acme \
+                 (https://h/repo/acme/prod/metadata/) expired at 2024-01-01T00:00:00Z \
+                 (this device's clock reads 2024-02-01T00:00:00Z"
+            ),
+            "{root}"
+        );
+        assert!(root.contains("`tufctl keys resign-root`"), "{root}");
+        assert!(expired("targets", prod).contains("`tufctl waves resign`"));
+        let ci_targets = expired("targets", ci);
+        assert!(ci_targets.contains("re-signs CI targets"), "{ci_targets}");
+        assert!(!ci_targets.contains("waves resign"), "{ci_targets}");
+        for role in ["timestamp", "snapshot"] {
+            let m = expired(role, ci);
+            assert!(m.contains("the CI repository of factory acme"), "{m}");
+            assert!(m.contains("re-signs timestamp and snapshot"), "{m}");
+        }
+        let team = expired("team", "http://h/metadata/");
+        assert!(
+            team.contains("delegated role team must be re-signed"),
+            "{team}"
+        );
+        assert!(!team.contains("freeze attack?"), "{team}");
     }
 }

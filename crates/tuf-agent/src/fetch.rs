@@ -3,16 +3,20 @@
 //! Every read stops one byte past its cap, so an endless or oversized response costs at most
 //! that much memory and bandwidth before it is refused.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::time::Duration;
 
-use ureq::Agent;
+use ureq::typestate::WithoutBody;
+use ureq::{Agent, RequestBuilder};
 
+use crate::proxy::Proxies;
+use crate::tls::TlsOptions;
 use crate::Error;
 
 /// An HTTP client for one update cycle.
 pub struct Fetcher {
     agent: Agent,
+    proxies: Proxies,
 }
 
 /// The outcome of a request whose absence is meaningful (the next root version).
@@ -23,19 +27,35 @@ pub enum Fetched {
 }
 
 impl Fetcher {
-    pub fn new() -> Self {
+    /// A client trusting and showing what `tls` says, through the proxies the environment
+    /// names (see [`crate::proxy`]).
+    pub fn new(tls: &TlsOptions) -> Result<Self, Error> {
         let agent = Agent::config_builder()
             .http_status_as_error(false)
             .timeout_connect(Some(CONNECT_TIMEOUT))
             .timeout_global(Some(GLOBAL_TIMEOUT))
+            .tls_config(crate::tls::config(tls)?)
+            // Chosen per request, by scheme and NO_PROXY.
+            .proxy(None)
             .build()
             .into();
-        Self { agent }
+        Ok(Self {
+            agent,
+            proxies: Proxies::from_env()?,
+        })
+    }
+
+    fn get(&self, url: &str) -> RequestBuilder<WithoutBody> {
+        self.agent
+            .get(url)
+            .config()
+            .proxy(self.proxies.for_url(url).cloned())
+            .build()
     }
 
     /// Fetches `url`, at most `limit` bytes; 403 and 404 are [`Fetched::Missing`].
     pub fn fetch_optional(&self, url: &str, limit: u64) -> Result<Fetched, Error> {
-        let mut response = self.agent.get(url).call().map_err(|e| http(url, e))?;
+        let mut response = self.get(url).call().map_err(|e| http(url, e))?;
         let status = response.status().as_u16();
         if status == 403 || status == 404 {
             return Ok(Fetched::Missing(status));
@@ -80,64 +100,136 @@ impl Fetcher {
         }
     }
 
-    /// Streams `url` into `out`, at most `limit` bytes, handing each chunk to `inspect` (for
-    /// hashing) before it is written. Returns the number of bytes; more than `limit` is an
-    /// error and stops the download.
-    pub fn stream(
-        &self,
-        url: &str,
-        limit: u64,
-        out: &mut dyn Write,
-        inspect: &mut dyn FnMut(&[u8]),
-    ) -> Result<u64, Error> {
-        let mut response = self.agent.get(url).call().map_err(|e| http(url, e))?;
+    /// Opens `url` from byte `offset` on: a `Range` request when `offset` is not 0. A server
+    /// that honours it answers 206 and the body starts at `offset`; one that ignores it
+    /// answers 200 with the whole file, and the body starts at 0 ([`Body::start`] says
+    /// which). A range the server cannot serve (416), or other bytes than asked for, is
+    /// [`Error::Range`]; any other status [`Error::Status`].
+    pub fn open_from(&self, url: &str, offset: u64) -> Result<Body, Error> {
+        let mut request = self.get(url);
+        // Byte ranges of an encoded body would be ranges of something else.
+        request = request.header("accept-encoding", "identity");
+        if offset > 0 {
+            request = request.header("range", format!("bytes={offset}-"));
+        }
+        let response = request.call().map_err(|e| http(url, e))?;
         let status = response.status().as_u16();
-        if status != 200 {
-            return Err(Error::Status {
-                url: url.to_owned(),
-                status,
-            });
-        }
-        let mut reader = response
-            .body_mut()
-            .with_config()
+        let start = match status {
+            200 => 0,
+            206 if offset > 0 => {
+                let range = response
+                    .headers()
+                    .get("content-range")
+                    .and_then(|v| v.to_str().ok());
+                match range.and_then(content_range_start) {
+                    Some(start) if start == offset => start,
+                    _ => {
+                        return Err(Error::Range {
+                            url: url.to_owned(),
+                            reason: format!(
+                                "asked for bytes {offset}-, got 206 with Content-Range {range:?}"
+                            ),
+                        })
+                    }
+                }
+            }
+            416 => {
+                return Err(Error::Range {
+                    url: url.to_owned(),
+                    reason: format!("416: the file is not longer than {offset} bytes"),
+                })
+            }
+            _ => {
+                return Err(Error::Status {
+                    url: url.to_owned(),
+                    status,
+                })
+            }
+        };
+        let reader = response
+            .into_body()
+            .into_with_config()
             .limit(u64::MAX)
-            .reader()
-            .take(limit.saturating_add(1));
-        let mut buf = vec![0u8; 64 * 1024];
-        let mut total = 0u64;
-        loop {
-            let n = reader.read(&mut buf).map_err(|e| http(url, e))?;
-            if n == 0 {
-                break;
-            }
-            total += n as u64;
-            if total > limit {
-                return Err(Error::TooLarge {
-                    what: url.to_owned(),
-                    limit,
-                });
-            }
-            let chunk = &buf[..n];
-            inspect(chunk);
-            out.write_all(chunk)
-                .map_err(|e| Error::Config(format!("writing download of {url}: {e}")))?;
-        }
-        Ok(total)
+            .reader();
+        Ok(Body {
+            start,
+            url: url.to_owned(),
+            reader,
+        })
     }
 }
 
-impl Default for Fetcher {
-    fn default() -> Self {
-        Self::new()
+/// An open response body (see [`Fetcher::open_from`]).
+pub struct Body {
+    /// Where in the file the body starts.
+    pub start: u64,
+    url: String,
+    reader: ureq::BodyReader<'static>,
+}
+
+impl Body {
+    /// Reads the next bytes; 0 is the end of the body.
+    pub fn read(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
+        loop {
+            match self.reader.read(buf) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(http(&self.url, e)),
+            }
+        }
     }
+}
+
+/// The first byte of `Content-Range: bytes FIRST-LAST/LENGTH`.
+fn content_range_start(value: &str) -> Option<u64> {
+    let range = value.trim().strip_prefix("bytes ")?;
+    let (first, _) = range.split_once('-')?;
+    first.trim().parse().ok()
 }
 
 fn http(url: &str, e: impl std::fmt::Display) -> Error {
+    let mut reason = e.to_string();
+    if let Some(hint) = tls_hint(&reason) {
+        reason.push_str(" (");
+        reason.push_str(hint);
+        reason.push(')');
+    }
     Error::Http {
         url: url.to_owned(),
-        reason: e.to_string(),
+        reason,
     }
+}
+
+/// What a device owner can do about the TLS failures they will meet.
+fn tls_hint(reason: &str) -> Option<&'static str> {
+    const HINTS: [(&str, &str); 5] = [
+        (
+            "UnknownIssuer",
+            "the server's certificate is not issued by a CA this device trusts: give the CA \
+             with --ca-file",
+        ),
+        (
+            "NotValidForName",
+            "the server's certificate does not name the host of the URL",
+        ),
+        (
+            "Expired",
+            "a certificate has expired, or this device's clock is wrong",
+        ),
+        (
+            "CertificateRequired",
+            "the server wants a client certificate: give --client-cert and --client-key",
+        ),
+        (
+            "alert: BadCertificate",
+            "the server refused the client certificate: is it issued by the CA the server \
+             trusts, and is --client-key its key?",
+        ),
+    ];
+    HINTS
+        .iter()
+        .find(|(needle, _)| reason.contains(needle))
+        .map(|(_, hint)| *hint)
 }
 
 /// Bounds a stalled server; size caps bound a fast one.

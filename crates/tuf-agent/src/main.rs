@@ -10,13 +10,19 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use serde::Deserialize;
-use tuf_agent::{store, Limits, Updater, UpdaterConfig};
+use tuf_agent::installed::Installed;
+use tuf_agent::{store, Limits, TlsOptions, Updater, UpdaterConfig};
 
 #[derive(Parser)]
 #[command(
     name = "tuf-agent",
-    version,
-    about = "TUF device client of tuf-factory"
+    version = VERSION,
+    about = "TUF device client of tuf-factory",
+    after_help = "`update` installs the newest release: numeric versions compare as numbers, \
+                  semantic versions by SemVer precedence, anything else is refused \
+                  (`tuf-agent update --help` says more).\n\
+                  Proxies: HTTPS_PROXY for https URLs, HTTP_PROXY for http URLs, ALL_PROXY \
+                  for either, NO_PROXY for hosts reached directly (lower-case names too)."
 )]
 struct Cli {
     /// Base URL of the repository metadata (e.g. https://host/repo/FACTORY/prod/metadata/).
@@ -43,8 +49,23 @@ struct Cli {
     /// Command run with the verified target file as its argument (`update`).
     #[arg(long, global = true)]
     install_cmd: Option<String>,
+    /// Keep the N newest target files `update` wrote in --target-dir and remove older ones
+    /// (`update`; never the current target, never files `update` did not write).
+    #[arg(long, global = true, value_name = "N")]
+    keep: Option<usize>,
+    /// PEM file of the certificate authorities to trust for https URLs, instead of the
+    /// bundled web PKI roots (a private CA).
+    #[arg(long, global = true, value_name = "PEM")]
+    ca_file: Option<PathBuf>,
+    /// PEM certificate chain (leaf first) to show servers that ask for one (mTLS).
+    #[arg(long, global = true, value_name = "PEM", requires = "client_key")]
+    client_cert: Option<PathBuf>,
+    /// PEM private key of --client-cert (PKCS#8, PKCS#1 RSA or SEC1 EC).
+    #[arg(long, global = true, value_name = "PEM", requires = "client_cert")]
+    client_key: Option<PathBuf>,
     /// JSON file with any of the keys metadata_url, metadata_dir, target_dir,
-    /// target_base_url, hardware_id, tag, install_cmd; flags override it.
+    /// target_base_url, hardware_id, tag, install_cmd, keep, ca_file, client_cert,
+    /// client_key; flags override it.
     #[arg(long, global = true)]
     config: Option<PathBuf>,
     #[command(subcommand)]
@@ -60,6 +81,14 @@ enum Command {
     /// Refresh, then download and verify every --target-name into --target-dir.
     Download,
     /// Refresh, pick the newest target for this device, download, verify and install it.
+    ///
+    /// Release order: versions made of digits only compare as numbers (10 is newer than 9);
+    /// semantic versions (MAJOR.MINOR.PATCH[-PRE][+BUILD]) by SemVer precedence (1.10.0 is
+    /// newer than 1.9.0, 1.0.0-rc.1 older than 1.0.0, build metadata ignored). All candidates
+    /// must use one of the two schemes: any other version, or the two mixed, is refused.
+    /// Equal versions: the greater version string (byte order) wins, then the greater
+    /// target path.
+    #[command(verbatim_doc_comment)]
     Update,
 }
 
@@ -74,7 +103,17 @@ struct ConfigFile {
     hardware_id: Option<String>,
     tag: Option<String>,
     install_cmd: Option<String>,
+    keep: Option<usize>,
+    ca_file: Option<PathBuf>,
+    client_cert: Option<PathBuf>,
+    client_key: Option<PathBuf>,
 }
+
+/// The version, and which crypto the build verifies signatures and speaks TLS with.
+#[cfg(feature = "pure-rust")]
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (crypto: RustCrypto)");
+#[cfg(not(feature = "pure-rust"))]
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (crypto: aws-lc-rs)");
 
 fn main() -> ExitCode {
     // A panic is a failure like any other: exit status 1, never 101.
@@ -119,12 +158,18 @@ fn run(cli: Cli) -> Result<()> {
         .or(file.metadata_dir)
         .context("--metadata-dir is required")?;
     let metadata_url = cli.metadata_url.clone().or(file.metadata_url);
+    let tls = TlsOptions {
+        ca_file: cli.ca_file.clone().or(file.ca_file),
+        client_cert: cli.client_cert.clone().or(file.client_cert),
+        client_key: cli.client_key.clone().or(file.client_key),
+    };
     let updater = || -> Result<Updater> {
         let metadata_url = metadata_url.clone().context("--metadata-url is required")?;
         Ok(Updater::new(UpdaterConfig {
             metadata_url,
             metadata_dir: metadata_dir.clone(),
             limits: Limits::default(),
+            tls: tls.clone(),
         })?)
     };
     match cli.command {
@@ -172,15 +217,20 @@ fn run(cli: Cli) -> Result<()> {
                 .context("--hardware-id is required")?;
             let tag = cli.tag.or(file.tag);
             let install_cmd = cli.install_cmd.or(file.install_cmd);
+            let keep = cli.keep.or(file.keep);
+            if keep == Some(0) {
+                bail!("--keep must be at least 1 (the target just installed always stays)");
+            }
             let mut updater = updater()?;
-            update(
-                &mut updater,
-                &target_dir,
-                &base,
-                &hardware_id,
-                tag.as_deref(),
-                install_cmd.as_deref(),
-            )
+            let args = UpdateArgs {
+                target_dir: &target_dir,
+                base: &base,
+                hardware_id: &hardware_id,
+                tag: tag.as_deref(),
+                install_cmd: install_cmd.as_deref(),
+                keep,
+            };
+            update(&mut updater, &args)
         }
     }
 }
@@ -197,49 +247,52 @@ fn init(metadata_dir: &Path, trusted_root: &Path) -> Result<()> {
     Ok(())
 }
 
+/// What `update` needs besides the updater.
+struct UpdateArgs<'a> {
+    target_dir: &'a Path,
+    base: &'a str,
+    hardware_id: &'a str,
+    tag: Option<&'a str>,
+    install_cmd: Option<&'a str>,
+    keep: Option<usize>,
+}
+
 /// `update`: the newest target for this device, unless it is the one installed already.
-fn update(
-    updater: &mut Updater,
-    target_dir: &Path,
-    base: &str,
-    hardware_id: &str,
-    tag: Option<&str>,
-    install_cmd: Option<&str>,
-) -> Result<()> {
+fn update(updater: &mut Updater, args: &UpdateArgs<'_>) -> Result<()> {
     updater.refresh().context("refresh failed")?;
     let newest = updater
-        .newest_release(hardware_id, tag)
+        .newest_release(args.hardware_id, args.tag)
         .context("searching the targets roles")?;
     let Some(newest) = newest else {
-        match tag {
-            Some(tag) => bail!("no target for hardware id {hardware_id:?} with tag {tag:?}"),
-            None => bail!("no target for hardware id {hardware_id:?}"),
+        match args.tag {
+            Some(tag) => bail!(
+                "no target for hardware id {:?} with tag {tag:?}",
+                args.hardware_id
+            ),
+            None => bail!("no target for hardware id {:?}", args.hardware_id),
         }
     };
+    let target_dir = args.target_dir;
     fs::create_dir_all(target_dir).with_context(|| format!("creating {}", target_dir.display()))?;
-    let marker = target_dir.join(INSTALLED);
-    let installed = fs::read_to_string(&marker).unwrap_or_default();
-    let sha = newest
-        .info
-        .hashes
-        .get("sha256")
-        .cloned()
-        .unwrap_or_default();
-    let record = format!("{}\n{sha}\n", newest.path);
-    if installed == record {
+    let installed = Installed::new(target_dir);
+    let sha = newest.info.hashes.get("sha256").map_or("", String::as_str);
+    let record = Installed::record(&newest.path, sha);
+    if installed.is_current(&record) {
         println!("up to date: {}", newest.path);
-        return Ok(());
+        let local = tuf_agent::artifact::local_path(target_dir, &newest.path)?;
+        return prune(&installed, args.keep, &local);
     }
     let file = updater
-        .download_target(&newest.path, &newest.info, target_dir, base)
+        .download_target(&newest.path, &newest.info, target_dir, args.base)
         .with_context(|| format!("downloading target {:?}", newest.path))?;
-    let Some(cmd) = install_cmd else {
+    installed.note_written(&file)?;
+    let Some(cmd) = args.install_cmd else {
         println!(
             "downloaded {} to {} (no --install-cmd given)",
             newest.path,
             file.display()
         );
-        return Ok(());
+        return prune(&installed, args.keep, &file);
     };
     let status = std::process::Command::new("/bin/sh")
         .arg("-c")
@@ -255,15 +308,22 @@ fn update(
             newest.path
         );
     }
-    store::write_atomic(&marker, record.as_bytes())?;
+    installed.set_current(&record)?;
     println!("installed {}", newest.path);
+    prune(&installed, args.keep, &file)
+}
+
+/// `--keep N`: the N newest target files `update` wrote stay, `current` among them.
+fn prune(installed: &Installed, keep: Option<usize>, current: &Path) -> Result<()> {
+    let Some(keep) = keep else {
+        return Ok(());
+    };
+    for name in installed.prune(keep, current)? {
+        println!("removed old target file {name}");
+    }
     Ok(())
 }
 
 fn one_line(e: &anyhow::Error) -> String {
     format!("{e:#}").replace('\n', " ")
 }
-
-/// Records which target the install command last succeeded with, beside the targets.
-/// `+` is always percent-encoded in target file names, so no target can be stored as this.
-const INSTALLED: &str = "+installed";

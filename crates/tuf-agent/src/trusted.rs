@@ -14,6 +14,7 @@ use tuf_core::{
     TargetFile, Targets, TargetsHead, Timestamp,
 };
 
+use crate::error::Repository;
 use crate::Error;
 
 /// What became of a new timestamp.
@@ -32,15 +33,22 @@ pub struct TrustedSet {
     timestamp: Option<Signed<Timestamp>>,
     snapshot: Option<Signed<Snapshot>>,
     targets: HashMap<String, TrustedTargets>,
+    /// Named in expiry errors, so the device owner knows which repository needs re-signing.
+    repository: Repository,
 }
 
 /// A verified targets role, kept lean: the role without its target list (what verification
 /// and the delegation walk need) and the bytes as received (what was persisted, and where a
 /// target is looked up on demand). The canonical bytes and the typed list are not kept: for a
 /// large role they would cost several times the file's size for nothing.
+///
+/// A role may be delegated by several roles, each with its own keys and threshold: it is
+/// trusted on a search path only once verified against that path's delegator, so `delegators`
+/// lists those it was verified for.
 struct TrustedTargets {
     head: TargetsHead,
     bytes: Vec<u8>,
+    delegators: Vec<String>,
 }
 
 impl TrustedSet {
@@ -60,7 +68,13 @@ impl TrustedSet {
             timestamp: None,
             snapshot: None,
             targets: HashMap::new(),
+            repository: Repository::default(),
         })
+    }
+
+    /// Names the repository in expiry errors.
+    pub fn set_repository(&mut self, repository: Repository) {
+        self.repository = repository;
     }
 
     pub fn root(&self) -> &Root {
@@ -261,7 +275,7 @@ impl TrustedSet {
                 role: role.to_owned(),
             });
         };
-        verify(role, &new, &keys, keymap)?;
+        verify_delegated(role, delegator, &new, &keys, keymap)?;
         if new.signed.version != listed {
             return Err(Error::VersionMismatch {
                 role: format!("{role} (as listed by snapshot)"),
@@ -272,8 +286,47 @@ impl TrustedSet {
         self.check_expiry(role, new.signed.expires())?;
         // Verified: the canonical bytes and signatures have served their purpose.
         let head = new.into_signed();
+        let delegators = vec![delegator.to_owned()];
+        self.targets.insert(
+            role.to_owned(),
+            TrustedTargets {
+                head,
+                bytes,
+                delegators,
+            },
+        );
+        Ok(())
+    }
+
+    /// Whether trusted role `role` was verified against `delegator`'s delegation to it.
+    pub fn is_trusted_via(&self, role: &str, delegator: &str) -> bool {
         self.targets
-            .insert(role.to_owned(), TrustedTargets { head, bytes });
+            .get(role)
+            .is_some_and(|t| t.delegators.iter().any(|d| d == delegator))
+    }
+
+    /// Trusts role `role`, already trusted through another delegator, through `delegator` too:
+    /// its signatures must meet `delegator`'s keys and threshold for it (spec 5.6.7, per
+    /// delegation). A role signed for one delegator is never trusted via another.
+    pub fn verify_delegation(&mut self, role: &str, delegator: &str) -> Result<(), Error> {
+        if self.is_trusted_via(role, delegator) {
+            return Ok(());
+        }
+        let Some(t) = self.targets.get(role) else {
+            return Err(Error::NotDelegated {
+                role: role.to_owned(),
+            });
+        };
+        let Some((keys, keymap)) = self.delegated_keys(role, delegator) else {
+            return Err(Error::NotDelegated {
+                role: role.to_owned(),
+            });
+        };
+        let md = parse::<TargetsHead>(role, &t.bytes)?;
+        verify_delegated(role, delegator, &md, &keys, keymap)?;
+        if let Some(t) = self.targets.get_mut(role) {
+            t.delegators.push(delegator.to_owned());
+        }
         Ok(())
     }
 
@@ -324,9 +377,13 @@ impl TrustedSet {
 
     fn check_expiry(&self, role: &str, expires: &tuf_core::Expires) -> Result<(), Error> {
         if expires.is_expired_at(self.now) {
+            let now = tuf_core::Expires::from_unix(self.now.unix_timestamp())
+                .map_or_else(|_| self.now.to_string(), |t| t.to_string());
             return Err(Error::Expired {
                 role: role.to_owned(),
                 expires: expires.to_string(),
+                now,
+                repository: Box::new(self.repository.clone()),
             });
         }
         Ok(())
@@ -366,6 +423,25 @@ fn verify<T: Metadata>(
     keymap: &BTreeMap<KeyId, PublicKey>,
 ) -> Result<(), Error> {
     md.verify_role(role, keys, keymap)
+        .require()
+        .map(drop)
+        .map_err(|e| Error::metadata(role, e))
+}
+
+/// Like [`verify`]; a delegated role's report names its delegator, as the same role may be
+/// delegated by several, with different keys.
+fn verify_delegated(
+    role: &str,
+    delegator: &str,
+    md: &SignedRef<'_, TargetsHead>,
+    keys: &RoleKeys,
+    keymap: &BTreeMap<KeyId, PublicKey>,
+) -> Result<(), Error> {
+    if delegator == "root" {
+        return verify(role, md, keys, keymap);
+    }
+    let label = format!("{role} (as delegated by {delegator})");
+    md.verify_role(&label, keys, keymap)
         .require()
         .map(drop)
         .map_err(|e| Error::metadata(role, e))

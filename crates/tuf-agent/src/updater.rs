@@ -7,9 +7,11 @@ use time::OffsetDateTime;
 use tuf_core::{Role, TargetFile};
 
 use crate::artifact;
+use crate::error::Repository;
 use crate::fetch::{Fetched, Fetcher};
 use crate::release::{self, Release};
 use crate::store::{encode_name, MetadataStore};
+use crate::tls::TlsOptions;
 use crate::trusted::{TimestampUpdate, TrustedSet};
 use crate::Error;
 
@@ -48,6 +50,8 @@ pub struct UpdaterConfig {
     pub metadata_url: String,
     pub metadata_dir: PathBuf,
     pub limits: Limits,
+    /// CAs to trust and the client certificate to show.
+    pub tls: TlsOptions,
 }
 
 /// One update cycle of one device.
@@ -77,7 +81,8 @@ impl Updater {
                 store.dir().display()
             ))
         })?;
-        let trusted = TrustedSet::new(&root, now)?;
+        let mut trusted = TrustedSet::new(&root, now)?;
+        trusted.set_repository(Repository::from_metadata_url(&config.metadata_url));
         let mut metadata_url = config.metadata_url;
         if !metadata_url.ends_with('/') {
             metadata_url.push('/');
@@ -86,7 +91,7 @@ impl Updater {
             metadata_url,
             limits: config.limits,
             store,
-            fetcher: Fetcher::new(),
+            fetcher: Fetcher::new(&config.tls)?,
             trusted,
             refreshed: false,
             fast_forward_recovery: false,
@@ -170,15 +175,19 @@ impl Updater {
         // (role, chain of (delegator, role) edges from the top-level targets role)
         let mut to_visit: Vec<(String, Vec<(String, String)>)> =
             vec![("targets".to_owned(), Vec::new())];
-        let mut visited: Vec<String> = Vec::new();
+        // By (delegator, role): a role delegated by two roles is verified, and its targets
+        // filtered, on each path.
+        let mut visited: Vec<(String, String)> = Vec::new();
         while visited.len() < self.limits.max_delegations {
             let Some((role, chain)) = to_visit.pop() else {
                 break;
             };
-            if visited.contains(&role) {
+            let delegator = chain.last().map_or("root", |(d, _)| d.as_str()).to_owned();
+            let edge = (delegator, role);
+            if visited.contains(&edge) {
                 continue;
             }
-            let delegator = chain.last().map_or("root", |(d, _)| d.as_str()).to_owned();
+            let (delegator, role) = edge;
             self.load_targets(&role, &delegator)?;
             let Some(targets) = self.trusted.targets_full(&role)? else {
                 return Err(Error::NotDelegated { role });
@@ -203,9 +212,9 @@ impl Updater {
                 next.push((role.clone(), child.clone()));
                 to_visit.push((child, next));
             }
-            visited.push(role);
+            visited.push((delegator, role));
         }
-        candidates.sort_by(|a, b| release::newer(b, a));
+        release::sort_newest_first(&mut candidates)?;
         for c in candidates {
             if self.target_info(&c.path)?.as_ref() == Some(&c.info) {
                 return Ok(Some(c));
@@ -324,7 +333,8 @@ impl Updater {
     /// snapshot, or a download.
     fn load_targets(&mut self, role: &str, delegator: &str) -> Result<(), Error> {
         if self.trusted.targets(role).is_some() {
-            return Ok(());
+            // Loaded via some delegator this cycle; this path's delegator must vouch too.
+            return self.trusted.verify_delegation(role, delegator);
         }
         let entry = self.trusted.snapshot_entry(role)?;
         let (version, length) = (entry.version, entry.length);

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::Repo;
+use common::{Reply, Repo};
 use serde_json::{json, Value};
 
 fn repo() -> Option<Repo> {
@@ -93,7 +93,10 @@ fn freeze_expired_timestamp() {
     let Some(repo) = repo() else { return };
     repo.ops(json!([["expire", {"role": "timestamp"}], ["publish", {}]]));
     let client = repo.client();
-    client.refresh().failure("timestamp: freeze attack");
+    let out = client.refresh();
+    out.failure("timestamp: the timestamp metadata of the repository http://127.0.0.1:")
+        .failure("re-signs timestamp and snapshot")
+        .failure("freeze attack");
     assert!(client.trusted("timestamp.json").is_none());
 }
 
@@ -102,7 +105,10 @@ fn freeze_expired_snapshot() {
     let Some(repo) = repo() else { return };
     repo.ops(json!([["expire", {"role": "snapshot"}], ["publish", {}]]));
     let client = repo.client();
-    client.refresh().failure("snapshot: freeze attack");
+    client
+        .refresh()
+        .failure("snapshot: the snapshot metadata of the repository")
+        .failure("re-signs timestamp and snapshot");
     assert!(client.trusted("snapshot.json").is_none());
     assert_eq!(client.version("timestamp.json"), Some(2));
 }
@@ -112,7 +118,23 @@ fn freeze_expired_targets() {
     let Some(repo) = repo() else { return };
     repo.ops(json!([["expire", {"role": "targets"}], ["publish", {}]]));
     let client = repo.client();
-    client.refresh().failure("targets: freeze attack");
+    client
+        .refresh()
+        .failure("targets: the targets metadata of the repository")
+        .failure("re-signed by the holders of the targets keys");
+    assert!(client.trusted("targets.json").is_none());
+    // Served where tufd serves a production repository: the owner is told the factory, the
+    // flavour and the command.
+    let prod = repo.dir.path().join("repo/acme/prod");
+    std::fs::create_dir_all(prod.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(repo.dir.path(), &prod).unwrap();
+    let url = format!("{}/repo/acme/prod/metadata/", repo.server.url);
+    client
+        .run(&["--metadata-url", &url, "refresh"])
+        .failure(&format!(
+            "targets: the targets metadata of the production repository of factory acme ({url}) expired at"
+        ))
+        .failure("re-signed with `tufctl waves resign`");
     assert!(client.trusted("targets.json").is_none());
 }
 
@@ -122,7 +144,11 @@ fn freeze_expired_final_root() {
     repo.ops(json!([["expire", {"role": "root"}], ["publish", {}]]));
     let client = repo.client();
     repo.server.take_requests();
-    client.refresh().failure("root: freeze attack");
+    client
+        .refresh()
+        .failure("root: the root metadata of the repository")
+        .failure("this device's clock reads 20")
+        .failure("a new root must be signed with `tufctl keys resign-root`");
     assert_eq!(
         repo.server.take_requests(),
         ["/metadata/2.root.json", "/metadata/3.root.json"]
@@ -309,6 +335,136 @@ fn delegation_path_mismatch() {
         .take_requests()
         .iter()
         .any(|r| r.contains("team")));
+    assert!(client.target_files().is_empty());
+}
+
+/// targets delegates `a/*` to left and `b/*` to right, which delegate the same paths to
+/// shared, signed by the keys left lists for it. With `right_keys` "other-keys", right lists keys that never sign it.
+fn diamond(right_keys: &str) -> Option<Repo> {
+    let custom = |v: &str| json!({"name": "fw", "version": v, "hardware_ids": ["hw"]});
+    let repo = repo()?;
+    repo.ops(json!([
+        ["delegate", {"name": "left", "paths": ["a/*"]}],
+        ["delegate", {"name": "right", "paths": ["b/*"]}],
+        ["delegate", {"name": "shared", "parent": "left", "paths": ["a/*"]}],
+        ["delegate", {"name": "shared", "parent": "right", "paths": ["b/*"], "existing": right_keys}],
+        ["add_target", {"role": "shared", "path": "a/1", "data": "via left", "custom": custom("1")}],
+        ["add_target", {"role": "shared", "path": "b/9", "data": "via right", "custom": custom("9")}],
+        ["publish", {}]
+    ]));
+    Some(repo)
+}
+
+#[test]
+fn diamond_delegation_signed_for_one_delegator() {
+    // Control: with shared's keys listed by both delegators, both paths work.
+    let Some(honest) = diamond("same-keys") else {
+        return;
+    };
+    let client = honest.client();
+    client.download(&["a/1", "b/9"]).success();
+    assert_eq!(client.target("b%2F9").unwrap(), b"via right");
+
+    let Some(repo) = diamond("other-keys") else {
+        return;
+    };
+    let client = repo.client();
+    // shared is verified (against left) for a/1 first; in the same run b/9 is reached
+    // through right, whose keys never signed shared: refused, not reused.
+    client
+        .download(&["a/1", "b/9"])
+        .failure("shared (as delegated by right): 0 valid signature(s)");
+    assert_eq!(client.target_files(), ["a%2F1"]);
+    // The same from the stored copy in a new run, and for `update`.
+    client
+        .download(&["b/9"])
+        .failure("shared (as delegated by right)");
+    let out = client.run(&[
+        "--metadata-url",
+        &repo.metadata_url(),
+        "--target-dir",
+        client.targets.path().to_str().unwrap(),
+        "--target-base-url",
+        &repo.targets_url(),
+        "--hardware-id",
+        "hw",
+        "update",
+    ]);
+    out.failure("shared (as delegated by right)");
+    assert_eq!(client.target_files(), ["a%2F1"]);
+}
+
+/// The first half of the image replaced, same length: what an attacker on the path serves
+/// before cutting the connection, so that the device keeps it as a partial download.
+fn tampered(image: &[u8]) -> Vec<u8> {
+    let mut bad = image.to_vec();
+    bad[..image.len() / 2].fill(b'X');
+    bad
+}
+
+#[test]
+fn resumed_download_tampered_first_half() {
+    let Some(repo) = repo() else { return };
+    let image = "0123456789abcdef".repeat(20_000).into_bytes();
+    repo.ops(json!([
+        ["add_target", {"path": "fw", "data": "0123456789abcdef", "repeat": 20_000}],
+        ["publish", {}]
+    ]));
+    let served = format!("/targets/{}.fw", tuf_core::hash::sha256_hex(&image));
+    let half = image.len() / 2;
+    let client = repo.client();
+    let cut_tampered = || {
+        repo.server.script(
+            &served,
+            vec![
+                Reply::Body {
+                    bytes: tampered(&image),
+                    cut: Some(half),
+                },
+                Reply::Status(503),
+            ],
+        );
+        client.download(&["fw"]).failure("HTTP status 503");
+        assert_eq!(client.target_files().len(), 1, "a partial download is kept");
+        repo.server.take_ranges();
+    };
+    // The honest server completes the file: the whole file does not verify, so the partial
+    // one is dropped and the file fetched again from the start; only good bytes land.
+    cut_tampered();
+    client.download(&["fw"]).success();
+    let ranges: Vec<_> = repo
+        .server
+        .take_ranges()
+        .into_iter()
+        .filter(|(p, _)| *p == served)
+        .collect();
+    assert_eq!(
+        ranges,
+        [
+            (served.clone(), Some(format!("bytes={half}-"))),
+            (served.clone(), None)
+        ]
+    );
+    assert_eq!(client.target("fw").unwrap(), image);
+    assert_eq!(client.target_files(), ["fw"]);
+
+    // The attacker stays on the path and also serves the fresh download: refused, nothing
+    // left in the target directory.
+    std::fs::remove_file(client.targets.path().join("fw")).unwrap();
+    cut_tampered();
+    repo.server.script(
+        &served,
+        vec![
+            Reply::Normal,
+            Reply::Body {
+                bytes: tampered(&image),
+                cut: None,
+            },
+        ],
+    );
+    client
+        .download(&["fw"])
+        .failure("target fw: sha256 hash does not match");
     assert!(client.target_files().is_empty());
 }
 

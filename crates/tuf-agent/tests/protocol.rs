@@ -19,6 +19,18 @@ fn usage_errors_exit_1_and_help_exits_0() {
 }
 
 #[test]
+fn the_binary_says_which_crypto_it_was_built_with() {
+    // The same tests run against both builds (scripts/test): this one says which ran.
+    let expected = if cfg!(feature = "pure-rust") {
+        "(crypto: RustCrypto)"
+    } else {
+        "(crypto: aws-lc-rs)"
+    };
+    let out = agent(&["--version"]);
+    assert!(out.stdout.contains(expected), "{out:?}");
+}
+
+#[test]
 fn refresh_without_init_fails_with_exit_1() {
     let dir = tempfile::TempDir::new().unwrap();
     agent(&[

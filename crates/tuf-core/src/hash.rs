@@ -2,18 +2,15 @@
 
 use std::collections::BTreeMap;
 
-use aws_lc_rs::digest;
+use crate::crypto::{self, Digest, DigestAlgorithm};
 
 /// Lowercase hex SHA-256 of `data`.
 pub fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(digest::digest(&digest::SHA256, data))
+    hex::encode(crypto::sha256(data))
 }
 
 pub fn sha256(data: &[u8]) -> [u8; 32] {
-    let d = digest::digest(&digest::SHA256, data);
-    let mut out = [0u8; 32];
-    out.copy_from_slice(d.as_ref());
-    out
+    crypto::sha256(data)
 }
 
 /// Why a `hashes` object did not match some bytes.
@@ -42,7 +39,7 @@ impl std::fmt::Display for HashMismatch {
 
 /// Incremental hasher for every supported algorithm listed in a `hashes` object.
 pub struct MultiHasher {
-    contexts: Vec<(String, String, digest::Context)>,
+    contexts: Vec<(String, String, Digest)>,
     unknown: Vec<String>,
 }
 
@@ -52,14 +49,14 @@ impl MultiHasher {
         let mut unknown = Vec::new();
         for (alg, want) in hashes {
             let algorithm = match alg.as_str() {
-                "sha256" => &digest::SHA256,
-                "sha512" => &digest::SHA512,
+                "sha256" => DigestAlgorithm::Sha256,
+                "sha512" => DigestAlgorithm::Sha512,
                 _ => {
                     unknown.push(alg.clone());
                     continue;
                 }
             };
-            contexts.push((alg.clone(), want.clone(), digest::Context::new(algorithm)));
+            contexts.push((alg.clone(), want.clone(), Digest::new(algorithm)));
         }
         Self { contexts, unknown }
     }

@@ -1303,7 +1303,7 @@ fn check_type<T: Metadata>(signed: &Value) -> Result<(), Error> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "aws-lc"))]
 mod tests {
     use super::*;
     use crate::key::{KeyType, PrivateKey};

@@ -109,7 +109,7 @@ impl<T: Metadata> Signed<T> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "aws-lc"))]
 mod tests {
     use super::*;
     use crate::key::{KeyType, PrivateKey, Signer};

@@ -643,9 +643,10 @@ fn renewal_story(server: Server) {
     assert!(!out.status.success(), "an expired root was accepted");
     let err = stderr(&out);
     assert!(
-        err.contains("root: freeze attack? metadata expired"),
+        err.contains("root: the root metadata of the ") && err.contains(" expired at "),
         "{err}"
     );
+    assert!(err.contains("`tufctl keys resign-root`"), "{err}");
     drop(server);
 }
 

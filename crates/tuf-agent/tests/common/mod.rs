@@ -3,11 +3,14 @@
 
 #![allow(dead_code)]
 
-use std::collections::HashSet;
+pub mod tls;
+
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
@@ -174,12 +177,31 @@ impl Client {
     }
 }
 
+/// Proxy variables the agent reads: removed unless a test sets them, so the tests do not
+/// depend on the environment they run in.
+const PROXY_VARIABLES: [&str; 8] = [
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "NO_PROXY",
+    "no_proxy",
+];
+
 /// Runs the real binary.
 pub fn agent(args: &[&str]) -> Outcome {
-    let out = Command::new(env!("CARGO_BIN_EXE_tuf-agent"))
-        .args(args)
-        .output()
-        .unwrap();
+    agent_with_env(args, &[])
+}
+
+/// Runs the real binary with these environment variables (and no other proxy variables).
+pub fn agent_with_env(args: &[&str], env: &[(&str, &str)]) -> Outcome {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tuf-agent"));
+    for v in PROXY_VARIABLES {
+        cmd.env_remove(v);
+    }
+    let out = cmd.args(args).envs(env.iter().copied()).output().unwrap();
     Outcome {
         code: out.status.code(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -213,86 +235,131 @@ impl Outcome {
 
 /// A static file server on 127.0.0.1 that records request paths. Paths are mapped to files
 /// verbatim (no percent-decoding), so `1.role%2Fx.json` is served from a file of that name.
+/// `Range: bytes=N-` is served (206) unless turned off; a path can be given scripted replies.
 pub struct Server {
     pub url: String,
-    requests: Arc<Mutex<Vec<String>>>,
-    endless: Arc<Mutex<HashSet<String>>>,
-    forbidden: Arc<Mutex<HashSet<String>>>,
+    state: Arc<ServerState>,
+}
+
+#[derive(Default)]
+struct ServerState {
+    requests: Mutex<Vec<String>>,
+    ranges: Mutex<Vec<(String, Option<String>)>>,
+    endless: Mutex<HashSet<String>>,
+    forbidden: Mutex<HashSet<String>>,
+    replies: Mutex<HashMap<String, VecDeque<Reply>>>,
+    ignore_ranges: AtomicBool,
+}
+
+/// A scripted reply for one request of a path.
+#[derive(Clone, Debug)]
+pub enum Reply {
+    /// What the server answers without a script.
+    Normal,
+    /// This status, empty body.
+    Status(u16),
+    /// 200 with `bytes` (whatever the `Range`); with `cut`, the connection closes after that
+    /// many bytes of the body although Content-Length promised all of them.
+    Body { bytes: Vec<u8>, cut: Option<usize> },
+    /// 200 with the file, but only its first `after` bytes are sent, then nothing for a minute
+    /// (a download the client has to be killed in).
+    Stall { after: usize },
 }
 
 impl Server {
     pub fn start(root: &Path) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let endless = Arc::new(Mutex::new(HashSet::new()));
-        let forbidden = Arc::new(Mutex::new(HashSet::new()));
-        let (root, reqs, endl, forb) = (
-            root.to_owned(),
-            requests.clone(),
-            endless.clone(),
-            forbidden.clone(),
-        );
+        let state = Arc::new(ServerState::default());
+        let (root, st) = (root.to_owned(), state.clone());
         thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let (root, reqs, endl, forb) =
-                    (root.clone(), reqs.clone(), endl.clone(), forb.clone());
-                thread::spawn(move || serve(stream, &root, &reqs, &endl, &forb));
+                let (root, st) = (root.clone(), st.clone());
+                thread::spawn(move || serve(stream, &root, &st));
             }
         });
-        Self {
-            url,
-            requests,
-            endless,
-            forbidden,
-        }
+        Self { url, state }
     }
 
     /// Request paths since the last call.
     pub fn take_requests(&self) -> Vec<String> {
-        std::mem::take(&mut *self.requests.lock().unwrap())
+        std::mem::take(&mut *self.state.requests.lock().unwrap())
+    }
+
+    /// (path, `Range` header) of every request since the last call.
+    pub fn take_ranges(&self) -> Vec<(String, Option<String>)> {
+        std::mem::take(&mut *self.state.ranges.lock().unwrap())
     }
 
     /// From now on `path` answers with an endless body.
     pub fn make_endless(&self, path: &str) {
-        self.endless.lock().unwrap().insert(path.to_owned());
+        self.state.endless.lock().unwrap().insert(path.to_owned());
     }
 
     /// From now on `path` answers 403 Forbidden (as S3 and friends do for a missing key).
     pub fn make_forbidden(&self, path: &str) {
-        self.forbidden.lock().unwrap().insert(path.to_owned());
+        self.state.forbidden.lock().unwrap().insert(path.to_owned());
+    }
+
+    /// The next requests of `path` get these replies, in order; then the usual one again.
+    pub fn script(&self, path: &str, replies: Vec<Reply>) {
+        let mut all = self.state.replies.lock().unwrap();
+        all.entry(path.to_owned()).or_default().extend(replies);
+    }
+
+    /// Whether `Range` headers are ignored (whole files, 200), as some servers do.
+    pub fn ignore_ranges(&self, ignore: bool) {
+        self.state.ignore_ranges.store(ignore, Ordering::SeqCst);
     }
 }
 
-fn serve(
-    stream: TcpStream,
-    root: &Path,
-    requests: &Mutex<Vec<String>>,
-    endless: &Mutex<HashSet<String>>,
-    forbidden: &Mutex<HashSet<String>>,
-) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
+/// The request line's path and the `Range` header, or `None` when the request is cut short.
+fn read_request(reader: &mut impl BufRead) -> Option<(String, Option<String>)> {
     let mut line = String::new();
-    if reader.read_line(&mut line).is_err() {
-        return;
-    }
+    reader.read_line(&mut line).ok()?;
+    let mut range = None;
     loop {
         let mut header = String::new();
         match reader.read_line(&mut header) {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => return None,
             Ok(_) if header == "\r\n" => break,
             Ok(_) => {}
         }
+        if let Some((name, value)) = header.split_once(':') {
+            if name.eq_ignore_ascii_case("range") {
+                range = Some(value.trim().to_owned());
+            }
+        }
     }
     let path = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
-    requests.lock().unwrap().push(path.clone());
+    Some((path, range))
+}
+
+fn serve(stream: TcpStream, root: &Path, state: &ServerState) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let Some((path, range)) = read_request(&mut reader) else {
+        return;
+    };
+    state.requests.lock().unwrap().push(path.clone());
+    state
+        .ranges
+        .lock()
+        .unwrap()
+        .push((path.clone(), range.clone()));
     let mut stream = stream;
-    if forbidden.lock().unwrap().contains(&path) {
+    let reply = state
+        .replies
+        .lock()
+        .unwrap()
+        .get_mut(&path)
+        .and_then(VecDeque::pop_front)
+        .unwrap_or(Reply::Normal);
+    if state.forbidden.lock().unwrap().contains(&path) {
         let _ = stream
             .write_all(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
         return;
     }
-    if endless.lock().unwrap().contains(&path) {
+    if state.endless.lock().unwrap().contains(&path) {
         let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
         let chunk = vec![b'A'; 64 * 1024];
         while stream.write_all(&chunk).is_ok() {}
@@ -301,19 +368,64 @@ fn serve(
     let file = root.join(path.trim_start_matches('/'));
     // Only a whole `..` segment climbs out; `1....json` (role "..") is a plain file name.
     let safe = !path.split('/').any(|seg| seg == "..");
-    match std::fs::read(&file) {
-        Ok(body) if safe && file.is_file() => {
-            let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = stream.write_all(head.as_bytes());
-            let _ = stream.write_all(&body);
+    let body = match std::fs::read(&file) {
+        Ok(body) if safe && file.is_file() => Some(body),
+        _ => None,
+    };
+    let range = range.filter(|_| !state.ignore_ranges.load(Ordering::SeqCst));
+    match (reply, body) {
+        (Reply::Status(code), _) => status(&mut stream, code),
+        (Reply::Body { bytes, cut }, _) => send(&mut stream, "200 OK", &[], &bytes, cut),
+        (Reply::Stall { after }, Some(body)) => {
+            send(&mut stream, "200 OK", &[], &body, Some(after));
+            thread::sleep(std::time::Duration::from_secs(60));
         }
-        _ => {
-            let _ = stream.write_all(
-                b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            );
-        }
+        (Reply::Normal, Some(body)) => match range.as_deref().and_then(range_start) {
+            Some(from) if from < body.len() => {
+                let header = format!(
+                    "Content-Range: bytes {from}-{}/{}\r\n",
+                    body.len() - 1,
+                    body.len()
+                );
+                send(
+                    &mut stream,
+                    "206 Partial Content",
+                    header.as_bytes(),
+                    &body[from..],
+                    None,
+                )
+            }
+            Some(_) => status(&mut stream, 416),
+            None => send(&mut stream, "200 OK", &[], &body, None),
+        },
+        (_, None) => status(&mut stream, 404),
     }
+}
+
+/// `N` of `bytes=N-`.
+fn range_start(range: &str) -> Option<usize> {
+    range
+        .strip_prefix("bytes=")?
+        .strip_suffix('-')?
+        .parse()
+        .ok()
+}
+
+fn status(stream: &mut TcpStream, code: u16) {
+    let head =
+        format!("HTTP/1.1 {code} Scripted\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    let _ = stream.write_all(head.as_bytes());
+}
+
+/// Content-Length is always the whole `body`; with `cut`, fewer bytes follow.
+fn send(stream: &mut TcpStream, status: &str, extra: &[u8], body: &[u8], cut: Option<usize>) {
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    let _ = stream.write_all(head.as_bytes());
+    let _ = stream.write_all(extra);
+    let _ = stream.write_all(b"\r\n");
+    let _ = stream.write_all(&body[..cut.unwrap_or(body.len()).min(body.len())]);
+    let _ = stream.flush();
 }

@@ -128,8 +128,9 @@ class Repo:
         for name in TOP:
             self.dirty(name)
 
-    def op_add_target(self, path, data, role="targets", custom=None, hash_algorithms=None):
-        raw = data.encode()
+    def op_add_target(self, path, data, role="targets", custom=None, hash_algorithms=None,
+                      repeat=1):
+        raw = data.encode() * repeat
         tf = TargetFile.from_data(path, raw, hash_algorithms or ["sha256"])
         if custom is not None:
             tf.unrecognized_fields["custom"] = custom
@@ -143,8 +144,16 @@ class Repo:
         self.dirty(role)
 
     def op_delegate(self, name, parent="targets", paths=None, hash_prefixes=None,
-                    terminating=False, threshold=1, keys=1):
-        signers = self.new_keys(name, keys)
+                    terminating=False, threshold=1, keys=1, existing=None):
+        """Delegates to a new role, or (existing="same-keys" or "other-keys") to a role that
+        another parent delegates already: listing the keys that sign it, or new keys that
+        never do (a diamond whose role is signed for one delegator only)."""
+        if existing == "same-keys":
+            signers = self.signers(name)
+        elif existing == "other-keys":
+            signers = [generate(self.state["key_type"]) for _ in range(keys)]
+        else:
+            signers = self.new_keys(name, keys)
         p = self.role(parent).signed
         if p.delegations is None:
             p.delegations = Delegations(keys={}, roles={})
@@ -153,9 +162,10 @@ class Repo:
         p.delegations.roles[name] = DelegatedRole(
             name, [s.public_key.keyid for s in signers], threshold, terminating,
             paths=paths, path_hash_prefixes=hash_prefixes)
-        self.md[name] = Metadata(Targets(expires=in_days(90)))
+        if existing is None:
+            self.md[name] = Metadata(Targets(expires=in_days(90)))
+            self.dirty(name)
         self.dirty(parent)
-        self.dirty(name)
 
     def op_succinct(self, bit_length, name_prefix="bin", parent="targets"):
         signer = generate(self.state["key_type"])
