@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use time::OffsetDateTime;
+use tuf_ceremony::chain::{self, LinkFault};
 use tuf_core::metadata::MetaFile;
 use tuf_core::{
     hash, KeyId, Metadata, PublicKey, Role, RoleKeys, Root, Signed, SignedRef, Snapshot,
@@ -124,17 +125,28 @@ impl TrustedSet {
             ));
         }
         let new = parse::<Root>("root", bytes)?;
-        let trusted = &self.root.signed;
-        verify("root", &new, trusted.role(Role::Root), &trusted.keys)?;
-        verify("root", &new, new.signed.role(Role::Root), &new.signed.keys)?;
-        let expected = trusted.version.saturating_add(1);
-        if new.signed.version != expected {
-            return Err(Error::VersionMismatch {
+        // One link of the root chain, as tufd and tufctl walk it (5.3.4 to 5.3.6).
+        chain::link(
+            &self.root.signed,
+            &new.signed,
+            new.canonical(),
+            &new.signatures,
+        )
+        .map_err(|f| match f {
+            LinkFault::NotSignedByTrusted(v) | LinkFault::NotSelfSigned(v) => Error::metadata(
+                "root",
+                tuf_core::Error::ThresholdNotMet {
+                    role: v.role,
+                    needed: v.threshold,
+                    valid: v.distinct_valid,
+                },
+            ),
+            LinkFault::Version { expected, got } => Error::VersionMismatch {
                 role: "root".to_owned(),
                 expected,
-                got: new.signed.version,
-            });
-        }
+                got,
+            },
+        })?;
         self.root = new.into_owned();
         Ok(())
     }
