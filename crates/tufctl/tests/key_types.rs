@@ -31,33 +31,10 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 use support::e2e::*;
+use support::kinds::*;
 use support::softhsm::Token;
 use support::*;
 use tuf_core::{Role, Root, Signed, Targets};
-
-/// A key type as `--key-type` names it and as root.json spells it.
-#[derive(Clone, Copy)]
-struct Kind {
-    arg: &'static str,
-    keytype: &'static str,
-    scheme: &'static str,
-}
-
-const ED25519: Kind = Kind {
-    arg: "ed25519",
-    keytype: "ed25519",
-    scheme: "ed25519",
-};
-const ECDSA: Kind = Kind {
-    arg: "ecdsa",
-    keytype: "ecdsa",
-    scheme: "ecdsa-sha2-nistp256",
-};
-const RSA: Kind = Kind {
-    arg: "rsa",
-    keytype: "rsa",
-    scheme: "rsassa-pss-sha256",
-};
 
 #[test]
 fn ed25519_keys_on_sqlite() {
@@ -196,21 +173,6 @@ fn served_roots(x: &Offline) -> [Value; 2] {
     [x.get("root.json"), x.get("root.json?production=1")]
 }
 
-/// `root` lists `id` as a key of `kind`: its type and scheme, and for ECDSA and RSA a PEM
-/// public key, line breaks included.
-fn key_is(root: &Value, id: &str, kind: Kind) {
-    let key = &root["signed"]["keys"][id];
-    assert_eq!(key["keytype"], kind.keytype, "key {id}: {key}");
-    assert_eq!(key["scheme"], kind.scheme, "key {id}: {key}");
-    let public = key["keyval"]["public"].as_str().unwrap();
-    if kind.keytype != "ed25519" {
-        assert!(
-            public.starts_with("-----BEGIN PUBLIC KEY-----\n") && public.contains('\n'),
-            "key {id} is not a PEM public key: {public:?}"
-        );
-    }
-}
-
 /// Both served roots have `version`, the root role lists exactly `root_ids` (all of `kind`)
 /// under `threshold`, and each root is signed by a threshold of its own root keys, as
 /// `tuf-core` verifies it. Returns the roots.
@@ -229,9 +191,7 @@ fn roots_are(
         for id in root_ids {
             key_is(r, id, kind);
         }
-        let env = Signed::<Root>::from_slice(&serde_json::to_vec(r).unwrap()).unwrap();
-        let v = env.verify_role("root", env.signed.role(Role::Root), &env.signed.keys);
-        assert!(v.is_met(), "root version {version} does not verify: {v:?}");
+        root_verifies(r);
     }
     roots
 }
