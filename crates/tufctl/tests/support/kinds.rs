@@ -58,3 +58,15 @@ pub fn root_verifies(root: &Value) -> Signed<Root> {
     );
     env
 }
+
+/// The credentials file at `path` holds `keyid` alone, as a private key of `kind`.
+pub fn sole_private_key_is(path: &std::path::Path, keyid: &str, kind: Kind) {
+    let c = tuf_credentials::Credentials::read(&std::fs::read(path).unwrap()).unwrap();
+    let keys = c.keys().unwrap();
+    assert_eq!(keys.len(), 1, "{}: {keys:?}", path.display());
+    let k = &keys[0];
+    assert_eq!(k.key_id().as_str(), keyid, "{}", path.display());
+    assert!(k.has_private, "{} holds no private key", path.display());
+    assert_eq!(k.public.keytype, kind.keytype, "{}", path.display());
+    assert_eq!(k.public.scheme, kind.scheme, "{}", path.display());
+}
