@@ -1,5 +1,6 @@
 //! Key backups: `keys export-root` (plain text .sec) and `keys backup` / `keys restore`
-//! (Shamir paper shares), against a real tufd.
+//! (Shamir paper shares), against a real tufd; with root and offline targets keys of every
+//! type (ed25519, P-256, RSA), `copy-targets` too.
 
 mod support;
 

@@ -23,6 +23,9 @@
 //! targets keys are generated on the token and sign exported requests on the offline machine
 //! (`tufctl sign --pkcs11 MODULE --pin-file PIN`). Without `unshare -n`, PostgreSQL or SoftHSM2
 //! the tests that need them say they are skipped, and fail under `CI=true`.
+//!
+//! Key types also mix: an ed25519, a P-256 and an RSA root key holder share one 3-of-3 root
+//! and sign a change on the offline machine.
 
 mod support;
 

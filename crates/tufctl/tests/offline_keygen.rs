@@ -2,7 +2,9 @@
 //! namespace without interfaces and writes only the public part; the online machine adds it
 //! to a transaction that also removes the old key; `tufctl sign`, offline again, signs with
 //! the old key (the current root's threshold) and the new one (the new root's); devices
-//! follow. A tampered public-key file, or one of another Factory, is refused.
+//! follow. A tampered public-key file, or one of another Factory, is refused. Root and
+//! offline targets keys of every type (ed25519, P-256, RSA) go the same way, one after the
+//! other on one Factory, each replacing the previous ones.
 
 mod support;
 

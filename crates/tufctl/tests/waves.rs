@@ -4,7 +4,8 @@
 //! CI-only builds never do; production targets carrying the server's signature alone are
 //! refused by the production root (threshold 2); and production devices keep updating across
 //! a rotation of the offline targets key. The key-compromise scenarios of docs/COMPROMISE.md
-//! (online keys, lost offline targets key, stolen root key) run on both backends too.
+//! (online keys, lost offline targets key, stolen root key) run on both backends too; the
+//! online keys are replaced by P-256, RSA and ed25519 keys in turn.
 
 mod support;
 
