@@ -349,13 +349,15 @@ fn back_up_and_restore(server: &Server, kind: Kind) {
             "{txt}"
         );
         assert!(txt.contains(&format!("Key ID:     {id}")), "{txt}");
+        assert!(std::fs::read(&files[1]).unwrap().starts_with(b"\x89PNG"));
         files
     };
     let root_files = files("root", &root_id);
     let targets_files = files("targets", &x.offline_id);
 
     // The root key into a new file (checked against the Factory's root), the targets key into
-    // that file, now existing: each from two shares, a .txt and an .html sheet.
+    // that file, now existing: each from two shares, a .txt file and an .html sheet or the
+    // payload its QR code holds (the largest for RSA keys).
     let restored = d.join("restored.tgz");
     let r = restored.to_str().unwrap();
     let said = ok(&x.ctl(&[
@@ -377,13 +379,28 @@ fn back_up_and_restore(server: &Server, kind: Kind) {
         "keys",
         "restore",
         &targets_files[5],
-        &targets_files[0],
+        &scanned(&targets_files[8]),
         "--out",
         r,
         "--factory-check",
     ]));
     assert!(said.contains(&format!("added to {r}")), "{said}");
     restored_keys_sign(&x, &prod, &restored, &root_id, kind);
+}
+
+/// The payload a scanner reads from the QR code of the share whose .txt file is `txt`.
+fn scanned(txt: &str) -> String {
+    let text = std::fs::read_to_string(txt).unwrap();
+    let (begin, end) = (
+        text.find("-----BEGIN").unwrap(),
+        text.find("-----END").unwrap(),
+    );
+    let body: String = text[begin..end]
+        .lines()
+        .skip(1)
+        .collect::<String>()
+        .replace(' ', "");
+    format!("TUFSHARE1:{body}")
 }
 
 /// A Factory whose owner has downloaded the credentials and made root and offline targets
