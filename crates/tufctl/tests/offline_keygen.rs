@@ -336,7 +336,8 @@ struct Held {
 }
 
 /// `keys generate --role root` and `--role targets` with `--key-type K`, offline, into the
-/// owner's file; each public-key file names a key of type K and its owner. None when
+/// owner's file; each public-key file names a key of type K and its owner, and holds no
+/// private part. None when
 /// `unshare -n` does not work (the test is skipped).
 fn generate_offline(x: &Offline, kind: Kind) -> Option<Held> {
     let mut ids = Vec::new();
@@ -356,7 +357,12 @@ fn generate_offline(x: &Offline, kind: Kind) -> Option<Held> {
             "--out",
             out.to_str().unwrap(),
         ])?);
-        let f: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+        let text = std::fs::read_to_string(&out).unwrap();
+        assert!(
+            !text.contains("private") && !text.contains("PRIVATE"),
+            "the public-key file holds a private part: {text}"
+        );
+        let f: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(
             (f["role"].as_str(), f["owner"].as_str()),
             (Some(role), Some(owner.as_str()))
