@@ -23,6 +23,9 @@
 //! targets keys are generated on the token and sign exported requests on the offline machine
 //! (`tufctl sign --pkcs11 MODULE --pin-file PIN`). Without `unshare -n`, PostgreSQL or SoftHSM2
 //! the tests that need them say they are skipped, and fail under `CI=true`.
+//!
+//! Key types also mix: an ed25519, a P-256 and an RSA root key holder share one 3-of-3 root
+//! and sign a change on the offline machine.
 
 mod support;
 
@@ -31,33 +34,10 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 use support::e2e::*;
+use support::kinds::*;
 use support::softhsm::Token;
 use support::*;
 use tuf_core::{Role, Root, Signed, Targets};
-
-/// A key type as `--key-type` names it and as root.json spells it.
-#[derive(Clone, Copy)]
-struct Kind {
-    arg: &'static str,
-    keytype: &'static str,
-    scheme: &'static str,
-}
-
-const ED25519: Kind = Kind {
-    arg: "ed25519",
-    keytype: "ed25519",
-    scheme: "ed25519",
-};
-const ECDSA: Kind = Kind {
-    arg: "ecdsa",
-    keytype: "ecdsa",
-    scheme: "ecdsa-sha2-nistp256",
-};
-const RSA: Kind = Kind {
-    arg: "rsa",
-    keytype: "rsa",
-    scheme: "rsassa-pss-sha256",
-};
 
 #[test]
 fn ed25519_keys_on_sqlite() {
@@ -196,21 +176,6 @@ fn served_roots(x: &Offline) -> [Value; 2] {
     [x.get("root.json"), x.get("root.json?production=1")]
 }
 
-/// `root` lists `id` as a key of `kind`: its type and scheme, and for ECDSA and RSA a PEM
-/// public key, line breaks included.
-fn key_is(root: &Value, id: &str, kind: Kind) {
-    let key = &root["signed"]["keys"][id];
-    assert_eq!(key["keytype"], kind.keytype, "key {id}: {key}");
-    assert_eq!(key["scheme"], kind.scheme, "key {id}: {key}");
-    let public = key["keyval"]["public"].as_str().unwrap();
-    if kind.keytype != "ed25519" {
-        assert!(
-            public.starts_with("-----BEGIN PUBLIC KEY-----\n") && public.contains('\n'),
-            "key {id} is not a PEM public key: {public:?}"
-        );
-    }
-}
-
 /// Both served roots have `version`, the root role lists exactly `root_ids` (all of `kind`)
 /// under `threshold`, and each root is signed by a threshold of its own root keys, as
 /// `tuf-core` verifies it. Returns the roots.
@@ -221,17 +186,24 @@ fn roots_are(
     threshold: u64,
     kind: Kind,
 ) -> [Value; 2] {
+    let keys: Vec<(&str, Kind)> = root_ids.iter().map(|id| (*id, kind)).collect();
+    roots_with(x, version, &keys, threshold)
+}
+
+/// Both served roots have `version`, the root role lists exactly the keys of `root_keys` (in
+/// that order), each of its key type, under `threshold`, and each root is signed by a
+/// threshold of its own root keys, as `tuf-core` verifies it. Returns the roots.
+fn roots_with(x: &Offline, version: u64, root_keys: &[(&str, Kind)], threshold: u64) -> [Value; 2] {
     let roots = served_roots(x);
+    let ids: Vec<&str> = root_keys.iter().map(|(id, _)| *id).collect();
     for r in &roots {
         assert_eq!(r["signed"]["version"], version, "{r}");
-        assert_eq!(role_ids(r, "root"), root_ids, "{r}");
+        assert_eq!(role_ids(r, "root"), ids, "{r}");
         assert_eq!(r["signed"]["roles"]["root"]["threshold"], threshold, "{r}");
-        for id in root_ids {
-            key_is(r, id, kind);
+        for (id, kind) in root_keys {
+            key_is(r, id, *kind);
         }
-        let env = Signed::<Root>::from_slice(&serde_json::to_vec(r).unwrap()).unwrap();
-        let v = env.verify_role("root", env.signed.role(Role::Root), &env.signed.keys);
-        assert!(v.is_met(), "root version {version} does not verify: {v:?}");
+        root_verifies(r);
     }
     roots
 }
@@ -761,4 +733,142 @@ fn on_the_token_only(path: &Path, keyid: &str, label: &str) {
         k.private
     );
     assert!(!k.has_private, "{} holds the private key", path.display());
+}
+
+/// Mixed key types in one threshold root: holder 1 with an ed25519 root key, holder 2 with a
+/// P-256 key and holder 3 with an RSA key make the root 3-of-3, each signing online (`apply`
+/// refused until all three have); then a change (threshold 2) is exported, reviewed and signed
+/// by each holder on the offline machine, refused with two of the three responses imported
+/// and applied with all three. The served roots list each key with its own type and scheme
+/// and verify with tuf-core; a CI and a production device that trusted root version 1 follow
+/// the chain and keep their release, and a new device walks the whole chain.
+#[test]
+fn mixed_key_types_in_a_threshold_root() {
+    if !unshare_works() {
+        return;
+    }
+    let server = Server::start();
+    let x = new_factory(&server, "keys-mixed");
+    let fleet = Fleet::new(&x);
+    let root_id = rotate_root(&x, ED25519);
+    rotate_targets(&x, ED25519, &root_id);
+    let v42 = add_build(x.server, &x.f, x.dir.path(), "42");
+    fleet.ci.installs("app-42", &v42);
+    x.ship_wave(x.only.to_str().unwrap(), "wave-42", "42");
+    fleet.prod.installs("app-42", &v42);
+    let holders = three_holders_three_types(&x, &root_id);
+    fleet.follow(4, "app-42", &v42);
+    three_types_sign_offline(&x, &holders);
+    fleet.follow(5, "app-42", &v42);
+    let late = Device::new(&fleet.root_v1, &x.prod_base);
+    late.installs("app-42", &v42);
+    assert_eq!(stored_root_version(&late), 5);
+}
+
+/// A root key holder: their credentials file, key ID and key type.
+struct Holder {
+    file: std::path::PathBuf,
+    id: String,
+    kind: Kind,
+}
+
+/// Holders 2 (P-256) and 3 (RSA) join holder 1 (ed25519, the owner's file) in one
+/// transaction that makes the root 3-of-3; each signs online; root version 4.
+fn three_holders_three_types(x: &Offline, root_id: &str) -> [Holder; 3] {
+    ok(&x.updates(&["init", "-m", "three holders, three key types"]));
+    let mut holders = vec![Holder {
+        file: x.creds.clone(),
+        id: root_id.to_owned(),
+        kind: ED25519,
+    }];
+    for (n, kind) in [(2, ECDSA), (3, RSA)] {
+        let file = x.dir.path().join(format!("holder{n}.tgz"));
+        let owner = format!("holder{n}@site-{n}");
+        ok(&x.updates(&[
+            "add-offline-key",
+            "--role",
+            "root",
+            "--key-type",
+            kind.arg,
+            "-k",
+            file.to_str().unwrap(),
+            "--owner",
+            &owner,
+        ]));
+        let id = sole_key_id(&file, "root");
+        sole_private_key_is(&file, &id, kind);
+        holders.push(Holder { file, id, kind });
+    }
+    ok(&x.updates(&["set-threshold", "--role", "root", "3"]));
+    let review = ok(&x.updates(&["review"]));
+    for h in &holders[1..] {
+        let added = format!("  root: + key {} ({}, owner ", h.id, h.kind.arg);
+        assert_eq!(review.matches(&added).count(), 2, "{added:?} in\n{review}");
+    }
+    assert_eq!(
+        review.matches("  root: threshold 1 -> 3").count(),
+        2,
+        "{review}"
+    );
+    for (n, h) in holders.iter().enumerate() {
+        let out = ok(&x.updates(&["sign", "-k", h.file.to_str().unwrap()]));
+        assert!(
+            out.contains(&format!("signed CI root with {}", &h.id[..12])),
+            "{out}"
+        );
+        if n < 2 {
+            let err = fails(&x.updates(&["apply"]));
+            let said = format!("ci_root: {} of 3 signatures of the new root's keys", n + 1);
+            assert!(
+                err.contains("\"check\":\"new_root_signatures\"") && err.contains(&said),
+                "{said:?} in {err}"
+            );
+            assert_eq!(x.get("root.json")["signed"]["version"], 3);
+        }
+    }
+    ok(&x.updates(&["apply"]));
+    let all: Vec<(&str, Kind)> = holders.iter().map(|h| (h.id.as_str(), h.kind)).collect();
+    let ids: Vec<&str> = all.iter().map(|(id, _)| *id).collect();
+    for r in roots_with(x, 4, &all, 3) {
+        assert_eq!(signers(&r), sorted(&ids), "{r}");
+    }
+    holders.try_into().ok().unwrap()
+}
+
+/// The root goes to 2-of-3 through a signing request: each holder reviews and signs it on the
+/// offline machine; with two responses imported `apply` is refused (the current root needs
+/// all three), with the third it goes through: root version 5, signed by all three keys.
+fn three_types_sign_offline(x: &Offline, holders: &[Holder; 3]) {
+    ok(&x.updates(&["init", "-m", "threshold 2 of 3"]));
+    ok(&x.updates(&["set-threshold", "--role", "root", "2"]));
+    let req = x.dir.path().join("mixed-request.json");
+    ok(&x.updates(&["export", req.to_str().unwrap()]));
+    let r: Value = serde_json::from_slice(&std::fs::read(&req).unwrap()).unwrap();
+    for h in holders {
+        key_is(&r["ci_root"], &h.id, h.kind);
+    }
+    for (n, h) in holders.iter().enumerate() {
+        let resp = x.dir.path().join(format!("mixed-response-{n}.json"));
+        let review = sign_offline(&req, &h.file, &resp, &[], &[]);
+        assert!(review.contains("  root: threshold 3 -> 2"), "{review}");
+        ok(&x.updates(&["import", resp.to_str().unwrap()]));
+        if n < 2 {
+            let err = fails(&x.updates(&["apply"]));
+            let said = format!(
+                "ci_root: {} of 3 signatures of the current root's keys",
+                n + 1
+            );
+            assert!(
+                err.contains("\"check\":\"current_root_signatures\"") && err.contains(&said),
+                "{said:?} in {err}"
+            );
+            assert_eq!(x.get("root.json")["signed"]["version"], 4);
+        }
+    }
+    ok(&x.updates(&["apply"]));
+    let all: Vec<(&str, Kind)> = holders.iter().map(|h| (h.id.as_str(), h.kind)).collect();
+    let ids: Vec<&str> = all.iter().map(|(id, _)| *id).collect();
+    for r in roots_with(x, 5, &all, 2) {
+        assert_eq!(signers(&r), sorted(&ids), "{r}");
+    }
 }

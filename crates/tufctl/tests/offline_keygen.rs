@@ -2,7 +2,9 @@
 //! namespace without interfaces and writes only the public part; the online machine adds it
 //! to a transaction that also removes the old key; `tufctl sign`, offline again, signs with
 //! the old key (the current root's threshold) and the new one (the new root's); devices
-//! follow. A tampered public-key file, or one of another Factory, is refused.
+//! follow. A tampered public-key file, or one of another Factory, is refused. Root and
+//! offline targets keys of every type (ed25519, P-256, RSA) go the same way, one after the
+//! other on one Factory, each replacing the previous ones.
 
 mod support;
 
@@ -11,7 +13,9 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 use support::e2e::*;
+use support::kinds::*;
 use support::*;
+use tuf_core::{Role, Root, Signed, Targets};
 
 /// `tufctl` on the offline machine: no network interfaces, an empty environment.
 fn offline(args: &[&str]) -> Option<Output> {
@@ -245,4 +249,205 @@ fn bootstrap_root_taken_offline_without_a_network() {
     ok(&up(&["init", "-m", "server alone"]));
     let err = fails(&up(&["apply"]));
     assert!(err.contains("current_root_signatures"), "{err}");
+}
+
+/// Root and offline targets keys of every type made on the offline machine, on one Factory in
+/// turn (ed25519, then P-256, then RSA): each step `keys generate --key-type K` makes a new
+/// root key and a new targets key offline; the online machine adds both public keys and
+/// removes the previous ones in one transaction; `tufctl sign`, offline, signs it with the
+/// previous root key (the current root's threshold) and the new one (the new root's) and
+/// re-signs the production targets with the new targets key; after `import` and `apply` the
+/// served roots list the new keys with type and scheme K and verify with tuf-core, the
+/// production targets verify with the new key, devices follow, and a Wave signed with a
+/// `copy-targets` file of the new key reaches production devices.
+#[test]
+fn root_and_targets_keys_of_every_type_generated_offline() {
+    let server = Server::start();
+    let x = Offline::setup(&server, "keygen-types", "vault.tgz");
+    let ci = Device::new(&root_v1(&x.ci_base), &x.ci_base);
+    let prod_root_v1 = root_v1(&x.prod_base);
+    let prod = Device::new(&prod_root_v1, &x.prod_base);
+    let mut build = add_build(&server, &x.f, x.dir.path(), "42");
+    ci.installs("app-42", &build);
+    x.ship_wave(x.only.to_str().unwrap(), "wave-42", "42");
+    prod.installs("app-42", &build);
+    let mut held = Held {
+        root: role_ids(&x.get("root.json"), "root")[0].clone(),
+        targets: x.offline_id.clone(),
+    };
+    for (step, kind) in (0u64..).zip(KINDS) {
+        let Some(new) = generate_offline(&x, kind) else {
+            return;
+        };
+        replace_through_a_request(&x, kind, &held, &new);
+        let version = 4 + step;
+        for root in [x.get("root.json"), x.get("root.json?production=1")] {
+            assert_eq!(root["signed"]["version"], version, "{root}");
+            assert_eq!(role_ids(&root, "root"), [new.root.as_str()], "{root}");
+            let targets = role_ids(&root, "targets");
+            assert!(targets.contains(&new.targets), "{root}");
+            assert!(!targets.contains(&held.targets), "{root}");
+            key_is(&root, &new.root, kind);
+            key_is(&root, &new.targets, kind);
+            for old in [&held.root, &held.targets] {
+                assert!(root["signed"]["keys"].get(old).is_none(), "{root}");
+            }
+            let mut signers = signer_ids(&root);
+            signers.sort();
+            let mut want = vec![held.root.clone(), new.root.clone()];
+            want.sort();
+            assert_eq!(signers, want, "{root}");
+            root_verifies(&root);
+        }
+        prod_targets_verify(&x, &new.targets);
+        for d in [&ci, &prod] {
+            d.stays_on(&format!("app-{}", 42 + step), &build);
+            assert_eq!(trusted_root_version(d), version);
+        }
+        held = new;
+
+        // The new targets key, copied alone, signs the next Wave.
+        let only = x.dir.path().join(format!("targets-only-{}.tgz", kind.arg));
+        let o = only.to_str().unwrap();
+        ok(&x.ctl(&["keys", "copy-targets", x.creds.to_str().unwrap(), o]));
+        assert_eq!(offline_targets_id(&only), held.targets);
+        sole_private_key_is(&only, &held.targets, kind);
+        let next = (43 + step).to_string();
+        build = add_build(&server, &x.f, x.dir.path(), &next);
+        ci.installs(&format!("app-{next}"), &build);
+        x.ship_wave(o, &format!("wave-{next}"), &next);
+        let t = prod_targets_verify(&x, &held.targets);
+        assert!(
+            t["signed"]["targets"][format!("app-{next}")].is_object(),
+            "{t}"
+        );
+        prod.installs(&format!("app-{next}"), &build);
+    }
+    // A device set up now on root version 1 walks the whole chain of key types at once.
+    let late = Device::new(&prod_root_v1, &x.prod_base);
+    late.installs("app-45", &build);
+    assert_eq!(trusted_root_version(&late), 6);
+}
+
+/// The root and offline targets key IDs the owner's file holds and the roots list.
+struct Held {
+    root: String,
+    targets: String,
+}
+
+/// `keys generate --role root` and `--role targets` with `--key-type K`, offline, into the
+/// owner's file; each public-key file names a key of type K and its owner, and holds no
+/// private part. None when
+/// `unshare -n` does not work (the test is skipped).
+fn generate_offline(x: &Offline, kind: Kind) -> Option<Held> {
+    let mut ids = Vec::new();
+    for role in ["root", "targets"] {
+        let out = x.dir.path().join(format!("{role}-{}.json", kind.arg));
+        let owner = format!("{role}-{}@vault", kind.arg);
+        let said = ok(&offline(&[
+            "keys",
+            "generate",
+            x.creds.to_str().unwrap(),
+            "--role",
+            role,
+            "--key-type",
+            kind.arg,
+            "--owner",
+            &owner,
+            "--out",
+            out.to_str().unwrap(),
+        ])?);
+        let text = std::fs::read_to_string(&out).unwrap();
+        assert!(
+            !text.contains("private") && !text.contains("PRIVATE"),
+            "the public-key file holds a private part: {text}"
+        );
+        let f: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            (f["role"].as_str(), f["owner"].as_str()),
+            (Some(role), Some(owner.as_str()))
+        );
+        assert_eq!(f["key"]["keytype"], kind.keytype, "{f}");
+        assert_eq!(f["key"]["scheme"], kind.scheme, "{f}");
+        let id = f["keyid"].as_str().unwrap().to_owned();
+        assert!(said.contains(&id), "{said}");
+        ids.push(id);
+    }
+    let targets = ids.pop().unwrap();
+    let root = ids.pop().unwrap();
+    Some(Held { root, targets })
+}
+
+/// One transaction adds the `new` keys (their public-key files) and removes the `old` ones;
+/// it is exported, signed offline (the review names every change), imported and applied.
+fn replace_through_a_request(x: &Offline, kind: Kind, old: &Held, new: &Held) {
+    let d = x.dir.path();
+    ok(&x.updates(&["init", "-m", &format!("{} keys made offline", kind.arg)]));
+    for role in ["root", "targets"] {
+        let file = d.join(format!("{role}-{}.json", kind.arg));
+        ok(&x.updates(&[
+            "add-offline-key",
+            "--role",
+            role,
+            "--public-key",
+            file.to_str().unwrap(),
+        ]));
+    }
+    ok(&x.updates(&["remove-key", "--role", "root", &old.root[..12]]));
+    ok(&x.updates(&["remove-key", "--role", "targets", &old.targets[..12]]));
+    let req = d.join(format!("request-{}.json", kind.arg));
+    let resp = d.join(format!("response-{}.json", kind.arg));
+    ok(&x.updates(&["export", req.to_str().unwrap()]));
+    let review = ok(&offline(&[
+        "sign",
+        req.to_str().unwrap(),
+        "-k",
+        x.creds.to_str().unwrap(),
+        "--out",
+        resp.to_str().unwrap(),
+        "--yes",
+    ])
+    .unwrap());
+    for line in [
+        format!(
+            "root: + key {} ({}, owner root-{}@vault)",
+            new.root, kind.arg, kind.arg
+        ),
+        format!(
+            "targets: + key {} ({}, owner targets-{}@vault)",
+            new.targets, kind.arg, kind.arg
+        ),
+        format!("root: - key {}", old.root),
+        format!("targets: - key {}", old.targets),
+    ] {
+        assert!(review.contains(&line), "missing {line:?} in\n{review}");
+    }
+    ok(&x.updates(&["import", resp.to_str().unwrap()]));
+    ok(&x.updates(&["apply"]));
+}
+
+/// The production targets verify under the production root (threshold 2) and carry the
+/// offline key `offline_id` and the online key.
+fn prod_targets_verify(x: &Offline, offline_id: &str) -> Value {
+    let targets = x.get("targets.json?production=1");
+    let ids = signer_ids(&targets);
+    assert!(ids.contains(&offline_id.to_owned()), "{ids:?}");
+    let root = root_verifies(&x.get("root.json?production=1"));
+    let env = Signed::<Targets>::from_slice(&serde_json::to_vec(&targets).unwrap()).unwrap();
+    let v = env.verify_role(
+        "targets",
+        root.signed.role(Role::Targets),
+        &root.signed.keys,
+    );
+    assert!(
+        v.is_met() && v.threshold == 2,
+        "production targets do not verify: {v:?}"
+    );
+    targets
+}
+
+/// The version of the root.json a device stores as trusted.
+fn trusted_root_version(d: &Device) -> u64 {
+    let bytes = std::fs::read(d.dir.path().join("metadata/root.json")).unwrap();
+    Signed::<Root>::from_slice(&bytes).unwrap().signed.version
 }

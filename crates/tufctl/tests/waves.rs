@@ -4,13 +4,15 @@
 //! CI-only builds never do; production targets carrying the server's signature alone are
 //! refused by the production root (threshold 2); and production devices keep updating across
 //! a rotation of the offline targets key. The key-compromise scenarios of docs/COMPROMISE.md
-//! (online keys, lost offline targets key, stolen root key) run on both backends too.
+//! (online keys, lost offline targets key, stolen root key) run on both backends too; the
+//! online keys are replaced by P-256, RSA and ed25519 keys in turn.
 
 mod support;
 
 use support::e2e::*;
+use support::kinds::*;
 use support::*;
-use tuf_core::{Role, Root, Signed, Targets};
+use tuf_core::{Role, Root, Signed, Snapshot, Targets, Timestamp};
 use tuf_credentials::Credentials;
 
 #[test]
@@ -363,11 +365,15 @@ fn lost_offline_targets_key_is_replaced_with_the_root_key(server: Server) {
     device.installs("app-43", &v43);
 }
 
-/// After a server compromise: `keys rotate-online` replaces the online targets, snapshot and
-/// timestamp keys (refused while a wave is in progress). The new roots list none of the old
-/// online keys, so metadata signed with them does not count; production targets keep their
-/// content, version and offline signature with the new online signature; CI and production
-/// devices follow the root chain and keep updating.
+/// After a server compromise: `keys rotate-online --key-type K` replaces the online targets,
+/// snapshot and timestamp keys (refused while a wave is in progress), three times in turn:
+/// with P-256 keys, RSA keys, then ed25519 keys again, so old online keys of every type are
+/// replaced. Each time the new roots list only the new online keys, of type K, and none of
+/// the old ones, so metadata signed with them does not count: a device that trusted root
+/// version 1 refuses the old timestamp and the old production targets when a server replays
+/// them. Production targets keep their content, version and offline signature with the new
+/// online signature; what the server publishes verifies with tuf-core under the new root, and
+/// CI and production devices follow the root chain and keep updating.
 fn rotate_online_keys_after_a_server_compromise(server: Server) {
     let x = Offline::setup(&server, "online", "creds.tgz");
     let Offline {
@@ -377,30 +383,27 @@ fn rotate_online_keys_after_a_server_compromise(server: Server) {
         only,
         ci_base,
         prod_base,
-        offline_id,
         ..
     } = &x;
     let (c, o) = (creds.to_str().unwrap(), only.to_str().unwrap());
     let ctl = |args: &[&str]| x.ctl(args);
-    let ci_root_v1 = root_v1(ci_base);
+    let ci_device = Device::new(&root_v1(ci_base), ci_base);
     let prod_root_v1 = root_v1(prod_base);
-    let ci_device = Device::new(&ci_root_v1, ci_base);
     let prod_device = Device::new(&prod_root_v1, prod_base);
     let v42 = add_build(&server, f, dir.path(), "42");
     x.ship_wave(o, "wave-42", "42");
     prod_device.installs("app-42", &v42);
     ci_device.installs("app-42", &v42);
     let old_root = x.get("root.json");
-    let old_prod_targets = x.get("targets.json?production=1");
 
     // Refused while a wave is in progress, and nothing changes.
-    let v43 = add_build(&server, f, dir.path(), "43");
+    add_build(&server, f, dir.path(), "43");
     ok(&ctl(&[
         "waves",
         "init",
         "-k",
         o,
-        "wave-43",
+        "wave-x",
         "43",
         "production",
     ]));
@@ -409,9 +412,43 @@ fn rotate_online_keys_after_a_server_compromise(server: Server) {
     assert_eq!(x.get("root.json"), old_root);
     // The transaction it opened was closed again.
     fails(&ctl(&["keys", "tuf", "updates", "review"]));
-    ok(&ctl(&["waves", "cancel", "wave-43"]));
+    ok(&ctl(&["waves", "cancel", "wave-x"]));
 
-    let out = json(&ok(&ctl(&["--json", "keys", "rotate-online", c])));
+    let mut installed = ("app-42".to_owned(), v42);
+    for (n, kind) in (44..).zip([ECDSA, RSA, ED25519]) {
+        rotate_online_keys_to(&x, kind, &prod_root_v1);
+        // Devices follow the root chain and keep updating.
+        prod_device.stays_on(&installed.0, &installed.1);
+        let version = n.to_string();
+        let build = add_build(&server, f, dir.path(), &version);
+        installed.0 = format!("app-{version}");
+        ci_device.installs(&installed.0, &build);
+        x.ship_wave(o, &format!("wave-{version}"), &version);
+        prod_device.installs(&installed.0, &build);
+        installed.1 = build;
+    }
+    let audit = ok(&ctl(&["get", &format!("/ota/factories/{}/audit", f.name)]));
+    for action in ["root.update.online_keys", "key.activate", "key.destroy"] {
+        assert!(audit.contains(action), "{action}: {audit}");
+    }
+}
+
+/// `keys rotate-online --key-type K`, then what holds of the new roots, the old online keys
+/// and the production targets (see [`rotate_online_keys_after_a_server_compromise`]); a
+/// production device set up on `prod_root_v1` refuses what the old keys signed.
+fn rotate_online_keys_to(x: &Offline, kind: Kind, prod_root_v1: &[u8]) {
+    let old_root = x.get("root.json");
+    let old_prod_targets = x.get("targets.json?production=1");
+    let (status, old_timestamp) = http_get(&format!("{}/metadata/timestamp.json", x.prod_base));
+    assert_eq!(status, 200);
+    let out = json(&ok(&x.ctl(&[
+        "--json",
+        "keys",
+        "rotate-online",
+        "--key-type",
+        kind.arg,
+        x.creds.to_str().unwrap(),
+    ])));
     let new_root = x.get("root.json");
     let new_prod_root = x.get("root.json?production=1");
     for role in ["targets", "snapshot", "timestamp"] {
@@ -420,8 +457,9 @@ fn rotate_online_keys_after_a_server_compromise(server: Server) {
         for root in [&new_root, &new_prod_root] {
             let ids = role_ids(root, role);
             assert_eq!(ids[0], new_id, "{role}: {ids:?}");
+            key_is(root, &new_id, kind);
             for old in &old_ids {
-                if role != "targets" || old != offline_id {
+                if role != "targets" || *old != x.offline_id {
                     assert!(!ids.contains(old), "{role}: old key {old} still listed");
                     assert!(root["signed"]["keys"].get(old).is_none());
                 }
@@ -431,52 +469,118 @@ fn rotate_online_keys_after_a_server_compromise(server: Server) {
     assert_eq!(role_ids(&new_prod_root, "targets").len(), 2);
     assert_eq!(new_prod_root["signed"]["roles"]["targets"]["threshold"], 2);
     assert_eq!(new_root["signed"]["roles"]["targets"]["threshold"], 1);
-    assert!(role_ids(&new_prod_root, "targets").contains(offline_id));
+    assert!(role_ids(&new_prod_root, "targets").contains(&x.offline_id));
+    let parsed = root_verifies(&new_prod_root);
+    root_verifies(&new_root);
+    let new_targets_id = out["new_online_keys"]["targets"].as_str().unwrap();
+    old_online_signatures_do_not_count(x, &parsed, &old_prod_targets, new_targets_id);
+    published_metadata_verifies(x, &parsed);
+    replays_are_refused(x, prod_root_v1, old_timestamp, &old_prod_targets);
+}
 
-    // Metadata the old online keys signed does not count under the new root: the old
-    // production targets lose their online signature, the old snapshot and timestamp all.
-    let parsed: Signed<Root> = Signed::from_slice(new_prod_root.to_string().as_bytes()).unwrap();
-    let old_env: Signed<Targets> =
-        Signed::from_slice(old_prod_targets.to_string().as_bytes()).unwrap();
-    let v = old_env.verify_role(
-        "targets",
-        parsed.signed.role(Role::Targets),
-        &parsed.signed.keys,
-    );
+/// Metadata the old online keys signed does not count under the new production root
+/// `parsed`: the old production targets lose their online signature. The current production
+/// targets have the same version and content, the offline signature kept and the online one
+/// replaced by the new key `new_targets_id`'s, and verify.
+fn old_online_signatures_do_not_count(
+    x: &Offline,
+    parsed: &Signed<Root>,
+    old_prod_targets: &serde_json::Value,
+    new_targets_id: &str,
+) {
+    let verify = |env: &serde_json::Value| {
+        let env: Signed<Targets> = Signed::from_slice(env.to_string().as_bytes()).unwrap();
+        env.verify_role(
+            "targets",
+            parsed.signed.role(Role::Targets),
+            &parsed.signed.keys,
+        )
+    };
+    let v = verify(old_prod_targets);
     assert!(!v.is_met());
     assert_eq!(v.distinct_valid, 1, "only the offline signature counts");
-
-    // Production targets: same version and content, offline signature kept, online replaced.
     let prod_targets = x.get("targets.json?production=1");
     assert_eq!(prod_targets["signed"], old_prod_targets["signed"]);
     let signers = signer_ids(&prod_targets);
-    assert!(signers.contains(offline_id), "{signers:?}");
-    assert!(
-        signers.contains(
-            &out["new_online_keys"]["targets"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        ),
-        "{signers:?}"
-    );
-    let env: Signed<Targets> = Signed::from_slice(prod_targets.to_string().as_bytes()).unwrap();
-    assert!(env
-        .verify_role(
-            "targets",
-            parsed.signed.role(Role::Targets),
-            &parsed.signed.keys
-        )
-        .is_met());
+    assert!(signers.contains(&x.offline_id), "{signers:?}");
+    assert!(signers.contains(&new_targets_id.to_owned()), "{signers:?}");
+    assert_eq!(signers.len(), 2, "{signers:?}");
+    assert!(verify(&prod_targets).is_met());
+}
 
-    // Devices follow the root chain and keep updating.
-    prod_device.stays_on("app-42", &v42);
-    ci_device.installs("app-43", &v43);
-    x.ship_wave(o, "wave-43b", "43");
-    prod_device.installs("app-43", &v43);
-    let audit = ok(&ctl(&["get", &format!("/ota/factories/{}/audit", f.name)]));
-    for action in ["root.update.online_keys", "key.activate", "key.destroy"] {
-        assert!(audit.contains(action), "{action}: {audit}");
+/// The timestamp and snapshot the server publishes for production now are signed by the new
+/// online keys alone and verify under the new production root `parsed`.
+fn published_metadata_verifies(x: &Offline, parsed: &Signed<Root>) {
+    let r = &parsed.signed;
+    let fetch = |name: &str| {
+        let (status, bytes) = http_get(&format!("{}/metadata/{name}", x.prod_base));
+        assert_eq!(status, 200, "{name}");
+        bytes
+    };
+    let ts = Signed::<Timestamp>::from_slice(&fetch("timestamp.json")).unwrap();
+    let v = ts.verify_role("timestamp", r.role(Role::Timestamp), &r.keys);
+    assert!(v.is_met(), "{v:?}");
+    let snapshot_version = ts.signed.meta["snapshot.json"].version;
+    let snap = fetch(&format!("{snapshot_version}.snapshot.json"));
+    let snap = Signed::<Snapshot>::from_slice(&snap).unwrap();
+    let v = snap.verify_role("snapshot", r.role(Role::Snapshot), &r.keys);
+    assert!(v.is_met(), "{v:?}");
+    for (env, role) in [
+        (&ts.signatures, Role::Timestamp),
+        (&snap.signatures, Role::Snapshot),
+    ] {
+        let ids: Vec<_> = env.iter().map(|s| &s.keyid).collect();
+        assert_eq!(
+            ids,
+            r.role(role).keyids.iter().collect::<Vec<_>>(),
+            "{role}"
+        );
+    }
+}
+
+/// A server replaying what the old online keys signed: a production device set up on
+/// `prod_root_v1` follows the root chain to the new root, then refuses the old timestamp
+/// (no valid signature), and with the timestamp served honestly, the old production targets
+/// (only the offline signature counts, threshold 2); it installs nothing.
+fn replays_are_refused(
+    x: &Offline,
+    prod_root_v1: &[u8],
+    old_timestamp: Vec<u8>,
+    old_prod_targets: &serde_json::Value,
+) {
+    let base_path = x.prod_base.strip_prefix(&x.server.url).unwrap();
+    let version = old_prod_targets["signed"]["version"].as_u64().unwrap();
+    for (path, bytes, refusal) in [
+        (
+            "timestamp.json".to_owned(),
+            old_timestamp,
+            "role timestamp: 0 valid signature(s) from distinct trusted keys, threshold is 1",
+        ),
+        (
+            format!("{version}.targets.json"),
+            serde_json::to_vec(old_prod_targets).unwrap(),
+            "role targets: 1 valid signature(s) from distinct trusted keys, threshold is 2",
+        ),
+    ] {
+        let replaying = proxy(
+            x.server.url.clone(),
+            Some((format!("{base_path}/metadata/{path}"), bytes)),
+        );
+        let device = Device::new(prod_root_v1, &format!("{replaying}{base_path}"));
+        let out = device.update();
+        assert!(!out.status.success(), "{path} accepted: {}", stdout(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains(refusal),
+            "{path} refused for another reason: {err}"
+        );
+        assert!(!device.installed_path().exists());
+        let stored = std::fs::read(device.dir.path().join("metadata/root.json")).unwrap();
+        let stored = Signed::<Root>::from_slice(&stored).unwrap();
+        assert_eq!(
+            stored.signed.version,
+            x.get("root.json")["signed"]["version"]
+        );
     }
 }
 

@@ -2,7 +2,8 @@
 //! private keys are read honestly from the store (sealed rows in `<data-dir>/tufd.sqlite`,
 //! opened with the server key and the keyring from the data directory), and after the
 //! rotation metadata they sign is rejected by the new root, while the server's new metadata
-//! verifies.
+//! verifies. The keys are rotated to P-256, RSA and ed25519 keys in turn, so old keys of
+//! every type are tried.
 
 mod common;
 #[path = "common/opener.rs"]
@@ -75,6 +76,18 @@ fn stored_keys(s: &Server, f: &str, purpose: &str) -> Vec<PrivateKey> {
         .collect()
 }
 
+/// A key type as the API names it (`key_type`) and as root.json spells it.
+const KINDS: [(&str, &str, &str); 3] = [
+    ("ecdsa", "ecdsa", "ecdsa-sha2-nistp256"),
+    ("rsa", "rsa", "rsassa-pss-sha256"),
+    ("ed25519", "ed25519", "ed25519"),
+];
+
+/// The online keys are replaced three times in turn: by P-256 keys, RSA keys, then ed25519
+/// keys again, so the old keys an attacker holds are of every type. Each time the new roots
+/// list new keys of the requested type (stored sealed, of that type), none of the old ones,
+/// and a timestamp forged with the old key is valid under the old root only; what the
+/// server publishes verifies under the new root and new targets are signed.
 #[test]
 fn old_online_keys_are_rejected_after_rotation() {
     let s = Server::sqlite();
@@ -83,16 +96,6 @@ fn old_online_keys_are_rejected_after_rotation() {
     let r = client().get(&f.credentials_url).send().unwrap();
     let creds = tuf_credentials::Credentials::read(&r.bytes().unwrap()).unwrap();
     let root_key = creds.private_key("offline-root").unwrap();
-    let old_root = root(&s, &f, false);
-    // What the attacker holds: the old online keys, from the store and the server key.
-    let old_ts = stored_keys(&s, &f.name, "timestamp");
-    let old_targets = stored_keys(&s, &f.name, "targets");
-    assert_eq!((old_ts.len(), old_targets.len()), (1, 1));
-    assert!(old_root
-        .signed
-        .role(Role::Timestamp)
-        .keyids
-        .contains(old_ts[0].key_id()));
 
     // Unknown role and no open transaction are refused.
     let (st, _) = post(
@@ -110,59 +113,110 @@ fn old_online_keys_are_rejected_after_rotation() {
     );
     assert_eq!(st, StatusCode::NOT_FOUND);
 
+    for (n, kind) in (2..).zip(KINDS) {
+        let old_root = root(&s, &f, false);
+        // What the attacker holds: the old online keys, from the store and the server key.
+        let old_ts = stored_keys(&s, &f.name, "timestamp");
+        let old_targets = stored_keys(&s, &f.name, "targets");
+        assert_eq!((old_ts.len(), old_targets.len()), (1, 1));
+        assert!(old_root
+            .signed
+            .role(Role::Timestamp)
+            .keyids
+            .contains(old_ts[0].key_id()));
+        let tx = rotate_online_keys(&s, &f, &root_key, kind.0);
+        let new_root = root(&s, &f, false).signed;
+        for role in [Role::Targets, Role::Snapshot, Role::Timestamp] {
+            let ids = &new_root.role(role).keyids;
+            assert_eq!(
+                ids[0].as_str(),
+                tx["new_online_keys"][role.as_str()].as_str().unwrap()
+            );
+            let key = &new_root.keys[&ids[0]];
+            assert_eq!(
+                (key.keytype.as_str(), key.scheme.as_str()),
+                (kind.1, kind.2)
+            );
+            for k in old_ts.iter().chain(&old_targets) {
+                assert!(!ids.contains(k.key_id()), "{role}");
+            }
+        }
+        // The old keys are gone from the store; the new ones, of the new type, are there.
+        let stored = stored_keys(&s, &f.name, "timestamp");
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].public_key().keytype, kind.1);
+        assert_ne!(stored[0].key_id(), old_ts[0].key_id());
+        forged_timestamp_is_refused(&s, &f, &old_root.signed, &new_root, &old_ts[0]);
+        let t = common::suite::verified_targets(&s, &f.name, "ci");
+        assert!(t.signed.targets.contains_key("app-1"));
+        assert_eq!(
+            add_target(&s, &f, "app", &n.to_string()).0,
+            StatusCode::CREATED
+        );
+        let t = common::suite::verified_targets(&s, &f.name, "ci");
+        assert!(t.signed.targets.contains_key(&format!("app-{n}")));
+    }
+}
+
+/// One rotation through the API: a transaction, new online keys of `key_type` for the three
+/// online roles (an unknown type refused first), apply refused while unsigned, the staged
+/// roots signed with `root_key` and applied. Returns the online-keys answer.
+fn rotate_online_keys(s: &Server, f: &Factory, root_key: &PrivateKey, key_type: &str) -> Value {
     let (st, tx) = post(
-        &s,
-        &f,
+        s,
+        f,
         "/root/updates",
         json!({"message": "server compromise"}),
     );
     assert_eq!(st, StatusCode::CREATED, "{tx}");
     let txid = tx["txid"].as_str().unwrap().to_owned();
-    let (st, tx) = post(
-        &s,
-        &f,
+    let roles = json!(["targets", "snapshot", "timestamp"]);
+    let (st, v) = post(
+        s,
+        f,
         "/root/updates/online-keys",
-        json!({"txid": txid, "roles": ["targets", "snapshot", "timestamp"]}),
+        json!({"txid": txid, "roles": roles, "key_type": "dsa"}),
+    );
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    let (st, tx) = post(
+        s,
+        f,
+        "/root/updates/online-keys",
+        json!({"txid": txid, "roles": roles, "key_type": key_type}),
     );
     assert_eq!(st, StatusCode::OK, "{tx}");
     // Unsigned so far: apply is refused and names the missing signatures.
-    let (st, v) = post(&s, &f, "/root/updates/apply", json!({ "txid": txid }));
+    let (st, v) = post(s, f, "/root/updates/apply", json!({ "txid": txid }));
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     let sign = |v: &Value| -> Value {
         let mut env: Signed<Root> = Signed::from_value(v.clone()).unwrap();
-        env.sign(&root_key).unwrap();
+        env.sign(root_key).unwrap();
         serde_json::from_slice(&env.to_bytes()).unwrap()
     };
     let r = client()
-        .put(s.url(&repo(&f, "/root/updates")))
+        .put(s.url(&repo(f, "/root/updates")))
         .bearer_auth(&f.owner)
         .json(&json!({"txid": txid, "ci_root": sign(&tx["ci_root"]), "prod_root": sign(&tx["prod_root"])}))
         .send()
         .unwrap();
     let staged: Value = r.json().unwrap();
     assert_eq!(staged["errors"], json!([]), "{staged}");
-    let (st, v) = post(&s, &f, "/root/updates/apply", json!({ "txid": txid }));
+    let (st, v) = post(s, f, "/root/updates/apply", json!({ "txid": txid }));
     assert_eq!(st, StatusCode::OK, "{v}");
+    tx
+}
 
-    let new_root = root(&s, &f, false).signed;
-    for role in [Role::Targets, Role::Snapshot, Role::Timestamp] {
-        let ids = &new_root.role(role).keyids;
-        assert_eq!(
-            ids[0].as_str(),
-            tx["new_online_keys"][role.as_str()].as_str().unwrap()
-        );
-        for k in old_ts.iter().chain(&old_targets) {
-            assert!(!ids.contains(k.key_id()), "{role}");
-        }
-    }
-    // The old keys are gone from the store; the new ones are there.
-    assert!(stored_keys(&s, &f.name, "timestamp")
-        .iter()
-        .all(|k| k.key_id() != old_ts[0].key_id()));
-
-    // A timestamp the attacker forges with the old key: valid under the old root, not the new.
+/// A timestamp the attacker forges with the old key `old_ts`: valid under the old root, not
+/// the new one; what the server publishes now verifies under the new root.
+fn forged_timestamp_is_refused(
+    s: &Server,
+    f: &Factory,
+    old_root: &Root,
+    new_root: &Root,
+    old_ts: &PrivateKey,
+) {
     let (_, snap) = get(
-        &s,
+        s,
         &format!("/repo/{}/ci/metadata/timestamp.json", f.name),
         None,
     );
@@ -173,19 +227,14 @@ fn old_online_keys_are_rejected_after_rotation() {
         MetaFile::new(current.signed.version + 100),
     ))
     .unwrap();
-    forged.sign(&old_ts[0]).unwrap();
-    let o = &old_root.signed;
+    forged.sign(old_ts).unwrap();
     assert!(forged
-        .verify_role("timestamp", o.role(Role::Timestamp), &o.keys)
+        .verify_role("timestamp", old_root.role(Role::Timestamp), &old_root.keys)
         .is_met());
     assert!(!forged
         .verify_role("timestamp", new_root.role(Role::Timestamp), &new_root.keys)
         .is_met());
-    // What the server publishes now verifies under the new root.
     assert!(current
         .verify_role("timestamp", new_root.role(Role::Timestamp), &new_root.keys)
         .is_met());
-    let t = common::suite::verified_targets(&s, &f.name, "ci");
-    assert!(t.signed.targets.contains_key("app-1"));
-    assert_eq!(add_target(&s, &f, "app", "2").0, StatusCode::CREATED);
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod e2e;
+pub mod kinds;
 pub mod softhsm;
 pub mod store;
 
