@@ -1,6 +1,7 @@
 //! A small blocking HTTP client for the tufd API (docs/API.md).
 
 use std::fmt;
+use std::io::Read;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
@@ -39,6 +40,16 @@ pub fn status_of(e: &anyhow::Error) -> Option<u16> {
     e.chain()
         .find_map(|c| c.downcast_ref::<ApiError>())
         .map(|a| a.status)
+}
+
+/// A request body: bytes in memory, or a stream of known length (an artifact) read in chunks
+/// while it is sent.
+pub enum Payload {
+    Bytes(Vec<u8>),
+    Stream {
+        length: u64,
+        reader: Box<dyn Read + Send>,
+    },
 }
 
 pub struct Api {
@@ -101,18 +112,46 @@ impl Api {
 
     pub fn post_json(&self, path: &str, body: &Value) -> Result<Value> {
         let bytes = serde_json::to_vec(body)?;
-        let out = self.request("POST", path, Some(("application/json", bytes)), None)?;
+        let out = self.request(
+            "POST",
+            path,
+            Some(("application/json", Payload::Bytes(bytes))),
+            None,
+        )?;
         parse_json(&out, path)
     }
 
     /// POST and return the raw answer body.
     pub fn post_raw(&self, path: &str, content_type: &str, body: Vec<u8>) -> Result<Vec<u8>> {
+        self.request(
+            "POST",
+            path,
+            Some((content_type, Payload::Bytes(body))),
+            None,
+        )
+    }
+
+    /// POST a body of `length` bytes read from `reader` while it is sent (never whole in
+    /// memory); the raw answer body.
+    pub fn post_stream(
+        &self,
+        path: &str,
+        content_type: &str,
+        length: u64,
+        reader: Box<dyn Read + Send>,
+    ) -> Result<Vec<u8>> {
+        let body = Payload::Stream { length, reader };
         self.request("POST", path, Some((content_type, body)), None)
     }
 
     pub fn put_json(&self, path: &str, body: &Value) -> Result<Value> {
         let bytes = serde_json::to_vec(body)?;
-        let out = self.request("PUT", path, Some(("application/json", bytes)), None)?;
+        let out = self.request(
+            "PUT",
+            path,
+            Some(("application/json", Payload::Bytes(bytes))),
+            None,
+        )?;
         parse_json(&out, path)
     }
 
@@ -130,7 +169,7 @@ impl Api {
         &self,
         method: &'static str,
         path: &str,
-        body: Option<(&str, Vec<u8>)>,
+        body: Option<(&str, Payload)>,
         anonymous_limit: Option<u64>,
     ) -> Result<Vec<u8>> {
         let url = self.url(path);
@@ -157,7 +196,20 @@ impl Api {
                     r = r.header("Authorization", a);
                 }
                 match body {
-                    Some((ct, bytes)) => r.header("Content-Type", ct).send(&bytes[..]),
+                    Some((ct, Payload::Bytes(bytes))) => {
+                        r.header("Content-Type", ct).send(&bytes[..])
+                    }
+                    // An upload may take longer than any fixed limit: no overall timeout, but
+                    // the server must answer within minutes once the body is sent.
+                    Some((ct, Payload::Stream { length, reader })) => r
+                        .header("Content-Type", ct)
+                        .header("Content-Length", length.to_string())
+                        .config()
+                        .timeout_global(None)
+                        .timeout_connect(Some(Duration::from_secs(30)))
+                        .timeout_recv_response(Some(Duration::from_secs(600)))
+                        .build()
+                        .send(ureq::SendBody::from_owned_reader(reader)),
                     None => r.send_empty(),
                 }
             }
@@ -170,11 +222,7 @@ impl Api {
         })?;
         let status = resp.status().as_u16();
         let limit = anonymous_limit.unwrap_or(MAX_BODY);
-        let bytes = resp
-            .body_mut()
-            .with_config()
-            .limit(limit)
-            .read_to_vec()
+        let bytes = read_body(resp.body_mut(), limit)
             .with_context(|| format!("reading the answer of {method} {url}"))?;
         if (200..300).contains(&status) {
             return Ok(bytes);
@@ -202,6 +250,19 @@ impl Api {
     }
 }
 
+/// Reads an answer body of at most `limit` bytes, with a progress bar when it is large.
+fn read_body(body: &mut ureq::Body, limit: u64) -> Result<Vec<u8>> {
+    let length = body.content_length().filter(|n| *n >= PROGRESS_FROM);
+    let Some(length) = length else {
+        return Ok(body.with_config().limit(limit).read_to_vec()?);
+    };
+    let bar = crate::progress::bytes(length, "downloading");
+    let mut out = Vec::with_capacity(usize::try_from(length.min(limit)).unwrap_or(0));
+    bar.reader(body.with_config().limit(limit).reader())
+        .read_to_end(&mut out)?;
+    Ok(out)
+}
+
 /// The one-time credentials URL is a secret: never print its last path segment.
 fn redact(url: &str) -> String {
     if let Some(i) = url.find("/credentials/") {
@@ -215,3 +276,6 @@ fn parse_json(bytes: &[u8], path: &str) -> Result<Value> {
 }
 
 const MAX_BODY: u64 = 64 << 20;
+
+/// Answers from this size on get a progress bar (on a terminal).
+const PROGRESS_FROM: u64 = 1 << 20;

@@ -46,6 +46,9 @@ impl CredsFile {
                 )))
             }
         };
+        // The file decides its Factory and server; a flag naming another is a mistake.
+        s.check_file_config(creds.config())
+            .with_context(|| format!("{} was not used", path.display()))?;
         Ok(Self {
             path: path.to_owned(),
             creds,
@@ -200,7 +203,7 @@ fn get_passphrase(s: &Settings, prompt: &str, confirm: bool) -> Result<Zeroizing
 
 pub fn explain_leftovers(path: &Path, leftovers: &[PathBuf]) {
     for l in leftovers {
-        eprintln!(
+        errln!(
             "note: found {}, a temporary file left by an interrupted write of {}. {} itself \
              is intact (the interrupted write never replaced it) and is used as it is. The \
              temporary file may be a complete newer copy: inspect it with `tufctl keys status \

@@ -41,7 +41,7 @@ impl Active {
             if self.keys.is_empty() {
                 bail!(msg);
             }
-            eprintln!("note: {msg}; it is left out");
+            errln!("note: {msg}; it is left out");
         }
         Ok(())
     }
@@ -130,7 +130,7 @@ fn root_or_stored(
                     file.path.display()
                 )
             })?;
-            eprintln!(
+            errln!(
                 "note: OFFLINE: could not fetch the Factory's root from the server ({e:#}); \
                  deciding which keys are active from roles/root.json stored in {} (version \
                  {}), which may be older than the Factory's current root",
@@ -177,7 +177,7 @@ pub fn export_root(s: &Settings, creds: &Path, out: Option<&Path>) -> Result<()>
         written.push((path, k));
     }
     for (path, k) in &written {
-        eprintln!(
+        errln!(
             "WARNING: {} holds the Factory's root PRIVATE key {} in plain text (mode 0600). \
              Whoever reads it controls which updates every device trusts. Put it on offline \
              backup media in a safe and delete it from this machine.",
@@ -190,13 +190,13 @@ pub fn export_root(s: &Settings, creds: &Path, out: Option<&Path>) -> Result<()>
             .iter()
             .map(|(p, k)| json!({"file": p, "keyid": k.id.as_str(), "name": k.name}))
             .collect();
-        println!(
+        outln!(
             "{}",
             json!({"keys": files, "checked_against": active.source})
         );
     } else {
         for (p, k) in &written {
-            println!(
+            outln!(
                 "Wrote root key {} ({}) to {} (active in {}).",
                 k.id,
                 k.public.keytype,

@@ -72,12 +72,12 @@ pub fn rotate_root(s: &Settings, path: &Path, opts: Options) -> Result<()> {
         return Ok(());
     };
     if s.json() {
-        println!(
+        outln!(
             "{}",
             json!({"root_keyid": r.id, "key_file": r.key_file, "token": r.token, "reused_pending_key": r.reused})
         );
     } else if let Some(token) = &r.token {
-        println!(
+        outln!(
             "Rotated the root key. New root key ID: {}\nIts private key ({}) was generated on \
              the hardware token {token} and never leaves it; {} records only a reference to it \
              ({}).\nWithout that token (and its PIN) the Factory's root can never be changed \
@@ -88,7 +88,7 @@ pub fn rotate_root(s: &Settings, path: &Path, opts: Options) -> Result<()> {
             r.key_file
         );
     } else {
-        println!(
+        outln!(
             "Rotated the root key. New root key ID: {}\nIts private key is stored only in {} as \
              {} ({}).\nBack this file up now (the tarball, a plain-text copy of that .sec file, \
              and a printout): without it the Factory's root can never be changed again.",
@@ -106,7 +106,7 @@ pub fn rotate_targets(s: &Settings, path: &Path, opts: Options) -> Result<()> {
         return Ok(());
     };
     if s.json() {
-        println!(
+        outln!(
             "{}",
             json!({"targets_keyid": r.id, "key_file": r.key_file, "token": r.token, "reused_pending_key": r.reused})
         );
@@ -120,7 +120,7 @@ pub fn rotate_targets(s: &Settings, path: &Path, opts: Options) -> Result<()> {
         ),
         None => format!("stored in {} as {}", path.display(), r.key_file),
     };
-    println!(
+    outln!(
         "Created the offline targets key {}, {stored}.\nThe CI root now has targets threshold \
          1; the production root requires 2 signatures (the server's online key and this \
          key).\nBack the file up, and consider `tufctl keys copy-targets {} TARGETS-ONLY.tgz` \
@@ -204,6 +204,7 @@ fn rotate_on_server(
         bail!("the server's transaction has no prod_targets draft signed by the new key");
     }
     Ok(updates::report(
+        start.json,
         start.f.stage_and_apply(&tx, &start.current)?,
         &tx.txid,
     ))
@@ -265,20 +266,22 @@ pub fn rotate_online(
     updates::check(&start.f, &start.file, &tx)?;
     keyring::sign_roots(&mut tx, &start.file, &start.current)?;
     tx.stage_prod_targets = false;
-    if !updates::report(start.f.stage_and_apply(&tx, &start.current)?, &tx.txid) {
+    if !updates::report(
+        s.json(),
+        start.f.stage_and_apply(&tx, &start.current)?,
+        &tx.txid,
+    ) {
         return Ok(());
     }
     store_new_root(&mut start.file, &start.f);
     if s.json() {
-        println!("{}", json!({ "new_online_keys": new_keys }));
+        outln!("{}", json!({ "new_online_keys": new_keys }));
         return Ok(());
     }
-    println!(
-        "Replaced the server's online keys; the old ones are destroyed and no longer trusted:"
-    );
+    outln!("Replaced the server's online keys; the old ones are destroyed and no longer trusted:");
     if let Some(o) = new_keys.as_object() {
         for (role, id) in o {
-            println!("  {role}: {}", id.as_str().unwrap_or("?"));
+            outln!("  {role}: {}", id.as_str().unwrap_or("?"));
         }
     }
     Ok(())
@@ -327,6 +330,8 @@ pub struct Start {
     pub file: CredsFile,
     pub f: Factory,
     pub current: Roots,
+    /// `--json`: what is reported is JSON.
+    pub json: bool,
 }
 
 impl Start {
@@ -345,7 +350,12 @@ impl Start {
                 ids(&current.ci.signed.role(Role::Root).keyids)
             );
         }
-        Ok(Self { file, f, current })
+        Ok(Self {
+            file,
+            f,
+            current,
+            json: s.json(),
+        })
     }
 }
 
@@ -421,7 +431,7 @@ fn applied_unrecorded(
             continue;
         };
         if trusted.contains(id) && find_key(&stored.signed, &k.public).is_none() {
-            eprintln!(
+            errln!(
                 "note: the server already applied the rotation to the {name} key {} saved in                  {} (an earlier run was interrupted before it heard the answer); no new key                  is generated, only the file's roles/root.json is brought up to date. Run the                  command again to rotate once more",
                 k.name,
                 file.path.display()
@@ -458,7 +468,7 @@ fn pending_or_new(
             let Some(key) = file.signer(&c)? else {
                 continue;
             };
-            eprintln!(
+            errln!(
                 "note: reusing the pending {role} key {} saved in {} by an earlier run that did \
                  not finish (no new key is generated)",
                 c.name,
@@ -537,7 +547,7 @@ pub fn store_new_root(file: &mut CredsFile, f: &Factory) {
         .and_then(|b| Ok(file.creds.set_root_json(&b)?))
         .and_then(|_| file.save());
     if let Err(e) = stored {
-        eprintln!(
+        errln!(
             "warning: the rotation succeeded, but updating roles/root.json in {} failed ({e:#}); \
              the keys in the file are complete, only that reference copy is stale",
             file.path.display()

@@ -73,7 +73,7 @@ impl Factory {
     pub fn verified_roots(&self, file: &CredsFile) -> Result<Roots> {
         let served = self.roots()?;
         let Some(anchor) = file.stored_root()? else {
-            eprintln!(
+            errln!(
                 "note: {} holds no roles/root.json, so the server's roots cannot be verified \
                  from a root this file trusts; they are used as served",
                 file.path.display()
@@ -156,10 +156,11 @@ impl Factory {
     ) -> Result<Tx> {
         if let Some(open) = self.open_tx()? {
             if reusable(&open) {
-                eprintln!(
+                errln!(
                     "note: reusing open root-update transaction {} (\"{}\"), left by an \
                      interrupted run",
-                    open.txid, open.message
+                    open.txid,
+                    open.message
                 );
                 return Ok(open);
             }
@@ -175,7 +176,7 @@ impl Factory {
                 );
             }
             self.cancel(&open.txid)?;
-            eprintln!("cancelled open root-update transaction {}", open.txid);
+            errln!("cancelled open root-update transaction {}", open.txid);
         }
         self.init_tx(message)
     }
@@ -225,7 +226,7 @@ impl Factory {
     pub fn stage_and_apply(&self, tx: &Tx, current: &Roots) -> Result<Staged> {
         let staged = self.stage(tx)?;
         for w in &staged.warnings {
-            eprintln!("warning: {w}");
+            errln!("warning: {w}");
         }
         let missing = tx::missing_signatures(tx, current);
         if !missing.is_empty() {
