@@ -14,8 +14,8 @@ use tuf_core::{PrivateKey, Role, Root, Signed, Signer};
 use tuf_credentials::{Config, Credentials};
 use zeroize::Zeroizing;
 
+use crate::active::{active_keys, ActiveKey};
 use crate::creds::CredsFile;
-use crate::export::{active_keys, ActiveKey};
 use crate::render;
 use crate::settings::Settings;
 use crate::shares::{self, Header, KeyRole, Secret, Share};

@@ -195,23 +195,7 @@ impl Api {
                 if let Some(a) = &auth {
                     r = r.header("Authorization", a);
                 }
-                match body {
-                    Some((ct, Payload::Bytes(bytes))) => {
-                        r.header("Content-Type", ct).send(&bytes[..])
-                    }
-                    // An upload may take longer than any fixed limit: no overall timeout, but
-                    // the server must answer within minutes once the body is sent.
-                    Some((ct, Payload::Stream { length, reader })) => r
-                        .header("Content-Type", ct)
-                        .header("Content-Length", length.to_string())
-                        .config()
-                        .timeout_global(None)
-                        .timeout_connect(Some(Duration::from_secs(30)))
-                        .timeout_recv_response(Some(Duration::from_secs(600)))
-                        .build()
-                        .send(ureq::SendBody::from_owned_reader(reader)),
-                    None => r.send_empty(),
-                }
+                send(r, body)
             }
         };
         let mut resp = result.map_err(|e| {
@@ -247,6 +231,28 @@ impl Api {
             detail,
         }
         .into())
+    }
+}
+
+/// Sends a request with `body` (none, bytes, or a stream).
+fn send(
+    r: ureq::RequestBuilder<ureq::typestate::WithBody>,
+    body: Option<(&str, Payload)>,
+) -> Result<ureq::http::Response<ureq::Body>, ureq::Error> {
+    match body {
+        Some((ct, Payload::Bytes(bytes))) => r.header("Content-Type", ct).send(&bytes[..]),
+        // An upload may take longer than any fixed limit: no overall timeout, but the server
+        // must answer within minutes once the body is sent.
+        Some((ct, Payload::Stream { length, reader })) => r
+            .header("Content-Type", ct)
+            .header("Content-Length", length.to_string())
+            .config()
+            .timeout_global(None)
+            .timeout_connect(Some(Duration::from_secs(30)))
+            .timeout_recv_response(Some(Duration::from_secs(600)))
+            .build()
+            .send(ureq::SendBody::from_owned_reader(reader)),
+        None => r.send_empty(),
     }
 }
 

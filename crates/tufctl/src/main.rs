@@ -6,6 +6,7 @@
 #[macro_use]
 mod output;
 
+mod active;
 mod backup;
 mod catalogue;
 mod cli;

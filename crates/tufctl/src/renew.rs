@@ -13,10 +13,8 @@ use tuf_core::{Expires, Role, Root};
 
 use crate::creds::CredsFile;
 use crate::document;
-use crate::rotation::store_new_root;
 use crate::server::Factory;
 use crate::settings::Settings;
-use crate::updates;
 
 /// How `keys resign-root` runs.
 pub struct Renewal<'a> {
@@ -56,12 +54,12 @@ pub fn resign_root(s: &Settings, path: &Path, r: &Renewal) -> Result<()> {
         );
     }
     let mut tx = renewal_tx(&f, &current, &message, expires, r.cancel_open)?;
-    updates::check(&f, &file, &tx)?;
+    f.check_tx(&file, &tx)?;
     keyring::sign_roots(&mut tx, &file, &current)?;
-    if !updates::report(s.json(), f.stage_and_apply(&tx, &current)?, &tx.txid) {
+    if !f.stage_and_apply(&tx, &current)?.report(s.json(), &tx.txid) {
         return Ok(());
     }
-    store_new_root(&mut file, &f);
+    f.store_root(&mut file);
     if s.json() {
         outln!(
             "{}",

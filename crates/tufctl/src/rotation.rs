@@ -8,17 +8,15 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
-use tuf_ceremony::server_keys::{owner_of, SERVER_OWNER};
 use tuf_ceremony::tx::{find_key, set_owner, short};
 use tuf_ceremony::{keyring, Roots, Tx};
 use tuf_core::{KeyId, PrivateKey, PublicKey, Role, Root, Signer, Threshold};
-use tuf_credentials::{Credentials, PrivatePart};
+use tuf_credentials::PrivatePart;
 
 use crate::cli::KeyTypeArg;
-use crate::creds::{key_name, CredsFile};
+use crate::creds::{key_name, online_targets_keys, CredsFile};
 use crate::server::Factory;
 use crate::settings::{default_owner, Settings};
-use crate::updates;
 
 pub struct Options {
     pub key_type: KeyTypeArg,
@@ -161,7 +159,7 @@ fn rotate(s: &Settings, path: &Path, kind: Kind, opts: Options) -> Result<Option
             return Ok(None);
         }
     }
-    store_new_root(&mut start.file, &start.f);
+    start.f.store_root(&mut start.file);
     let (token, key_file) = stored_as(&start.file, &name)?;
     Ok(Some(Rotated {
         id: key.key_id().clone(),
@@ -194,7 +192,7 @@ fn rotate_on_server(
             replace_role_keys(r, kind, public, online, prod, owner)
         })?;
     }
-    updates::check(&start.f, &start.file, &tx)?;
+    start.f.check_tx(&start.file, &tx)?;
     match kind {
         Kind::Root => keyring::sign_roots(&mut tx, &start.file, &start.current)?,
         // Production devices will need the new offline key's signature on targets.
@@ -203,11 +201,10 @@ fn rotate_on_server(
     if matches!(kind, Kind::Targets) && !tx.stage_prod_targets {
         bail!("the server's transaction has no prod_targets draft signed by the new key");
     }
-    Ok(updates::report(
-        start.json,
-        start.f.stage_and_apply(&tx, &start.current)?,
-        &tx.txid,
-    ))
+    Ok(start
+        .f
+        .stage_and_apply(&tx, &start.current)?
+        .report(start.json, &tx.txid))
 }
 
 /// The edit of a rotation: the root role becomes the new key alone (threshold 1); the
@@ -263,17 +260,14 @@ pub fn rotate_online(
         .f
         .begin(&message, cancel_open, |tx| tx.message == message)?;
     let (mut tx, new_keys) = new_online_keys(&start.f, &tx, roles, key_type)?;
-    updates::check(&start.f, &start.file, &tx)?;
+    start.f.check_tx(&start.file, &tx)?;
     keyring::sign_roots(&mut tx, &start.file, &start.current)?;
     tx.stage_prod_targets = false;
-    if !updates::report(
-        s.json(),
-        start.f.stage_and_apply(&tx, &start.current)?,
-        &tx.txid,
-    ) {
+    let staged = start.f.stage_and_apply(&tx, &start.current)?;
+    if !staged.report(s.json(), &tx.txid) {
         return Ok(());
     }
-    store_new_root(&mut start.file, &start.f);
+    start.f.store_root(&mut start.file);
     if s.json() {
         outln!("{}", json!({ "new_online_keys": new_keys }));
         return Ok(());
@@ -367,29 +361,6 @@ fn stored_as(file: &CredsFile, name: &str) -> Result<(Option<String>, String)> {
         None => format!("tufrepo/keys/{name}.sec"),
     };
     Ok((token, key_file))
-}
-
-/// The server's online targets keys: owned by "tufd" in x-key-owners; failing that, the
-/// targets keys the tarball holds no copy of.
-pub fn online_targets_keys(root: &Root, creds: &Credentials) -> Result<Vec<KeyId>> {
-    let ids = &root.role(Role::Targets).keyids;
-    let by_owner: Vec<KeyId> = ids
-        .iter()
-        .filter(|id| owner_of(root, id).as_deref() == Some(SERVER_OWNER))
-        .cloned()
-        .collect();
-    if !by_owner.is_empty() {
-        return Ok(by_owner);
-    }
-    let mut out = Vec::new();
-    for id in ids {
-        if let Some(pk) = root.keys.get(id) {
-            if creds.key_name_of(pk)?.is_none() {
-                out.push(id.clone());
-            }
-        }
-    }
-    Ok(out)
 }
 
 /// The new key of a rotation: one an earlier run already got applied (but did not record),
@@ -540,21 +511,6 @@ fn keys_in_root_history(f: &Factory, newest: u64) -> Result<Vec<PublicKey>> {
 
 /// Keeps the tarball's roles/root.json in step with the server, best effort: the rotation is
 /// already done and the key already saved.
-pub fn store_new_root(file: &mut CredsFile, f: &Factory) {
-    let stored = f
-        .api
-        .get(&format!("{}/root.json", f.repo))
-        .and_then(|b| Ok(file.creds.set_root_json(&b)?))
-        .and_then(|_| file.save());
-    if let Err(e) = stored {
-        errln!(
-            "warning: the rotation succeeded, but updating roles/root.json in {} failed ({e:#}); \
-             the keys in the file are complete, only that reference copy is stale",
-            file.path.display()
-        );
-    }
-}
-
 fn pending_hint(e: anyhow::Error, path: &Path, name: &str, cmd: &str) -> anyhow::Error {
     e.context(format!(
         "the rotation did not complete. {} holds the new key {name} (a pending key, not yet \

@@ -4,6 +4,7 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
+use time::OffsetDateTime;
 use tuf_ceremony::format::{env_value, Request, RootUpdateRequest, MAX_CHAIN};
 use tuf_ceremony::{offline, tx, Roots, Tx};
 use tuf_core::{Role, Root, Signed, Targets};
@@ -26,6 +27,31 @@ pub enum Staged {
     Applied,
     /// Still open: the root signatures that are missing, for people.
     Missing(Vec<String>),
+}
+
+impl Staged {
+    /// Reports a staged transaction that still needs signatures; true when it was applied.
+    pub fn report(self, json: bool, txid: &str) -> bool {
+        let Staged::Missing(missing) = self else {
+            return true;
+        };
+        if json {
+            crate::output::json(&json!({"txid": txid, "applied": false, "missing": missing}));
+            return false;
+        }
+        outln!(
+            "Staged root-update transaction {txid}; it needs more signatures before it can be \
+             applied:"
+        );
+        for m in &missing {
+            outln!("  - {m}");
+        }
+        outln!(
+            "Each key holder runs `tufctl keys tuf updates sign -k THEIR.tgz`, then anyone runs \
+             `tufctl keys tuf updates apply`."
+        );
+        false
+    }
 }
 
 impl Factory {
@@ -88,6 +114,39 @@ impl Factory {
                 file.path.display()
             )
         })
+    }
+
+    /// Checks the open transaction from the roots `file` trusts with the server's own named
+    /// checks; returns those roots. Every online command that signs a transaction runs this
+    /// first, as `tufctl sign` does offline.
+    pub fn check_tx(&self, file: &CredsFile, tx: &Tx) -> Result<Roots> {
+        let current = self.verified_roots(file)?;
+        offline::check_tx(tx, &current, OffsetDateTime::now_utc()).map_err(|e| {
+            anyhow!(e).context(format!(
+                "refusing to sign root-update transaction {}: it does not pass the checks; \
+                 nothing was signed",
+                tx.txid
+            ))
+        })?;
+        Ok(current)
+    }
+
+    /// Stores the Factory's current CI root in `file` as `roles/root.json`, the root the file
+    /// trusts from now on. A failure is only a warning: the keys in the file are complete.
+    pub fn store_root(&self, file: &mut CredsFile) {
+        let stored = self
+            .api
+            .get(&format!("{}/root.json", self.repo))
+            .and_then(|b| Ok(file.creds.set_root_json(&b)?))
+            .and_then(|_| file.save());
+        if let Err(e) = stored {
+            errln!(
+                "warning: the root changed, but updating roles/root.json in {} failed ({}); \
+                 the keys in the file are complete, only that reference copy is stale",
+                file.path.display(),
+                crate::outcome::paragraph(&e)
+            );
+        }
     }
 
     /// Root versions 1..=`newest` of one flavour, as served.

@@ -290,7 +290,7 @@ fn key_rows(file: &CredsFile, c: &Compared) -> Result<Vec<serde_json::Value>> {
 /// Active offline keys (root, and targets keys not owned by the server) missing from the file.
 fn missing_keys(file: &CredsFile, ci: &Signed<Root>) -> Result<Vec<serde_json::Value>> {
     let mut missing = Vec::new();
-    let online = crate::rotation::online_targets_keys(&ci.signed, &file.creds)?;
+    let online = crate::creds::online_targets_keys(&ci.signed, &file.creds)?;
     for role in [Role::Root, Role::Targets] {
         for (id, pk) in ci.signed.role_keys(role) {
             if role == Role::Targets && online.contains(&id) {

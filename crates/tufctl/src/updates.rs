@@ -6,18 +6,17 @@ use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::json;
-use time::OffsetDateTime;
 use tuf_ceremony::format::{offline_role, parse_role, PublicKeyFile, Response};
 use tuf_ceremony::root_update::root_signing_keys;
 use tuf_ceremony::tx::Removed;
-use tuf_ceremony::{format, keyring, offline, review, Roots, Tx};
+use tuf_ceremony::{format, keyring, review, Roots, Tx};
 use tuf_core::{Role, Threshold};
 
 use crate::cli::{KeyTypeArg, UpdatesCommand};
 use crate::creds::{self, CredsFile};
 use crate::document;
 use crate::output::either;
-use crate::server::{Factory, Staged};
+use crate::server::Factory;
 use crate::settings::{default_owner, Settings};
 
 pub fn run(s: &Settings, cmd: UpdatesCommand) -> Result<()> {
@@ -98,24 +97,9 @@ fn init(s: &Settings, f: &Factory, message: &str) -> Result<()> {
     Ok(())
 }
 
-/// Checks the open transaction from the roots `file` trusts with the server's own named
-/// checks; returns those roots. Every online command that signs a transaction runs this
-/// first, as `tufctl sign` does offline.
-pub fn check(f: &Factory, file: &CredsFile, tx: &Tx) -> Result<Roots> {
-    let current = f.verified_roots(file)?;
-    offline::check_tx(tx, &current, OffsetDateTime::now_utc()).map_err(|e| {
-        anyhow!(e).context(format!(
-            "refusing to sign root-update transaction {}: it does not pass the checks; nothing \
-             was signed",
-            tx.txid
-        ))
-    })?;
-    Ok(current)
-}
-
-/// [`check`], then signs the roots and the staged production targets with the file's keys.
+/// [`Factory::check_tx`], then signs the roots and the staged production targets with the file's keys.
 fn check_and_sign(f: &Factory, file: &CredsFile, tx: &mut Tx) -> Result<(Roots, Vec<String>)> {
-    let current = check(f, file, tx)?;
+    let current = f.check_tx(file, tx)?;
     let done = keyring::sign_tx(tx, file, &current)?;
     Ok((current, done))
 }
@@ -151,29 +135,6 @@ fn say_missing(missing: &[String]) {
     for m in missing {
         outln!("still missing: {m}");
     }
-}
-
-/// Reports a staged transaction that still needs signatures; true when it was applied.
-pub fn report(json: bool, staged: Staged, txid: &str) -> bool {
-    let Staged::Missing(missing) = staged else {
-        return true;
-    };
-    if json {
-        crate::output::json(&json!({"txid": txid, "applied": false, "missing": missing}));
-        return false;
-    }
-    outln!(
-        "Staged root-update transaction {txid}; it needs more signatures before it can be \
-         applied:"
-    );
-    for m in &missing {
-        outln!("  - {m}");
-    }
-    outln!(
-        "Each key holder runs `tufctl keys tuf updates sign -k THEIR.tgz`, then anyone runs \
-         `tufctl keys tuf updates apply`."
-    );
-    false
 }
 
 fn apply(s: &Settings, f: &Factory) -> Result<()> {
