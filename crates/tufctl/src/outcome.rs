@@ -54,10 +54,9 @@ impl fmt::Display for Expiring {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} item(s) expire within {} day(s): {}",
-            self.items.len(),
+            "{} expire(s) within {} day(s) (see the warnings above for who renews what)",
+            self.items.join(", "),
             self.within_days,
-            self.items.join("; ")
         )
     }
 }

@@ -23,8 +23,14 @@ pub struct Expiry {
     pub within: u32,
 }
 
+/// Metadata that expires within the window: what it is, and the warning people read.
+struct Warning {
+    what: String,
+    text: String,
+}
+
 /// A warning when `expires` is less than `window` away from `now` (or past).
-fn expiry_warning(what: &str, expires: &Expires, now: Window, renew: &str) -> Option<String> {
+fn expiry_warning(what: &str, expires: &Expires, now: Window, renew: &str) -> Option<Warning> {
     let left = expires.unix() - now.at.unix_timestamp();
     if left >= i64::from(now.days) * 86_400 {
         return None;
@@ -33,11 +39,14 @@ fn expiry_warning(what: &str, expires: &Expires, now: Window, renew: &str) -> Op
         format!("EXPIRED on {expires}")
     } else {
         format!(
-            "expire on {expires} (in {} day(s))",
+            "will expire on {expires} (in {} day(s))",
             left.div_euclid(86_400)
         )
     };
-    Some(format!("{what} {when}; {renew}"))
+    Some(Warning {
+        what: what.to_owned(),
+        text: format!("{what} {when}; {renew}"),
+    })
 }
 
 /// Warnings for metadata the server cannot renew by itself: the roots (signed by the root
@@ -47,7 +56,7 @@ fn expiry_warnings(
     prod: Option<&Signed<Root>>,
     prod_targets: Option<&Signed<Targets>>,
     now: Window,
-) -> Vec<String> {
+) -> Vec<Warning> {
     const ROOT: &str =
         "only the root key holders can renew it: `tufctl keys resign-root CREDS.tgz` (add \
          `--export REQUEST.json` to sign on an offline machine)";
@@ -112,7 +121,7 @@ pub fn status(s: &Settings, path: &Path, expiry: Expiry) -> Result<()> {
             "holds_active_root_key": holds.active_root,
             "targets_only": holds.targets_only(),
             "root_role": holders.to_json(),
-            "warnings": warnings,
+            "warnings": warnings.iter().map(|w| &w.text).collect::<Vec<_>>(),
             "within_days": expiry.within,
         }));
     } else {
@@ -122,13 +131,13 @@ pub fn status(s: &Settings, path: &Path, expiry: Expiry) -> Result<()> {
         print_missing(&missing);
     }
     for w in &warnings {
-        errln!("warning: {w}");
+        errln!("warning: {}", w.text);
     }
     say_root_key(s, &holds);
     if expiry.check && !warnings.is_empty() {
         return Err(crate::outcome::Expiring {
             within_days: expiry.within,
-            items: warnings,
+            items: warnings.into_iter().map(|w| w.what).collect(),
         }
         .into());
     }
@@ -551,9 +560,14 @@ mod tests {
         // Exactly 30 days away: no warning yet; a second less: warning.
         assert!(expiry_warning("x", &at("2030-01-31T00:00:00Z"), now, "r").is_none());
         let w = expiry_warning("x", &at("2030-01-30T23:59:59Z"), now, "renew").unwrap();
-        assert!(w.contains("in 29 day(s)") && w.ends_with("renew"), "{w}");
+        assert!(
+            w.text.contains("in 29 day(s)") && w.text.ends_with("renew"),
+            "{}",
+            w.text
+        );
+        assert_eq!(w.what, "x");
         let w = expiry_warning("x", &at("2029-12-31T00:00:00Z"), now, "r").unwrap();
-        assert!(w.contains("EXPIRED"), "{w}");
+        assert!(w.text.contains("EXPIRED"), "{}", w.text);
         // A wider window catches what a narrower one does not.
         let wide = Window { days: 90, ..now };
         assert!(expiry_warning("x", &at("2030-03-01T00:00:00Z"), wide, "r").is_some());

@@ -96,11 +96,11 @@ pub fn show(s: &Settings, wanted: &[String], prod: bool) -> Result<()> {
 /// One target in full, for people.
 fn describe(e: &Entry, prod: bool, in_other: Option<bool>) -> String {
     let mut out = format!("{}\n", e.path);
-    let mut line = |k: &str, v: String| out.push_str(&format!("  {k:<13} {v}\n"));
+    let mut line = |k: &str, v: String| out.push_str(&format!("  {k:<14} {v}\n"));
     line("name", e.name.clone());
     line("version", e.version.clone());
     line("hardware IDs", e.hardware_ids.join(", "));
-    line("tags", e.tags.join(", "));
+    line("tags", shown_tags(&e.tags));
     line(
         "size",
         format!("{} ({} bytes)", catalogue::size(e.length), e.length),
@@ -302,7 +302,11 @@ fn preview(
         .count();
     outln!(
         "{} {} of {total} CI target(s).{}",
-        if dry { "Would remove" } else { "Removing" },
+        if dry {
+            "Dry run, nothing removed: would remove"
+        } else {
+            "Selected for removal:"
+        },
         victims.len(),
         if in_prod > 0 {
             format!(

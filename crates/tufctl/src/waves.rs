@@ -307,7 +307,14 @@ pub fn action(s: &Settings, wave: &str, what: &str) -> Result<()> {
             &format!("/ota/factories/{}/waves/{wave}/{what}", f.name),
             &json!({}),
         )
-        .with_context(|| format!("{what} wave {wave:?}"))?;
+        .with_context(|| {
+            let doing = if what == "complete" {
+                "completing"
+            } else {
+                "cancelling"
+            };
+            format!("{doing} wave {wave:?}")
+        })?;
     if s.json() {
         outln!("{answer}");
     } else if what == "complete" {
@@ -317,7 +324,7 @@ pub fn action(s: &Settings, wave: &str, what: &str) -> Result<()> {
             answer["targets_version"]
         );
     } else {
-        outln!("Wave {wave}: {what} done.");
+        outln!("Wave {wave} cancelled; the production targets are unchanged.");
     }
     Ok(())
 }
@@ -337,15 +344,24 @@ pub fn list(s: &Settings) -> Result<()> {
     };
     if waves.is_empty() {
         outln!("No waves.");
+        return Ok(());
     }
+    outln!(
+        "{:<20} {:<12} {:<10} {:<10} {:<10} CREATED",
+        "WAVE",
+        "VERSION",
+        "TAG",
+        "STATUS",
+        "TARGETS"
+    );
     for w in waves {
         outln!(
-            "{:<20} {:<12} {:<10} {:<10} targets v{} {}",
+            "{:<20} {:<12} {:<10} {:<10} {:<10} {}",
             w["name"].as_str().unwrap_or("?"),
             w["version"].as_str().unwrap_or("?"),
             w["tag"].as_str().unwrap_or("?"),
             w["status"].as_str().unwrap_or("?"),
-            w["targets_version"],
+            format!("v{}", w["targets_version"]),
             w["created_at"].as_str().unwrap_or("")
         );
     }
