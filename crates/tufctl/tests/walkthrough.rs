@@ -84,6 +84,7 @@ impl Shell {
                 (r"\b[0-9a-f]{64}\b", "[HEX64]"),
                 (r"\b[0-9a-f]{16,63}\b", "[HEX]"),
                 (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", "[TIME]"),
+                (r"in \d+ day\(s\)", "in [N] day(s)"),
             ],
             prepend_module_to_snapshot => true,
             omit_expression => true,
