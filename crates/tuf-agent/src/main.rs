@@ -54,7 +54,10 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Trust TRUSTED_ROOT_FILE: copy it into the metadata directory as root.json.
-    Init { trusted_root: PathBuf },
+    Init {
+        /// The root.json this device trusts first (e.g. version 1 of the repository's root).
+        trusted_root: PathBuf,
+    },
     /// Update the trusted metadata from the repository.
     Refresh,
     /// Refresh, then download and verify every --target-name into --target-dir.
@@ -267,3 +270,6 @@ fn one_line(e: &anyhow::Error) -> String {
 /// Records which target the install command last succeeded with, beside the targets.
 /// `+` is always percent-encoded in target file names, so no target can be stored as this.
 const INSTALLED: &str = "+installed";
+
+#[cfg(test)]
+mod manual;

@@ -50,8 +50,8 @@ error. See docs/CLI.md.";
 /// Flags every command accepts, before or after the subcommand.
 #[derive(Args, Clone, Debug, Default)]
 pub struct Global {
-    /// Server base URL, e.g. https://tufd.example.com (a credentials file's wins; a different
-    /// one is an error).
+    /// Server base URL, e.g. https://tufd.example.com (default: a credentials file's server,
+    /// else the config file's).
     #[arg(long, env = "TUFCTL_API", global = true, value_name = "URL")]
     pub api: Option<String>,
     /// API token. Other users see it in `ps`: prefer --token-file or `tufctl login`.

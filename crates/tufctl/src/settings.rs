@@ -52,11 +52,15 @@ impl Settings {
         }
     }
 
-    /// The server URL: a credentials file's, else `--api`, else the config file.
+    /// The server URL: an explicit `--api`, else a credentials file's, else the config
+    /// file's.
     pub fn api_url(&self, creds: Option<&Config>) -> Result<String> {
-        creds
-            .map(|c| c.api.clone())
-            .or_else(|| self.pick(&self.global.api, "api"))
+        self.global
+            .api
+            .clone()
+            .filter(|a| !a.is_empty())
+            .or_else(|| creds.map(|c| c.api.clone()))
+            .or_else(|| self.file.get("api").cloned())
             .map(|s| s.trim_end_matches('/').to_owned())
             .ok_or_else(|| {
                 anyhow!("no server URL: pass --api URL, set TUFCTL_API, or put `api = \"URL\"` in the config file (docs/CLI.md)")
@@ -84,9 +88,11 @@ impl Settings {
         Ok(f)
     }
 
-    /// A credentials file decides its Factory and server: an explicit `--factory` or `--api`
-    /// (flag or `TUFCTL_*`) naming another is an error naming both. The config file's values
-    /// are defaults and give way silently.
+    /// A credentials file decides its Factory: an explicit `--factory` (flag or
+    /// `TUFCTL_FACTORY`) naming another is an error naming both. Its server is the default
+    /// too; an explicit `--api` naming another address is used (the same server may be
+    /// reached through a proxy or a tunnel), and a note names both. The config file's values
+    /// give way silently.
     pub fn check_file_config(&self, cfg: &Config) -> Result<()> {
         if let Some(f) = self.global.factory.as_deref().filter(|f| !f.is_empty()) {
             if f != cfg.factory {
@@ -98,17 +104,23 @@ impl Settings {
                 );
             }
         }
-        if let Some(a) = self.global.api.as_deref().filter(|a| !a.is_empty()) {
-            if !config::same_server(a, &cfg.api) {
-                bail!(
-                    "the credentials file is for the server {} (its config.json), but --api or \
-                     TUFCTL_API says {a}: unset TUFCTL_API (or drop --api); the file's server is \
-                     used when none is given",
-                    cfg.api
-                );
-            }
+        if let Some(a) = self.explicit_api(cfg) {
+            errln!(
+                "note: using the server {a} (--api or TUFCTL_API) for the credentials file of \
+                 Factory {} on {}",
+                cfg.factory,
+                cfg.api
+            );
         }
         Ok(())
+    }
+
+    /// An explicit `--api` that names another address than the credentials file's.
+    fn explicit_api(&self, cfg: &Config) -> Option<&str> {
+        self.global
+            .api
+            .as_deref()
+            .filter(|a| !a.is_empty() && !config::same_server(a, &cfg.api))
     }
 
     /// A client for the server, with the token if one is configured.
@@ -215,15 +227,16 @@ mod tests {
         });
         let e = s.check_file_config(&c).unwrap_err().to_string();
         assert!(e.contains("\"acme\"") && e.contains("\"beta\""), "{e}");
+        // The config file's server gives way to the file's; an explicit one is used.
+        let mut s = settings(Global::default());
+        s.file.insert("api".into(), "http://config".into());
+        assert_eq!(s.api_url(Some(&c)).unwrap(), "http://z");
         let s = settings(Global {
-            api: Some("http://elsewhere".into()),
+            api: Some("http://proxy".into()),
             ..Default::default()
         });
-        let e = s.check_file_config(&c).unwrap_err().to_string();
-        assert!(
-            e.contains("http://elsewhere") && e.contains("http://z"),
-            "{e}"
-        );
+        s.check_file_config(&c).unwrap();
+        assert_eq!(s.api_url(Some(&c)).unwrap(), "http://proxy");
         let s = settings(Global {
             api: Some("http://Z/".into()),
             factory: Some("beta".into()),

@@ -426,3 +426,6 @@ pub fn format_time(unix: i64) -> String {
         .map(|e| e.to_string())
         .unwrap_or_else(|_| unix.to_string())
 }
+
+#[cfg(test)]
+mod manual;
