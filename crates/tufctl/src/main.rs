@@ -67,24 +67,24 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let global = if matches!(cli.command, Command::Sign { .. }) {
+    let json = cli.global.json;
+    match cli.command {
         // Offline: no server, token, Factory or config file settings; only what opens the
         // keys (passphrase, token module and PIN).
-        Global {
-            json: cli.global.json,
-            passphrase_file: cli.global.passphrase_file,
-            pkcs11: cli.global.pkcs11,
-            pin_file: cli.global.pin_file,
-            ..Global::default()
+        command @ Command::Sign { .. } => {
+            let global = Global {
+                json,
+                passphrase_file: cli.global.passphrase_file,
+                pkcs11: cli.global.pkcs11,
+                pin_file: cli.global.pin_file,
+                ..Global::default()
+            };
+            dispatch(&Settings::offline(global), command)
         }
-    } else {
-        cli.global
-    };
-    // Completions and manual pages need no settings (and must work without a config file).
-    match cli.command {
-        Command::Completions { shell } => manual::completions(global.json, shell),
-        Command::Man { command, out_dir } => manual::man(global.json, &command, out_dir.as_deref()),
-        command => dispatch(&Settings::new(global)?, command),
+        // Completions and manual pages need no settings (and work without a config file).
+        Command::Completions { shell } => manual::completions(json, shell),
+        Command::Man { command, out_dir } => manual::man(json, &command, out_dir.as_deref()),
+        command => dispatch(&Settings::new(cli.global)?, command),
     }
 }
 

@@ -25,6 +25,14 @@ impl Settings {
         Ok(Self { global, file })
     }
 
+    /// Settings that read no config file: for `tufctl sign` on the offline machine.
+    pub fn offline(global: Global) -> Self {
+        Self {
+            global,
+            file: BTreeMap::new(),
+        }
+    }
+
     pub fn json(&self) -> bool {
         self.global.json
     }

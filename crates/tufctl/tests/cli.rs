@@ -262,13 +262,7 @@ fn exit_codes_and_json_errors() {
     assert_eq!(code(&out), 4);
     let report = json(&String::from_utf8_lossy(&out.stdout));
     assert!(!report["warnings"].as_array().unwrap().is_empty());
-    let e = json(
-        &String::from_utf8_lossy(&out.stderr)
-            .lines()
-            .last()
-            .unwrap()
-            .to_owned(),
-    );
+    let e = json(String::from_utf8_lossy(&out.stderr).lines().last().unwrap());
     assert_eq!(e["detail"]["kind"], "expiring");
     let out = x.ctl(&["keys", "status", c, "--check", "--within", "30"]);
     assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
