@@ -443,3 +443,61 @@ fn completions_and_manual_pages() {
     let v: Value = json(&ok(&tufctl_env(&["--json", "completions", "fish"], &[])));
     assert_eq!(v["shell"], "fish");
 }
+
+/// With --json every command prints exactly one JSON document on standard output (and
+/// nothing else there), whatever it is.
+#[test]
+fn every_command_speaks_json() {
+    let server = Server::start();
+    let x = Offline::setup(&server, "acme", "creds.tgz");
+    let d = x.dir.path();
+    let p = |name: &str| d.join(name).to_str().unwrap().to_owned();
+    let (c, o) = (x.creds.to_str().unwrap(), x.only.to_str().unwrap());
+    std::fs::write(d.join("a.img"), "a").unwrap();
+    let (img, sec, req, copy) = (p("a.img"), p("root.sec"), p("request.json"), p("copy.tgz"));
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["keys", "status", c],
+        vec!["keys", "show-root"],
+        vec!["keys", "copy-targets", c, &copy],
+        vec!["keys", "export-root", c, "--out", &sec],
+        vec![
+            "targets",
+            "add",
+            "--name",
+            "a",
+            "--version",
+            "1",
+            "--hardware-id",
+            "hw",
+            "--file",
+            &img,
+        ],
+        vec!["targets", "list"],
+        vec!["targets", "show", "a-1"],
+        vec!["targets", "tag", "a-1", "--tag", "x"],
+        vec!["targets", "prune", "--name", "a", "--dry-run"],
+        vec!["waves", "init", "-k", o, "w1", "1", "x"],
+        vec!["waves", "list"],
+        vec!["waves", "show", "w1"],
+        vec!["waves", "complete", "w1"],
+        vec!["keys", "tuf", "updates", "init", "-m", "m"],
+        vec!["keys", "tuf", "updates", "review"],
+        vec!["keys", "tuf", "updates", "export", &req],
+        vec!["keys", "tuf", "updates", "cancel"],
+        vec!["tokens", "list"],
+        vec!["get", "/healthz"],
+        vec!["completions", "bash"],
+        vec!["man", "waves"],
+    ];
+    for args in commands {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(&args);
+        let out = ok(&x.ctl(&all));
+        let v: Result<Value, _> = serde_json::from_str(out.trim());
+        assert!(
+            v.is_ok(),
+            "{args:?} printed more than one JSON document:\n{out}"
+        );
+        assert_eq!(out.trim().lines().count(), 1, "{args:?}: {out}");
+    }
+}
