@@ -54,6 +54,7 @@ fn main() -> ExitCode {
         Err(e) => return outcome::usage(e, outcome::wants_json(&args)),
     };
     let json = cli.global.json;
+    output::init(json);
     progress::init(json);
     let result = run(cli);
     let code = match &result {

@@ -121,11 +121,14 @@ pub fn report(e: &anyhow::Error, json: bool) -> ExitCode {
         if let Some(x) = e.chain().find_map(|c| c.downcast_ref::<Expiring>()) {
             detail["expiring"] = json!(x.items);
         }
-        errln!("{}", json!({"error": message, "detail": detail}));
+        crate::output::write_err(format_args!(
+            "{}\n",
+            json!({"error": message, "detail": detail})
+        ));
     } else {
         match next {
-            Some(n) => errln!("error: {message}\n  next: {n}"),
-            None => errln!("error: {message}"),
+            Some(n) => crate::output::write_err(format_args!("error: {message}\n  next: {n}\n")),
+            None => crate::output::write_err(format_args!("error: {message}\n")),
         }
     }
     ExitCode::from(kind.code())
@@ -164,7 +167,10 @@ pub fn usage(e: clap::Error, json: bool) -> ExitCode {
     let detail = json!({
         "kind": Kind::Usage.name(), "exit_code": Kind::Usage.code(), "usage": text.trim_end(),
     });
-    errln!("{}", json!({"error": first, "detail": detail}));
+    crate::output::write_err(format_args!(
+        "{}\n",
+        json!({"error": first, "detail": detail})
+    ));
     ExitCode::from(Kind::Usage.code())
 }
 

@@ -18,9 +18,25 @@ macro_rules! out {
     ($($arg:tt)*) => { $crate::output::write_out(format_args!($($arg)*)) };
 }
 
-/// Like `eprintln!`, on standard error, never panicking.
+/// A note or warning for people, on standard error, never panicking. With `--json` each is
+/// a JSON line `{"diagnostic": "warning: ..."}`, so standard error stays machine-readable.
 macro_rules! errln {
-    ($($arg:tt)*) => { $crate::output::write_err(format_args!("{}\n", format_args!($($arg)*))) };
+    ($($arg:tt)*) => { $crate::output::diagnostic(&format!($($arg)*)) };
+}
+
+/// Sets, once at start, whether diagnostics are JSON lines.
+pub fn init(json: bool) {
+    JSON.store(json, Ordering::Relaxed);
+}
+
+/// Writes one diagnostic: as it is, or with `--json` as a JSON line.
+pub fn diagnostic(text: &str) {
+    if JSON.load(Ordering::Relaxed) {
+        let line = serde_json::json!({ "diagnostic": text });
+        write_err(format_args!("{line}\n"));
+    } else {
+        write_err(format_args!("{text}\n"));
+    }
 }
 
 /// Writes to standard output. After the reader closed the pipe nothing more is written.
@@ -34,7 +50,7 @@ pub fn write_out(args: std::fmt::Arguments) {
     }
 }
 
-/// Writes to standard error, the same way.
+/// Writes to standard error as it is, the same way (errors and prompts).
 pub fn write_err(args: std::fmt::Arguments) {
     if STDERR_CLOSED.load(Ordering::Relaxed) {
         return;
@@ -78,6 +94,7 @@ fn note_failure(closed: &AtomicBool, e: io::Error) {
     }
 }
 
+static JSON: AtomicBool = AtomicBool::new(false);
 static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
 static STDERR_CLOSED: AtomicBool = AtomicBool::new(false);
 static FAILURE: Mutex<Option<String>> = Mutex::new(None);

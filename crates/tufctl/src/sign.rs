@@ -37,7 +37,7 @@ pub fn sign(s: &Settings, a: &SignArgs) -> Result<()> {
     };
     // With --json the review still reaches the person confirming, on standard error.
     if s.json() {
-        errln!("{}", review.trim_end());
+        crate::output::diagnostic(&format!("review: {}", review.trim_end()));
     } else {
         out!("{review}");
     }

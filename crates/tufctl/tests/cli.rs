@@ -262,7 +262,19 @@ fn exit_codes_and_json_errors() {
     assert_eq!(code(&out), 4);
     let report = json(&String::from_utf8_lossy(&out.stdout));
     assert!(!report["warnings"].as_array().unwrap().is_empty());
-    let e = json(String::from_utf8_lossy(&out.stderr).lines().last().unwrap());
+    // Standard error stays JSON lines: the warnings, then the error.
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .map(json)
+        .collect();
+    assert!(
+        lines[0]["diagnostic"]
+            .as_str()
+            .unwrap()
+            .starts_with("warning: "),
+        "{lines:?}"
+    );
+    let e = lines.last().unwrap();
     assert_eq!(e["detail"]["kind"], "expiring");
     let out = x.ctl(&["keys", "status", c, "--check", "--within", "30"]);
     assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
