@@ -49,6 +49,7 @@ error. See docs/CLI.md.";
 
 /// Flags every command accepts, before or after the subcommand.
 #[derive(Args, Clone, Debug, Default)]
+#[command(next_help_heading = "Global options")]
 pub struct Global {
     /// Server base URL, e.g. https://tufd.example.com (default: a credentials file's server,
     /// else the config file's).

@@ -129,7 +129,9 @@ pub fn read_token_file(path: &Path) -> Result<Zeroizing<String>> {
     } else {
         let f = std::fs::File::open(path).with_context(what)?;
         let meta = f.metadata().with_context(what)?;
-        if meta.is_file() && meta.permissions().mode() & 0o077 != 0 {
+        let loose = meta.is_file() && meta.permissions().mode() & 0o077 != 0;
+        // Said once per run, however often the token is read.
+        if loose && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
             errln!(
                 "warning: the token file {} can be read by other users (mode {:o}); `chmod 600 \
                  {}`",
@@ -253,6 +255,8 @@ fn private_dir(dir: &Path) -> Result<()> {
         .create(dir)
         .with_context(|| format!("creating {}", dir.display()))
 }
+
+static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 const CONFIG: &str = "config.toml";
 const LOGINS: &str = "logins.toml";

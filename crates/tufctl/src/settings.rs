@@ -139,10 +139,10 @@ impl Settings {
 
     /// Like [`Settings::api`], but a token is required for what the user is doing.
     pub fn api_with_token(&self, creds: Option<&Config>, scope: &str) -> Result<Api> {
-        if self.token(creds)?.is_none() {
-            bail!("this command needs {scope} token: store it with `tufctl login`, or pass --token-file FILE (the file `tufctl factory create` wrote, or one holding just the token)");
-        }
-        self.api(creds)
+        let Some(token) = self.token(creds)? else {
+            bail!("this command needs {scope} token: store it with `tufctl login`, or pass --token-file FILE (a file holding just the token)");
+        };
+        Api::new(&self.api_url(creds)?, Some(token.as_str().to_owned()))
     }
 
     /// `/ota/repo/<factory>/api/v1/user_repo`
