@@ -247,11 +247,16 @@ pub fn resign(s: &Settings, creds: &Path, wave: &str, expires_days: u32) -> Resu
     }
     let now = OffsetDateTime::now_utc();
     let expires = Expires::after(now, i64::from(expires_days) * 86_400)?;
+    let step = crate::progress::step(&format!(
+        "renewing {} production target(s)",
+        prod.signed.targets.len()
+    ));
     let mut env = Signed::new(renewal(&prod, &prod_root.signed, expires)?)?;
     wave::renewal(&env, &prod.signed, now).into_result()?;
     for k in &signers {
         env.sign(k.as_ref())?;
     }
+    step.set_message("sending the renewal to the server");
     let answer = f
         .api
         .post_json(
@@ -259,6 +264,7 @@ pub fn resign(s: &Settings, creds: &Path, wave: &str, expires_days: u32) -> Resu
             &json!({"targets": env_value(&env)?}),
         )
         .with_context(|| format!("re-signing the production targets of wave {wave:?}"))?;
+    drop(step);
     if s.json() {
         outln!("{answer}");
     } else {
