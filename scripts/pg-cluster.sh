@@ -1,5 +1,6 @@
 # Starts a private, throwaway PostgreSQL cluster (fsync off, own port and socket directory) and
-# exports TUFD_TEST_DATABASE_URL. Sourced by scripts/test; pg_cluster_stop removes it again.
+# exports TUFD_TEST_DATABASE_URL, and TUFD_TEST_PG_DATADIR (the cluster's data directory, which
+# destruction tests scan for secrets). Sourced by scripts/test; pg_cluster_stop removes it.
 # Without PostgreSQL binaries it says so, and tests that need it skip (or fail under CI=true).
 
 pg_cluster_start() {
@@ -23,6 +24,7 @@ pg_cluster_start() {
   "${run[@]}" "$bindir/pg_ctl" -D "$PG_TMP/data" -l "$PG_TMP/log" -w \
     -o "-F -p $PG_PORT -k $PG_TMP -c listen_addresses=127.0.0.1 -c max_connections=200" start >/dev/null
   export TUFD_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+  export TUFD_TEST_PG_DATADIR="$PG_TMP/data"
   PG_BINDIR=$bindir
   PG_RUN=("${run[@]}")
   echo "pg-cluster: throwaway PostgreSQL at $TUFD_TEST_DATABASE_URL"
@@ -33,4 +35,5 @@ pg_cluster_stop() {
   "${PG_RUN[@]}" "$PG_BINDIR/pg_ctl" -D "$PG_TMP/data" -m immediate stop >/dev/null 2>&1 || true
   rm -rf "$PG_TMP"
   PG_TMP=
+  unset TUFD_TEST_PG_DATADIR
 }

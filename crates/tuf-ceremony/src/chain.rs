@@ -56,9 +56,10 @@ pub fn link(
     Ok(())
 }
 
-/// Walks `chain` (versions 1, 2, 3, ... as served) from `anchor`, a root the caller already
-/// trusts, which must be the chain's entry of the same version byte for byte; returns the
-/// chain's last root. `which` names the chain in messages ("CI", "production").
+/// Walks `chain` (consecutive versions as served, from version 1 or from any version up to the
+/// anchor's) from `anchor`, a root the caller already trusts, which must be the chain's entry
+/// of the same version byte for byte; returns the chain's last root. `which` names the chain
+/// in messages ("CI", "production").
 pub fn walk<'c>(
     which: &str,
     anchor: &Signed<Root>,
@@ -96,26 +97,39 @@ pub fn walk_sibling<'c>(
     follow(which, &chain[start..])
 }
 
-/// Checks the chain is numbered 1, 2, 3, ... and reaches the anchor's version; returns the
+/// Checks the chain is numbered consecutively (it may start at any version: a verifier needs
+/// only the roots from the one it trusts) and holds the anchor's version; returns the
 /// anchor's index.
 fn numbered(which: &str, anchor: &Signed<Root>, chain: &[Signed<Root>]) -> Result<usize, Refusal> {
+    let Some(first) = chain.first().map(|r| r.signed.version) else {
+        return Err(fault(format!("the {which} root chain is empty")));
+    };
     for (i, r) in chain.iter().enumerate() {
-        if r.signed.version != i as u64 + 1 {
+        let want = first.saturating_add(i as u64);
+        if r.signed.version != want {
             return Err(fault(format!(
-                "the {which} root chain is not versions 1, 2, 3, ...: entry {} has version {}",
+                "the {which} root chain is not consecutive versions: after version {}, entry \
+                 {} has version {}",
+                want.saturating_sub(1),
                 i + 1,
                 r.signed.version
             )));
         }
     }
-    let start = usize::try_from(anchor.signed.version.saturating_sub(1))
+    let trusted = anchor.signed.version;
+    if trusted < first {
+        return Err(fault(format!(
+            "the {which} root chain starts at version {first}, after version {trusted} that \
+             this machine trusts: the versions between are needed to verify it"
+        )));
+    }
+    let start = usize::try_from(trusted - first)
         .map_err(|_| fault("the trusted root's version is out of range".to_owned()))?;
     if chain.len() <= start {
+        let last = first.saturating_add(chain.len() as u64 - 1);
         return Err(fault(format!(
-            "the {which} root chain ends at version {}, before version {} that this machine \
-             trusts: the request is older than the trusted root, or was cut short",
-            chain.len(),
-            anchor.signed.version
+            "the {which} root chain ends at version {last}, before version {trusted} that this \
+             machine trusts: the request is older than the trusted root, or was cut short"
         )));
     }
     Ok(start)

@@ -30,7 +30,7 @@ pub enum Check {
     OfflineTargetsKey,
     /// The server alone could sign roots again once the root went offline.
     OfflineRootKeys,
-    /// An expiry in the past, or further away than the limits of [`crate::limits`].
+    /// An expiry in the past, or further away than the validity limits.
     Expires,
     /// Staged production targets are not signed enough to publish.
     ProdTargetsSignatures,

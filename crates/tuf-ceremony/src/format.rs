@@ -7,13 +7,11 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
-use tuf_core::{
-    canonical, hash, KeyId, Metadata, PublicKey, Role, RoleKeys, Root, Signature, Signed, Targets,
-    Threshold,
-};
+use tuf_core::{canonical, KeyId, Metadata, PublicKey, Role, Root, Signature, Signed, Targets};
 
 use crate::check::{Check, Refusal};
 use crate::server_keys::HeldKey;
+pub use crate::signature::{document_sha256, signature_valid};
 use crate::Error;
 
 /// The version of the formats this library writes and reads.
@@ -24,9 +22,6 @@ pub const ROOT_RESPONSE: &str = "tuf-factory/root-update-response";
 pub const WAVE_RESPONSE: &str = "tuf-factory/wave-response";
 pub const WAVE_SIGNATURES: &str = "tuf-factory/wave-signatures";
 pub const PUBLIC_KEY: &str = "tuf-factory/public-key";
-
-/// Root versions a request carries at most.
-pub const MAX_CHAIN: u64 = 10_000;
 
 /// An open root-update transaction, with everything needed to check it offline.
 #[derive(Clone, Debug)]
@@ -306,35 +301,6 @@ impl Response {
     }
 }
 
-/// SHA-256 (hex) of the canonical `signed` bytes: what a response names a document by.
-pub fn document_sha256<T: Metadata>(env: &Signed<T>) -> String {
-    hash::sha256_hex(env.canonical())
-}
-
-/// Whether `sig` is a valid signature over `env` by the key `keys` lists under its key ID.
-pub fn signature_valid<T: Metadata>(
-    env: &Signed<T>,
-    sig: &Signature,
-    keys: &BTreeMap<KeyId, PublicKey>,
-) -> bool {
-    let Some(key) = keys.get(&sig.keyid) else {
-        return false;
-    };
-    let Ok(one) = Threshold::new(1) else {
-        return false;
-    };
-    let only: BTreeMap<KeyId, PublicKey> = [(sig.keyid.clone(), key.clone())].into();
-    let role = RoleKeys::new(vec![sig.keyid.clone()], one);
-    tuf_core::verify_role(
-        "signature",
-        &role,
-        &only,
-        env.canonical(),
-        std::slice::from_ref(sig),
-    )
-    .is_met()
-}
-
 /// Adds the signatures of a response to `env` after checking the response names these very
 /// bytes (`sha`) and that every signature verifies with one of `keys`. Returns how many were
 /// added. Either every signature is added or none.
@@ -552,11 +518,6 @@ fn chain(o: &mut Map<String, Value>, key: &str) -> Result<Vec<Signed<Root>>, Err
     let Some(Value::Array(items)) = o.remove(key) else {
         return Err(Error::Format(format!("{key:?} is missing or not a list")));
     };
-    if items.len() as u64 > MAX_CHAIN {
-        return Err(Error::Format(format!(
-            "{key:?} has more than {MAX_CHAIN} roots"
-        )));
-    }
     items
         .into_iter()
         .enumerate()

@@ -24,6 +24,7 @@ pub mod offline;
 pub mod review;
 pub mod root_update;
 pub mod server_keys;
+pub mod signature;
 pub mod tx;
 pub mod wave;
 

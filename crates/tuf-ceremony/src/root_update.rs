@@ -533,7 +533,7 @@ pub fn signatures_intact<T: Metadata>(
     keys: &BTreeMap<KeyId, PublicKey>,
 ) -> Result<(), Refusal> {
     for sig in &env.signatures {
-        if !crate::format::signature_valid(env, sig, keys) {
+        if !crate::signature::signature_valid(env, sig, keys) {
             return Err(Refusal::new(
                 Check::SignaturesIntact,
                 format!(

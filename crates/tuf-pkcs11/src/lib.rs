@@ -275,6 +275,47 @@ impl Signer for Pkcs11Signer {
     }
 }
 
+/// Destroys the key pair `key_ref` names (C_DestroyObject on every object with its CKA_ID:
+/// private and public key). A key already gone is no error, so a destruction can be repeated
+/// until it is known to have happened.
+pub fn destroy(key_ref: &KeyRef, pin: &SecretString) -> Result<(), Error> {
+    key_ref.kind()?;
+    let ctx = load(&key_ref.module)?;
+    let slot = find_token(&ctx, key_ref)?;
+    let session = login(
+        &ctx,
+        &key_ref.module,
+        slot,
+        &key_ref.token_label,
+        &key_ref.token_serial,
+        pin,
+    )?;
+    let id = hex::decode(&key_ref.id).map_err(|_| Error::BadRef("id is not hex".into()))?;
+    let found = session
+        .find_objects(&[Attribute::Id(id)])
+        .map_err(|e| classify(e, key_ref, "looking up the key"))?;
+    for object in found {
+        session
+            .destroy_object(object)
+            .map_err(|e| classify(e, key_ref, "destroying the key"))?;
+    }
+    Ok(())
+}
+
+/// Logs in to the token in `slot_or_token` (a slot ID or a token label) of `module` with
+/// `pin`: a wrong PIN or a missing token is found at start, not at the first signature.
+/// Returns the token's label and serial.
+pub fn login_check(
+    module: &Path,
+    slot_or_token: &str,
+    pin: &SecretString,
+) -> Result<(String, String), Error> {
+    let ctx = load(module)?;
+    let (slot, label, serial) = select_token(&ctx, module, slot_or_token)?;
+    login(&ctx, module, slot, &label, &serial, pin)?;
+    Ok((label, serial))
+}
+
 /// Checks, without a PIN, that the token `key_ref` names is present and holds the key's
 /// public half. For status reports.
 pub fn probe(key_ref: &KeyRef) -> Result<(), Error> {

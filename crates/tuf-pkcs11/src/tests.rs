@@ -116,6 +116,25 @@ fn sign_and_reopen(kind: KeyType, label: &str) {
     probe(&again).unwrap();
 }
 
+/// `destroy` removes both halves from the token (C_DestroyObject); the key can no longer be
+/// opened or found, and destroying again is no error.
+#[test]
+fn destroyed_keys_are_gone_from_the_token() {
+    let Some(fx) = fixture() else { return };
+    assert!(login_check(&fx.module, "tuf-unit", &pin(PIN)).is_ok());
+    for kind in [KeyType::Ed25519, KeyType::EcdsaP256] {
+        let (signer, key_ref, _) =
+            Pkcs11Signer::generate(&fx.module, "tuf-unit", &pin(PIN), kind, "unit-destroy")
+                .unwrap();
+        drop(signer);
+        destroy(&key_ref, &pin(PIN)).unwrap();
+        let err = Pkcs11Signer::open(&key_ref, &pin(PIN)).unwrap_err();
+        assert!(matches!(err, Error::KeyNotFound { .. }), "{err:?}");
+        assert!(matches!(probe(&key_ref), Err(Error::KeyNotFound { .. })));
+        destroy(&key_ref, &pin(PIN)).unwrap();
+    }
+}
+
 #[test]
 fn ed25519_token_signatures_verify_with_tuf_core() {
     sign_and_reopen(KeyType::Ed25519, "unit-ed25519");

@@ -123,6 +123,7 @@ fn root_or_stored(
             Ok((r, format!("the Factory's current root (version {v})")))
         }
         Err(e) => {
+            let e = crate::outcome::paragraph(&e);
             let stored = file.stored_root()?.ok_or_else(|| {
                 anyhow!(
                     "the server is unreachable ({e:#}) and {} has no roles/root.json, so the \

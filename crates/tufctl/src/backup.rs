@@ -433,6 +433,7 @@ fn check_key(
                 ));
             }
             check_recorded(&computed, recorded)?;
+            let e = crate::outcome::paragraph(&e);
             errln!(
                 "note: could not reach the server ({e:#}); checked the key against the key ID \
                  recorded in the shares only"

@@ -89,6 +89,13 @@ pub struct Global {
     /// File holding the hardware token's PIN (else TUFCTL_PKCS11_PIN, else a prompt).
     #[arg(long, global = true, value_name = "FILE")]
     pub pin_file: Option<PathBuf>,
+    /// CA certificate(s) (PEM) to trust for https instead of the system's: a private CA.
+    #[arg(long, env = "TUFCTL_CA_FILE", global = true)]
+    pub ca_file: Option<PathBuf>,
+    /// Send the token (or a one-time credentials URL) over plain http to a host that is not
+    /// loopback. Anyone on the network between can read it: only on a network you trust.
+    #[arg(long, global = true)]
+    pub allow_insecure_http: bool,
 }
 
 #[derive(Subcommand)]

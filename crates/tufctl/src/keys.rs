@@ -245,7 +245,8 @@ fn check_download(s: &Settings, file: &CredsFile) -> Result<Vec<String>> {
             ));
         }
         Err(e) => checked.push(format!(
-            "not compared with the server's current root ({e:#})"
+            "not compared with the server's current root ({})",
+            crate::outcome::paragraph(&e)
         )),
     }
     Ok(checked)
@@ -267,6 +268,7 @@ pub fn copy_targets(s: &Settings, creds_path: &Path, out: &Path) -> Result<()> {
     let root = match server_root {
         Ok(r) => r,
         Err(e) => {
+            let e = crate::outcome::paragraph(&e);
             errln!(
                 "note: could not fetch the production root from the server ({e:#}); using \
                  roles/root.json stored in {} to decide which targets keys are active",

@@ -13,7 +13,7 @@ use tuf_core::{Expires, Role, Root};
 
 use crate::creds::CredsFile;
 use crate::document;
-use crate::server::Factory;
+use crate::server::{check_tx, Factory};
 use crate::settings::Settings;
 
 /// How `keys resign-root` runs.
@@ -43,7 +43,7 @@ pub fn resign_root(s: &Settings, path: &Path, r: &Renewal) -> Result<()> {
     // Signing here: the root key signs the current roots again, so they must be the ones the
     // chain from this file's stored root leads to, not whatever the server says they are.
     let current = f
-        .verified_roots(&file)
+        .verified_roots(&mut file)
         .context("fetching the Factory's current roots (nothing was changed)")?;
     if keyring::role_signers(&file, &current.ci.signed, Role::Root)?.is_empty() {
         bail!(
@@ -54,7 +54,7 @@ pub fn resign_root(s: &Settings, path: &Path, r: &Renewal) -> Result<()> {
         );
     }
     let mut tx = renewal_tx(&f, &current, &message, expires, r.cancel_open)?;
-    f.check_tx(&file, &tx)?;
+    check_tx(&tx, &current)?;
     keyring::sign_roots(&mut tx, &file, &current)?;
     if !f.stage_and_apply(&tx, &current)?.report(s.json(), &tx.txid) {
         return Ok(());

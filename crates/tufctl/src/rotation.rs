@@ -10,12 +10,12 @@ use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use tuf_ceremony::tx::{find_key, set_owner, short};
 use tuf_ceremony::{keyring, Roots, Tx};
-use tuf_core::{KeyId, PrivateKey, PublicKey, Role, Root, Signer, Threshold};
+use tuf_core::{KeyId, PrivateKey, PublicKey, Role, Root, Signed, Signer, Threshold};
 use tuf_credentials::PrivatePart;
 
 use crate::cli::KeyTypeArg;
 use crate::creds::{key_name, online_targets_keys, CredsFile};
-use crate::server::Factory;
+use crate::server::{check_tx, Factory};
 use crate::settings::{default_owner, Settings};
 
 pub struct Options {
@@ -192,7 +192,7 @@ fn rotate_on_server(
             replace_role_keys(r, kind, public, online, prod, owner)
         })?;
     }
-    start.f.check_tx(&start.file, &tx)?;
+    check_tx(&tx, &start.current)?;
     match kind {
         Kind::Root => keyring::sign_roots(&mut tx, &start.file, &start.current)?,
         // Production devices will need the new offline key's signature on targets.
@@ -260,7 +260,7 @@ pub fn rotate_online(
         .f
         .begin(&message, cancel_open, |tx| tx.message == message)?;
     let (mut tx, new_keys) = new_online_keys(&start.f, &tx, roles, key_type)?;
-    start.f.check_tx(&start.file, &tx)?;
+    check_tx(&tx, &start.current)?;
     keyring::sign_roots(&mut tx, &start.file, &start.current)?;
     tx.stage_prod_targets = false;
     let staged = start.f.stage_and_apply(&tx, &start.current)?;
@@ -326,16 +326,20 @@ pub struct Start {
     pub current: Roots,
     /// `--json`: what is reported is JSON.
     pub json: bool,
+    /// The file's `roles/root.json` as it was before this run verified (and recorded) the
+    /// current roots: how an earlier, interrupted rotation is recognised.
+    pub stored_before: Option<Signed<Root>>,
 }
 
 impl Start {
     /// Opens `path` and fetches the current roots. A file without any current root key is
     /// refused before anything changes; `why` finishes the sentence saying what that means.
     pub fn open(s: &Settings, path: &Path, why: &str) -> Result<Self> {
-        let file = CredsFile::open(s, path)?;
+        let mut file = CredsFile::open(s, path)?;
         let f = Factory::of_file(s, &file)?;
+        let stored_before = file.stored_root()?;
         let current = f
-            .verified_roots(&file)
+            .verified_roots(&mut file)
             .context("fetching the Factory's current roots (nothing was changed)")?;
         if keyring::role_signers(&file, &current.ci.signed, Role::Root)?.is_empty() {
             bail!(
@@ -349,6 +353,7 @@ impl Start {
             f,
             current,
             json: s.json(),
+            stored_before,
         })
     }
 }
@@ -367,7 +372,7 @@ fn stored_as(file: &CredsFile, name: &str) -> Result<(Option<String>, String)> {
 /// else a pending one from an interrupted run, else a new one saved to the file before the
 /// server hears of it. Returns `(key, reused, already_applied)`.
 fn new_key(start: &mut Start, role: Role, opts: &Options) -> Result<(Box<dyn Signer>, bool, bool)> {
-    if let Some(key) = applied_unrecorded(&start.file, &start.current, role, role.as_str())? {
+    if let Some(key) = applied_unrecorded(start, role, role.as_str())? {
         return Ok((key, true, true));
     }
     let (key, reused) = pending_or_new(start, role.as_str(), opts)?;
@@ -380,13 +385,9 @@ fn new_key(start: &mut Start, role: Role, opts: &Options) -> Result<(Box<dyn Sig
 /// while the tarball's own `roles/root.json` (updated after every completed rotation) does
 /// not list it at all. Such a run is finished by recording the new root, not by rotating
 /// again with yet another key.
-fn applied_unrecorded(
-    file: &CredsFile,
-    current: &Roots,
-    role: Role,
-    name: &str,
-) -> Result<Option<Box<dyn Signer>>> {
-    let Some(stored) = file.stored_root()? else {
+fn applied_unrecorded(start: &Start, role: Role, name: &str) -> Result<Option<Box<dyn Signer>>> {
+    let (file, current) = (&start.file, &start.current);
+    let Some(stored) = &start.stored_before else {
         return Ok(None);
     };
     if stored.signed.version >= current.ci.signed.version {
@@ -403,7 +404,10 @@ fn applied_unrecorded(
         };
         if trusted.contains(id) && find_key(&stored.signed, &k.public).is_none() {
             errln!(
-                "note: the server already applied the rotation to the {name} key {} saved in                  {} (an earlier run was interrupted before it heard the answer); no new key                  is generated, only the file's roles/root.json is brought up to date. Run the                  command again to rotate once more",
+                "note: the server already applied the rotation to the {name} key {} saved in \
+                 {} (an earlier run was interrupted before it heard the answer); no new key \
+                 is generated, only the file's roles/root.json is brought up to date. Run the \
+                 command again to rotate once more",
                 k.name,
                 file.path.display()
             );

@@ -5,7 +5,7 @@
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 use time::OffsetDateTime;
-use tuf_ceremony::format::{env_value, Request, RootUpdateRequest, MAX_CHAIN};
+use tuf_ceremony::format::{env_value, Request, RootUpdateRequest};
 use tuf_ceremony::{offline, tx, Roots, Tx};
 use tuf_core::{Role, Root, Signed, Targets};
 use tuf_credentials::Config;
@@ -93,10 +93,11 @@ impl Factory {
 
     /// The current roots, verified along the chains the server serves from the root `file`
     /// trusts (its `roles/root.json`), as `tufctl sign` verifies a request: a server that
-    /// lies about the roots cannot have a key sign for a root it made up. A file without a
-    /// stored root has nothing to verify from; the roots are then taken as served, with a
-    /// note.
-    pub fn verified_roots(&self, file: &CredsFile) -> Result<Roots> {
+    /// lies about the roots cannot have a key sign for a root it made up. Only the versions
+    /// from the trusted one on are fetched, and the file then remembers the newest CI root
+    /// it verified, so the next run verifies only what is new. A file without a stored root
+    /// has nothing to verify from; the roots are then taken as served, with a note.
+    pub fn verified_roots(&self, file: &mut CredsFile) -> Result<Roots> {
         let served = self.roots()?;
         let Some(anchor) = file.stored_root()? else {
             errln!(
@@ -106,29 +107,19 @@ impl Factory {
             );
             return Ok(served);
         };
-        let ci_chain = self.root_chain(served.ci.signed.version, false)?;
-        let prod_chain = self.root_chain(served.prod.signed.version, true)?;
-        offline::trusted_roots(&ci_chain, &prod_chain, &anchor).with_context(|| {
+        let from = anchor.signed.version;
+        let ci_chain = self.root_chain(from, served.ci.signed.version, false)?;
+        let prod_chain = self.root_chain(from, served.prod.signed.version, true)?;
+        let roots = offline::trusted_roots(&ci_chain, &prod_chain, &anchor).with_context(|| {
             format!(
                 "the server's roots do not verify from the root stored in {}; nothing was signed",
                 file.path.display()
             )
-        })
-    }
-
-    /// Checks the open transaction from the roots `file` trusts with the server's own named
-    /// checks; returns those roots. Every online command that signs a transaction runs this
-    /// first, as `tufctl sign` does offline.
-    pub fn check_tx(&self, file: &CredsFile, tx: &Tx) -> Result<Roots> {
-        let current = self.verified_roots(file)?;
-        offline::check_tx(tx, &current, OffsetDateTime::now_utc()).map_err(|e| {
-            anyhow!(e).context(format!(
-                "refusing to sign root-update transaction {}: it does not pass the checks; \
-                 nothing was signed",
-                tx.txid
-            ))
         })?;
-        Ok(current)
+        if roots.ci.signed.version > from {
+            remember(file, &roots.ci);
+        }
+        Ok(roots)
     }
 
     /// Stores the Factory's current CI root in `file` as `roles/root.json`, the root the file
@@ -149,15 +140,10 @@ impl Factory {
         }
     }
 
-    /// Root versions 1..=`newest` of one flavour, as served.
-    pub fn root_chain(&self, newest: u64, prod: bool) -> Result<Vec<Signed<Root>>> {
-        if newest > MAX_CHAIN {
-            bail!(
-                "the root has {newest} versions, more than a signing request carries ({MAX_CHAIN})"
-            );
-        }
+    /// Root versions `from..=newest` of one flavour, as served.
+    pub fn root_chain(&self, from: u64, newest: u64, prod: bool) -> Result<Vec<Signed<Root>>> {
         let q = if prod { "?production=1" } else { "" };
-        (1..=newest)
+        (from.max(1)..=newest)
             .map(|v| {
                 let bytes = self.api.get(&format!("{}/{v}.root.json{q}", self.repo))?;
                 Signed::from_slice(&bytes)
@@ -320,8 +306,8 @@ impl Factory {
             factory: self.name.clone(),
             txid: tx.txid.clone(),
             message: tx.message.clone(),
-            ci_chain: self.root_chain(current.ci.signed.version, false)?,
-            prod_chain: self.root_chain(current.prod.signed.version, true)?,
+            ci_chain: self.root_chain(1, current.ci.signed.version, false)?,
+            prod_chain: self.root_chain(1, current.prod.signed.version, true)?,
             ci_root: tx.ci_root.clone(),
             prod_root: tx.prod_root.clone(),
             prod_targets,
@@ -345,4 +331,36 @@ impl Factory {
             .post_json(&format!("/ota/factories/{}/waves", self.name), &body)
             .with_context(|| format!("creating wave {wave:?}"))
     }
+}
+
+/// Stores `root` (verified) as the file's trusted root, best effort: a file that cannot be
+/// written is verified from its older root again next time.
+fn remember(file: &mut CredsFile, root: &Signed<Root>) {
+    let saved = file
+        .creds
+        .set_root_json(&root.to_bytes())
+        .map_err(anyhow::Error::from)
+        .and_then(|()| file.save());
+    if let Err(e) = saved {
+        let e = crate::outcome::paragraph(&e);
+        errln!(
+            "note: could not record root version {} in {} ({e:#}); the next run verifies the \
+             chain from the older root again",
+            root.signed.version,
+            file.path.display()
+        );
+    }
+}
+
+/// Checks the open transaction with the server's own named checks against `current`, roots
+/// the caller verified from the root its credentials file trusts. Every online command that
+/// signs a transaction runs this first, as `tufctl sign` does offline.
+pub fn check_tx(tx: &Tx, current: &Roots) -> Result<()> {
+    offline::check_tx(tx, current, OffsetDateTime::now_utc()).map_err(|e| {
+        anyhow!(e).context(format!(
+            "refusing to sign root-update transaction {}: it does not pass the checks; nothing \
+             was signed",
+            tx.txid
+        ))
+    })
 }

@@ -22,6 +22,14 @@ pub struct Settings {
 impl Settings {
     pub fn new(global: Global) -> Result<Self> {
         let file = config::read(global.config.as_deref())?;
+        let ca_file = global
+            .ca_file
+            .clone()
+            .or_else(|| file.get("ca_file").map(Into::into));
+        crate::client::configure(crate::client::Transport {
+            ca_file,
+            allow_insecure_http: global.allow_insecure_http,
+        })?;
         Ok(Self { global, file })
     }
 

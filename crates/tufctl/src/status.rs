@@ -238,6 +238,7 @@ fn compared(s: &Settings, file: &CredsFile, path: &Path) -> Result<Compared> {
                     path.display()
                 )));
             };
+            let e = crate::outcome::paragraph(&e);
             errln!("note: server unreachable ({e:#}); using roles/root.json from the file");
             Ok(Compared {
                 ci: r,

@@ -16,7 +16,7 @@ use crate::cli::{KeyTypeArg, UpdatesCommand};
 use crate::creds::{self, CredsFile};
 use crate::document;
 use crate::output::either;
-use crate::server::Factory;
+use crate::server::{check_tx, Factory};
 use crate::settings::{default_owner, Settings};
 
 pub fn run(s: &Settings, cmd: UpdatesCommand) -> Result<()> {
@@ -97,17 +97,19 @@ fn init(s: &Settings, f: &Factory, message: &str) -> Result<()> {
     Ok(())
 }
 
-/// [`Factory::check_tx`], then signs the roots and the staged production targets with the file's keys.
-fn check_and_sign(f: &Factory, file: &CredsFile, tx: &mut Tx) -> Result<(Roots, Vec<String>)> {
-    let current = f.check_tx(file, tx)?;
-    let done = keyring::sign_tx(tx, file, &current)?;
+/// Verifies the roots from `file`, checks the transaction ([`check_tx`]), then signs the
+/// roots and the staged production targets with the file's keys.
+fn check_and_sign(f: &Factory, file: &mut CredsFile, tx: &mut Tx) -> Result<(Roots, Vec<String>)> {
+    let current = f.verified_roots(file)?;
+    check_tx(tx, &current)?;
+    let done = keyring::sign_tx(tx, &*file, &current)?;
     Ok((current, done))
 }
 
 fn sign(s: &Settings, f: &Factory, path: &Path) -> Result<()> {
-    let file = CredsFile::open(s, path)?;
+    let mut file = CredsFile::open(s, path)?;
     let mut tx = f.require_open()?;
-    let (current, done) = check_and_sign(f, &file, &mut tx)?;
+    let (current, done) = check_and_sign(f, &mut file, &mut tx)?;
     if done.is_empty() {
         bail!(
             "{} holds no key that this transaction needs (root keys of the current or new root, \
@@ -383,7 +385,8 @@ fn add_new_key(s: &Settings, f: &Factory, role: &str, path: &Path, new: NewKey) 
     let id = public.key_id();
     tx.add_key(role, &public, &owner)?;
     // Staged either way: a transaction still being edited may not pass every check yet.
-    if let Err(e) = check_and_sign(f, &file, &mut tx) {
+    if let Err(e) = check_and_sign(f, &mut file, &mut tx) {
+        let e = crate::outcome::paragraph(&e);
         errln!("note: the new key is staged but nothing was signed: {e:#}");
     }
     let staged = f.stage(&tx).with_context(|| {

@@ -55,7 +55,7 @@ fn propose(f: &Factory, r: &Release) -> Result<Proposal> {
 /// `waves init -k TARGETS-ONLY.tgz WAVE VERSION TAG`: proposes, checks from the roots the
 /// file trusts, signs with its offline targets key(s) and creates the wave.
 pub fn init(s: &Settings, creds: &Path, r: &Release) -> Result<()> {
-    let file = CredsFile::open(s, creds)?;
+    let mut file = CredsFile::open(s, creds)?;
     let f = Factory::of_file(s, &file)?;
     let p = propose(&f, r)?;
     let step = crate::progress::step(&format!(
@@ -64,7 +64,7 @@ pub fn init(s: &Settings, creds: &Path, r: &Release) -> Result<()> {
     ));
     // The offline key signs the current production targets again (carried over) and the CI
     // entries: both must verify under roots checked from the one this file trusts.
-    let roots = f.verified_roots(&file)?;
+    let roots = f.verified_roots(&mut file)?;
     check(&roots, &p, r).map_err(|e| {
         anyhow::anyhow!(e).context(
             "the targets the server returned do not make a valid wave; nothing was signed, \
@@ -135,8 +135,8 @@ pub fn export(s: &Settings, creds: Option<&Path>, r: &Release, out: &Path) -> Re
         wave: r.wave.to_owned(),
         version: r.version.to_owned(),
         tag: r.tag.to_owned(),
-        ci_chain: f.root_chain(roots.ci.signed.version, false)?,
-        prod_chain: f.root_chain(roots.prod.signed.version, true)?,
+        ci_chain: f.root_chain(1, roots.ci.signed.version, false)?,
+        prod_chain: f.root_chain(1, roots.prod.signed.version, true)?,
         ci_targets: p.ci,
         current_targets: p.prod,
         targets: Signed::new(p.next)?,
@@ -233,10 +233,10 @@ fn read_wave_response(arg: &str, request: Option<&Path>) -> Result<WaveResponse>
 /// (verified from the file's trusted root) are renewed: the offline key re-signs what it
 /// signed before, never a list the server changed since.
 pub fn resign(s: &Settings, creds: &Path, wave: &str, expires_days: u32) -> Result<()> {
-    let file = CredsFile::open(s, creds)?;
+    let mut file = CredsFile::open(s, creds)?;
     let f = Factory::of_file(s, &file)?;
     let prod = f.targets(true)?;
-    let prod_root = f.verified_roots(&file)?.prod;
+    let prod_root = f.verified_roots(&mut file)?.prod;
     let signers = keyring::role_signers(&file, &prod_root.signed, Role::Targets)?;
     if signers.is_empty() {
         bail!(

@@ -555,8 +555,13 @@ fn renewal_story(server: Server) {
         );
         assert!(warnings.contains("resign-root"), "{st}");
     }
-    let (_, metrics) = http_get(&format!("{}/metrics", server.url));
-    let metrics = String::from_utf8(metrics).unwrap();
+    let metrics = ureq::get(&format!("{}/metrics", server.url))
+        .header("Authorization", &format!("Bearer {}", server.admin))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
     let line = metrics
         .lines()
         .find(|l| {

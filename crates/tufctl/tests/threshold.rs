@@ -207,6 +207,13 @@ fn apply_refused(
     err
 }
 
+/// The version of the root a credentials file trusts (its `roles/root.json`).
+fn file_root_version(path: &str) -> u64 {
+    let bytes = std::fs::read(path).unwrap();
+    let creds = tuf_credentials::Credentials::read(&bytes).unwrap();
+    creds.root().unwrap().unwrap().signed.version
+}
+
 fn applied(x: &Offline, version: u64) {
     let out = ok(&x.updates(&["apply"]));
     assert_eq!(
@@ -407,7 +414,15 @@ fn threshold_root_held_by_five_people(server: Server) {
     assert_eq!(review.matches(&line).count(), 2, "{line:?} in\n{review}");
     // The three remaining holders sign; the lost key's holder is not needed (and two are
     // not enough).
+    // Holder 1's file trusts an older root; signing verifies the chain from it and the
+    // file then remembers the newest root it verified (the next run checks only what is new).
+    let before = file_root_version(h(1).path());
+    assert!(
+        before < 5,
+        "holder 1's file already trusts version {before}"
+    );
     h(1).sign(&x);
+    assert_eq!(file_root_version(h(1).path()), 5);
     h(2).sign(&x);
     apply_refused(&x, "current_root_signatures", &devices, 5, app42);
     h(3).sign(&x);

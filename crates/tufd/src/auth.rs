@@ -17,6 +17,8 @@ pub enum Scope {
     Ci,
     /// Reads metadata of one Factory.
     Read,
+    /// Server-wide, reads `/metrics` and nothing else.
+    Metrics,
 }
 
 impl Scope {
@@ -26,6 +28,7 @@ impl Scope {
             Scope::Owner => "owner",
             Scope::Ci => "ci",
             Scope::Read => "read",
+            Scope::Metrics => "metrics",
         }
     }
 
@@ -35,6 +38,7 @@ impl Scope {
             "owner" => Some(Self::Owner),
             "ci" => Some(Self::Ci),
             "read" => Some(Self::Read),
+            "metrics" => Some(Self::Metrics),
             _ => None,
         }
     }

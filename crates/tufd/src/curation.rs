@@ -217,7 +217,7 @@ async fn edit_ci<E: Edit>(
         return Ok(answer);
     }
     let root = current_root(&mut tx, factory, Flavour::Ci).await?;
-    let keys = OnlineKeys::load(&mut tx, &state.vault, factory).await?;
+    let keys = OnlineKeys::load(&mut tx, state, factory).await?;
     let signing = Signing {
         factory,
         keys: &keys,

@@ -63,11 +63,14 @@ impl Db {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
                         // WAL lets readers run beside the one writer; the busy timeout makes
-                        // writers queue instead of failing.
+                        // writers queue instead of failing. secure_delete zeroes what a
+                        // delete frees (defence in depth: destroyed secrets are shredded by
+                        // the keyring, not by SQLite forgetting them).
                         for pragma in [
                             "PRAGMA journal_mode = WAL",
                             "PRAGMA busy_timeout = 30000",
                             "PRAGMA foreign_keys = ON",
+                            "PRAGMA secure_delete = ON",
                         ] {
                             sqlx::query(pragma).execute(&mut *conn).await?;
                         }

@@ -94,3 +94,16 @@ impl From<crate::vault::VaultError> for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// For start-up code (anyhow): "error (detail)".
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.detail {
+            Value::Null => write!(f, "{}", self.error),
+            Value::String(s) => write!(f, "{} ({s})", self.error),
+            other => write!(f, "{} ({other})", self.error),
+        }
+    }
+}
+
+impl std::error::Error for ApiError {}

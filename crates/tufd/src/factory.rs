@@ -11,14 +11,18 @@ use serde_json::{json, Value};
 use sqlx::Row;
 use time::OffsetDateTime;
 use tuf_core::{
-    Expires, KeyType, PrivateKey, Role, RoleKeys, Root, Signed, Signer, Targets, Threshold,
+    Expires, KeyType, PrivateKey, PublicKey, Role, RoleKeys, Root, Signed, Signer, Targets,
+    Threshold,
 };
 
 use crate::auth::{authenticate, insert_token, Scope};
 use crate::db::Tx;
 use crate::error::{ApiError, ApiResult};
 use crate::input::{check_factory_name, JsonBody};
-use crate::repo::{insert_online_key, random_hex, store_signed, Flavour, OnlineKeys, Signing};
+use crate::repo::{
+    finish_destruction, insert_online_key, insert_public_key, new_online_key, random_hex,
+    store_signed, Flavour, OnlineKeys, Signing,
+};
 use crate::{audit, Shared};
 
 #[derive(Deserialize)]
@@ -44,37 +48,9 @@ pub async fn create(
     let name = req.name;
     let now = OffsetDateTime::now_utc();
     let now_unix = now.unix_timestamp();
-
-    // Key generation and signing happen before the transaction: they need no lock.
-    let root_key = PrivateKey::generate(KeyType::Ed25519)?;
-    let targets_key = PrivateKey::generate(KeyType::Ed25519)?;
-    let snapshot_key = PrivateKey::generate(KeyType::Ed25519)?;
-    let timestamp_key = PrivateKey::generate(KeyType::Ed25519)?;
-    let all = [
-        (Role::Root, &root_key),
-        (Role::Targets, &targets_key),
-        (Role::Snapshot, &snapshot_key),
-        (Role::Timestamp, &timestamp_key),
-    ];
-    let root_env = bootstrap_root(&all, now, state.periods.root)?;
-    let root_bytes = root_env.to_bytes();
-
     let owner_token = random_hex(32)?;
     let ci_token = random_hex(32)?;
     let once = random_hex(32)?;
-    let tarball = {
-        let mut creds = tuf_credentials::Credentials::new(tuf_credentials::Config {
-            api: state.public_url.clone(),
-            factory: name.clone(),
-        });
-        creds
-            .set_root_json(&root_bytes)
-            .and_then(|()| creds.add_key("offline-root", &root_key))
-            .and_then(|()| creds.to_bytes())
-            .map_err(|e| ApiError::internal(&format!("building the credentials tarball: {e}")))?
-    };
-    let sealed_tarball = state.vault.seal(&credentials_aad(&name), &tarball)?;
-    drop(tarball);
 
     let mut tx = state.db.begin_write().await?;
     let inserted = sqlx::query(
@@ -90,13 +66,15 @@ pub async fn create(
             format!("a factory named {name:?} already exists"),
         ));
     }
-    for (purpose, key) in all {
-        insert_online_key(&mut tx, &state.vault, &name, purpose, key, now_unix).await?;
-    }
+    let Bootstrap {
+        public,
+        root_env,
+        tarball: (tarball_key, sealed_tarball),
+    } = bootstrap_keys(&mut tx, &state, &name, now).await?;
     for flavour in Flavour::BOTH {
         store_signed(&mut tx, &name, flavour, Role::Root, &root_env, now_unix).await?;
     }
-    let keys = OnlineKeys::load(&mut tx, &state.vault, &name).await?;
+    let keys = OnlineKeys::load(&mut tx, &state, &name).await?;
     let signing = Signing {
         factory: &name,
         keys: &keys,
@@ -109,17 +87,19 @@ pub async fn create(
     insert_token(&mut tx, &owner_token, Some(&name), Scope::Owner).await?;
     insert_token(&mut tx, &ci_token, Some(&name), Scope::Ci).await?;
     sqlx::query(
-        "INSERT INTO credentials (once_hash, factory, body, created_at) VALUES ($1, $2, $3, $4)",
+        "INSERT INTO credentials (once_hash, factory, body, created_at, data_key) \
+         VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(crate::auth::token_hash(&once))
     .bind(&name)
     .bind(sealed_tarball)
     .bind(now_unix)
+    .bind(tarball_key)
     .execute(&mut *tx)
     .await?;
-    let key_ids: BTreeMap<&str, &str> = all
+    let key_ids: BTreeMap<&str, String> = public
         .iter()
-        .map(|(r, k)| (r.as_str(), k.key_id().as_str()))
+        .map(|(r, k)| (r.as_str(), k.key_id().to_string()))
         .collect();
     audit::record(
         &mut tx,
@@ -143,9 +123,65 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-/// Root v1: every role threshold 1, the four fresh keys, who made them and why.
+/// What bootstrap makes before the metadata: the four keys, root v1, the sealed tarball.
+struct Bootstrap {
+    public: Vec<(Role, PublicKey)>,
+    root_env: Signed<Root>,
+    /// The tarball's data key and the tarball sealed under it.
+    tarball: (String, Vec<u8>),
+}
+
+/// The Factory's keys and root v1, and the one-time credentials tarball sealed in `tx`. The
+/// bootstrap root key is made in memory whatever holds the other keys: it must reach the
+/// owner, in the tarball. The online keys are made where they will live (the token under
+/// `--pkcs11`, where the server then keeps no copy of the root key at all).
+async fn bootstrap_keys(
+    tx: &mut Tx,
+    state: &Shared,
+    name: &str,
+    now: OffsetDateTime,
+) -> ApiResult<Bootstrap> {
+    let now_unix = now.unix_timestamp();
+    let root_key = PrivateKey::generate(KeyType::Ed25519)?;
+    let mut public = vec![(Role::Root, root_key.public_key().clone())];
+    for role in [Role::Targets, Role::Snapshot, Role::Timestamp] {
+        let key =
+            new_online_key(tx, state, name, role.as_str(), KeyType::Ed25519, now_unix).await?;
+        public.push((role, key));
+    }
+    let root_env = bootstrap_root(&public, &root_key, now, state.periods.root)?;
+    let tarball = {
+        let mut creds = tuf_credentials::Credentials::new(tuf_credentials::Config {
+            api: state.public_url.clone(),
+            factory: name.to_owned(),
+        });
+        creds
+            .set_root_json(&root_env.to_bytes())
+            .and_then(|()| creds.add_key("offline-root", &root_key))
+            .and_then(|()| creds.to_bytes())
+            .map_err(|e| ApiError::internal(&format!("building the credentials tarball: {e}")))?
+    };
+    let sealed = state
+        .keyring
+        .seal(tx, &state.vault, &credentials_aad(name), &tarball)
+        .await?;
+    if state.token.is_some() {
+        insert_public_key(tx, name, Role::Root, root_key.public_key(), now_unix).await?;
+    } else {
+        insert_online_key(tx, state, name, Role::Root, &root_key, now_unix).await?;
+    }
+    Ok(Bootstrap {
+        public,
+        root_env,
+        tarball: sealed,
+    })
+}
+
+/// Root v1: every role threshold 1, the four fresh keys, who made them and why; signed by
+/// the bootstrap root key.
 fn bootstrap_root(
-    keys: &[(Role, &PrivateKey)],
+    keys: &[(Role, PublicKey)],
+    root_key: &PrivateKey,
     now: OffsetDateTime,
     period: i64,
 ) -> ApiResult<Signed<Root>> {
@@ -154,9 +190,10 @@ fn bootstrap_root(
     let mut roles = BTreeMap::new();
     let mut owners = serde_json::Map::new();
     for (role, key) in keys {
-        public.insert(key.key_id().clone(), key.public_key().clone());
-        roles.insert(*role, RoleKeys::new(vec![key.key_id().clone()], one));
-        owners.insert(key.key_id().to_string(), json!("tufd"));
+        let id = key.key_id();
+        public.insert(id.clone(), key.clone());
+        roles.insert(*role, RoleKeys::new(vec![id.clone()], one));
+        owners.insert(id.to_string(), json!("tufd"));
     }
     let mut root = Root::new(1, Expires::after(now, period)?, public, roles);
     root.extra
@@ -167,11 +204,6 @@ fn bootstrap_root(
                "at": crate::format_time(now.unix_timestamp())}),
     );
     let mut env = Signed::new(root)?;
-    let root_key = keys
-        .iter()
-        .find(|(r, _)| *r == Role::Root)
-        .map(|(_, k)| *k)
-        .ok_or_else(|| ApiError::internal("no bootstrap root key"))?;
     env.sign(root_key)?;
     Ok(env)
 }
@@ -258,21 +290,29 @@ pub async fn download(
             .await?;
         tx.rollback().await?;
         return Err(match known {
-            Some(_) => ApiError::new(
-                StatusCode::GONE,
-                "gone",
-                json!("these credentials were already downloaded and deleted from the server"),
-            ),
+            Some(_) => gone(),
             None => ApiError::not_found("credentials"),
         });
     }
-    let row = sqlx::query("SELECT body FROM credentials WHERE once_hash = $1")
+    let row = sqlx::query("SELECT body, data_key FROM credentials WHERE once_hash = $1")
         .bind(&hash)
         .fetch_one(&mut *tx)
         .await?;
     let sealed: Option<Vec<u8>> = row.try_get(0)?;
+    let data_key: Option<String> = row.try_get(1)?;
     let sealed = sealed.ok_or_else(|| ApiError::internal("credentials body missing"))?;
-    let tarball = state.vault.open(&credentials_aad(&factory), &sealed)?;
+    let aad = credentials_aad(&factory);
+    let tarball = match &data_key {
+        Some(id) => {
+            let t = state
+                .keyring
+                .open_secret(&mut tx, &state.vault, id, &aad, &sealed)
+                .await?;
+            state.keyring.destroy(&mut tx, id).await?;
+            t
+        }
+        None => state.vault.open(&aad, &sealed)?,
+    };
     sqlx::query("UPDATE credentials SET body = NULL WHERE once_hash = $1")
         .bind(&hash)
         .execute(&mut *tx)
@@ -287,16 +327,50 @@ pub async fn download(
     )
     .await?;
     tx.commit().await?;
-    let headers = [
-        (header::CONTENT_TYPE, "application/gzip"),
-        (header::CACHE_CONTROL, "no-store"),
-        (
-            header::CONTENT_DISPOSITION,
-            "attachment; filename=\"credentials.tgz\"",
-        ),
-    ];
-    Ok((headers, tarball.to_vec()).into_response())
+    // The tarball's data key goes now: no copy of the database can open it after this.
+    finish_destruction(&state).await;
+    Ok((CREDENTIALS_HEADERS, tarball.to_vec()).into_response())
 }
+
+/// `HEAD /ota/factories/{f}/credentials/{once}`: whether the download is still there, without
+/// using it up. A link checker or a proxy that probes the URL must not take the owner's only
+/// copy of the bootstrap root key; only a successful `GET` consumes it.
+pub async fn probe(
+    State(state): State<Shared>,
+    Path((factory, once)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let row =
+        sqlx::query("SELECT fetched_at FROM credentials WHERE once_hash = $1 AND factory = $2")
+            .bind(crate::auth::token_hash(&once))
+            .bind(&factory)
+            .fetch_optional(state.db.pool())
+            .await?;
+    let Some(row) = row else {
+        return Err(ApiError::not_found("credentials"));
+    };
+    let fetched: Option<i64> = row.try_get(0)?;
+    if fetched.is_some() {
+        return Err(gone());
+    }
+    Ok((CREDENTIALS_HEADERS, ()).into_response())
+}
+
+fn gone() -> ApiError {
+    ApiError::new(
+        StatusCode::GONE,
+        "gone",
+        json!("these credentials were already downloaded and deleted from the server"),
+    )
+}
+
+const CREDENTIALS_HEADERS: [(header::HeaderName, &str); 3] = [
+    (header::CONTENT_TYPE, "application/gzip"),
+    (header::CACHE_CONTROL, "no-store"),
+    (
+        header::CONTENT_DISPOSITION,
+        "attachment; filename=\"credentials.tgz\"",
+    ),
+];
 
 fn credentials_aad(factory: &str) -> String {
     format!("credentials/{factory}")

@@ -1,5 +1,6 @@
 //! `tufd`, the tuf-factory server. See `docs/ARCHITECTURE.md` for the module map and flows.
 
+mod admin;
 mod audit;
 mod auth;
 mod cache;
@@ -7,13 +8,18 @@ mod curation;
 mod db;
 mod error;
 mod factory;
+mod files;
 mod input;
+mod keyring;
+mod listener;
 mod metrics;
 mod repo;
 mod rotation;
 mod serve;
 mod storage;
 mod targets;
+mod tls;
+mod token;
 mod tokens;
 mod ui;
 mod upkeep;
@@ -21,8 +27,7 @@ mod vault;
 mod waves;
 
 use std::io::Write as _;
-use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -75,6 +80,38 @@ struct Args {
     /// How often to look for metadata that needs re-signing, in seconds.
     #[arg(long, env = "TUFD_RESIGN_INTERVAL_SECS", default_value_t = 60)]
     resign_interval_secs: u64,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key. Read again on SIGHUP.
+    #[arg(long, env = "TUFD_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert. Read again on SIGHUP.
+    #[arg(long, env = "TUFD_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// CA certificates (PEM): the device repositories (/repo/...) then answer only clients
+    /// with a certificate of this CA (mutual TLS). Needs --tls-cert. Read again on SIGHUP.
+    #[arg(long, env = "TUFD_CLIENT_CA", requires = "tls_cert")]
+    client_ca: Option<PathBuf>,
+    /// Connections served at once; more wait in the kernel's backlog.
+    #[arg(long, env = "TUFD_MAX_CONNECTIONS", default_value_t = 1024)]
+    max_connections: usize,
+    /// Seconds a client has for the TLS handshake and for each request's headers (also the
+    /// longest a kept-alive connection waits for its next request).
+    #[arg(long, env = "TUFD_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    header_timeout_secs: u64,
+    /// Seconds a connection may move no byte at all (mid-request or mid-response) before it
+    /// is closed.
+    #[arg(long, env = "TUFD_IDLE_TIMEOUT_SECS", default_value_t = 60)]
+    idle_timeout_secs: u64,
+    /// PKCS#11 module (shared library): the online keys (targets, snapshot, timestamp) are
+    /// generated and used on its token, never extractable. Needs --slot and --pin-file.
+    #[arg(long = "pkcs11", value_name = "MODULE", env = "TUFD_PKCS11_MODULE",
+          requires_all = ["slot", "pin_file"])]
+    pkcs11: Option<PathBuf>,
+    /// The token's slot ID, or its label.
+    #[arg(long, env = "TUFD_PKCS11_SLOT", requires = "pkcs11")]
+    slot: Option<String>,
+    /// File holding the token's user PIN (one line).
+    #[arg(long, env = "TUFD_PKCS11_PIN_FILE", requires = "pkcs11")]
+    pin_file: Option<PathBuf>,
 }
 
 const DAY: i64 = 24 * 3600;
@@ -88,6 +125,9 @@ pub struct AppState {
     pub tmp_dir: PathBuf,
     pub metrics: Metrics,
     pub cache: cache::Cache,
+    pub tls: Option<Arc<tls::Tls>>,
+    pub keyring: keyring::Keyring,
+    pub token: Option<token::Token>,
 }
 
 pub type Shared = Arc<AppState>;
@@ -102,42 +142,23 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
-    for (name, v) in [
-        ("root", args.root_expiry_secs),
-        ("targets", args.targets_expiry_secs),
-        ("snapshot", args.snapshot_expiry_secs),
-        ("timestamp", args.timestamp_expiry_secs),
-    ] {
-        anyhow::ensure!(
-            (1..=10 * 365 * DAY).contains(&v),
-            "--{name}-expiry-secs must be between 1 second and 10 years"
-        );
-    }
-    create_private_dir(&args.data_dir)?;
+    check_periods(&args)?;
+    files::restrict_umask();
+    files::create_private_dir(&args.data_dir)?;
+    files::tighten(&args.data_dir)?;
     let tmp_dir = args.data_dir.join("tmp");
-    create_private_dir(&tmp_dir)?;
-
-    // The server key first: a replica without the shared key must not touch the database.
-    let backend = match &args.database_url {
-        Some(url) => Backend::of_url(url)?,
-        None => Backend::Sqlite,
-    };
-    let vault = load_server_key(&args, backend)?;
-    let db = match &args.database_url {
-        Some(url) => Db::connect(url).await?,
-        None => Db::open_sqlite(&args.data_dir.join("tufd.sqlite")).await?,
-    };
-    db.migrate().await?;
-    check_server_key(&db, &vault).await?;
-    ensure_admin_token(&db, &args.data_dir).await?;
-
-    let store: Box<dyn ArtifactStore> = match db.backend() {
-        Backend::Postgres => Box::new(DbStore::new(db.clone())),
-        Backend::Sqlite => Box::new(
-            FileStore::new(args.data_dir.join("artifacts")).context("creating artifact dir")?,
-        ),
-    };
-
+    files::create_private_dir(&tmp_dir)?;
+    let Opened {
+        db,
+        vault,
+        keyring,
+        token,
+        store,
+    } = open_store(&args).await?;
+    let backend = db.backend();
+    let tls = load_tls(&args)?;
+    let limits = limits(&args)?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
@@ -145,7 +166,7 @@ async fn main() -> anyhow::Result<()> {
     let public_url = args
         .public_url
         .clone()
-        .unwrap_or_else(|| format!("http://{addr}"))
+        .unwrap_or_else(|| format!("{scheme}://{addr}"))
         .trim_end_matches('/')
         .to_owned();
     let state: Shared = Arc::new(AppState {
@@ -162,7 +183,12 @@ async fn main() -> anyhow::Result<()> {
         tmp_dir,
         metrics: Metrics::default(),
         cache: cache::Cache::new(backend == Backend::Sqlite),
+        tls: tls.clone(),
+        keyring,
+        token,
     });
+    repo::reseal_legacy(&state).await?;
+    repo::finish_destruction(&state).await;
     let upkeep = tokio::spawn(upkeep::run(
         state.clone(),
         std::time::Duration::from_secs(args.resign_interval_secs.max(1)),
@@ -173,24 +199,25 @@ async fn main() -> anyhow::Result<()> {
     // sends SIGTERM as soon as it reads that line must get a graceful shutdown, never the
     // default action of the signal.
     let shutdown = shutdown_signal()?;
+    let reloads = tls.clone().map(reload_on_hangup).transpose()?;
     {
         let mut out = std::io::stdout().lock();
-        writeln!(out, "listening on http://{addr}")?;
+        writeln!(out, "listening on {scheme}://{addr}")?;
         out.flush()?;
     }
-    tracing::info!(%addr, "serving");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("serving HTTP")?;
+    tracing::info!(%addr, scheme, "serving");
+    listener::serve(listener, app, tls, limits, shutdown).await;
     upkeep.abort();
+    if let Some(r) = reloads {
+        r.abort();
+    }
     tracing::info!("shut down");
     Ok(())
 }
 
 fn router(state: Shared) -> Router {
     let user_repo = "/ota/repo/{f}/api/v1/user_repo";
-    Router::new()
+    let routes = Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/metrics", get(metrics::render))
         .route(
@@ -203,9 +230,11 @@ fn router(state: Shared) -> Router {
             }),
         )
         .route("/ota/factories", post(factory::create))
+        .route("/ota/tokens", get(admin::list).post(admin::create))
+        .route("/ota/tokens/{id}", delete(admin::retire))
         .route(
             "/ota/factories/{f}/credentials/{once}",
-            get(factory::download),
+            get(factory::download).head(factory::probe),
         )
         .route(
             "/ota/factories/{f}/targets",
@@ -270,12 +299,133 @@ fn router(state: Shared) -> Router {
                 "method not allowed",
                 serde_json::Value::Null,
             )
-        })
+        });
+    // Only with --client-ca: no request pays for a check that cannot fail.
+    let routes = if state.tls.as_ref().is_some_and(|t| t.requires_client_cert()) {
+        routes.layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            tls::require_client_cert,
+        ))
+    } else {
+        routes
+    };
+    routes
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::count_requests,
         ))
         .with_state(state)
+}
+
+/// The store and the secrets that open it.
+struct Opened {
+    db: Db,
+    vault: Vault,
+    keyring: keyring::Keyring,
+    token: Option<token::Token>,
+    store: Box<dyn ArtifactStore>,
+}
+
+/// Server key, database (migrated), keyring, token, admin token and artifact store, in that
+/// order: a replica without the shared server key must not touch the database.
+async fn open_store(args: &Args) -> anyhow::Result<Opened> {
+    let backend = match &args.database_url {
+        Some(url) => Backend::of_url(url)?,
+        None => Backend::Sqlite,
+    };
+    let vault = load_server_key(args, backend)?;
+    let db = match &args.database_url {
+        Some(url) => Db::connect(url).await?,
+        None => Db::open_sqlite(&args.data_dir.join("tufd.sqlite")).await?,
+    };
+    db.migrate().await?;
+    check_server_key(&db, &vault).await?;
+    let keyring = keyring::Keyring::open(&args.data_dir, &db).await?;
+    let token = match (&args.pkcs11, &args.slot, &args.pin_file) {
+        (Some(module), Some(slot), Some(pin_file)) => {
+            Some(token::Token::open(module, slot, pin_file)?)
+        }
+        _ => None,
+    };
+    admin::ensure_admin_token(&db, &args.data_dir).await?;
+    let store: Box<dyn ArtifactStore> = match db.backend() {
+        Backend::Postgres => Box::new(DbStore::new(db.clone())),
+        Backend::Sqlite => Box::new(
+            FileStore::new(args.data_dir.join("artifacts")).context("creating artifact dir")?,
+        ),
+    };
+    Ok(Opened {
+        db,
+        vault,
+        keyring,
+        token,
+        store,
+    })
+}
+
+fn check_periods(args: &Args) -> anyhow::Result<()> {
+    for (name, v) in [
+        ("root", args.root_expiry_secs),
+        ("targets", args.targets_expiry_secs),
+        ("snapshot", args.snapshot_expiry_secs),
+        ("timestamp", args.timestamp_expiry_secs),
+    ] {
+        anyhow::ensure!(
+            (1..=10 * 365 * DAY).contains(&v),
+            "--{name}-expiry-secs must be between 1 second and 10 years"
+        );
+    }
+    Ok(())
+}
+
+fn load_tls(args: &Args) -> anyhow::Result<Option<Arc<tls::Tls>>> {
+    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
+        return Ok(None);
+    };
+    Ok(Some(Arc::new(tls::Tls::load(tls::TlsFiles {
+        cert: cert.clone(),
+        key: key.clone(),
+        client_ca: args.client_ca.clone(),
+    })?)))
+}
+
+fn limits(args: &Args) -> anyhow::Result<listener::Limits> {
+    anyhow::ensure!(
+        (1..=1_000_000).contains(&args.max_connections),
+        "--max-connections must be between 1 and 1000000"
+    );
+    for (name, v) in [
+        ("header", args.header_timeout_secs),
+        ("idle", args.idle_timeout_secs),
+    ] {
+        anyhow::ensure!(
+            (1..=3600).contains(&v),
+            "--{name}-timeout-secs must be between 1 and 3600"
+        );
+    }
+    Ok(listener::Limits {
+        max_connections: args.max_connections,
+        header_timeout: std::time::Duration::from_secs(args.header_timeout_secs),
+        idle_timeout: std::time::Duration::from_secs(args.idle_timeout_secs),
+    })
+}
+
+/// On SIGHUP, reads the TLS certificate, key and client CA again; connections accepted
+/// afterwards use them. A file that does not load leaves the running configuration.
+fn reload_on_hangup(tls: Arc<tls::Tls>) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    Ok(tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            match tls.reload() {
+                Ok(()) => tracing::info!("SIGHUP: reloaded the TLS certificate and key"),
+                Err(e) => tracing::error!(
+                    error = format!("{e:#}"),
+                    "SIGHUP: the TLS files did not load; still serving the previous certificate"
+                ),
+            }
+        }
+    }))
 }
 
 /// Registers SIGINT and SIGTERM now and returns the future that resolves on either.
@@ -290,36 +440,6 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
         }
         tracing::info!("shutdown requested");
     })
-}
-
-fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
-    if dir.exists() {
-        return Ok(());
-    }
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .with_context(|| format!("creating {}", dir.display()))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-    Ok(())
-}
-
-/// Writes a secret file readable by its owner only, replacing any old one atomically.
-fn write_secret_file(path: &Path, contents: &str) -> anyhow::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("creating {}", tmp.display()))?;
-    f.write_all(contents.as_bytes())?;
-    f.write_all(b"\n")?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
 }
 
 /// The server key: env `TUFD_SERVER_KEY` (hex), else `--server-key-file`, else (embedded
@@ -341,7 +461,7 @@ fn load_server_key(args: &Args, backend: Backend) -> anyhow::Result<Vault> {
     let path = args.data_dir.join("server-key");
     if !path.exists() {
         let key = Vault::generate_hex()?;
-        write_secret_file(&path, &key)?;
+        files::write_secret(&path, &key)?;
         tracing::info!(path = %path.display(), "created a new server key; back it up");
     }
     Vault::from_file(&path).with_context(|| format!("reading {}", path.display()))
@@ -358,65 +478,6 @@ async fn check_server_key(db: &Db, vault: &Vault) -> anyhow::Result<()> {
     vault.open(AAD, &sealed).map_err(|_| {
         anyhow::anyhow!("the server key does not match the one this store was created with")
     })?;
-    Ok(())
-}
-
-/// On first start, creates the admin token (or takes `TUFD_ADMIN_TOKEN`).
-async fn ensure_admin_token(db: &Db, data_dir: &Path) -> anyhow::Result<()> {
-    if let Ok(token) = std::env::var("TUFD_ADMIN_TOKEN") {
-        let token = Zeroizing::new(token);
-        anyhow::ensure!(
-            token.len() >= 16 && token.len() <= 256 && !token.contains(char::is_whitespace),
-            "TUFD_ADMIN_TOKEN must be 16 to 256 characters without spaces"
-        );
-        sqlx::query(
-            "INSERT INTO tokens (hash, factory, scope, created_at) VALUES ($1, NULL, 'admin', $2) \
-             ON CONFLICT (hash) DO NOTHING",
-        )
-        .bind(auth::token_hash(&token))
-        .bind(db::now())
-        .execute(db.pool())
-        .await?;
-        return Ok(());
-    }
-    let existing = sqlx::query("SELECT 1 FROM tokens WHERE scope = 'admin'")
-        .fetch_optional(db.pool())
-        .await?;
-    if existing.is_some() {
-        return Ok(());
-    }
-    // Replicas starting together on an empty PostgreSQL race here. The claim row makes the
-    // first one the only creator: a second INSERT waits for its commit, then does nothing.
-    let mut tx = db.pool().begin().await?;
-    let claimed = sqlx::query(
-        "INSERT INTO settings (name, value) VALUES ('admin-token-created', $1) \
-         ON CONFLICT (name) DO NOTHING",
-    )
-    .bind(db::now().to_string())
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if claimed == 0 {
-        tx.rollback().await?;
-        tracing::info!(
-            "another replica created the admin token; it is in that replica's data directory"
-        );
-        return Ok(());
-    }
-    let token = repo::random_hex(32).map_err(|e| anyhow::anyhow!(e.error))?;
-    sqlx::query(
-        "INSERT INTO tokens (hash, factory, scope, created_at) VALUES ($1, NULL, 'admin', $2)",
-    )
-    .bind(auth::token_hash(&token))
-    .bind(db::now())
-    .execute(&mut *tx)
-    .await?;
-    // The file first: a committed token always has its file. A failed commit leaves a file
-    // naming a token that does not exist, which the next start replaces.
-    let path = data_dir.join("admin-token");
-    write_secret_file(&path, &token)?;
-    tx.commit().await?;
-    tracing::info!(path = %path.display(), "created the admin token; it is in this file");
     Ok(())
 }
 

@@ -5,12 +5,13 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::extract::{Request, State};
-use axum::http::header;
+use axum::http::{header, HeaderMap};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sqlx::Row;
 
-use crate::error::ApiResult;
+use crate::auth::{authenticate, Scope};
+use crate::error::{ApiError, ApiResult};
 use crate::Shared;
 
 const FAMILIES: [&str; 6] = [
@@ -62,8 +63,15 @@ pub async fn count_requests(State(state): State<Shared>, req: Request, next: Nex
     resp
 }
 
-/// `GET /metrics`.
-pub async fn render(State(state): State<Shared>) -> ApiResult<Response> {
+/// `GET /metrics` (a `metrics` or `admin` token): the gauges name every Factory, which is
+/// not for the public.
+pub async fn render(State(state): State<Shared>, headers: HeaderMap) -> ApiResult<Response> {
+    let caller = authenticate(&state, &headers).await?;
+    if !matches!(caller.scope, Scope::Metrics | Scope::Admin) {
+        return Err(ApiError::forbidden(
+            "/metrics needs a metrics token (POST /ota/tokens {\"scope\": \"metrics\"}) or the admin token",
+        ));
+    }
     let mut out = String::new();
     out.push_str(
         "# HELP tufd_requests_total HTTP requests answered, by route family and status class.\n",

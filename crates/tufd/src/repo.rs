@@ -3,18 +3,20 @@
 //! publish new targets, snapshot and timestamp versions inside a caller's transaction.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use sqlx::{Any, Executor, Row};
 use time::OffsetDateTime;
 use tuf_core::{
-    Expires, KeyId, MetaFile, Metadata, PrivateKey, Role, Root, Signed, Signer, Snapshot, Targets,
-    Timestamp,
+    Expires, KeyId, KeyType, MetaFile, Metadata, PrivateKey, PublicKey, Role, Root, Signed, Signer,
+    Snapshot, Targets, Timestamp,
 };
 use zeroize::Zeroizing;
 
 use crate::db::Tx;
 use crate::error::{ApiError, ApiResult};
-use crate::vault::Vault;
+use crate::keyring::WrappedKey;
+use crate::AppState;
 
 /// CI devices trust the CI root, production devices the production root.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -228,10 +230,19 @@ pub async fn store_signed<T: Metadata>(
 /// start over.
 pub const KEEP_VERSIONS: i64 = 64;
 
-/// The online private keys the server holds for one Factory, decrypted for the duration of a
-/// request. `PrivateKey` zeroizes its PKCS#8 bytes on drop.
+/// The online keys the server holds for one Factory, opened for the duration of a request:
+/// software keys unsealed (`PrivateKey` zeroizes its PKCS#8 bytes on drop), token keys as
+/// handles on the token. A key whose private part the server does not keep (the bootstrap
+/// root key under `--pkcs11`) is known by its public key only: it counts as the server's in
+/// [`OnlineKeys::holds`] and signs nothing.
 pub struct OnlineKeys {
-    keys: BTreeMap<KeyId, (String, PrivateKey)>,
+    keys: BTreeMap<KeyId, Held>,
+}
+
+struct Held {
+    purpose: String,
+    public: PublicKey,
+    signer: Option<Arc<dyn Signer>>,
 }
 
 /// What an online key is for: `root` (the bootstrap root key), `targets`, `snapshot`,
@@ -239,9 +250,13 @@ pub struct OnlineKeys {
 pub type Purpose = Role;
 
 impl OnlineKeys {
-    pub async fn load(tx: &mut Tx, vault: &Vault, factory: &str) -> ApiResult<Self> {
+    pub async fn load(tx: &mut Tx, state: &AppState, factory: &str) -> ApiResult<Self> {
+        state.keyring.share(tx).await?;
         let rows = sqlx::query(
-            "SELECT keyid, purpose, keytype, scheme, sealed FROM online_keys WHERE factory = $1",
+            "SELECT o.keyid, o.purpose, o.keytype, o.scheme, o.sealed, o.data_key, o.token_ref, \
+             o.public_key, d.epoch, d.wrapped FROM online_keys o \
+             LEFT JOIN data_keys d ON d.id = o.data_key AND d.destroyed_at IS NULL \
+             WHERE o.factory = $1",
         )
         .bind(factory)
         .fetch_all(&mut **tx)
@@ -250,37 +265,50 @@ impl OnlineKeys {
         for r in rows {
             let keyid: String = r.try_get(0)?;
             let purpose: String = r.try_get(1)?;
-            let keytype: String = r.try_get(2)?;
-            let scheme: String = r.try_get(3)?;
-            let sealed: Vec<u8> = r.try_get(4)?;
-            let der = vault.open(&key_aad(factory, &keyid), &sealed)?;
-            let key = PrivateKey::from_pkcs8_der(&keytype, &scheme, &der)?;
-            keys.insert(key.key_id().clone(), (purpose, key));
+            let data_key: Option<String> = r.try_get(5)?;
+            let epoch: Option<i64> = r.try_get(8)?;
+            let wrapped: Option<Vec<u8>> = r.try_get(9)?;
+            let stored = StoredKey {
+                keytype: r.try_get(2)?,
+                scheme: r.try_get(3)?,
+                sealed: r.try_get(4)?,
+                data_key: match (data_key, epoch, wrapped) {
+                    (Some(id), Some(epoch), Some(wrapped)) => {
+                        Some(WrappedKey { id, epoch, wrapped })
+                    }
+                    (Some(_), _, _) => {
+                        return Err(ApiError::internal("an online key's data key is missing"))
+                    }
+                    _ => None,
+                },
+                token_ref: r.try_get(6)?,
+                public_key: r.try_get(7)?,
+            };
+            let held = stored.open(state, factory, &keyid, purpose)?;
+            keys.insert(held.public.key_id(), held);
         }
         Ok(Self { keys })
     }
 
     /// The held keys of `purpose` that `root` lists for `role`.
-    pub fn signers(&self, root: &Root, role: Role) -> Vec<&PrivateKey> {
-        root.role(role)
-            .keyids
-            .iter()
-            .filter_map(|id| self.keys.get(id))
-            .filter(|(purpose, _)| purpose == role.as_str())
-            .map(|(_, k)| k)
-            .collect()
+    pub fn signers(&self, root: &Root, role: Role) -> Vec<&dyn Signer> {
+        self.listed(root, role, |p| p == role.as_str())
     }
 
     /// Like [`OnlineKeys::signers`], but also the keys generated for `role` by an open
     /// online-key rotation (purpose `pending-<role>`): what the apply checks may count on.
-    pub fn candidates(&self, root: &Root, role: Role) -> Vec<&PrivateKey> {
+    pub fn candidates(&self, root: &Root, role: Role) -> Vec<&dyn Signer> {
         let pending = pending_purpose(role);
+        self.listed(root, role, |p| p == role.as_str() || p == pending)
+    }
+
+    fn listed(&self, root: &Root, role: Role, purpose: impl Fn(&str) -> bool) -> Vec<&dyn Signer> {
         root.role(role)
             .keyids
             .iter()
             .filter_map(|id| self.keys.get(id))
-            .filter(|(purpose, _)| purpose == role.as_str() || *purpose == pending)
-            .map(|(_, k)| k)
+            .filter(|h| purpose(&h.purpose))
+            .filter_map(|h| h.signer.as_deref())
             .collect()
     }
 
@@ -289,7 +317,7 @@ impl OnlineKeys {
         let p = pending_purpose(role);
         self.keys
             .iter()
-            .filter(|(_, (purpose, _))| purpose == role.as_str() || (pending && *purpose == p))
+            .filter(|(_, h)| h.purpose == role.as_str() || (pending && h.purpose == p))
             .map(|(id, _)| id)
             .collect()
     }
@@ -300,7 +328,14 @@ impl OnlineKeys {
         Self {
             keys: keys
                 .into_iter()
-                .map(|(p, k)| (k.key_id().clone(), (p.to_owned(), k)))
+                .map(|(p, k)| {
+                    let held = Held {
+                        purpose: p.to_owned(),
+                        public: Signer::public_key(&k).clone(),
+                        signer: Some(Arc::new(k)),
+                    };
+                    (held.public.key_id(), held)
+                })
                 .collect(),
         }
     }
@@ -308,24 +343,83 @@ impl OnlineKeys {
     /// The public parts of every key held, with their purposes: what the ceremony rules
     /// need to know about the server.
     pub fn server_keys(&self) -> tuf_ceremony::ServerKeys {
-        tuf_ceremony::ServerKeys::new(self.keys.values().map(|(purpose, k)| {
-            tuf_ceremony::HeldKey {
-                purpose: purpose.clone(),
-                key: k.public_key().clone(),
-            }
+        tuf_ceremony::ServerKeys::new(self.keys.values().map(|h| tuf_ceremony::HeldKey {
+            purpose: h.purpose.clone(),
+            key: h.public.clone(),
         }))
     }
 
     /// Whether an online-key rotation left new keys that are not active yet.
     pub fn has_pending(&self) -> bool {
-        self.keys.values().any(|(p, _)| p.starts_with(PENDING))
+        self.keys.values().any(|h| h.purpose.starts_with(PENDING))
     }
 
-    pub fn of_purpose(&self, purpose: Purpose) -> impl Iterator<Item = &PrivateKey> {
+    /// IDs of the keys of `purpose`.
+    pub fn ids_of_purpose(&self, purpose: Purpose) -> impl Iterator<Item = &KeyId> {
         self.keys
-            .values()
-            .filter(move |(p, _)| p == purpose.as_str())
-            .map(|(_, k)| k)
+            .iter()
+            .filter(move |(_, h)| h.purpose == purpose.as_str())
+            .map(|(id, _)| id)
+    }
+}
+
+/// An `online_keys` row as stored: sealed in software (with its data key, or by an older tufd
+/// with the server key alone), on the token, or public only.
+struct StoredKey {
+    keytype: String,
+    scheme: String,
+    sealed: Vec<u8>,
+    data_key: Option<WrappedKey>,
+    token_ref: Option<String>,
+    public_key: Option<String>,
+}
+
+impl StoredKey {
+    fn open(
+        self,
+        state: &AppState,
+        factory: &str,
+        keyid: &str,
+        purpose: String,
+    ) -> ApiResult<Held> {
+        let aad = key_aad(factory, keyid);
+        let signer: Arc<dyn Signer> = if let Some(token_ref) = &self.token_ref {
+            let token = state.token.as_ref().ok_or_else(|| {
+                ApiError::internal(
+                    "a key of this Factory is on a PKCS#11 token: start tufd with --pkcs11",
+                )
+            })?;
+            token.signer(token_ref)?
+        } else if let Some(key) = &self.data_key {
+            let der = state
+                .keyring
+                .open_with(&state.vault, key, &aad, &self.sealed)?;
+            Arc::new(PrivateKey::from_pkcs8_der(
+                &self.keytype,
+                &self.scheme,
+                &der,
+            )?)
+        } else if let Some(public) = &self.public_key {
+            let public: PublicKey = serde_json::from_str(public)
+                .map_err(|_| ApiError::internal("a stored public key does not parse"))?;
+            return Ok(Held {
+                purpose,
+                public,
+                signer: None,
+            });
+        } else {
+            let der = state.vault.open(&aad, &self.sealed)?;
+            Arc::new(PrivateKey::from_pkcs8_der(
+                &self.keytype,
+                &self.scheme,
+                &der,
+            )?)
+        };
+        Ok(Held {
+            purpose,
+            public: signer.public_key().clone(),
+            signer: Some(signer),
+        })
     }
 }
 
@@ -337,34 +431,36 @@ pub fn pending_purpose(role: Role) -> String {
     format!("{PENDING}{}", role.as_str())
 }
 
-/// Inserts a newly generated online key, sealed with the server key.
+/// Inserts an online key made in software (the bootstrap keys without a token), sealed under
+/// a data key of its own.
 pub async fn insert_online_key(
     tx: &mut Tx,
-    vault: &Vault,
+    state: &AppState,
     factory: &str,
     purpose: Purpose,
     key: &PrivateKey,
     now: i64,
 ) -> ApiResult<()> {
-    insert_online_key_as(tx, vault, factory, purpose.as_str(), key, now).await
+    insert_sealed(tx, state, factory, purpose.as_str(), key, now).await
 }
 
-/// Inserts a newly generated online key with a purpose label (`targets`, or
-/// `pending-targets` for a key of an open online-key rotation, ...).
-pub async fn insert_online_key_as(
+async fn insert_sealed(
     tx: &mut Tx,
-    vault: &Vault,
+    state: &AppState,
     factory: &str,
     purpose: &str,
     key: &PrivateKey,
     now: i64,
 ) -> ApiResult<()> {
     let keyid = key.key_id().as_str();
-    let sealed = vault.seal(&key_aad(factory, keyid), key.pkcs8_der())?;
-    let public = tuf_core::Signer::public_key(key);
+    let (data_key, sealed) = state
+        .keyring
+        .seal(tx, &state.vault, &key_aad(factory, keyid), key.pkcs8_der())
+        .await?;
+    let public = Signer::public_key(key);
     sqlx::query(
-        "INSERT INTO online_keys (factory, keyid, purpose, keytype, scheme, sealed, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO online_keys (factory, keyid, purpose, keytype, scheme, sealed, created_at, \
+         data_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(factory)
     .bind(keyid)
@@ -373,8 +469,229 @@ pub async fn insert_online_key_as(
     .bind(&public.scheme)
     .bind(sealed)
     .bind(now)
+    .bind(data_key)
     .execute(&mut **tx)
     .await?;
+    Ok(())
+}
+
+/// Inserts a key the server knows by its public key only (the bootstrap root key under
+/// `--pkcs11`: it goes to the owner in the credentials tarball and nowhere else).
+pub async fn insert_public_key(
+    tx: &mut Tx,
+    factory: &str,
+    purpose: Purpose,
+    public: &PublicKey,
+    now: i64,
+) -> ApiResult<()> {
+    insert_reference(tx, factory, purpose.as_str(), public, None, now).await
+}
+
+/// Generates a new online key for `purpose` (`targets`, or `pending-targets` for a key of an
+/// open online-key rotation, ...): on the token under `--pkcs11`, else in software, sealed.
+/// Returns its public key.
+pub async fn new_online_key(
+    tx: &mut Tx,
+    state: &AppState,
+    factory: &str,
+    purpose: &str,
+    kind: KeyType,
+    now: i64,
+) -> ApiResult<PublicKey> {
+    if let Some(token) = &state.token {
+        if !matches!(kind, KeyType::Ed25519 | KeyType::EcdsaP256) {
+            return Err(ApiError::bad_request(
+                "invalid key_type",
+                "online keys on the PKCS#11 token are ed25519 or ecdsa (P-256)",
+            ));
+        }
+        let label = format!("tufd {factory} {purpose}");
+        let (key_ref, public) = token.generate(kind, &label)?;
+        insert_reference(tx, factory, purpose, &public, Some(&key_ref), now).await?;
+        return Ok(public);
+    }
+    let key = PrivateKey::generate(kind)?;
+    insert_sealed(tx, state, factory, purpose, &key, now).await?;
+    Ok(Signer::public_key(&key).clone())
+}
+
+/// At start: secrets an older tufd sealed with the server key alone are sealed again under
+/// data keys of their own, so destroying them shreds them too. (Their old form may remain in
+/// copies of the database made before; those also need the server key.)
+pub async fn reseal_legacy(state: &AppState) -> anyhow::Result<()> {
+    let mut tx = state.db.begin_write().await?;
+    let rows = sqlx::query(
+        "SELECT factory, keyid, sealed FROM online_keys \
+         WHERE data_key IS NULL AND token_ref IS NULL AND public_key IS NULL",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    for r in &rows {
+        let (factory, keyid, sealed): (String, String, Vec<u8>) =
+            (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
+        let aad = key_aad(&factory, &keyid);
+        let der = state.vault.open(&aad, &sealed)?;
+        let (id, again) = state
+            .keyring
+            .seal(&mut tx, &state.vault, &aad, &der)
+            .await?;
+        sqlx::query(
+            "UPDATE online_keys SET sealed = $1, data_key = $2 WHERE factory = $3 AND keyid = $4",
+        )
+        .bind(again)
+        .bind(id)
+        .bind(&factory)
+        .bind(&keyid)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let creds = sqlx::query(
+        "SELECT once_hash, factory, body FROM credentials \
+         WHERE body IS NOT NULL AND data_key IS NULL",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    for r in &creds {
+        let (hash, factory, sealed): (String, String, Vec<u8>) =
+            (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
+        let aad = format!("credentials/{factory}");
+        let tarball = state.vault.open(&aad, &sealed)?;
+        let (id, again) = state
+            .keyring
+            .seal(&mut tx, &state.vault, &aad, &tarball)
+            .await?;
+        sqlx::query("UPDATE credentials SET body = $1, data_key = $2 WHERE once_hash = $3")
+            .bind(again)
+            .bind(id)
+            .bind(&hash)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    if !rows.is_empty() || !creds.is_empty() {
+        tracing::info!(
+            keys = rows.len(),
+            tarballs = creds.len(),
+            "sealed secrets of an older tufd under data keys of their own"
+        );
+    }
+    Ok(())
+}
+
+/// A row whose private part is not sealed here: on the token (`token_ref`) or nowhere.
+async fn insert_reference(
+    tx: &mut Tx,
+    factory: &str,
+    purpose: &str,
+    public: &PublicKey,
+    token_ref: Option<&str>,
+    now: i64,
+) -> ApiResult<()> {
+    let json = serde_json::to_string(public).map_err(|_| ApiError::internal("public key"))?;
+    sqlx::query(
+        "INSERT INTO online_keys (factory, keyid, purpose, keytype, scheme, sealed, created_at, \
+         token_ref, public_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(factory)
+    .bind(public.key_id().as_str())
+    .bind(purpose)
+    .bind(&public.keytype)
+    .bind(&public.scheme)
+    .bind(Vec::<u8>::new())
+    .bind(now)
+    .bind(token_ref)
+    .bind(json)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Destroys an online key in `tx`: the row goes, its data key is marked for shredding, a
+/// token key is queued for C_DestroyObject. [`finish_destruction`] completes both once `tx`
+/// has committed.
+pub async fn destroy_online_key(
+    tx: &mut Tx,
+    state: &AppState,
+    factory: &str,
+    keyid: &str,
+) -> ApiResult<()> {
+    let row = sqlx::query(
+        "SELECT data_key, token_ref FROM online_keys WHERE factory = $1 AND keyid = $2",
+    )
+    .bind(factory)
+    .bind(keyid)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(row) = row else {
+        return Ok(());
+    };
+    let data_key: Option<String> = row.try_get(0)?;
+    let token_ref: Option<String> = row.try_get(1)?;
+    if let Some(id) = data_key {
+        state.keyring.destroy(tx, &id).await?;
+    }
+    if let Some(r) = token_ref {
+        sqlx::query(
+            "INSERT INTO token_objects_to_destroy (key_ref, queued_at) VALUES ($1, $2) \
+             ON CONFLICT (key_ref) DO NOTHING",
+        )
+        .bind(r)
+        .bind(crate::db::now())
+        .execute(&mut **tx)
+        .await?;
+    }
+    sqlx::query("DELETE FROM online_keys WHERE factory = $1 AND keyid = $2")
+        .bind(factory)
+        .bind(keyid)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Destroys the keys of an open online-key rotation (cancelled, or replaced by a new call).
+pub async fn destroy_pending_keys(tx: &mut Tx, state: &AppState, factory: &str) -> ApiResult<()> {
+    let rows = sqlx::query(
+        "SELECT keyid FROM online_keys WHERE factory = $1 AND purpose LIKE 'pending-%'",
+    )
+    .bind(factory)
+    .fetch_all(&mut **tx)
+    .await?;
+    for r in rows {
+        let keyid: String = r.try_get(0)?;
+        destroy_online_key(tx, state, factory, &keyid).await?;
+    }
+    Ok(())
+}
+
+/// After a transaction that destroyed secrets has committed: the keyring moves to a new epoch
+/// (destroyed data keys are left behind) and queued token objects are destroyed. Failures are
+/// logged, not returned: the destruction is committed, and upkeep retries until it is done.
+pub async fn finish_destruction(state: &AppState) {
+    if let Err(e) = state.keyring.shred(&state.db, &state.vault).await {
+        tracing::error!(
+            error = format!("{e:#}"),
+            "shredding destroyed data keys; will retry"
+        );
+    }
+    if let Some(token) = &state.token {
+        if let Err(e) = destroy_token_objects(state, token).await {
+            tracing::error!(error = %e.error, "destroying token objects; will retry");
+        }
+    }
+}
+
+async fn destroy_token_objects(state: &AppState, token: &crate::token::Token) -> ApiResult<()> {
+    let rows = sqlx::query("SELECT key_ref FROM token_objects_to_destroy")
+        .fetch_all(state.db.pool())
+        .await?;
+    for r in rows {
+        let key_ref: String = r.try_get(0)?;
+        token.destroy(&key_ref)?;
+        sqlx::query("DELETE FROM token_objects_to_destroy WHERE key_ref = $1")
+            .bind(&key_ref)
+            .execute(state.db.pool())
+            .await?;
+    }
     Ok(())
 }
 
@@ -386,7 +703,7 @@ fn key_aad(factory: &str, keyid: &str) -> String {
 /// metadata no client accepts).
 pub fn sign_all<T: Metadata>(
     env: &mut Signed<T>,
-    signers: &[&PrivateKey],
+    signers: &[&dyn Signer],
     role: Role,
 ) -> ApiResult<()> {
     if signers.is_empty() {

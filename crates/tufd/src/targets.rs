@@ -209,7 +209,7 @@ pub async fn add(
             .keep_targets(&factory, Flavour::Ci, head_sha, current);
         return Ok((StatusCode::OK, Json(answer(batch, &names, head_version))).into_response());
     }
-    let keys = OnlineKeys::load(&mut tx, &state.vault, &factory).await?;
+    let keys = OnlineKeys::load(&mut tx, &state, &factory).await?;
     let signing = Signing {
         factory: &factory,
         keys: &keys,

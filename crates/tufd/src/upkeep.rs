@@ -1,5 +1,6 @@
 //! Online signing upkeep: re-signs timestamp and snapshot (both flavours) and CI targets
-//! when less than half of their validity remains.
+//! when less than half of their validity remains; finishes destructions (keyring epoch,
+//! token objects) that a crash or another replica left to do.
 //!
 //! Safe with any number of replicas: candidates are found without a lock, then each Factory
 //! is re-checked and re-signed inside one transaction that holds its row lock, so two
@@ -22,6 +23,9 @@ pub async fn run(state: Shared, every: Duration) {
     let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;
+        // Finishes a destruction a crash interrupted, and moves this replica to the keyring
+        // epoch another replica opened (its old epoch key is then overwritten here too).
+        crate::repo::finish_destruction(&state).await;
         if let Err(e) = pass(&state).await {
             tracing::warn!(error = %e.error, detail = %e.detail, "re-signing pass failed");
         }
@@ -122,7 +126,7 @@ async fn resign(state: &Shared, factory: &str) -> ApiResult<()> {
     if !lock_factory(&mut tx, factory).await? {
         return Ok(());
     }
-    let keys = OnlineKeys::load(&mut tx, &state.vault, factory).await?;
+    let keys = OnlineKeys::load(&mut tx, state, factory).await?;
     let signing = Signing {
         factory,
         keys: &keys,

@@ -55,7 +55,7 @@ pub async fn create(
     }
     refuse_if_active(&mut tx, &factory, "first").await?;
     let root = current_root(&mut tx, &factory, Flavour::Prod).await?;
-    let keys = OnlineKeys::load(&mut tx, &state.vault, &factory).await?;
+    let keys = OnlineKeys::load(&mut tx, &state, &factory).await?;
     let ci_root = current_root(&mut tx, &factory, Flavour::Ci).await?;
     let ci_targets: Signed<Targets> = require_head(&mut tx, &factory, Flavour::Ci, Role::Targets)
         .await?
@@ -177,7 +177,7 @@ pub async fn complete(
             "production targets or root changed since this wave was created; cancel it and create a new one",
         ));
     }
-    let keys = OnlineKeys::load(&mut tx, &state.vault, &factory).await?;
+    let keys = OnlineKeys::load(&mut tx, &state, &factory).await?;
     publish_production(&mut tx, &state, &factory, r, &keys, &env, now).await?;
     set_status(&mut tx, &factory, &wave, "complete").await?;
     audit::record(
@@ -257,7 +257,7 @@ pub async fn resign(
         .into_result()
         .map_err(|r| rejected("resign rejected", r))?;
     let root = current_root(&mut tx, &factory, Flavour::Prod).await?;
-    let keys = OnlineKeys::load(&mut tx, &state.vault, &factory).await?;
+    let keys = OnlineKeys::load(&mut tx, &state, &factory).await?;
     let signed = countersign(&root.signed, &keys, proposed)?;
     publish_production(&mut tx, &state, &factory, &root.signed, &keys, &signed, now).await?;
     let version = signed.signed.version;

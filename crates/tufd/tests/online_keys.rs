@@ -1,11 +1,13 @@
 //! Online-key rotation against a real tufd on SQLite with a known server key: the old online
 //! private keys are read honestly from the store (sealed rows in `<data-dir>/tufd.sqlite`,
-//! opened with the server key from `<data-dir>/server-key`), and after the rotation metadata
-//! they sign is rejected by the new root, while the server's new metadata verifies.
+//! opened with the server key and the keyring from the data directory), and after the
+//! rotation metadata they sign is rejected by the new root, while the server's new metadata
+//! verifies.
 
 mod common;
+#[path = "common/opener.rs"]
+mod opener;
 
-use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use common::*;
 use serde_json::{json, Value};
 use sqlx::{Connection as _, Row as _};
@@ -32,11 +34,11 @@ fn root(s: &Server, f: &Factory, prod: bool) -> Signed<Root> {
     Signed::from_slice(&body).unwrap()
 }
 
-/// The online private keys of `purpose`, read from the store and opened with the server key.
+/// The online private keys of `purpose`, read from the store and opened with what lies in
+/// the data directory (the server key and the keyring file).
 fn stored_keys(s: &Server, f: &str, purpose: &str) -> Vec<PrivateKey> {
-    let hex_key = std::fs::read_to_string(s.dir.path().join("server-key")).unwrap();
-    let raw = hex::decode(hex_key.trim()).unwrap();
-    let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &raw).unwrap());
+    let server_key = opener::server_key(s.dir.path());
+    let epoch = opener::Epoch::read(&s.dir.path().join("keyring"));
     let url = format!(
         "sqlite://{}?mode=ro",
         s.dir.path().join("tufd.sqlite").display()
@@ -48,8 +50,8 @@ fn stored_keys(s: &Server, f: &str, purpose: &str) -> Vec<PrivateKey> {
     let rows = rt.block_on(async {
         let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
         sqlx::query(
-            "SELECT keyid, keytype, scheme, sealed FROM online_keys \
-             WHERE factory = ?1 AND purpose = ?2",
+            "SELECT o.keyid, o.keytype, o.scheme, o.sealed, d.id, d.wrapped FROM online_keys o \
+             JOIN data_keys d ON d.id = o.data_key WHERE o.factory = ?1 AND o.purpose = ?2",
         )
         .bind(f)
         .bind(purpose)
@@ -63,17 +65,11 @@ fn stored_keys(s: &Server, f: &str, purpose: &str) -> Vec<PrivateKey> {
             let keytype: String = r.get(1);
             let scheme: String = r.get(2);
             let sealed: Vec<u8> = r.get(3);
-            let (nonce, ct) = sealed.split_at(NONCE_LEN);
-            let mut buf = ct.to_vec();
+            let dk_id: String = r.get(4);
+            let wrapped: Vec<u8> = r.get(5);
+            let dk = epoch.open_data_key(&server_key, &dk_id, &wrapped).unwrap();
             let aad = format!("online-key/{f}/{keyid}");
-            let der = key
-                .open_in_place(
-                    Nonce::try_assume_unique_for_key(nonce).unwrap(),
-                    Aad::from(aad.as_bytes()),
-                    &mut buf,
-                )
-                .unwrap()
-                .to_vec();
+            let der = opener::open_secret(&dk, &aad, &sealed).unwrap();
             PrivateKey::from_pkcs8_der(&keytype, &scheme, &der).unwrap()
         })
         .collect()

@@ -38,7 +38,7 @@ fn two_replicas() {
         return;
     };
     let a = Server::start(Some(&url), &[]);
-    let b = Server::start(Some(&url), &[]);
+    let b = a.replica(&[]);
     let f = create_factory(&a, "shared");
     // The artifact-carrying and metadata rows are visible from the other replica.
     let (st, _) = get(&b, "/repo/shared/ci/metadata/root.json", None);
@@ -104,7 +104,7 @@ fn upkeep_with_two_replicas() {
         return;
     };
     let a = Server::start(Some(&url), SHORT_PERIODS);
-    let b = Server::start(Some(&url), SHORT_PERIODS);
+    let b = a.replica(SHORT_PERIODS);
     suite::upkeep(&[&a, &b]);
 }
 
@@ -116,6 +116,13 @@ fn replicas_starting_together_create_one_admin_token() {
         return;
     };
     let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    // Replicas of one database share its keyring: the operator gives each a copy of one
+    // keyring file before their first start.
+    let keyring = format!("tufd-keyring 1\n0\n{}\n", random_hex(32));
+    for d in &dirs {
+        std::fs::create_dir_all(d.path().join("data")).unwrap();
+        std::fs::write(d.path().join("data/keyring"), &keyring).unwrap();
+    }
     let mut children: Vec<std::process::Child> = dirs
         .iter()
         .map(|d| {

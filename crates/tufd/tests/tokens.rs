@@ -150,6 +150,6 @@ fn tokens_on_two_postgres_replicas() {
         return;
     };
     let a = Server::start(Some(&url), &[]);
-    let b = Server::start(Some(&url), &[]);
+    let b = a.replica(&[]);
     story(&a, &b);
 }

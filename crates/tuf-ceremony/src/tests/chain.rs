@@ -89,7 +89,10 @@ fn a_skipped_version_is_refused() {
     let (roots, _) = chain(KeyType::Ed25519, 3);
     let skipping = vec![roots[0].clone(), roots[2].clone()];
     let why = refusal(chain::walk("CI", &roots[0], &skipping));
-    assert!(why.contains("not versions 1, 2, 3"), "{why}");
+    assert!(
+        why.contains("not consecutive versions: after version 1, entry 2 has version 3"),
+        "{why}"
+    );
     // One link on its own says which version it expected.
     let (r, n) = (&roots[0], &roots[2]);
     match chain::link(&r.signed, &n.signed, n.canonical(), &n.signatures) {
@@ -150,4 +153,19 @@ fn a_production_chain_must_be_signed_by_the_trusted_root_keys() {
         why.contains("not signed by a threshold of the trusted root's keys"),
         "{why}"
     );
+}
+
+#[test]
+fn a_chain_may_start_at_the_trusted_version_but_not_after_it() {
+    let (roots, _) = chain(KeyType::Ed25519, 5);
+    // A verifier that trusts version 3 needs versions 3..=5 only.
+    let last = chain::walk("CI", &roots[2], &roots[2..]).unwrap();
+    assert_eq!(last.signed.version, 5);
+    let why = refusal(chain::walk("CI", &roots[1], &roots[2..]));
+    assert!(
+        why.contains("starts at version 3, after version 2"),
+        "{why}"
+    );
+    let why = refusal(chain::walk("CI", &roots[4], &roots[..3]));
+    assert!(why.contains("ends at version 3, before version 5"), "{why}");
 }

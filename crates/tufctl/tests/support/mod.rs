@@ -4,6 +4,7 @@
 
 pub mod e2e;
 pub mod softhsm;
+pub mod store;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -18,6 +19,11 @@ pub struct Server {
     pub admin: String,
     pub dir: tempfile::TempDir,
     log: mpsc::Receiver<String>,
+    /// The PostgreSQL database and the server key given to tufd for it (None: SQLite).
+    pub db: Option<(String, String)>,
+    /// How tufd was started: extra arguments and environment (kept for restarts, replicas).
+    args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 impl Server {
@@ -27,29 +33,86 @@ impl Server {
 
     /// A server on the embedded SQLite store (`None`) or on the PostgreSQL database `db_url`.
     pub fn start_with(db_url: Option<&str>) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let admin = format!("admin-{}", hex::encode(rand_bytes()));
-        Self::launch(dir, admin, db_url, "127.0.0.1:0", &[], &[])
+        Self::start_full(db_url, &[])
     }
 
-    /// Stops this (SQLite) server and starts tufd again on the same data directory and
+    /// A server on SQLite (`None`) or on the PostgreSQL database `db_url`, started with `args`
+    /// added (e.g. TLS or token flags).
+    pub fn start_full(db_url: Option<&str>, args: &[&str]) -> Self {
+        Self::start_env(db_url, args, &[])
+    }
+
+    /// Like [`Server::start_full`], with `env` added to tufd's environment.
+    pub fn start_env(db_url: Option<&str>, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let admin = format!("admin-{}", hex::encode(rand_bytes()));
+        let db = db_url.map(|u| {
+            let key = hex::encode([rand_bytes(), rand_bytes()].concat());
+            (u.to_owned(), key)
+        });
+        let env = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Self::launch(dir, admin, db, "127.0.0.1:0", &[], args, env)
+    }
+
+    /// A server on the embedded SQLite store started with `args` added (e.g. TLS flags).
+    pub fn start_with_args(args: &[&str]) -> Self {
+        Self::start_full(None, args)
+    }
+
+    /// Another replica on this server's PostgreSQL database (same server key), with a data
+    /// directory of its own holding a copy of this one's keyring file, as an operator would
+    /// set it up.
+    pub fn replica(&self) -> Self {
+        let db = self
+            .db
+            .clone()
+            .expect("replicas share a PostgreSQL database");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("data")).unwrap();
+        std::fs::copy(
+            self.dir.path().join("data/keyring"),
+            dir.path().join("data/keyring"),
+        )
+        .unwrap();
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        Self::launch(
+            dir,
+            self.admin.clone(),
+            Some(db),
+            "127.0.0.1:0",
+            &[],
+            &args,
+            self.env.clone(),
+        )
+    }
+
+    /// Stops this server and starts tufd again on the same data directory, database and
     /// address, run through `prefix` (e.g. `["faketime", "+12d"]`) and with `args` added.
     pub fn restart(mut self, prefix: &[&str], args: &[&str]) -> Self {
         self.stop();
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
         let listen = self.url.trim_start_matches("http://").to_owned();
         let admin = self.admin.clone();
+        let db = self.db.take();
+        let mut all: Vec<String> = std::mem::take(&mut self.args);
+        all.extend(args.iter().map(|a| (*a).to_owned()));
+        let env = std::mem::take(&mut self.env);
         drop(self);
-        Self::launch(dir, admin, None, &listen, prefix, args)
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        Self::launch(dir, admin, db, &listen, prefix, &all, env)
     }
 
     fn launch(
         dir: tempfile::TempDir,
         admin: String,
-        db_url: Option<&str>,
+        db: Option<(String, String)>,
         listen: &str,
         prefix: &[&str],
         args: &[&str],
+        env: Vec<(String, String)>,
     ) -> Self {
         let tufd = tufd_path();
         let mut cmd = match prefix.split_first() {
@@ -73,11 +136,13 @@ impl Server {
             .env_remove("TUFD_SERVER_KEY_FILE")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        if let Some(url) = db_url {
-            cmd.arg("--database-url").arg(url).env(
-                "TUFD_SERVER_KEY",
-                hex::encode([rand_bytes(), rand_bytes()].concat()),
-            );
+        if let Some((url, key)) = &db {
+            cmd.arg("--database-url")
+                .arg(url)
+                .env("TUFD_SERVER_KEY", key);
+        }
+        for (k, v) in &env {
+            cmd.env(k, v);
         }
         let mut child = cmd
             .spawn()
@@ -103,7 +168,10 @@ impl Server {
         let url = loop {
             match rx.recv() {
                 Ok(line) => {
-                    if let Some(i) = line.find("listening on http://") {
+                    let at = line
+                        .find("listening on http://")
+                        .or_else(|| line.find("listening on https://"));
+                    if let Some(i) = at {
                         let rest = &line[i + "listening on ".len()..];
                         break rest.split_whitespace().next().unwrap().to_owned();
                     }
@@ -118,6 +186,9 @@ impl Server {
             admin,
             dir,
             log: rx,
+            db,
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            env,
         }
     }
 
@@ -261,6 +332,7 @@ pub fn tufctl_env(args: &[&str], env: &[(&str, &str)]) -> Output {
         "TUFCTL_CONFIG",
         "TUFCTL_PASSPHRASE",
         "TUFCTL_PKCS11_PIN",
+        "TUFCTL_CA_FILE",
     ] {
         cmd.env_remove(k);
     }

@@ -15,17 +15,15 @@ use sqlx::Row;
 use time::OffsetDateTime;
 use tuf_ceremony::root_update::{self, RootUpdate};
 use tuf_ceremony::{Check, Findings, Refusal};
-use tuf_core::{
-    canonical, KeyId, KeyType, PrivateKey, PublicKey, Role, Root, Signed, Signer as _, Targets,
-};
+use tuf_core::{canonical, KeyId, KeyType, PublicKey, Role, Root, Signed, Targets};
 
 use crate::auth::{authenticate, Caller, Scope};
 use crate::db::{begin_locked, Tx};
 use crate::error::{ApiError, ApiResult};
 use crate::input::JsonBody;
 use crate::repo::{
-    current_root, insert_online_key_as, pending_purpose, random_hex, require_head, store_signed,
-    Flavour, OnlineKeys, Signing, PENDING,
+    current_root, destroy_online_key, destroy_pending_keys, finish_destruction, new_online_key,
+    pending_purpose, random_hex, require_head, store_signed, Flavour, OnlineKeys, Signing, PENDING,
 };
 use crate::{audit, Shared};
 
@@ -94,7 +92,7 @@ impl Current {
             prod_targets: require_head(tx, factory, Flavour::Prod, Role::Targets)
                 .await?
                 .parse()?,
-            keys: OnlineKeys::load(tx, &state.vault, factory).await?,
+            keys: OnlineKeys::load(tx, state, factory).await?,
         })
     }
 }
@@ -278,8 +276,8 @@ pub async fn apply(
     let (Some(ci_root), Some(prod_root)) = (report.ci_root, report.prod_root) else {
         return Err(ApiError::internal("checked roots missing"));
     };
-    if switch_online_keys(&mut tx, &factory, &caller, &ci_root.signed, now).await? {
-        current.keys = OnlineKeys::load(&mut tx, &state.vault, &factory).await?;
+    if switch_online_keys(&state, &mut tx, &factory, &caller, &ci_root.signed, now).await? {
+        current.keys = OnlineKeys::load(&mut tx, &state, &factory).await?;
     }
     if let Some(env) = &report.prod_targets_resigned {
         replace_prod_targets(&mut tx, &factory, env).await?;
@@ -302,6 +300,7 @@ pub async fn apply(
         .await?;
     tx.commit().await?;
     state.cache.published();
+    finish_destruction(&state).await;
     tracing::info!(factory = %factory, version = ci_root.signed.version, "root updated");
     Ok(Json(
         json!({"applied": true, "ci_version": ci_root.signed.version,
@@ -325,7 +324,7 @@ pub async fn cancel(
         .bind(&factory)
         .execute(&mut *tx)
         .await?;
-    delete_pending_keys(&mut tx, &factory).await?;
+    destroy_pending_keys(&mut tx, &state, &factory).await?;
     audit::record(
         &mut tx,
         &factory,
@@ -336,6 +335,7 @@ pub async fn cancel(
     )
     .await?;
     tx.commit().await?;
+    finish_destruction(&state).await;
     Ok(Json(json!({"cancelled": true, "txid": req.txid})))
 }
 
@@ -389,7 +389,7 @@ async fn commit_roots(
     signing
         .refresh_snapshot(tx, Flavour::Prod, &prod_root.signed)
         .await?;
-    destroy_bootstrap_keys(tx, factory, caller, current, [ci_root, prod_root], now_unix).await?;
+    destroy_bootstrap_keys(tx, state, factory, caller, current, [ci_root, prod_root]).await?;
     audit::record(
         tx,
         factory,
@@ -409,29 +409,29 @@ async fn commit_roots(
 /// only copies of root keys are offline.
 async fn destroy_bootstrap_keys(
     tx: &mut Tx,
+    state: &Shared,
     factory: &str,
     caller: &Caller,
     current: &Current,
     roots: [&Signed<Root>; 2],
-    now_unix: i64,
 ) -> ApiResult<()> {
-    for key in current.keys.of_purpose(Role::Root) {
-        let id = tuf_core::Signer::key_id(key);
-        let listed = roots
+    let listed = |id: &KeyId| {
+        roots
             .iter()
-            .any(|root| root.signed.role(Role::Root).keyids.contains(id));
-        if listed {
-            continue;
-        }
-        sqlx::query("DELETE FROM online_keys WHERE factory = $1 AND keyid = $2")
-            .bind(factory)
-            .bind(id.as_str())
-            .execute(&mut **tx)
-            .await?;
+            .any(|root| root.signed.role(Role::Root).keyids.contains(id))
+    };
+    let gone: Vec<KeyId> = current
+        .keys
+        .ids_of_purpose(Role::Root)
+        .filter(|id| !listed(id))
+        .cloned()
+        .collect();
+    for id in gone {
+        destroy_online_key(tx, state, factory, id.as_str()).await?;
         audit::record(
             tx,
             factory,
-            now_unix,
+            crate::db::now(),
             &caller.actor,
             "key.destroy",
             json!({"keyid": id, "purpose": "root", "reason": "no longer in the root role"}),
@@ -737,6 +737,7 @@ async fn replace_prod_targets(tx: &mut Tx, factory: &str, env: &Signed<Targets>)
 /// active online targets/snapshot/timestamp keys the new root no longer lists are destroyed.
 /// Returns whether anything changed.
 async fn switch_online_keys(
+    state: &Shared,
     tx: &mut Tx,
     factory: &str,
     caller: &Caller,
@@ -780,11 +781,7 @@ async fn switch_online_keys(
             .await?;
             changed = true;
         } else if !listed {
-            sqlx::query("DELETE FROM online_keys WHERE factory = $1 AND keyid = $2")
-                .bind(factory)
-                .bind(&keyid)
-                .execute(&mut **tx)
-                .await?;
+            destroy_online_key(tx, state, factory, &keyid).await?;
             audit::record(
                 tx,
                 factory,
@@ -798,14 +795,6 @@ async fn switch_online_keys(
         }
     }
     Ok(changed)
-}
-
-async fn delete_pending_keys(tx: &mut Tx, factory: &str) -> ApiResult<()> {
-    sqlx::query("DELETE FROM online_keys WHERE factory = $1 AND purpose LIKE 'pending-%'")
-        .bind(factory)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -876,7 +865,7 @@ pub async fn online_keys(
     crate::waves::refuse_if_active(&mut tx, &factory, "before rotating the online keys").await?;
     let mut staged = open_transaction(&mut tx, &factory, &req.txid).await?;
     // A repeated call replaces the keys of an earlier one.
-    delete_pending_keys(&mut tx, &factory).await?;
+    destroy_pending_keys(&mut tx, &state, &factory).await?;
     let current = Current::load(&state, &mut tx, &factory).await?;
     let parse = |label: &str, bytes: &[u8]| -> ApiResult<Root> {
         Ok(Signed::<Root>::from_slice(bytes)
@@ -889,13 +878,12 @@ pub async fn online_keys(
     let mut prod = parse("prod_root", &staged.prod_root)?;
     let mut new_ids = serde_json::Map::new();
     for role in &roles {
-        let key = PrivateKey::generate(kind)?;
-        insert_online_key_as(
+        let key = new_online_key(
             &mut tx,
-            &state.vault,
+            &state,
             &factory,
             &pending_purpose(*role),
-            &key,
+            kind,
             now.unix_timestamp(),
         )
         .await?;
@@ -930,6 +918,7 @@ pub async fn online_keys(
     let current = Current::load(&state, &mut tx, &factory).await?;
     let report = check(&current, &staged, now);
     tx.commit().await?;
+    finish_destruction(&state).await;
     let mut out = transaction_json(&staged, &report)?;
     out["new_online_keys"] = Value::Object(new_ids);
     Ok(Json(out))
@@ -941,11 +930,10 @@ fn replace_online_key(
     root: &mut Root,
     role: Role,
     old: &[KeyId],
-    key: &PrivateKey,
+    key: &PublicKey,
 ) -> ApiResult<()> {
-    let id = key.key_id().clone();
-    root.keys
-        .insert(id.clone(), tuf_core::Signer::public_key(key).clone());
+    let id = key.key_id();
+    root.keys.insert(id.clone(), key.clone());
     let rk = root.role_mut(role)?;
     let mut ids = vec![id.clone()];
     ids.extend(rk.keyids.iter().filter(|k| !old.contains(k)).cloned());

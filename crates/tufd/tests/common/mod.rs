@@ -44,7 +44,17 @@ impl Server {
     }
 
     pub fn start_in(dir: tempfile::TempDir, db_url: Option<&str>, extra: &[&str]) -> Self {
-        let admin = "test-admin-token-0123456789abcdef".to_owned();
+        Self::start_in_with_admin(dir, db_url, extra, "test-admin-token-0123456789abcdef")
+    }
+
+    /// Like [`Server::start_in`], with `admin` as `TUFD_ADMIN_TOKEN`.
+    pub fn start_in_with_admin(
+        dir: tempfile::TempDir,
+        db_url: Option<&str>,
+        extra: &[&str],
+        admin: &str,
+    ) -> Self {
+        let admin = admin.to_owned();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tufd"));
         cmd.arg("--listen")
             .arg("127.0.0.1:0")
@@ -93,6 +103,19 @@ impl Server {
     pub fn postgres() -> Option<Self> {
         let url = postgres_database()?;
         Some(Self::start(Some(&url), &[]))
+    }
+
+    /// Another replica on this server's PostgreSQL database: its own data directory, with a
+    /// copy of this one's keyring file (the epoch key never is in the database; an operator
+    /// copies it the same way).
+    pub fn replica(&self, extra: &[&str]) -> Self {
+        let url = self
+            .db_url
+            .as_deref()
+            .expect("replicas share a PostgreSQL database");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(self.dir.path().join("keyring"), dir.path().join("keyring")).unwrap();
+        Self::start_in(dir, Some(url), extra)
     }
 
     pub fn url(&self, path: &str) -> String {

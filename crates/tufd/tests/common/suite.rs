@@ -1155,6 +1155,7 @@ pub fn upkeep(servers: &[&Server]) {
     assert_eq!(add_target(s, &f, "app", "1").0, StatusCode::CREATED);
     let text = client()
         .get(s.url("/metrics"))
+        .bearer_auth(&s.admin)
         .send()
         .unwrap()
         .text()
