@@ -403,9 +403,10 @@ pub fn online_keys(server: &ServerKeys, ci: &Root) -> Findings {
 }
 
 /// `prod_targets_threshold`: with an offline targets key (one the server does not hold),
-/// production needs at least 2 signatures.
+/// production needs at least 2 signatures. A configuration guard: once production is
+/// protected, `offline_targets_key` keeps it so, so the view of what might be held serves.
 pub fn prod_targets_threshold(server: &ServerKeys, prod: &Root) -> Result<(), Refusal> {
-    let offline = server.offline_in(prod, Role::Targets, View::Sure);
+    let offline = server.offline_in(prod, Role::Targets, View::Maybe);
     if offline > 0 && prod.role(Role::Targets).threshold.get() < 2 {
         return Err(Refusal::new(
             Check::ProdTargetsThreshold,
@@ -435,7 +436,7 @@ pub fn offline_targets_key(
              update (`tufctl keys rotate-targets`)",
         ));
     }
-    let claims_offline = server.offline_in(prod, Role::Targets, View::Sure) > 0 || t >= 2;
+    let claims_offline = server.offline_in(prod, Role::Targets, View::Maybe) > 0 || t >= 2;
     if !(required || claims_offline) {
         return Ok(());
     }

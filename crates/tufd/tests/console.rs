@@ -427,7 +427,7 @@ fn sign_out_ends_the_session_on_every_postgres_replica() {
         return;
     };
     let a = Server::start(Some(&url), &[]);
-    let b = Server::start(Some(&url), &[]);
+    let b = a.replica(&[]);
     sign_out(&a, &b);
 }
 

@@ -364,10 +364,10 @@ fn a_lying_server_cannot_make_the_signer_approve_what_it_could_sign_alone() {
         current_prod_targets: current_targets,
         server_keys: vec![super::held("targets", &keys.offline)],
     };
-    // The offline key counts as offline by what the trusted root proves, whatever the
-    // server claims, so the threshold must stay at 2.
+    // Production was protected by what the trusted root proves, whatever the server claims:
+    // the claim only makes the new root look unprotected, which is refused.
     let e = check_root_update(&request, &ci, "acme", now()).unwrap_err();
-    assert_eq!(e.check, Check::ProdTargetsThreshold, "{e}");
+    assert_eq!(e.check, Check::OfflineTargetsKey, "{e}");
 }
 
 #[test]

@@ -176,3 +176,28 @@ fn a_claimed_key_makes_the_checks_stricter_never_looser() {
     assert_eq!(e.check, Check::OfflineTargetsKey);
     root_update::offline_targets_key(&honest, &prod.signed, &prod.signed).unwrap();
 }
+
+#[test]
+fn a_new_online_key_the_server_reports_is_online_for_the_offline_signer() {
+    // An online-key rotation of a Factory without an offline targets key: the new targets
+    // key is in no trusted root yet; the request's `server_keys` names it as pending.
+    for kind in KEY_TYPES {
+        let k = Keys::new(kind);
+        let (ci, prod) = (k.root(1, false, 1), k.root(1, false, 1));
+        let fresh = key(KeyType::Ed25519);
+        let swap = |r: &mut Root| {
+            let id = fresh.key_id().clone();
+            r.keys.insert(id.clone(), fresh.public_key().clone());
+            r.role_mut(Role::Targets).unwrap().keyids = vec![id];
+            r.prune_keys();
+        };
+        let (nc, np) = (next(&ci, swap), next(&prod, swap));
+        let trusted = [&ci.signed, &prod.signed];
+        let told = ServerKeys::inferred(&trusted, &[held("pending-targets", &fresh)]);
+        assert_eq!(checks((&ci, &prod), (&nc, &np), &told), []);
+        // Without the server's word the key looks offline, and CI would lose its online key.
+        let untold = ServerKeys::inferred(&trusted, &[]);
+        let found = checks((&ci, &prod), (&nc, &np), &untold);
+        assert!(found.contains(&Check::OnlineTargetsKey), "{found:?}");
+    }
+}
