@@ -75,7 +75,10 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Trust TRUSTED_ROOT_FILE: copy it into the metadata directory as root.json.
-    Init { trusted_root: PathBuf },
+    Init {
+        /// The root.json this device trusts first (e.g. version 1 of the repository's root).
+        trusted_root: PathBuf,
+    },
     /// Update the trusted metadata from the repository.
     Refresh,
     /// Refresh, then download and verify every --target-name into --target-dir.
@@ -327,3 +330,6 @@ fn prune(installed: &Installed, keep: Option<usize>, current: &Path) -> Result<(
 fn one_line(e: &anyhow::Error) -> String {
     format!("{e:#}").replace('\n', " ")
 }
+
+#[cfg(test)]
+mod manual;

@@ -14,8 +14,8 @@ use tuf_core::{PrivateKey, Role, Root, Signed, Signer};
 use tuf_credentials::{Config, Credentials};
 use zeroize::Zeroizing;
 
+use crate::active::{active_keys, ActiveKey};
 use crate::creds::CredsFile;
-use crate::export::{active_keys, ActiveKey};
 use crate::render;
 use crate::settings::Settings;
 use crate::shares::{self, Header, KeyRole, Secret, Share};
@@ -49,9 +49,9 @@ pub fn backup(s: &Settings, a: &BackupArgs) -> Result<()> {
         report.push(back_up_key(s, &file, a, &factory, *role, k)?);
     }
     if s.json() {
-        println!("{}", json!({ "dir": a.out, "keys": report }));
+        outln!("{}", json!({ "dir": a.out, "keys": report }));
     } else {
-        println!(
+        outln!(
             "Wrote the share sheets to {}. Print each .html (or .png) sheet, put the sheets in \
              different safes, and delete the files from this machine: together, {} of them ARE \
              the private key.",
@@ -127,7 +127,7 @@ fn back_up_key(
             files.extend(write_share(&a.out, sh, &k.public.keytype)?);
         }
         if !s.json() {
-            println!(
+            outln!(
                 "{} key {}: {} shares, any {} of them restore it (backup {}).",
                 role.name(),
                 k.id,
@@ -290,14 +290,14 @@ pub fn restore(s: &Settings, a: &RestoreArgs) -> Result<()> {
         None => write_new(s, a, cfg, server_root.as_deref(), &name, &key)?,
     });
     if s.json() {
-        println!(
+        outln!(
             "{}",
             json!({"file": a.out, "role": h.role.name(), "keyid": recorded.as_str(), "checked": checked})
         );
     } else {
-        println!("Restored {} key {}.", h.role.name(), recorded);
+        outln!("Restored {} key {}.", h.role.name(), recorded);
         for c in checked {
-            println!("  - {c}");
+            outln!("  - {c}");
         }
     }
     Ok(())
@@ -433,7 +433,8 @@ fn check_key(
                 ));
             }
             check_recorded(&computed, recorded)?;
-            eprintln!(
+            let e = crate::outcome::paragraph(&e);
+            errln!(
                 "note: could not reach the server ({e:#}); checked the key against the key ID \
                  recorded in the shares only"
             );
@@ -459,7 +460,7 @@ fn check_key(
         ),
         None => {
             check_recorded(&computed, recorded)?;
-            eprintln!(
+            errln!(
                 "warning: {} key {recorded} is not in the Factory's current root (version {v}); \
                  it is an old key",
                 h.role.name()

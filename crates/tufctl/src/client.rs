@@ -8,6 +8,7 @@
 //! CA certificates with the operator's own (a private CA).
 
 use std::fmt;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -75,6 +76,16 @@ pub fn status_of(e: &anyhow::Error) -> Option<u16> {
         .map(|a| a.status)
 }
 
+/// A request body: bytes in memory, or a stream of known length (an artifact) read in chunks
+/// while it is sent.
+pub enum Payload {
+    Bytes(Vec<u8>),
+    Stream {
+        length: u64,
+        reader: Box<dyn Read + Send>,
+    },
+}
+
 pub struct Api {
     base: String,
     token: Option<String>,
@@ -140,18 +151,46 @@ impl Api {
 
     pub fn post_json(&self, path: &str, body: &Value) -> Result<Value> {
         let bytes = serde_json::to_vec(body)?;
-        let out = self.request("POST", path, Some(("application/json", bytes)), None)?;
+        let out = self.request(
+            "POST",
+            path,
+            Some(("application/json", Payload::Bytes(bytes))),
+            None,
+        )?;
         parse_json(&out, path)
     }
 
     /// POST and return the raw answer body.
     pub fn post_raw(&self, path: &str, content_type: &str, body: Vec<u8>) -> Result<Vec<u8>> {
+        self.request(
+            "POST",
+            path,
+            Some((content_type, Payload::Bytes(body))),
+            None,
+        )
+    }
+
+    /// POST a body of `length` bytes read from `reader` while it is sent (never whole in
+    /// memory); the raw answer body.
+    pub fn post_stream(
+        &self,
+        path: &str,
+        content_type: &str,
+        length: u64,
+        reader: Box<dyn Read + Send>,
+    ) -> Result<Vec<u8>> {
+        let body = Payload::Stream { length, reader };
         self.request("POST", path, Some((content_type, body)), None)
     }
 
     pub fn put_json(&self, path: &str, body: &Value) -> Result<Value> {
         let bytes = serde_json::to_vec(body)?;
-        let out = self.request("PUT", path, Some(("application/json", bytes)), None)?;
+        let out = self.request(
+            "PUT",
+            path,
+            Some(("application/json", Payload::Bytes(bytes))),
+            None,
+        )?;
         parse_json(&out, path)
     }
 
@@ -169,7 +208,7 @@ impl Api {
         &self,
         method: &'static str,
         path: &str,
-        body: Option<(&str, Vec<u8>)>,
+        body: Option<(&str, Payload)>,
         anonymous_limit: Option<u64>,
     ) -> Result<Vec<u8>> {
         let url = self.url(path);
@@ -206,10 +245,7 @@ impl Api {
                 if let Some(a) = &auth {
                     r = r.header("Authorization", a);
                 }
-                match body {
-                    Some((ct, bytes)) => r.header("Content-Type", ct).send(&bytes[..]),
-                    None => r.send_empty(),
-                }
+                send(r, body)
             }
         };
         let mut resp = result.map_err(|e| {
@@ -220,11 +256,7 @@ impl Api {
         })?;
         let status = resp.status().as_u16();
         let limit = anonymous_limit.unwrap_or(MAX_BODY);
-        let bytes = resp
-            .body_mut()
-            .with_config()
-            .limit(limit)
-            .read_to_vec()
+        let bytes = read_body(resp.body_mut(), limit)
             .with_context(|| format!("reading the answer of {method} {url}"))?;
         if (200..300).contains(&status) {
             return Ok(bytes);
@@ -250,6 +282,41 @@ impl Api {
         }
         .into())
     }
+}
+
+/// Sends a request with `body` (none, bytes, or a stream).
+fn send(
+    r: ureq::RequestBuilder<ureq::typestate::WithBody>,
+    body: Option<(&str, Payload)>,
+) -> Result<ureq::http::Response<ureq::Body>, ureq::Error> {
+    match body {
+        Some((ct, Payload::Bytes(bytes))) => r.header("Content-Type", ct).send(&bytes[..]),
+        // An upload may take longer than any fixed limit: no overall timeout, but the server
+        // must answer within minutes once the body is sent.
+        Some((ct, Payload::Stream { length, reader })) => r
+            .header("Content-Type", ct)
+            .header("Content-Length", length.to_string())
+            .config()
+            .timeout_global(None)
+            .timeout_connect(Some(Duration::from_secs(30)))
+            .timeout_recv_response(Some(Duration::from_secs(600)))
+            .build()
+            .send(ureq::SendBody::from_owned_reader(reader)),
+        None => r.send_empty(),
+    }
+}
+
+/// Reads an answer body of at most `limit` bytes, with a progress bar when it is large.
+fn read_body(body: &mut ureq::Body, limit: u64) -> Result<Vec<u8>> {
+    let length = body.content_length().filter(|n| *n >= PROGRESS_FROM);
+    let Some(length) = length else {
+        return Ok(body.with_config().limit(limit).read_to_vec()?);
+    };
+    let bar = crate::progress::bytes(length, "downloading");
+    let mut out = Vec::with_capacity(usize::try_from(length.min(limit)).unwrap_or(0));
+    bar.reader(body.with_config().limit(limit).reader())
+        .read_to_end(&mut out)?;
+    Ok(out)
 }
 
 /// Refuses `url` when it is plain http to a host that is not loopback, unless
@@ -350,6 +417,8 @@ fn parse_json(bytes: &[u8], path: &str) -> Result<Value> {
 
 const MAX_BODY: u64 = 64 << 20;
 
+/// Answers from this size on get a progress bar (on a terminal).
+const PROGRESS_FROM: u64 = 1 << 20;
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::io::IsTerminal;
 
 use anyhow::{anyhow, bail, Context, Result};
+use tuf_ceremony::server_keys::{owner_of, SERVER_OWNER};
 use tuf_core::{KeyId, KeyType, PrivateKey, PublicKey, Role, Root, Signed, Signer};
 use tuf_credentials::{Credentials, Error as CredError, PrivatePart, StoredKey};
 use tuf_pkcs11::KeyRef;
@@ -46,6 +47,9 @@ impl CredsFile {
                 )))
             }
         };
+        // The file decides its Factory and server; a flag naming another is a mistake.
+        s.check_file_config(creds.config())
+            .with_context(|| format!("{} was not used", path.display()))?;
         Ok(Self {
             path: path.to_owned(),
             creds,
@@ -200,7 +204,7 @@ fn get_passphrase(s: &Settings, prompt: &str, confirm: bool) -> Result<Zeroizing
 
 pub fn explain_leftovers(path: &Path, leftovers: &[PathBuf]) {
     for l in leftovers {
-        eprintln!(
+        errln!(
             "note: found {}, a temporary file left by an interrupted write of {}. {} itself \
              is intact (the interrupted write never replaced it) and is used as it is. The \
              temporary file may be a complete newer copy: inspect it with `tufctl keys status \
@@ -250,4 +254,27 @@ pub fn new_key_into(
             (public, format!("{name}.pkcs11"))
         }
     })
+}
+
+/// The server's online targets keys: owned by "tufd" in x-key-owners; failing that, the
+/// targets keys the tarball holds no copy of.
+pub fn online_targets_keys(root: &Root, creds: &Credentials) -> Result<Vec<KeyId>> {
+    let ids = &root.role(Role::Targets).keyids;
+    let by_owner: Vec<KeyId> = ids
+        .iter()
+        .filter(|id| owner_of(root, id).as_deref() == Some(SERVER_OWNER))
+        .cloned()
+        .collect();
+    if !by_owner.is_empty() {
+        return Ok(by_owner);
+    }
+    let mut out = Vec::new();
+    for id in ids {
+        if let Some(pk) = root.keys.get(id) {
+            if creds.key_name_of(pk)?.is_none() {
+                out.push(id.clone());
+            }
+        }
+    }
+    Ok(out)
 }

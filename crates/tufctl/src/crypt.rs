@@ -74,8 +74,8 @@ pub fn decrypt(s: &Settings, path: &Path) -> Result<()> {
 
 fn report(s: &Settings, path: &Path, what: &str, note: &str) {
     if s.json() {
-        println!("{}", json!({"file": path, "state": what}));
+        outln!("{}", json!({"file": path, "state": what}));
     } else {
-        println!("{} is {what}. {note}", path.display());
+        outln!("{} is {what}. {note}", path.display());
     }
 }

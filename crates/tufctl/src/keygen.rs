@@ -46,12 +46,12 @@ pub fn generate(
         )
     })?;
     if s.json() {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({"keyid": f.keyid, "role": f.role, "stored_as": stored_as, "out": out})
         );
     } else {
-        println!(
+        outln!(
             "Generated the {role} key {} and stored it in {} as tufrepo/keys/{stored_as}.\nCarry {} \
              (public part only) to the online machine and add it to a root-update transaction \
              with `tufctl keys tuf updates add-offline-key --role {role} --public-key {}`.",

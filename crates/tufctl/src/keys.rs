@@ -1,6 +1,5 @@
 //! Factory creation, `get`, and the simple key commands: download, copy-targets, show-root.
 
-use std::io::Write;
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -14,7 +13,24 @@ use crate::client::{status_of, Api};
 use crate::creds::CredsFile;
 use crate::settings::Settings;
 
-pub fn factory_create(s: &Settings, name: &str) -> Result<()> {
+/// `factory create NAME [--out FILE]`: the tokens and the one-time URL go into a new 0600
+/// file, never on the screen. With `--json` the server's answer is printed (and written to
+/// `--out` when given).
+pub fn factory_create(s: &Settings, name: &str, out: Option<&Path>) -> Result<()> {
+    let default = std::path::PathBuf::from(format!("{name}.json"));
+    let target = match (out, s.json()) {
+        (Some(p), _) => Some(p),
+        (None, true) => None,
+        (None, false) => Some(default.as_path()),
+    };
+    // Checked first: the answer holds secrets the server shows only once.
+    if let Some(p) = target.filter(|p| p.symlink_metadata().is_ok()) {
+        bail!(
+            "{} already exists; refusing to overwrite it (nothing was created). Choose another \
+             file with --out FILE",
+            p.display()
+        );
+    }
     let api = s.api_with_token(None, "an admin")?;
     let body = api
         .post_raw(
@@ -27,34 +43,57 @@ pub fn factory_create(s: &Settings, name: &str) -> Result<()> {
             Some(401 | 403) => e.context("the token is not an admin token (tufd writes the admin token to <data-dir>/admin-token)"),
             _ => e.context(format!("creating Factory {name:?}")),
         })?;
+    let v: Value = serde_json::from_slice(&body).context("the server's answer is not JSON")?;
     if s.json() {
-        std::io::stdout().write_all(&body)?;
-        println!();
+        crate::output::json(&v);
+    }
+    if let Some(p) = target {
+        save_answer(p, &body, s.json())?;
+    }
+    if s.json() {
         return Ok(());
     }
-    let v: Value = serde_json::from_slice(&body).context("the server's answer is not JSON")?;
     let field = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("?").to_owned();
-    println!("Factory:          {}", field("factory"));
-    println!("Owner token:      {}", field("token"));
-    println!("CI token:         {}", field("ci_token"));
-    println!("Credentials URL:  {}", field("credentials_url"));
-    println!();
-    println!(
-        "The credentials (offline keys) can be downloaded ONCE from that URL, then the server \
-         deletes them:\n  tufctl keys download '{}' {}-creds.tgz",
-        field("credentials_url"),
+    let file = target.unwrap_or(&default).display().to_string();
+    outln!("Created Factory {}.", field("factory"));
+    outln!(
+        "Its owner token, CI token and one-time credentials URL are in {file} (mode 0600; \
+         nothing secret was printed). Next:"
+    );
+    outln!(
+        "  jq -r .token {file} | tufctl login --factory {}",
+        field("factory")
+    );
+    outln!(
+        "  tufctl keys download \"$(jq -r .credentials_url {file})\" {}.tgz   # works ONCE",
         field("factory")
     );
     Ok(())
 }
 
+/// Writes the answer of `factory create` (0600, never overwriting). When that fails the
+/// answer is printed instead, so its secrets are not lost.
+fn save_answer(path: &Path, body: &[u8], json: bool) -> Result<()> {
+    let Err(e) = tuf_credentials::save_new(path, body) else {
+        return Ok(());
+    };
+    if !json {
+        crate::output::write_bytes(body);
+        outln!();
+    }
+    Err(anyhow!(e).context(format!(
+        "the Factory was created, but its tokens could not be written to {}; the server's \
+         answer was printed instead: store it safely now (the server shows it only once)",
+        path.display()
+    )))
+}
+
 pub fn get(s: &Settings, path: &str) -> Result<()> {
     let api = s.api(None)?;
     let body = api.get(path).with_context(|| format!("GET {path}"))?;
-    let mut out = std::io::stdout();
-    out.write_all(&body)?;
+    crate::output::write_bytes(&body);
     if !body.ends_with(b"\n") {
-        out.write_all(b"\n")?;
+        outln!();
     }
     Ok(())
 }
@@ -65,12 +104,12 @@ pub fn show_root(s: &Settings, prod: bool) -> Result<()> {
     let q = if prod { "?production=1" } else { "" };
     let body = api.get(&format!("{repo}/root.json{q}"))?;
     if s.json() {
-        std::io::stdout().write_all(&body)?;
-        println!();
+        crate::output::write_bytes(&body);
+        outln!();
         return Ok(());
     }
     let v: Value = serde_json::from_slice(&body).context("root.json is not JSON")?;
-    println!("{}", serde_json::to_string_pretty(&v)?);
+    outln!("{}", serde_json::to_string_pretty(&v)?);
     Ok(())
 }
 
@@ -120,13 +159,13 @@ pub fn download(s: &Settings, url: &str, out: &Path, encrypt: bool) -> Result<()
     }
     checked.extend(check_download(s, &file)?);
     if s.json() {
-        println!("{}", json!({"file": out, "checked": checked}));
+        outln!("{}", json!({"file": out, "checked": checked}));
     } else {
-        println!("Saved the credentials to {} (mode 0600).", out.display());
+        outln!("Saved the credentials to {} (mode 0600).", out.display());
         for c in checked {
-            println!("  - {c}");
+            outln!("  - {c}");
         }
-        println!(
+        outln!(
             "Next: `tufctl keys rotate-root {}`, then back the file up.",
             out.display()
         );
@@ -175,6 +214,12 @@ fn check_download(s: &Settings, file: &CredsFile) -> Result<Vec<String>> {
         first.public_key().key_id()
     ));
     let cfg = creds.config().clone();
+    s.check_file_config(&cfg).with_context(|| {
+        format!(
+            "{} was saved, but it was not compared with the server",
+            out.display()
+        )
+    })?;
     let server = s.api(Some(&cfg)).and_then(|api| {
         let repo = s.repo_path(Some(&cfg))?;
         if !api.has_token() {
@@ -200,7 +245,8 @@ fn check_download(s: &Settings, file: &CredsFile) -> Result<Vec<String>> {
             ));
         }
         Err(e) => checked.push(format!(
-            "not compared with the server's current root ({e:#})"
+            "not compared with the server's current root ({})",
+            crate::outcome::paragraph(&e)
         )),
     }
     Ok(checked)
@@ -222,7 +268,8 @@ pub fn copy_targets(s: &Settings, creds_path: &Path, out: &Path) -> Result<()> {
     let root = match server_root {
         Ok(r) => r,
         Err(e) => {
-            eprintln!(
+            let e = crate::outcome::paragraph(&e);
+            errln!(
                 "note: could not fetch the production root from the server ({e:#}); using \
                  roles/root.json stored in {} to decide which targets keys are active",
                 creds_path.display()
@@ -268,9 +315,9 @@ pub fn copy_targets(s: &Settings, creds_path: &Path, out: &Path) -> Result<()> {
     let bytes = file.encode(&subset)?;
     tuf_credentials::save_new(out, &bytes).with_context(|| format!("writing {}", out.display()))?;
     if s.json() {
-        println!("{}", json!({"file": out, "keys": names}));
+        outln!("{}", json!({"file": out, "keys": names}));
     } else {
-        println!(
+        outln!(
             "Wrote {} with config.json and the offline targets key(s) {} (no root key){}.",
             out.display(),
             names.join(", "),

@@ -13,10 +13,8 @@ use tuf_core::{Expires, Role, Root};
 
 use crate::creds::CredsFile;
 use crate::document;
-use crate::rotation::store_new_root;
-use crate::server::Factory;
+use crate::server::{check_tx, Factory};
 use crate::settings::Settings;
-use crate::updates;
 
 /// How `keys resign-root` runs.
 pub struct Renewal<'a> {
@@ -40,7 +38,7 @@ pub fn resign_root(s: &Settings, path: &Path, r: &Renewal) -> Result<()> {
             .roots()
             .context("fetching the Factory's current roots (nothing was changed)")?;
         let tx = renewal_tx(&f, &current, &message, expires, r.cancel_open)?;
-        return export(&f, &tx, &current, out, expires);
+        return export(s.json(), &f, &tx, &current, out, expires);
     }
     // Signing here: the root key signs the current roots again, so they must be the ones the
     // chain from this file's stored root leads to, not whatever the server says they are.
@@ -56,19 +54,19 @@ pub fn resign_root(s: &Settings, path: &Path, r: &Renewal) -> Result<()> {
         );
     }
     let mut tx = renewal_tx(&f, &current, &message, expires, r.cancel_open)?;
-    updates::check(&tx, &current)?;
+    check_tx(&tx, &current)?;
     keyring::sign_roots(&mut tx, &file, &current)?;
-    if !updates::report(f.stage_and_apply(&tx, &current)?, &tx.txid) {
+    if !f.stage_and_apply(&tx, &current)?.report(s.json(), &tx.txid) {
         return Ok(());
     }
-    store_new_root(&mut file, &f);
+    f.store_root(&mut file);
     if s.json() {
-        println!(
+        outln!(
             "{}",
             json!({"version": tx.ci_root.signed.version, "expires": expires})
         );
     } else {
-        println!(
+        outln!(
             "Renewed the root: version {}, expires {expires}.",
             tx.ci_root.signed.version
         );
@@ -106,11 +104,25 @@ fn renewal_tx(
     Ok(tx)
 }
 
-fn export(f: &Factory, tx: &Tx, current: &Roots, out: &Path, expires: Expires) -> Result<()> {
+fn export(
+    json: bool,
+    f: &Factory,
+    tx: &Tx,
+    current: &Roots,
+    out: &Path,
+    expires: Expires,
+) -> Result<()> {
     let staged = f.stage(tx)?;
     let req = f.root_update_request(&staged, current)?;
     document::write_file(out, &req.to_bytes()?, "signing request")?;
-    println!(
+    if json {
+        crate::output::json(&json!({
+            "txid": tx.txid, "version": tx.ci_root.signed.version, "expires": expires,
+            "request": out,
+        }));
+        return Ok(());
+    }
+    outln!(
         "Staged the renewal (root version {}, expires {expires}) as transaction {} and wrote \
          its signing request to {}. Sign it offline with `tufctl sign {} -k CREDS.tgz --out \
          RESPONSE.json`, then `tufctl keys tuf updates import RESPONSE.json` and `apply`.",

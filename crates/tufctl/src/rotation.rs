@@ -8,17 +8,15 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
-use tuf_ceremony::server_keys::{owner_of, SERVER_OWNER};
 use tuf_ceremony::tx::{find_key, set_owner, short};
 use tuf_ceremony::{keyring, Roots, Tx};
 use tuf_core::{KeyId, PrivateKey, PublicKey, Role, Root, Signed, Signer, Threshold};
-use tuf_credentials::{Credentials, PrivatePart};
+use tuf_credentials::PrivatePart;
 
 use crate::cli::KeyTypeArg;
-use crate::creds::{key_name, CredsFile};
-use crate::server::Factory;
+use crate::creds::{key_name, online_targets_keys, CredsFile};
+use crate::server::{check_tx, Factory};
 use crate::settings::{default_owner, Settings};
-use crate::updates;
 
 pub struct Options {
     pub key_type: KeyTypeArg,
@@ -72,12 +70,12 @@ pub fn rotate_root(s: &Settings, path: &Path, opts: Options) -> Result<()> {
         return Ok(());
     };
     if s.json() {
-        println!(
+        outln!(
             "{}",
             json!({"root_keyid": r.id, "key_file": r.key_file, "token": r.token, "reused_pending_key": r.reused})
         );
     } else if let Some(token) = &r.token {
-        println!(
+        outln!(
             "Rotated the root key. New root key ID: {}\nIts private key ({}) was generated on \
              the hardware token {token} and never leaves it; {} records only a reference to it \
              ({}).\nWithout that token (and its PIN) the Factory's root can never be changed \
@@ -88,7 +86,7 @@ pub fn rotate_root(s: &Settings, path: &Path, opts: Options) -> Result<()> {
             r.key_file
         );
     } else {
-        println!(
+        outln!(
             "Rotated the root key. New root key ID: {}\nIts private key is stored only in {} as \
              {} ({}).\nBack this file up now (the tarball, a plain-text copy of that .sec file, \
              and a printout): without it the Factory's root can never be changed again.",
@@ -106,7 +104,7 @@ pub fn rotate_targets(s: &Settings, path: &Path, opts: Options) -> Result<()> {
         return Ok(());
     };
     if s.json() {
-        println!(
+        outln!(
             "{}",
             json!({"targets_keyid": r.id, "key_file": r.key_file, "token": r.token, "reused_pending_key": r.reused})
         );
@@ -120,7 +118,7 @@ pub fn rotate_targets(s: &Settings, path: &Path, opts: Options) -> Result<()> {
         ),
         None => format!("stored in {} as {}", path.display(), r.key_file),
     };
-    println!(
+    outln!(
         "Created the offline targets key {}, {stored}.\nThe CI root now has targets threshold \
          1; the production root requires 2 signatures (the server's online key and this \
          key).\nBack the file up, and consider `tufctl keys copy-targets {} TARGETS-ONLY.tgz` \
@@ -161,7 +159,7 @@ fn rotate(s: &Settings, path: &Path, kind: Kind, opts: Options) -> Result<Option
             return Ok(None);
         }
     }
-    store_new_root(&mut start.file, &start.f);
+    start.f.store_root(&mut start.file);
     let (token, key_file) = stored_as(&start.file, &name)?;
     Ok(Some(Rotated {
         id: key.key_id().clone(),
@@ -194,7 +192,7 @@ fn rotate_on_server(
             replace_role_keys(r, kind, public, online, prod, owner)
         })?;
     }
-    updates::check(&tx, &start.current)?;
+    check_tx(&tx, &start.current)?;
     match kind {
         Kind::Root => keyring::sign_roots(&mut tx, &start.file, &start.current)?,
         // Production devices will need the new offline key's signature on targets.
@@ -203,10 +201,10 @@ fn rotate_on_server(
     if matches!(kind, Kind::Targets) && !tx.stage_prod_targets {
         bail!("the server's transaction has no prod_targets draft signed by the new key");
     }
-    Ok(updates::report(
-        start.f.stage_and_apply(&tx, &start.current)?,
-        &tx.txid,
-    ))
+    Ok(start
+        .f
+        .stage_and_apply(&tx, &start.current)?
+        .report(start.json, &tx.txid))
 }
 
 /// The edit of a rotation: the root role becomes the new key alone (threshold 1); the
@@ -262,23 +260,22 @@ pub fn rotate_online(
         .f
         .begin(&message, cancel_open, |tx| tx.message == message)?;
     let (mut tx, new_keys) = new_online_keys(&start.f, &tx, roles, key_type)?;
-    updates::check(&tx, &start.current)?;
+    check_tx(&tx, &start.current)?;
     keyring::sign_roots(&mut tx, &start.file, &start.current)?;
     tx.stage_prod_targets = false;
-    if !updates::report(start.f.stage_and_apply(&tx, &start.current)?, &tx.txid) {
+    let staged = start.f.stage_and_apply(&tx, &start.current)?;
+    if !staged.report(s.json(), &tx.txid) {
         return Ok(());
     }
-    store_new_root(&mut start.file, &start.f);
+    start.f.store_root(&mut start.file);
     if s.json() {
-        println!("{}", json!({ "new_online_keys": new_keys }));
+        outln!("{}", json!({ "new_online_keys": new_keys }));
         return Ok(());
     }
-    println!(
-        "Replaced the server's online keys; the old ones are destroyed and no longer trusted:"
-    );
+    outln!("Replaced the server's online keys; the old ones are destroyed and no longer trusted:");
     if let Some(o) = new_keys.as_object() {
         for (role, id) in o {
-            println!("  {role}: {}", id.as_str().unwrap_or("?"));
+            outln!("  {role}: {}", id.as_str().unwrap_or("?"));
         }
     }
     Ok(())
@@ -327,6 +324,8 @@ pub struct Start {
     pub file: CredsFile,
     pub f: Factory,
     pub current: Roots,
+    /// `--json`: what is reported is JSON.
+    pub json: bool,
     /// The file's `roles/root.json` as it was before this run verified (and recorded) the
     /// current roots: how an earlier, interrupted rotation is recognised.
     pub stored_before: Option<Signed<Root>>,
@@ -353,6 +352,7 @@ impl Start {
             file,
             f,
             current,
+            json: s.json(),
             stored_before,
         })
     }
@@ -366,29 +366,6 @@ fn stored_as(file: &CredsFile, name: &str) -> Result<(Option<String>, String)> {
         None => format!("tufrepo/keys/{name}.sec"),
     };
     Ok((token, key_file))
-}
-
-/// The server's online targets keys: owned by "tufd" in x-key-owners; failing that, the
-/// targets keys the tarball holds no copy of.
-pub fn online_targets_keys(root: &Root, creds: &Credentials) -> Result<Vec<KeyId>> {
-    let ids = &root.role(Role::Targets).keyids;
-    let by_owner: Vec<KeyId> = ids
-        .iter()
-        .filter(|id| owner_of(root, id).as_deref() == Some(SERVER_OWNER))
-        .cloned()
-        .collect();
-    if !by_owner.is_empty() {
-        return Ok(by_owner);
-    }
-    let mut out = Vec::new();
-    for id in ids {
-        if let Some(pk) = root.keys.get(id) {
-            if creds.key_name_of(pk)?.is_none() {
-                out.push(id.clone());
-            }
-        }
-    }
-    Ok(out)
 }
 
 /// The new key of a rotation: one an earlier run already got applied (but did not record),
@@ -426,7 +403,7 @@ fn applied_unrecorded(start: &Start, role: Role, name: &str) -> Result<Option<Bo
             continue;
         };
         if trusted.contains(id) && find_key(&stored.signed, &k.public).is_none() {
-            eprintln!(
+            errln!(
                 "note: the server already applied the rotation to the {name} key {} saved in \
                  {} (an earlier run was interrupted before it heard the answer); no new key \
                  is generated, only the file's roles/root.json is brought up to date. Run the \
@@ -466,7 +443,7 @@ fn pending_or_new(
             let Some(key) = file.signer(&c)? else {
                 continue;
             };
-            eprintln!(
+            errln!(
                 "note: reusing the pending {role} key {} saved in {} by an earlier run that did \
                  not finish (no new key is generated)",
                 c.name,
@@ -538,21 +515,6 @@ fn keys_in_root_history(f: &Factory, newest: u64) -> Result<Vec<PublicKey>> {
 
 /// Keeps the tarball's roles/root.json in step with the server, best effort: the rotation is
 /// already done and the key already saved.
-pub fn store_new_root(file: &mut CredsFile, f: &Factory) {
-    let stored = f
-        .api
-        .get(&format!("{}/root.json", f.repo))
-        .and_then(|b| Ok(file.creds.set_root_json(&b)?))
-        .and_then(|_| file.save());
-    if let Err(e) = stored {
-        eprintln!(
-            "warning: the rotation succeeded, but updating roles/root.json in {} failed ({e:#}); \
-             the keys in the file are complete, only that reference copy is stale",
-            file.path.display()
-        );
-    }
-}
-
 fn pending_hint(e: anyhow::Error, path: &Path, name: &str, cmd: &str) -> anyhow::Error {
     e.context(format!(
         "the rotation did not complete. {} holds the new key {name} (a pending key, not yet \

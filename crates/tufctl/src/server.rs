@@ -4,6 +4,7 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
+use time::OffsetDateTime;
 use tuf_ceremony::format::{env_value, Request, RootUpdateRequest};
 use tuf_ceremony::{offline, tx, Roots, Tx};
 use tuf_core::{Role, Root, Signed, Targets};
@@ -26,6 +27,31 @@ pub enum Staged {
     Applied,
     /// Still open: the root signatures that are missing, for people.
     Missing(Vec<String>),
+}
+
+impl Staged {
+    /// Reports a staged transaction that still needs signatures; true when it was applied.
+    pub fn report(self, json: bool, txid: &str) -> bool {
+        let Staged::Missing(missing) = self else {
+            return true;
+        };
+        if json {
+            crate::output::json(&json!({"txid": txid, "applied": false, "missing": missing}));
+            return false;
+        }
+        outln!(
+            "Staged root-update transaction {txid}; it needs more signatures before it can be \
+             applied:"
+        );
+        for m in &missing {
+            outln!("  - {m}");
+        }
+        outln!(
+            "Each key holder runs `tufctl keys tuf updates sign -k THEIR.tgz`, then anyone runs \
+             `tufctl keys tuf updates apply`."
+        );
+        false
+    }
 }
 
 impl Factory {
@@ -74,7 +100,7 @@ impl Factory {
     pub fn verified_roots(&self, file: &mut CredsFile) -> Result<Roots> {
         let served = self.roots()?;
         let Some(anchor) = file.stored_root()? else {
-            eprintln!(
+            errln!(
                 "note: {} holds no roles/root.json, so the server's roots cannot be verified \
                  from a root this file trusts; they are used as served",
                 file.path.display()
@@ -94,6 +120,24 @@ impl Factory {
             remember(file, &roots.ci);
         }
         Ok(roots)
+    }
+
+    /// Stores the Factory's current CI root in `file` as `roles/root.json`, the root the file
+    /// trusts from now on. A failure is only a warning: the keys in the file are complete.
+    pub fn store_root(&self, file: &mut CredsFile) {
+        let stored = self
+            .api
+            .get(&format!("{}/root.json", self.repo))
+            .and_then(|b| Ok(file.creds.set_root_json(&b)?))
+            .and_then(|_| file.save());
+        if let Err(e) = stored {
+            errln!(
+                "warning: the root changed, but updating roles/root.json in {} failed ({}); \
+                 the keys in the file are complete, only that reference copy is stale",
+                file.path.display(),
+                crate::outcome::paragraph(&e)
+            );
+        }
     }
 
     /// Root versions `from..=newest` of one flavour, as served.
@@ -157,10 +201,11 @@ impl Factory {
     ) -> Result<Tx> {
         if let Some(open) = self.open_tx()? {
             if reusable(&open) {
-                eprintln!(
+                errln!(
                     "note: reusing open root-update transaction {} (\"{}\"), left by an \
                      interrupted run",
-                    open.txid, open.message
+                    open.txid,
+                    open.message
                 );
                 return Ok(open);
             }
@@ -176,7 +221,7 @@ impl Factory {
                 );
             }
             self.cancel(&open.txid)?;
-            eprintln!("cancelled open root-update transaction {}", open.txid);
+            errln!("cancelled open root-update transaction {}", open.txid);
         }
         self.init_tx(message)
     }
@@ -226,7 +271,7 @@ impl Factory {
     pub fn stage_and_apply(&self, tx: &Tx, current: &Roots) -> Result<Staged> {
         let staged = self.stage(tx)?;
         for w in &staged.warnings {
-            eprintln!("warning: {w}");
+            errln!("warning: {w}");
         }
         let missing = tx::missing_signatures(tx, current);
         if !missing.is_empty() {
@@ -297,11 +342,25 @@ fn remember(file: &mut CredsFile, root: &Signed<Root>) {
         .map_err(anyhow::Error::from)
         .and_then(|()| file.save());
     if let Err(e) = saved {
-        eprintln!(
+        let e = crate::outcome::paragraph(&e);
+        errln!(
             "note: could not record root version {} in {} ({e:#}); the next run verifies the \
              chain from the older root again",
             root.signed.version,
             file.path.display()
         );
     }
+}
+
+/// Checks the open transaction with the server's own named checks against `current`, roots
+/// the caller verified from the root its credentials file trusts. Every online command that
+/// signs a transaction runs this first, as `tufctl sign` does offline.
+pub fn check_tx(tx: &Tx, current: &Roots) -> Result<()> {
+    offline::check_tx(tx, current, OffsetDateTime::now_utc()).map_err(|e| {
+        anyhow!(e).context(format!(
+            "refusing to sign root-update transaction {}: it does not pass the checks; nothing \
+             was signed",
+            tx.txid
+        ))
+    })
 }

@@ -4,7 +4,6 @@
 //! credentials file already trusts (`tufrepo/roles/root.json`), shown to the key holder, and
 //! signed only after they confirm. The credentials file is only read.
 
-use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -36,13 +35,23 @@ pub fn sign(s: &Settings, a: &SignArgs) -> Result<()> {
             a.creds.display()
         );
     };
-    print!("{review}");
+    // With --json the review still reaches the person confirming, on standard error.
+    if s.json() {
+        crate::output::diagnostic(&format!("review: {}", review.trim_end()));
+    } else {
+        out!("{review}");
+    }
     confirm(a.yes)?;
     let out = response.to_bytes()?;
     document::write_file(&a.out, &out, "signing response")?;
-    println!("Wrote the signed response to {}.", a.out.display());
+    if !s.json() {
+        outln!("Wrote the signed response to {}.", a.out.display());
+    }
     if let Some(qr) = &a.qr {
-        write_qr(&response, &out, qr, a)?;
+        write_qr(&response, &out, qr, a, s.json())?;
+    }
+    if s.json() {
+        crate::output::json(&serde_json::json!({"response": a.out, "qr": a.qr}));
     }
     Ok(())
 }
@@ -87,7 +96,13 @@ fn check_and_sign(
 /// Writes the response as a QR code. A wave's targets can be long: its QR code carries the
 /// signatures and the hash of the targets only, and `waves import --request` joins them to
 /// the request.
-fn write_qr(response: &Response, out: &[u8], qr: &std::path::Path, a: &SignArgs) -> Result<()> {
+fn write_qr(
+    response: &Response,
+    out: &[u8],
+    qr: &std::path::Path,
+    a: &SignArgs,
+    json: bool,
+) -> Result<()> {
     let (payload, said) = match response {
         Response::Wave(w) => (
             w.compact().to_bytes()?,
@@ -105,7 +120,10 @@ fn write_qr(response: &Response, out: &[u8], qr: &std::path::Path, a: &SignArgs)
         )
     })?;
     document::write_file(qr, &png, "QR code")?;
-    println!(
+    if json {
+        return Ok(());
+    }
+    outln!(
         "Wrote the response as a QR code to {} (its payload is {said}).",
         qr.display()
     );
@@ -117,20 +135,12 @@ fn confirm(yes: bool) -> Result<()> {
     if yes {
         return Ok(());
     }
-    if !std::io::stdin().is_terminal() {
-        bail!(
-            "nothing was signed: confirmation is needed and standard input is not a terminal; \
-             review the request and pass --yes to sign it from a script"
-        );
-    }
-    eprint!("Sign this? Type yes to sign: ");
-    std::io::stderr().flush().ok();
-    let mut answer = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut answer)
-        .context("reading the confirmation")?;
-    if answer.trim() != "yes" {
+    let answer = crate::output::ask(
+        "Sign this? Type yes to sign: ",
+        "nothing was signed: confirmation is needed and standard input is not a terminal; \
+         review the request and pass --yes to sign it from a script",
+    )?;
+    if answer != "yes" {
         bail!("not confirmed; nothing was signed");
     }
     Ok(())

@@ -15,29 +15,38 @@ use crate::creds::CredsFile;
 use crate::server::Factory;
 use crate::settings::Settings;
 
-/// Metadata only offline key holders can renew is reported this many days before it expires.
-pub const EXPIRY_WARNING_DAYS: i64 = 30;
+/// What `keys status` watches: metadata only offline key holders can renew, expiring within
+/// `within` days; with `check`, that is the exit code (4, `outcome::Expiring`).
+#[derive(Clone, Copy, Debug)]
+pub struct Expiry {
+    pub check: bool,
+    pub within: u32,
+}
 
-/// A warning when `expires` is less than [`EXPIRY_WARNING_DAYS`] away from `now` (or past).
-fn expiry_warning(
-    what: &str,
-    expires: &Expires,
-    now: OffsetDateTime,
-    renew: &str,
-) -> Option<String> {
-    let left = expires.unix() - now.unix_timestamp();
-    if left >= EXPIRY_WARNING_DAYS * 86_400 {
+/// Metadata that expires within the window: what it is, and the warning people read.
+struct Warning {
+    what: String,
+    text: String,
+}
+
+/// A warning when `expires` is less than `window` away from `now` (or past).
+fn expiry_warning(what: &str, expires: &Expires, now: Window, renew: &str) -> Option<Warning> {
+    let left = expires.unix() - now.at.unix_timestamp();
+    if left >= i64::from(now.days) * 86_400 {
         return None;
     }
     let when = if left <= 0 {
         format!("EXPIRED on {expires}")
     } else {
         format!(
-            "expire on {expires} (in {} day(s))",
+            "will expire on {expires} (in {} day(s))",
             left.div_euclid(86_400)
         )
     };
-    Some(format!("{what} {when}; {renew}"))
+    Some(Warning {
+        what: what.to_owned(),
+        text: format!("{what} {when}; {renew}"),
+    })
 }
 
 /// Warnings for metadata the server cannot renew by itself: the roots (signed by the root
@@ -46,8 +55,8 @@ fn expiry_warnings(
     ci: &Signed<Root>,
     prod: Option<&Signed<Root>>,
     prod_targets: Option<&Signed<Targets>>,
-    now: OffsetDateTime,
-) -> Vec<String> {
+    now: Window,
+) -> Vec<Warning> {
     const ROOT: &str =
         "only the root key holders can renew it: `tufctl keys resign-root CREDS.tgz` (add \
          `--export REQUEST.json` to sign on an offline machine)";
@@ -82,56 +91,112 @@ fn expiry_warnings(
     out
 }
 
-pub fn status(s: &Settings, path: &Path) -> Result<()> {
+/// The time of the check and the warning window in days.
+#[derive(Clone, Copy, Debug)]
+struct Window {
+    at: OffsetDateTime,
+    days: u32,
+}
+
+pub fn status(s: &Settings, path: &Path, expiry: Expiry) -> Result<()> {
     let file = CredsFile::open(s, path)?;
     let c = compared(s, &file, path)?;
     let rows = key_rows(&file, &c)?;
-    let holds_active_root = rows.iter().any(|r| {
-        r["private"] == json!(true)
-            && r["ci_roles"]
-                .as_array()
-                .is_some_and(|a| a.contains(&json!("root")))
-    });
+    let holds = Holdings::of(&rows);
     let missing = missing_keys(&file, &c.ci)?;
     let holders = root_holders(&c.ci.signed, &file.creds)?;
-    let warnings = expiry_warnings(
-        &c.ci,
-        c.prod.as_ref(),
-        c.prod_targets.as_ref(),
-        OffsetDateTime::now_utc(),
-    );
+    let now = Window {
+        at: OffsetDateTime::now_utc(),
+        days: expiry.within,
+    };
+    let warnings = expiry_warnings(&c.ci, c.prod.as_ref(), c.prod_targets.as_ref(), now);
     if s.json() {
-        let expiry =
+        let expiry_of =
             |r: &Signed<Root>| json!({"version": r.signed.version, "expires": r.signed.expires});
-        println!(
-            "{}",
-            json!({
-                "file": path, "compared_with": c.source, "keys": rows, "missing": missing,
-                "ci_root": expiry(&c.ci), "prod_root": c.prod.as_ref().map(expiry),
-                "prod_targets": c.prod_targets.as_ref().map(
-                    |t| json!({"version": t.signed.version, "expires": t.signed.expires})),
-                "holds_active_root_key": holds_active_root,
-                "root_role": holders.to_json(),
-                "warnings": warnings,
-            })
-        );
+        crate::output::json(&json!({
+            "file": path, "compared_with": c.source, "keys": rows, "missing": missing,
+            "ci_root": expiry_of(&c.ci), "prod_root": c.prod.as_ref().map(expiry_of),
+            "prod_targets": c.prod_targets.as_ref().map(
+                |t| json!({"version": t.signed.version, "expires": t.signed.expires})),
+            "holds_active_root_key": holds.active_root,
+            "targets_only": holds.targets_only(),
+            "root_role": holders.to_json(),
+            "warnings": warnings.iter().map(|w| &w.text).collect::<Vec<_>>(),
+            "within_days": expiry.within,
+        }));
     } else {
         print_versions(path, &c);
         print_rows(&rows, c.prod.is_some());
-        print!("{}", holders.describe());
+        out!("{}", holders.describe());
         print_missing(&missing);
     }
     for w in &warnings {
-        eprintln!("warning: {w}");
+        errln!("warning: {}", w.text);
     }
-    if !holds_active_root {
-        eprintln!(
+    say_root_key(s, &holds);
+    if expiry.check && !warnings.is_empty() {
+        return Err(crate::outcome::Expiring {
+            within_days: expiry.within,
+            items: warnings.into_iter().map(|w| w.what).collect(),
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// Which signing keys the file holds: an active root key, and active offline targets keys.
+struct Holdings {
+    active_root: bool,
+    any_root: bool,
+    active_targets: bool,
+}
+
+impl Holdings {
+    fn of(rows: &[serde_json::Value]) -> Self {
+        let has = |r: &serde_json::Value, field: &str, role: &str| {
+            r[field]
+                .as_array()
+                .is_some_and(|a| a.contains(&json!(role)))
+        };
+        let signing = || rows.iter().filter(|r| r["private"] == json!(true));
+        Self {
+            active_root: signing().any(|r| has(r, "ci_roles", "root")),
+            // A key named for the root role that no root lists any more (rotated away).
+            any_root: signing().any(|r| {
+                has(r, "ci_roles", "root") || r["name"].as_str().is_some_and(|n| n.contains("root"))
+            }),
+            active_targets: signing().any(|r| has(r, "prod_roles", "targets")),
+        }
+    }
+
+    /// A copy made for release engineers (`keys copy-targets`): offline targets keys and
+    /// no root key, by design.
+    fn targets_only(&self) -> bool {
+        self.active_targets && !self.any_root
+    }
+}
+
+/// The root key: a warning when the file should hold it and does not; for a targets-only
+/// copy, a note that this is as intended.
+fn say_root_key(s: &Settings, holds: &Holdings) {
+    if holds.targets_only() {
+        if !s.json() {
+            outln!(
+                "This is a targets-only file: it holds the offline targets key(s) and, as \
+                 intended, no root key. Keep it as safe as the keys it signs production \
+                 releases with."
+            );
+        }
+        return;
+    }
+    if !holds.active_root {
+        errln!(
             "warning: this file holds no active root key. Whoever holds it must keep it safe: a \
              lost root key cannot be recovered."
         );
     }
     if !s.json() {
-        println!(
+        outln!(
             "A lost offline targets key is replaced with `tufctl keys rotate-targets` and the \
              root key (see docs/COMPROMISE.md). A lost ROOT key cannot be recovered or \
              replaced: without it (or a threshold of root keys) the Factory's root can never \
@@ -139,7 +204,6 @@ pub fn status(s: &Settings, path: &Path) -> Result<()> {
              `tufctl keys export-root` and `tufctl keys backup` shares in separate safe places."
         );
     }
-    Ok(())
 }
 
 /// What the file is compared with: the server's roots and production targets, or (server
@@ -174,7 +238,8 @@ fn compared(s: &Settings, file: &CredsFile, path: &Path) -> Result<Compared> {
                     path.display()
                 )));
             };
-            eprintln!("note: server unreachable ({e:#}); using roles/root.json from the file");
+            let e = crate::outcome::paragraph(&e);
+            errln!("note: server unreachable ({e:#}); using roles/root.json from the file");
             Ok(Compared {
                 ci: r,
                 prod: None,
@@ -235,7 +300,7 @@ fn key_rows(file: &CredsFile, c: &Compared) -> Result<Vec<serde_json::Value>> {
 /// Active offline keys (root, and targets keys not owned by the server) missing from the file.
 fn missing_keys(file: &CredsFile, ci: &Signed<Root>) -> Result<Vec<serde_json::Value>> {
     let mut missing = Vec::new();
-    let online = crate::rotation::online_targets_keys(&ci.signed, &file.creds)?;
+    let online = crate::creds::online_targets_keys(&ci.signed, &file.creds)?;
     for role in [Role::Root, Role::Targets] {
         for (id, pk) in ci.signed.role_keys(role) {
             if role == Role::Targets && online.contains(&id) {
@@ -252,21 +317,24 @@ fn missing_keys(file: &CredsFile, ci: &Signed<Root>) -> Result<Vec<serde_json::V
 }
 
 fn print_versions(path: &Path, c: &Compared) {
-    println!("{} (compared with {})", path.display(), c.source);
-    println!(
+    outln!("{} (compared with {})", path.display(), c.source);
+    outln!(
         "  CI root version {}, expires {}",
-        c.ci.signed.version, c.ci.signed.expires
+        c.ci.signed.version,
+        c.ci.signed.expires
     );
     if let Some(p) = &c.prod {
-        println!(
+        outln!(
             "  production root version {}, expires {}",
-            p.signed.version, p.signed.expires
+            p.signed.version,
+            p.signed.expires
         );
     }
     if let Some(t) = &c.prod_targets {
-        println!(
+        outln!(
             "  production targets version {}, expires {}",
-            t.signed.version, t.signed.expires
+            t.signed.version,
+            t.signed.expires
         );
     }
 }
@@ -283,9 +351,9 @@ fn print_rows(rows: &[serde_json::Value], with_prod: bool) {
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| "-".to_owned())
     };
-    println!("Keys in the file:");
+    outln!("Keys in the file:");
     for r in rows {
-        println!(
+        outln!(
             "  {:<8} {} {:<8} {:<8} CI:{:<8} prod:{:<8} {}",
             if r["active"].as_bool() == Some(true) {
                 "ACTIVE"
@@ -312,7 +380,7 @@ fn print_rows(rows: &[serde_json::Value], with_prod: bool) {
                 None => "reachable now".to_owned(),
                 Some(p) => format!("NOT reachable now: {p}"),
             };
-            println!(
+            outln!(
                 "           on token {} (serial {}), {reach}",
                 t.get("label").and_then(|v| v.as_str()).unwrap_or("?"),
                 t.get("serial").and_then(|v| v.as_str()).unwrap_or("?"),
@@ -323,12 +391,12 @@ fn print_rows(rows: &[serde_json::Value], with_prod: bool) {
 
 fn print_missing(missing: &[serde_json::Value]) {
     if missing.is_empty() {
-        println!("Every active offline key is in the file.");
+        outln!("Every active offline key is in the file.");
         return;
     }
-    println!("Active offline keys NOT in this file:");
+    outln!("Active offline keys NOT in this file:");
     for m in missing {
-        println!(
+        outln!(
             "  {} key {} (owner {})",
             m["role"].as_str().unwrap_or("?"),
             m["keyid"].as_str().unwrap_or("?"),
@@ -485,13 +553,42 @@ mod tests {
 
     #[test]
     fn warns_only_inside_the_window() {
-        let now = time::macros::datetime!(2030-01-01 00:00 UTC);
+        let now = Window {
+            at: time::macros::datetime!(2030-01-01 00:00 UTC),
+            days: 30,
+        };
         assert!(expiry_warning("x", &at("2030-03-01T00:00:00Z"), now, "r").is_none());
         // Exactly 30 days away: no warning yet; a second less: warning.
         assert!(expiry_warning("x", &at("2030-01-31T00:00:00Z"), now, "r").is_none());
         let w = expiry_warning("x", &at("2030-01-30T23:59:59Z"), now, "renew").unwrap();
-        assert!(w.contains("in 29 day(s)") && w.ends_with("renew"), "{w}");
+        assert!(
+            w.text.contains("in 29 day(s)") && w.text.ends_with("renew"),
+            "{}",
+            w.text
+        );
+        assert_eq!(w.what, "x");
         let w = expiry_warning("x", &at("2029-12-31T00:00:00Z"), now, "r").unwrap();
-        assert!(w.contains("EXPIRED"), "{w}");
+        assert!(w.text.contains("EXPIRED"), "{}", w.text);
+        // A wider window catches what a narrower one does not.
+        let wide = Window { days: 90, ..now };
+        assert!(expiry_warning("x", &at("2030-03-01T00:00:00Z"), wide, "r").is_some());
+    }
+
+    #[test]
+    fn a_targets_only_file_is_not_missing_its_root_key() {
+        let row = |name: &str, ci: &[&str], prod: &[&str], private: bool| json!({"name": name, "private": private, "ci_roles": ci, "prod_roles": prod});
+        let only = Holdings::of(&[row("tufctl-targets-ab", &["targets"], &["targets"], true)]);
+        assert!(only.targets_only() && !only.active_root);
+        let full = Holdings::of(&[
+            row("tufctl-root-cd", &["root"], &["root"], true),
+            row("tufctl-targets-ab", &["targets"], &["targets"], true),
+        ]);
+        assert!(!full.targets_only() && full.active_root);
+        // Rotated away elsewhere: a root key the roots no longer list is still a root key.
+        let stale = Holdings::of(&[
+            row("tufctl-root-ef", &[], &[], true),
+            row("tufctl-targets-ab", &["targets"], &["targets"], true),
+        ]);
+        assert!(!stale.targets_only() && !stale.active_root);
     }
 }

@@ -18,25 +18,25 @@ pub fn list(s: &Settings) -> Result<()> {
         .get_json(&path)
         .context("listing the Factory's tokens")?;
     if s.json() {
-        println!("{v}");
+        outln!("{v}");
         return Ok(());
     }
     let tokens = v["tokens"].as_array().cloned().unwrap_or_default();
-    println!("{:<14} {:<6} {:<22} NOTE", "ID", "SCOPE", "CREATED");
+    outln!("{:<14} {:<6} {:<22} NOTE", "ID", "SCOPE", "CREATED");
     for t in &tokens {
         let note = if t["current"].as_bool() == Some(true) {
             "this token"
         } else {
             ""
         };
-        println!(
+        outln!(
             "{:<14} {:<6} {:<22} {note}",
             t["id"].as_str().unwrap_or("?"),
             t["scope"].as_str().unwrap_or("?"),
             t["created_at"].as_str().unwrap_or("?"),
         );
     }
-    println!("(last use is not tracked; see `tufctl get /ota/factories/FACTORY/audit` for what each token changed)");
+    outln!("(last use is not tracked; see `tufctl get /ota/factories/FACTORY/audit` for what each token changed)");
     Ok(())
 }
 
@@ -46,10 +46,10 @@ pub fn create(s: &Settings, scope: &str) -> Result<()> {
         .post_json(&path, &json!({ "scope": scope }))
         .with_context(|| format!("creating a {scope} token"))?;
     if s.json() {
-        println!("{v}");
+        outln!("{v}");
         return Ok(());
     }
-    println!(
+    outln!(
         "Created a {scope} token (id {}). It is shown only this once; store it now:\n{}",
         v["id"].as_str().unwrap_or("?"),
         v["token"].as_str().unwrap_or("?")
@@ -72,17 +72,17 @@ pub fn revoke(s: &Settings, id: Option<&str>, all: bool, keep_current: bool) -> 
         _ => bail!("give either a token ID (see `tufctl tokens list`) or --all"),
     };
     if s.json() {
-        println!("{v}");
+        outln!("{v}");
         return Ok(());
     }
     let revoked: Vec<&str> = v["revoked"]
         .as_array()
         .map(|a| a.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
-    println!("Revoked {} token(s): {}", revoked.len(), revoked.join(", "));
+    outln!("Revoked {} token(s): {}", revoked.len(), revoked.join(", "));
     match v["kept"].as_str() {
-        Some(k) => println!("Kept the token making this request ({k})."),
-        None if all => println!(
+        Some(k) => outln!("Kept the token making this request ({k})."),
+        None if all => outln!(
             "The token making this request was revoked too (unless it is the admin token). \
              Get a new owner token from the server admin: `tufctl tokens create owner \
              --factory F --token ADMIN_TOKEN`."

@@ -6,39 +6,39 @@ use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::json;
-use time::OffsetDateTime;
 use tuf_ceremony::format::{offline_role, parse_role, PublicKeyFile, Response};
 use tuf_ceremony::root_update::root_signing_keys;
 use tuf_ceremony::tx::Removed;
-use tuf_ceremony::{format, keyring, offline, review, Roots, Tx};
+use tuf_ceremony::{format, keyring, review, Roots, Tx};
 use tuf_core::{Role, Threshold};
 
 use crate::cli::{KeyTypeArg, UpdatesCommand};
 use crate::creds::{self, CredsFile};
 use crate::document;
-use crate::server::{Factory, Staged};
+use crate::output::either;
+use crate::server::{check_tx, Factory};
 use crate::settings::{default_owner, Settings};
 
 pub fn run(s: &Settings, cmd: UpdatesCommand) -> Result<()> {
     let f = Factory::owner(s, None)?;
     match cmd {
         UpdatesCommand::Init { message } => init(s, &f, &message),
-        UpdatesCommand::Review => {
-            let tx = f.require_open()?;
-            print!("{}", review::transaction(&tx, &f.roots()?));
-            Ok(())
-        }
+        UpdatesCommand::Review => review(s, &f),
         UpdatesCommand::Sign { creds } => sign(s, &f, &creds),
         UpdatesCommand::Apply => apply(s, &f),
         UpdatesCommand::Cancel => {
             let tx = f.require_open()?;
             f.cancel(&tx.txid)?;
-            println!("Cancelled root-update transaction {}.", tx.txid);
+            either(
+                s.json(),
+                json!({"txid": tx.txid, "cancelled": true}),
+                || outln!("Cancelled root-update transaction {}.", tx.txid),
+            );
             Ok(())
         }
-        UpdatesCommand::Export { out } => export(&f, &out),
-        UpdatesCommand::Import { response } => import(&f, &response),
-        UpdatesCommand::SetThreshold { role, threshold } => set_threshold(&f, &role, threshold),
+        UpdatesCommand::Export { out } => export(s, &f, &out),
+        UpdatesCommand::Import { response } => import(s, &f, &response),
+        UpdatesCommand::SetThreshold { role, threshold } => set_threshold(s, &f, &role, threshold),
         UpdatesCommand::RemoveKey { keyid, role } => remove_key(s, &f, &keyid, role.as_deref()),
         UpdatesCommand::AddOfflineKey {
             role,
@@ -67,38 +67,41 @@ pub fn run(s: &Settings, cmd: UpdatesCommand) -> Result<()> {
     }
 }
 
+/// `review`: the staged roots against the current ones, and what is still missing.
+fn review(s: &Settings, f: &Factory) -> Result<()> {
+    let tx = f.require_open()?;
+    let current = f.roots()?;
+    let text = review::transaction(&tx, &current);
+    let v = json!({
+        "txid": tx.txid, "message": tx.message,
+        "ci_version": tx.ci_root.signed.version, "prod_version": tx.prod_root.signed.version,
+        "missing": tuf_ceremony::tx::missing_signatures(&tx, &current),
+        "errors": tx.errors, "warnings": tx.warnings, "review": text,
+    });
+    either(s.json(), v, || out!("{text}"));
+    Ok(())
+}
+
 fn init(s: &Settings, f: &Factory, message: &str) -> Result<()> {
     let tx = f.init_tx(message)?;
     if s.json() {
-        println!("{}", json!({"txid": tx.txid}));
+        outln!("{}", json!({"txid": tx.txid}));
     } else {
-        println!(
+        outln!(
             "Opened root-update transaction {} (CI root version {}). Edit it with \
              set-threshold / add-offline-key, sign it with `sign -k CREDS.tgz`, then `apply`.",
-            tx.txid, tx.ci_root.signed.version
+            tx.txid,
+            tx.ci_root.signed.version
         );
     }
     Ok(())
 }
 
-/// Checks the open transaction with the server's own named checks against `current`, roots
-/// the caller verified from the root its credentials file trusts. Every online command that
-/// signs a transaction runs this first, as `tufctl sign` does offline.
-pub fn check(tx: &Tx, current: &Roots) -> Result<()> {
-    offline::check_tx(tx, current, OffsetDateTime::now_utc()).map_err(|e| {
-        anyhow!(e).context(format!(
-            "refusing to sign root-update transaction {}: it does not pass the checks; nothing \
-             was signed",
-            tx.txid
-        ))
-    })
-}
-
-/// Verifies the roots from `file`, [`check`]s, then signs the roots and the staged
-/// production targets with the file's keys.
+/// Verifies the roots from `file`, checks the transaction ([`check_tx`]), then signs the
+/// roots and the staged production targets with the file's keys.
 fn check_and_sign(f: &Factory, file: &mut CredsFile, tx: &mut Tx) -> Result<(Roots, Vec<String>)> {
     let current = f.verified_roots(file)?;
-    check(tx, &current)?;
+    check_tx(tx, &current)?;
     let done = keyring::sign_tx(tx, &*file, &current)?;
     Ok((current, done))
 }
@@ -115,62 +118,52 @@ fn sign(s: &Settings, f: &Factory, path: &Path) -> Result<()> {
         );
     }
     f.stage(&tx)?;
-    for d in &done {
-        println!("signed {d}");
-    }
-    say_missing(&tuf_ceremony::tx::missing_signatures(&tx, &current));
+    let missing = tuf_ceremony::tx::missing_signatures(&tx, &current);
+    let v = json!({"txid": tx.txid, "signed": done, "missing": missing});
+    either(s.json(), v, || {
+        for d in &done {
+            outln!("signed {d}");
+        }
+        say_missing(&missing);
+    });
     Ok(())
 }
 
 /// What is still missing, or that `apply` may run now.
 fn say_missing(missing: &[String]) {
     if missing.is_empty() {
-        println!("All root signatures are present: run `tufctl keys tuf updates apply`.");
+        outln!("All root signatures are present: run `tufctl keys tuf updates apply`.");
     }
     for m in missing {
-        println!("still missing: {m}");
+        outln!("still missing: {m}");
     }
-}
-
-/// Reports a staged transaction that still needs signatures; true when it was applied.
-pub fn report(staged: Staged, txid: &str) -> bool {
-    let Staged::Missing(missing) = staged else {
-        return true;
-    };
-    println!(
-        "Staged root-update transaction {txid}; it needs more signatures before it can be \
-         applied:"
-    );
-    for m in &missing {
-        println!("  - {m}");
-    }
-    println!(
-        "Each key holder runs `tufctl keys tuf updates sign -k THEIR.tgz`, then anyone runs \
-         `tufctl keys tuf updates apply`."
-    );
-    false
 }
 
 fn apply(s: &Settings, f: &Factory) -> Result<()> {
     let tx = f.require_open()?;
     let out = f.apply(&tx.txid)?;
     if s.json() {
-        println!("{out}");
+        outln!("{out}");
     } else {
-        println!(
+        outln!(
             "Applied: CI root version {}, production root version {}.",
-            out["ci_version"], out["prod_version"]
+            out["ci_version"],
+            out["prod_version"]
         );
     }
     Ok(())
 }
 
 /// `keys tuf updates export REQUEST.json`.
-fn export(f: &Factory, out: &Path) -> Result<()> {
+fn export(s: &Settings, f: &Factory, out: &Path) -> Result<()> {
     let tx = f.require_open()?;
     let request = f.root_update_request(&tx, &f.roots()?)?;
     document::write_file(out, &request.to_bytes()?, "signing request")?;
-    println!(
+    if s.json() {
+        crate::output::json(&json!({"txid": tx.txid, "request": out}));
+        return Ok(());
+    }
+    outln!(
         "Wrote the signing request for root-update transaction {} ({}) to {}. Carry it to the \
          offline machine, run `tufctl sign {} -k CREDS.tgz --out RESPONSE.json` there, and bring \
          RESPONSE.json back to `tufctl keys tuf updates import RESPONSE.json`.",
@@ -184,7 +177,7 @@ fn export(f: &Factory, out: &Path) -> Result<()> {
 
 /// `keys tuf updates import RESPONSE.json`: the signatures are checked against the open
 /// transaction's staged bytes (by SHA-256) and keys, then staged.
-fn import(f: &Factory, arg: &str) -> Result<()> {
+fn import(s: &Settings, f: &Factory, arg: &str) -> Result<()> {
     let Response::RootUpdate(r) = document::read_response(arg)? else {
         bail!("{arg} is the response to a wave; import it with `tufctl waves import`");
     };
@@ -213,12 +206,16 @@ fn import(f: &Factory, arg: &str) -> Result<()> {
         added.push(format!("{n} signature(s) on {name}"));
     }
     f.stage(&tx)?;
-    println!(
-        "Imported into root-update transaction {}: {}.",
-        tx.txid,
-        added.join(", ")
-    );
-    say_missing(&tuf_ceremony::tx::missing_signatures(&tx, &current));
+    let missing = tuf_ceremony::tx::missing_signatures(&tx, &current);
+    let v = json!({"txid": tx.txid, "imported": added, "missing": missing});
+    either(s.json(), v, || {
+        outln!(
+            "Imported into root-update transaction {}: {}.",
+            tx.txid,
+            added.join(", ")
+        );
+        say_missing(&missing);
+    });
     Ok(())
 }
 
@@ -250,12 +247,20 @@ fn add_response_signatures(
     })
 }
 
-fn set_threshold(f: &Factory, role: &str, threshold: u64) -> Result<()> {
+fn set_threshold(s: &Settings, f: &Factory, role: &str, threshold: u64) -> Result<()> {
     let role = parse_role(role)?;
     let mut tx = f.require_open()?;
     tx.set_threshold(role, Threshold::new(threshold)?)?;
-    report_checks(&f.stage(&tx)?);
-    println!(
+    let staged = f.stage(&tx)?;
+    if s.json() {
+        crate::output::json(&json!({
+            "txid": staged.txid, "role": role.as_str(), "threshold": threshold,
+            "errors": staged.errors, "warnings": staged.warnings,
+        }));
+        return Ok(());
+    }
+    report_checks(&staged);
+    outln!(
         "Staged: {role} threshold {threshold}{}. Signatures were reset: every root key holder \
          signs again with `tufctl keys tuf updates sign -k CREDS.tgz`.",
         if role == Role::Targets {
@@ -273,7 +278,7 @@ fn remove_key(s: &Settings, f: &Factory, keyid: &str, role: Option<&str>) -> Res
     let removed = tx.remove_key(keyid, role)?;
     let staged = f.stage(&tx)?;
     if s.json() {
-        println!(
+        outln!(
             "{}",
             json!({
                 "txid": staged.txid, "keyid": removed.id,
@@ -285,7 +290,7 @@ fn remove_key(s: &Settings, f: &Factory, keyid: &str, role: Option<&str>) -> Res
         return Ok(());
     }
     report_checks(&staged);
-    println!("{}", describe_removed(&removed));
+    outln!("{}", describe_removed(&removed));
     Ok(())
 }
 
@@ -338,8 +343,16 @@ fn add_public_key(
     let mut tx = f.require_open()?;
     let owner = owner.unwrap_or_else(|| file.owner.clone());
     tx.add_key(role, &file.key, &owner)?;
-    report_checks(&f.stage(&tx)?);
-    println!(
+    let staged = f.stage(&tx)?;
+    if s.json() {
+        crate::output::json(&json!({
+            "txid": staged.txid, "role": role.as_str(), "keyid": file.keyid, "owner": owner,
+            "errors": staged.errors, "warnings": staged.warnings,
+        }));
+        return Ok(());
+    }
+    report_checks(&staged);
+    outln!(
         "Added {role} key {} (owner {}; generated offline, its private key is not here). Root \
          key holders sign with `tufctl keys tuf updates sign -k THEIR.tgz` or through `export` \
          and `tufctl sign`; the new key's holder signs too.",
@@ -373,7 +386,8 @@ fn add_new_key(s: &Settings, f: &Factory, role: &str, path: &Path, new: NewKey) 
     tx.add_key(role, &public, &owner)?;
     // Staged either way: a transaction still being edited may not pass every check yet.
     if let Err(e) = check_and_sign(f, &mut file, &mut tx) {
-        eprintln!("note: the new key is staged but nothing was signed: {e:#}");
+        let e = crate::outcome::paragraph(&e);
+        errln!("note: the new key is staged but nothing was signed: {e:#}");
     }
     let staged = f.stage(&tx).with_context(|| {
         format!(
@@ -381,8 +395,16 @@ fn add_new_key(s: &Settings, f: &Factory, role: &str, path: &Path, new: NewKey) 
             path.display()
         )
     })?;
+    if s.json() {
+        crate::output::json(&json!({
+            "txid": staged.txid, "role": role.as_str(), "keyid": id, "owner": owner,
+            "stored_as": format!("keys/{stored_as}"), "file": path,
+            "errors": staged.errors, "warnings": staged.warnings,
+        }));
+        return Ok(());
+    }
     report_checks(&staged);
-    println!(
+    outln!(
         "Added {role} key {id} (stored as keys/{stored_as} in {}). Other root key holders sign \
          with `tufctl keys tuf updates sign -k THEIR.tgz`; then `apply`.",
         path.display()
@@ -404,7 +426,7 @@ fn open_or_create(s: &Settings, f: &Factory, path: &Path) -> Result<CredsFile> {
         .api
         .get(&format!("{}/root.json", f.repo))
         .context("fetching the current root for the new credentials file")?;
-    eprintln!("note: creating a new credentials file {}", path.display());
+    errln!("note: creating a new credentials file {}", path.display());
     let mut file = CredsFile::create(s, path, config)?;
     file.creds.set_root_json(&root)?;
     Ok(file)
@@ -413,9 +435,9 @@ fn open_or_create(s: &Settings, f: &Factory, path: &Path) -> Result<CredsFile> {
 /// The server's check results on a staged transaction.
 pub fn report_checks(tx: &Tx) {
     for e in &tx.errors {
-        println!("  not yet: {e}");
+        outln!("  not yet: {e}");
     }
     for w in &tx.warnings {
-        println!("  warning: {w}");
+        outln!("  warning: {w}");
     }
 }

@@ -14,6 +14,7 @@ use tuf_ceremony::wave::{self, Wave};
 use tuf_ceremony::{keyring, Roots};
 use tuf_core::{Expires, Role, Signed, Targets};
 
+use crate::catalogue::{self, Entry};
 use crate::creds::CredsFile;
 use crate::document;
 use crate::server::Factory;
@@ -57,6 +58,10 @@ pub fn init(s: &Settings, creds: &Path, r: &Release) -> Result<()> {
     let mut file = CredsFile::open(s, creds)?;
     let f = Factory::of_file(s, &file)?;
     let p = propose(&f, r)?;
+    let step = crate::progress::step(&format!(
+        "checking {} production target(s)",
+        p.next.targets.len()
+    ));
     // The offline key signs the current production targets again (carried over) and the CI
     // entries: both must verify under roots checked from the one this file trusts.
     let roots = f.verified_roots(&mut file)?;
@@ -74,18 +79,26 @@ pub fn init(s: &Settings, creds: &Path, r: &Release) -> Result<()> {
             creds.display()
         );
     }
+    step.set_message("signing with the offline targets key");
     let mut env = Signed::new(p.next)?;
     for k in &signers {
         env.sign(k.as_ref())?;
     }
+    step.set_message("creating the wave on the server");
     let answer = f.create_wave(r.wave, r.version, r.tag, &env)?;
+    drop(step);
     if s.json() {
-        println!("{answer}");
+        outln!("{answer}");
     } else {
-        println!(
+        outln!(
             "Wave {} created: {} target(s) of version {} tagged {}, production targets version \
              {}. Publish it with `tufctl waves complete {}`.",
-            r.wave, p.added, r.version, r.tag, env.signed.version, r.wave
+            r.wave,
+            p.added,
+            r.version,
+            r.tag,
+            env.signed.version,
+            r.wave
         );
     }
     Ok(())
@@ -129,7 +142,14 @@ pub fn export(s: &Settings, creds: Option<&Path>, r: &Release, out: &Path) -> Re
         targets: Signed::new(p.next)?,
     }));
     document::write_file(out, &request.to_bytes()?, "signing request")?;
-    println!(
+    if s.json() {
+        crate::output::json(&json!({
+            "wave": r.wave, "version": r.version, "tag": r.tag, "targets": p.added,
+            "request": out,
+        }));
+        return Ok(());
+    }
+    outln!(
         "Wrote the signing request for wave {} ({} target(s) of version {} tagged {}) to {}. \
          Sign it offline with `tufctl sign {} -k TARGETS-ONLY.tgz --out RESPONSE.json`, then \
          create the wave with `tufctl waves import RESPONSE.json`.",
@@ -174,12 +194,14 @@ pub fn import(s: &Settings, arg: &str, request: Option<&Path>) -> Result<()> {
     }
     let answer = f.create_wave(&w.wave, &w.version, &w.tag, &w.targets)?;
     if s.json() {
-        println!("{answer}");
+        outln!("{answer}");
     } else {
-        println!(
+        outln!(
             "Wave {} created from the signed response: production targets version {}. Publish \
              it with `tufctl waves complete {}`.",
-            w.wave, w.targets.signed.version, w.wave
+            w.wave,
+            w.targets.signed.version,
+            w.wave
         );
     }
     Ok(())
@@ -225,11 +247,16 @@ pub fn resign(s: &Settings, creds: &Path, wave: &str, expires_days: u32) -> Resu
     }
     let now = OffsetDateTime::now_utc();
     let expires = Expires::after(now, i64::from(expires_days) * 86_400)?;
+    let step = crate::progress::step(&format!(
+        "renewing {} production target(s)",
+        prod.signed.targets.len()
+    ));
     let mut env = Signed::new(renewal(&prod, &prod_root.signed, expires)?)?;
     wave::renewal(&env, &prod.signed, now).into_result()?;
     for k in &signers {
         env.sign(k.as_ref())?;
     }
+    step.set_message("sending the renewal to the server");
     let answer = f
         .api
         .post_json(
@@ -237,12 +264,14 @@ pub fn resign(s: &Settings, creds: &Path, wave: &str, expires_days: u32) -> Resu
             &json!({"targets": env_value(&env)?}),
         )
         .with_context(|| format!("re-signing the production targets of wave {wave:?}"))?;
+    drop(step);
     if s.json() {
-        println!("{answer}");
+        outln!("{answer}");
     } else {
-        println!(
+        outln!(
             "Renewed the production targets of wave {wave}: version {}, expires {}.",
-            env.signed.version, env.signed.expires
+            env.signed.version,
+            env.signed.expires
         );
     }
     Ok(())
@@ -284,17 +313,24 @@ pub fn action(s: &Settings, wave: &str, what: &str) -> Result<()> {
             &format!("/ota/factories/{}/waves/{wave}/{what}", f.name),
             &json!({}),
         )
-        .with_context(|| format!("{what} wave {wave:?}"))?;
+        .with_context(|| {
+            let doing = if what == "complete" {
+                "completing"
+            } else {
+                "cancelling"
+            };
+            format!("{doing} wave {wave:?}")
+        })?;
     if s.json() {
-        println!("{answer}");
+        outln!("{answer}");
     } else if what == "complete" {
-        println!(
+        outln!(
             "Wave {wave} completed: production targets version {} are now what production \
              devices install.",
             answer["targets_version"]
         );
     } else {
-        println!("Wave {wave}: {what} done.");
+        outln!("Wave {wave} cancelled; the production targets are unchanged.");
     }
     Ok(())
 }
@@ -305,28 +341,123 @@ pub fn list(s: &Settings) -> Result<()> {
         .api
         .get_json(&format!("/ota/factories/{}/waves", f.name))?;
     if s.json() {
-        println!("{v}");
+        outln!("{v}");
         return Ok(());
     }
     let Some(waves) = v.as_array() else {
-        println!("{v}");
+        outln!("{v}");
         return Ok(());
     };
     if waves.is_empty() {
-        println!("No waves.");
+        outln!("No waves.");
+        return Ok(());
     }
+    outln!(
+        "{:<20} {:<12} {:<10} {:<10} {:<10} CREATED",
+        "WAVE",
+        "VERSION",
+        "TAG",
+        "STATUS",
+        "TARGETS"
+    );
     for w in waves {
-        println!(
-            "{:<20} {:<12} {:<10} {:<10} targets v{} {}",
+        outln!(
+            "{:<20} {:<12} {:<10} {:<10} {:<10} {}",
             w["name"].as_str().unwrap_or("?"),
             w["version"].as_str().unwrap_or("?"),
             w["tag"].as_str().unwrap_or("?"),
             w["status"].as_str().unwrap_or("?"),
-            w["targets_version"],
+            format!("v{}", w["targets_version"]),
             w["created_at"].as_str().unwrap_or("")
         );
     }
     Ok(())
+}
+
+/// `waves show WAVE [--hardware-id H] [--tag T]`: the wave and its production targets, those
+/// it adds or changes marked.
+pub fn show(s: &Settings, wave: &str, hardware_id: Option<&str>, tag: Option<&str>) -> Result<()> {
+    let f = Factory::owner(s, None)?;
+    let mut query = Vec::new();
+    for (k, v) in [("hardware_id", hardware_id), ("tag", tag)] {
+        if let Some(v) = v {
+            query.push(format!("{k}={}", percent(v)));
+        }
+    }
+    let q = if query.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", query.join("&"))
+    };
+    let v = f
+        .api
+        .get_json(&format!("/ota/factories/{}/waves/{wave}{q}", f.name))
+        .with_context(|| format!("reading wave {wave:?}"))?;
+    if s.json() {
+        crate::output::json(&v);
+        return Ok(());
+    }
+    let text = |k: &str| v[k].as_str().unwrap_or("?").to_owned();
+    outln!(
+        "Wave {} ({}): version {} tagged {}",
+        text("name"),
+        text("status"),
+        text("version"),
+        text("tag")
+    );
+    outln!(
+        "  production targets version {}, expires {}; created {}",
+        v["targets_version"],
+        text("expires"),
+        text("created_at")
+    );
+    let targets: Vec<Entry> = v["targets"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter_map(|(p, t)| {
+                    serde_json::from_value(t.clone())
+                        .ok()
+                        .map(|t| Entry::new(p, &t))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let new: Vec<&str> = v["new"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
+        .unwrap_or_default();
+    let filtered = hardware_id.is_some() || tag.is_some();
+    if targets.is_empty() {
+        outln!("No production target of this wave matches.");
+        return Ok(());
+    }
+    let refs: Vec<&Entry> = targets.iter().collect();
+    for line in catalogue::table(&refs).lines() {
+        let path = line.split_whitespace().next().unwrap_or("");
+        let mark = if new.contains(&path) { "+" } else { " " };
+        outln!("{mark} {line}");
+    }
+    outln!(
+        "{} target(s){} of {}; + marks the {} this wave adds or changes.",
+        targets.len(),
+        if filtered { " match" } else { "" },
+        v["total"],
+        new.len()
+    );
+    Ok(())
+}
+
+/// A query value, percent-encoded (labels are ASCII; anything else is encoded anyway).
+fn percent(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 #[cfg(test)]

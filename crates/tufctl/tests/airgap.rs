@@ -549,7 +549,10 @@ fn renewal_story(server: Server) {
             x.creds.to_str().unwrap(),
         ])));
         let warnings = st["warnings"].to_string();
-        assert!(warnings.contains("the CI root (version 4) expire"), "{st}");
+        assert!(
+            warnings.contains("the CI root (version 4) will expire"),
+            "{st}"
+        );
         assert!(warnings.contains("resign-root"), "{st}");
     }
     let metrics = ureq::get(&format!("{}/metrics", server.url))

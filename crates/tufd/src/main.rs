@@ -4,6 +4,7 @@ mod admin;
 mod audit;
 mod auth;
 mod cache;
+mod curation;
 mod db;
 mod error;
 mod factory;
@@ -31,7 +32,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use clap::Parser;
 use serde_json::json;
@@ -239,6 +240,12 @@ fn router(state: Shared) -> Router {
             "/ota/factories/{f}/targets",
             post(targets::add).layer(DefaultBodyLimit::max(targets::UPLOAD_LIMIT)),
         )
+        .route("/ota/factories/{f}/targets/prune", post(curation::prune))
+        .route("/ota/factories/{f}/targets/{t}", delete(curation::remove))
+        .route(
+            "/ota/factories/{f}/targets/{t}/tags",
+            put(curation::set_tags),
+        )
         .route(
             "/ota/factories/{f}/tokens",
             get(tokens::list).post(tokens::create),
@@ -252,6 +259,7 @@ fn router(state: Shared) -> Router {
             "/ota/factories/{f}/waves",
             get(waves::list).post(waves::create),
         )
+        .route("/ota/factories/{f}/waves/{w}", get(waves::show))
         .route(
             "/ota/factories/{f}/waves/{w}/complete",
             post(waves::complete),
@@ -479,3 +487,6 @@ pub fn format_time(unix: i64) -> String {
         .map(|e| e.to_string())
         .unwrap_or_else(|_| unix.to_string())
 }
+
+#[cfg(test)]
+mod manual;

@@ -220,7 +220,13 @@ pub async fn add(
     next.version = positive(head_version)? + 1;
     next.expires = signing.expires(Role::Targets)?;
     let mut added = Vec::with_capacity(fresh.len());
-    for t in fresh {
+    let created_at = json!(crate::format_time(signing.now_unix()));
+    for mut t in fresh {
+        // When the server signed it first: what `targets prune --older-than` goes by. Set
+        // here, like the other fixed fields, so `custom` cannot backdate a build.
+        if let Some(Value::Object(custom)) = &mut t.file.custom {
+            custom.insert("created_at".to_owned(), created_at.clone());
+        }
         let sha256 = t.file.hashes.get("sha256").cloned().unwrap_or_default();
         added.push(json!({"target": t.path, "sha256": sha256, "length": t.file.length}));
         next.targets.insert(t.path, t.file);

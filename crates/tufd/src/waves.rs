@@ -3,7 +3,8 @@
 //! the wave `active`; `complete` publishes it as the production targets and re-signs the
 //! production snapshot and timestamp in one transaction.
 
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::Deserialize;
@@ -12,7 +13,7 @@ use sqlx::Row;
 use time::OffsetDateTime;
 use tuf_ceremony::wave::{self, Wave};
 use tuf_ceremony::Refusal;
-use tuf_core::{Role, Root, Signed, Targets};
+use tuf_core::{Role, Root, Signed, TargetFile, Targets};
 
 use crate::auth::{authenticate, Scope};
 use crate::db::{begin_locked, require_factory, Tx};
@@ -339,6 +340,111 @@ pub async fn list(
         }));
     }
     Ok(Json(Value::Array(out)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaveFilter {
+    hardware_id: Option<String>,
+    tag: Option<String>,
+}
+
+/// `GET /ota/factories/{f}/waves/{w}[?hardware_id=H&tag=T]` (owner): one wave with its
+/// production targets (only those with hardware ID `H` and tag `T` when given) and `new`, the
+/// targets it adds or changes compared with the last wave completed before it.
+pub async fn show(
+    State(state): State<Shared>,
+    Path((factory, wave)): Path<(String, String)>,
+    filter: Result<Query<WaveFilter>, QueryRejection>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Value>> {
+    let caller = authenticate(&state, &headers).await?;
+    caller.require(&factory, &[Scope::Owner])?;
+    require_factory(&state.db, &factory).await?;
+    let Query(filter) =
+        filter.map_err(|e| ApiError::bad_request("invalid query", e.body_text()))?;
+    for (field, v) in [("hardware_id", &filter.hardware_id), ("tag", &filter.tag)] {
+        if let Some(v) = v {
+            check_label(field, v, 128)?;
+        }
+    }
+    let row = sqlx::query(
+        "SELECT name, version, tag, status, targets_version, created_at, body FROM waves \
+         WHERE factory = $1 AND name = $2",
+    )
+    .bind(&factory)
+    .bind(&wave)
+    .fetch_optional(state.db.pool())
+    .await?
+    .ok_or_else(|| ApiError::not_found(format!("wave {wave:?}")))?;
+    let created_at: i64 = row.try_get(5)?;
+    let body: Vec<u8> = row.try_get(6)?;
+    let env = Signed::<Targets>::from_slice(&body)?;
+    let before = previous_complete(&state, &factory, &wave, created_at).await?;
+    let (targets, new) = wave_targets(&env.signed, before.as_ref(), &filter);
+    Ok(Json(json!({
+        "name": row.try_get::<String, _>(0)?,
+        "version": row.try_get::<String, _>(1)?,
+        "tag": row.try_get::<String, _>(2)?,
+        "status": row.try_get::<String, _>(3)?,
+        "targets_version": row.try_get::<i64, _>(4)?,
+        "created_at": crate::format_time(created_at),
+        "expires": env.signed.expires.to_string(),
+        "total": env.signed.targets.len(),
+        "targets": targets,
+        "new": new,
+    })))
+}
+
+/// The production targets of the last wave completed before the one created at `created_at`.
+async fn previous_complete(
+    state: &Shared,
+    factory: &str,
+    wave: &str,
+    created_at: i64,
+) -> ApiResult<Option<Targets>> {
+    let row = sqlx::query(
+        "SELECT body FROM waves WHERE factory = $1 AND status = 'complete' AND name <> $2 \
+         AND created_at <= $3 ORDER BY created_at DESC, targets_version DESC LIMIT 1",
+    )
+    .bind(factory)
+    .bind(wave)
+    .bind(created_at)
+    .fetch_optional(state.db.pool())
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let body: Vec<u8> = row.try_get(0)?;
+    Ok(Some(Signed::<Targets>::from_slice(&body)?.signed))
+}
+
+/// The wave's targets that pass `filter`, and the paths among them that `before` did not
+/// list with the same entry.
+fn wave_targets(
+    wave: &Targets,
+    before: Option<&Targets>,
+    filter: &WaveFilter,
+) -> (serde_json::Map<String, Value>, Vec<String>) {
+    let listed = |t: &TargetFile, field: &str, want: &Option<String>| {
+        want.as_ref().is_none_or(|w| {
+            t.custom
+                .as_ref()
+                .and_then(|c| c.get(field))
+                .and_then(Value::as_array)
+                .is_some_and(|a| a.iter().any(|v| v.as_str() == Some(w)))
+        })
+    };
+    let mut targets = serde_json::Map::new();
+    let mut new = Vec::new();
+    for (path, t) in &wave.targets {
+        if !listed(t, "hardware_ids", &filter.hardware_id) || !listed(t, "tags", &filter.tag) {
+            continue;
+        }
+        if before.is_none_or(|b| b.targets.get(path) != Some(t)) {
+            new.push(path.clone());
+        }
+        targets.insert(path.clone(), json!(t));
+    }
+    (targets, new)
 }
 
 /// The proposed targets of a request, parsed once here.

@@ -320,12 +320,15 @@ pub fn on_postgres(story: impl FnOnce(Server)) {
     }
 }
 
-/// Runs tufctl with a clean TUFCTL_* environment plus `env`.
+/// Runs tufctl with a clean TUFCTL_* environment plus `env`. The per-user config directory
+/// is an empty one of its own unless `env` sets XDG_CONFIG_HOME: the tester's own
+/// `~/.config/tufctl` never takes part.
 pub fn tufctl_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tufctl"));
     for k in [
         "TUFCTL_API",
         "TUFCTL_TOKEN",
+        "TUFCTL_TOKEN_FILE",
         "TUFCTL_FACTORY",
         "TUFCTL_CONFIG",
         "TUFCTL_PASSPHRASE",
@@ -334,6 +337,8 @@ pub fn tufctl_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     ] {
         cmd.env_remove(k);
     }
+    let config_home = tempfile::tempdir().unwrap();
+    cmd.env("XDG_CONFIG_HOME", config_home.path());
     for (k, v) in env {
         cmd.env(k, v);
     }

@@ -1,0 +1,326 @@
+//! Curating the CI targets (owner): removing targets (`DELETE .../targets/{t}`, `POST
+//! .../targets/prune`) and changing a target's tags (`PUT .../targets/{t}/tags`). Each call is
+//! one transaction that locks the Factory, edits the CI targets, re-signs CI targets, snapshot
+//! and timestamp with the online keys, and writes the audit record. Production targets are
+//! never touched: they change only through Waves. Artifacts stay stored (production
+//! targets or a device's cached metadata may still name them).
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+use tuf_core::{Role, Targets};
+
+use crate::auth::{authenticate, Caller, Scope};
+use crate::db::begin_locked;
+use crate::error::{ApiError, ApiResult};
+use crate::input::{check_label, JsonBody};
+use crate::repo::{current_root, head_info, positive, require_head, Flavour, OnlineKeys, Signing};
+use crate::{audit, Shared};
+
+/// Most targets one prune request removes (the client sends larger prunes in batches).
+pub const PRUNE_LIMIT: usize = 1000;
+
+/// Most tags a target carries, as `targets add` accepts.
+const TAG_LIMIT: usize = 64;
+
+/// `DELETE /ota/factories/{f}/targets/{target}` (owner).
+pub async fn remove(
+    State(state): State<Shared>,
+    Path((factory, target)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Value>> {
+    let caller = authenticate(&state, &headers).await?;
+    caller.require(&factory, &[Scope::Owner])?;
+    check_target(&target)?;
+    let edit = Removal {
+        targets: vec![target],
+    };
+    Ok(Json(edit_ci(&state, &factory, &caller, edit).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PruneRequest {
+    targets: Vec<String>,
+}
+
+/// `POST /ota/factories/{f}/targets/prune` `{"targets": [..]}` (owner): all or nothing.
+pub async fn prune(
+    State(state): State<Shared>,
+    Path(factory): Path<String>,
+    headers: HeaderMap,
+    body: JsonBody,
+) -> ApiResult<Json<Value>> {
+    let caller = authenticate(&state, &headers).await?;
+    caller.require(&factory, &[Scope::Owner])?;
+    let req: PruneRequest = body.parse()?;
+    if req.targets.is_empty() || req.targets.len() > PRUNE_LIMIT {
+        return Err(ApiError::bad_request(
+            "invalid targets",
+            format!("give between 1 and {PRUNE_LIMIT} target names"),
+        ));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for t in &req.targets {
+        check_target(t)?;
+        if !seen.insert(t.as_str()) {
+            return Err(ApiError::bad_request(
+                "invalid targets",
+                format!("{t} is given twice"),
+            ));
+        }
+    }
+    let edit = Removal {
+        targets: req.targets,
+    };
+    Ok(Json(edit_ci(&state, &factory, &caller, edit).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TagsRequest {
+    tags: Vec<String>,
+}
+
+/// `PUT /ota/factories/{f}/targets/{target}/tags` `{"tags": [..]}` (owner): replaces the
+/// target's `custom.tags`. The same tags again change nothing.
+pub async fn set_tags(
+    State(state): State<Shared>,
+    Path((factory, target)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: JsonBody,
+) -> ApiResult<Json<Value>> {
+    let caller = authenticate(&state, &headers).await?;
+    caller.require(&factory, &[Scope::Owner])?;
+    check_target(&target)?;
+    let req: TagsRequest = body.parse()?;
+    if req.tags.len() > TAG_LIMIT {
+        return Err(ApiError::bad_request(
+            "invalid tags",
+            format!("at most {TAG_LIMIT} tags"),
+        ));
+    }
+    for t in &req.tags {
+        check_label("tags", t, 128)?;
+    }
+    let mut tags = req.tags;
+    tags.sort();
+    tags.dedup();
+    let edit = Retag { target, tags };
+    Ok(Json(edit_ci(&state, &factory, &caller, edit).await?))
+}
+
+/// One change to the CI targets.
+trait Edit {
+    /// The audit action.
+    const ACTION: &'static str;
+    /// Applies the change; `Ok(false)` when it changes nothing. Refuses (changing nothing)
+    /// when the change cannot be made.
+    fn apply(&self, targets: &mut Targets) -> ApiResult<bool>;
+    /// What the answer and the audit record say about it.
+    fn describe(&self) -> Value;
+}
+
+struct Removal {
+    targets: Vec<String>,
+}
+
+impl Edit for Removal {
+    const ACTION: &'static str = "target.delete";
+
+    fn apply(&self, targets: &mut Targets) -> ApiResult<bool> {
+        if let Some(missing) = self
+            .targets
+            .iter()
+            .find(|t| !targets.targets.contains_key(*t))
+        {
+            return Err(ApiError::not_found(format!(
+                "CI target {missing:?} (nothing was removed)"
+            )));
+        }
+        for t in &self.targets {
+            targets.targets.remove(t);
+        }
+        Ok(true)
+    }
+
+    fn describe(&self) -> Value {
+        json!({"removed": self.targets})
+    }
+}
+
+struct Retag {
+    target: String,
+    tags: Vec<String>,
+}
+
+impl Edit for Retag {
+    const ACTION: &'static str = "target.tags";
+
+    fn apply(&self, targets: &mut Targets) -> ApiResult<bool> {
+        let entry = targets
+            .targets
+            .get_mut(&self.target)
+            .ok_or_else(|| ApiError::not_found(format!("CI target {:?}", self.target)))?;
+        let custom = match &mut entry.custom {
+            Some(Value::Object(c)) => c,
+            _ => {
+                return Err(ApiError::conflict(
+                    "target not tagged",
+                    format!(
+                        "{} has no custom fields of a target added through this server",
+                        self.target
+                    ),
+                ))
+            }
+        };
+        let tags = json!(self.tags);
+        if custom.get("tags") == Some(&tags) {
+            return Ok(false);
+        }
+        custom.insert("tags".to_owned(), tags);
+        Ok(true)
+    }
+
+    fn describe(&self) -> Value {
+        json!({"target": self.target, "tags": self.tags})
+    }
+}
+
+/// Locks the Factory, applies `edit` to the CI targets and, when it changed them, publishes
+/// CI targets, snapshot and timestamp and records the audit entry, all in one transaction.
+async fn edit_ci<E: Edit>(
+    state: &Shared,
+    factory: &str,
+    caller: &Caller,
+    edit: E,
+) -> ApiResult<Value> {
+    let now = OffsetDateTime::now_utc();
+    let mut tx = begin_locked(&state.db, factory).await?;
+    let (head_version, head_sha) = head_info(&mut tx, factory, Flavour::Ci, Role::Targets).await?;
+    let current = match state.cache.take_targets(factory, Flavour::Ci, &head_sha) {
+        Some(env) => env,
+        None => require_head(&mut tx, factory, Flavour::Ci, Role::Targets)
+            .await?
+            .parse()?,
+    };
+    let mut next = current.signed.clone();
+    let mut answer = edit.describe();
+    if !edit.apply(&mut next)? {
+        state
+            .cache
+            .keep_targets(factory, Flavour::Ci, head_sha, current);
+        answer["targets_version"] = json!(head_version);
+        return Ok(answer);
+    }
+    let root = current_root(&mut tx, factory, Flavour::Ci).await?;
+    let keys = OnlineKeys::load(&mut tx, state, factory).await?;
+    let signing = Signing {
+        factory,
+        keys: &keys,
+        periods: &state.periods,
+        now,
+    };
+    next.version = positive(head_version)? + 1;
+    next.expires = signing.expires(Role::Targets)?;
+    let (env, sha) = signing
+        .publish_targets(&mut tx, Flavour::Ci, &root.signed, next)
+        .await?;
+    signing
+        .refresh_snapshot(&mut tx, Flavour::Ci, &root.signed)
+        .await?;
+    let version = env.signed.version;
+    answer["targets_version"] = json!(version);
+    audit::record(
+        &mut tx,
+        factory,
+        signing.now_unix(),
+        &caller.actor,
+        E::ACTION,
+        answer.clone(),
+    )
+    .await?;
+    tx.commit().await?;
+    state.cache.published();
+    state.cache.keep_targets(factory, Flavour::Ci, sha, env);
+    tracing::info!(factory = %factory, action = E::ACTION, version, "CI targets edited");
+    Ok(answer)
+}
+
+/// A target path as `targets add` makes them (`{name}-{version}`): the label rules, up to
+/// the longest such path.
+fn check_target(target: &str) -> ApiResult<()> {
+    check_label("target", target, 128 + 1 + 64)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use tuf_core::{Expires, TargetFile};
+
+    use super::*;
+
+    fn targets() -> Targets {
+        let mut t = Targets::new(3, Expires::from_unix(4_000_000_000).unwrap());
+        for (path, custom) in [
+            ("app-1", Some(json!({"name": "app", "tags": ["ci"]}))),
+            ("app-2", Some(json!({"name": "app", "tags": ["ci"]}))),
+            ("raw-1", None),
+        ] {
+            let file = TargetFile {
+                length: 1,
+                hashes: BTreeMap::from([("sha256".to_owned(), "00".repeat(32))]),
+                custom,
+                extra: BTreeMap::new(),
+            };
+            t.targets.insert(path.to_owned(), file);
+        }
+        t
+    }
+
+    #[test]
+    fn a_removal_is_all_or_nothing() {
+        let mut t = targets();
+        let missing = Removal {
+            targets: vec!["app-1".into(), "app-9".into()],
+        };
+        let e = missing.apply(&mut t).unwrap_err();
+        assert_eq!(e.status, axum::http::StatusCode::NOT_FOUND);
+        assert_eq!(t, targets(), "nothing removed");
+        let both = Removal {
+            targets: vec!["app-1".into(), "raw-1".into()],
+        };
+        assert!(both.apply(&mut t).unwrap());
+        assert_eq!(t.targets.keys().collect::<Vec<_>>(), ["app-2"]);
+    }
+
+    #[test]
+    fn retagging_replaces_tags_and_the_same_tags_change_nothing() {
+        let mut t = targets();
+        let same = Retag {
+            target: "app-1".into(),
+            tags: vec!["ci".into()],
+        };
+        assert!(!same.apply(&mut t).unwrap());
+        let new = Retag {
+            target: "app-1".into(),
+            tags: vec!["beta".into(), "ci".into()],
+        };
+        assert!(new.apply(&mut t).unwrap());
+        let custom = t.targets["app-1"].custom.as_ref().unwrap();
+        assert_eq!(custom["tags"], json!(["beta", "ci"]));
+        assert_eq!(custom["name"], "app", "other fields kept");
+        let raw = Retag {
+            target: "raw-1".into(),
+            tags: vec![],
+        };
+        assert_eq!(
+            raw.apply(&mut t).unwrap_err().status,
+            axum::http::StatusCode::CONFLICT
+        );
+    }
+}
