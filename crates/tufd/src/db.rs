@@ -96,6 +96,16 @@ impl Db {
         Ok(())
     }
 
+    /// The newest migration this tufd has for its backend: a database migrated further was
+    /// upgraded by a newer tufd.
+    pub fn newest_migration(&self) -> i64 {
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.iter().map(|m| m.version).max().unwrap_or(0)
+    }
+
     pub fn pool(&self) -> &AnyPool {
         &self.pool
     }

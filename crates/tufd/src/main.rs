@@ -1,9 +1,12 @@
 //! `tufd`, the tuf-factory server. See `docs/ARCHITECTURE.md` for the module map and flows.
 
+mod access;
 mod admin;
 mod audit;
+mod backup;
 mod auth;
 mod cache;
+mod config;
 mod curation;
 mod db;
 mod error;
@@ -14,8 +17,11 @@ mod keyring;
 mod listener;
 mod metrics;
 mod repo;
+mod restore;
 mod rotation;
+mod server_key;
 mod serve;
+mod startup;
 mod storage;
 mod targets;
 mod tls;
@@ -47,9 +53,21 @@ use crate::vault::Vault;
 
 /// The tuf-factory server: Factories, online keys, TUF repositories, CI signing, root
 /// updates and waves.
+///
+/// Settings come from the command line, then the TUFD_* environment, then the --config file,
+/// then the defaults shown (the first that sets one wins).
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// TOML file of settings, keys named like the long options with `_` (`listen`,
+    /// `data_dir`, `tls_cert`, ...); unknown keys are refused.
+    #[arg(long, env = "TUFD_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Log lines on stderr as text (coloured only on a terminal) or one JSON object each.
+    #[arg(long, env = "TUFD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     /// Address to listen on (port 0 picks a free port; the real one is printed).
     #[arg(long, env = "TUFD_LISTEN", default_value = "127.0.0.1:8080")]
     listen: String,
@@ -114,6 +132,25 @@ struct Args {
     pin_file: Option<PathBuf>,
 }
 
+/// Maintenance commands, run beside (backup) or instead of (restore, rotate-server-key) the
+/// server.
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Writes a consistent snapshot of a running or stopped SQLite store (database,
+    /// artifacts, server key, keyring, admin token) to one file, mode 0600.
+    Backup(backup::BackupArgs),
+    /// Restores a backup into a data directory (tufd stopped), checking it first.
+    Restore(restore::RestoreArgs),
+    /// Replaces the server key (every tufd of the store stopped): re-wraps every data key.
+    RotateServerKey(server_key::RotateArgs),
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
 const DAY: i64 = 24 * 3600;
 
 pub struct AppState {
@@ -134,66 +171,29 @@ pub type Shared = Arc<AppState>;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
-    let args = Args::parse();
-    check_periods(&args)?;
+    let args: Args = config::parse()?;
+    match args.command {
+        Some(Command::Backup(b)) => backup::run(&b).await,
+        Some(Command::Restore(r)) => restore::run(&r).await,
+        Some(Command::RotateServerKey(r)) => server_key::rotate(&r).await,
+        None => serve(args).await,
+    }
+}
+
+/// Runs the server: every check that can fail first (startup::check), then what writes.
+async fn serve(args: Args) -> anyhow::Result<()> {
+    init_logging(args.log_format);
     files::restrict_umask();
-    files::create_private_dir(&args.data_dir)?;
-    files::tighten(&args.data_dir)?;
-    let tmp_dir = args.data_dir.join("tmp");
-    files::create_private_dir(&tmp_dir)?;
-    let Opened {
-        db,
-        vault,
-        keyring,
-        token,
-        store,
-    } = open_store(&args).await?;
-    let backend = db.backend();
-    let tls = load_tls(&args)?;
-    let limits = limits(&args)?;
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    let listener = tokio::net::TcpListener::bind(&args.listen)
-        .await
-        .with_context(|| format!("binding {}", args.listen))?;
+    let checked = startup::check(&args).await?;
+    let (state, listener) = startup::start(&args, checked).await?;
     let addr = listener.local_addr()?;
-    let public_url = args
-        .public_url
-        .clone()
-        .unwrap_or_else(|| format!("{scheme}://{addr}"))
-        .trim_end_matches('/')
-        .to_owned();
-    let state: Shared = Arc::new(AppState {
-        db,
-        vault,
-        store,
-        periods: Periods {
-            root: args.root_expiry_secs,
-            targets: args.targets_expiry_secs,
-            snapshot: args.snapshot_expiry_secs,
-            timestamp: args.timestamp_expiry_secs,
-        },
-        public_url,
-        tmp_dir,
-        metrics: Metrics::default(),
-        cache: cache::Cache::new(backend == Backend::Sqlite),
-        tls: tls.clone(),
-        keyring,
-        token,
-    });
-    repo::reseal_legacy(&state).await?;
-    repo::finish_destruction(&state).await;
+    let tls = state.tls.clone();
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let limits = startup::limits(&args)?;
     let upkeep = tokio::spawn(upkeep::run(
         state.clone(),
         std::time::Duration::from_secs(args.resign_interval_secs.max(1)),
     ));
-
     let app = router(state);
     // Handlers are installed before the `listening on` line: a supervisor (or a test) that
     // sends SIGTERM as soon as it reads that line must get a graceful shutdown, never the
@@ -213,6 +213,28 @@ async fn main() -> anyhow::Result<()> {
     }
     tracing::info!("shut down");
     Ok(())
+}
+
+/// Logs go to stderr, as text (colour only on a terminal) or as one JSON object a line.
+fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal as _;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter);
+    match format {
+        LogFormat::Text => {
+            let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            builder.with_ansi(colour).init();
+        }
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .init(),
+    }
 }
 
 fn router(state: Shared) -> Router {
@@ -312,102 +334,9 @@ fn router(state: Shared) -> Router {
     routes
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            metrics::count_requests,
+            access::log_request,
         ))
         .with_state(state)
-}
-
-/// The store and the secrets that open it.
-struct Opened {
-    db: Db,
-    vault: Vault,
-    keyring: keyring::Keyring,
-    token: Option<token::Token>,
-    store: Box<dyn ArtifactStore>,
-}
-
-/// Server key, database (migrated), keyring, token, admin token and artifact store, in that
-/// order: a replica without the shared server key must not touch the database.
-async fn open_store(args: &Args) -> anyhow::Result<Opened> {
-    let backend = match &args.database_url {
-        Some(url) => Backend::of_url(url)?,
-        None => Backend::Sqlite,
-    };
-    let vault = load_server_key(args, backend)?;
-    let db = match &args.database_url {
-        Some(url) => Db::connect(url).await?,
-        None => Db::open_sqlite(&args.data_dir.join("tufd.sqlite")).await?,
-    };
-    db.migrate().await?;
-    check_server_key(&db, &vault).await?;
-    let keyring = keyring::Keyring::open(&args.data_dir, &db).await?;
-    let token = match (&args.pkcs11, &args.slot, &args.pin_file) {
-        (Some(module), Some(slot), Some(pin_file)) => {
-            Some(token::Token::open(module, slot, pin_file)?)
-        }
-        _ => None,
-    };
-    admin::ensure_admin_token(&db, &args.data_dir).await?;
-    let store: Box<dyn ArtifactStore> = match db.backend() {
-        Backend::Postgres => Box::new(DbStore::new(db.clone())),
-        Backend::Sqlite => Box::new(
-            FileStore::new(args.data_dir.join("artifacts")).context("creating artifact dir")?,
-        ),
-    };
-    Ok(Opened {
-        db,
-        vault,
-        keyring,
-        token,
-        store,
-    })
-}
-
-fn check_periods(args: &Args) -> anyhow::Result<()> {
-    for (name, v) in [
-        ("root", args.root_expiry_secs),
-        ("targets", args.targets_expiry_secs),
-        ("snapshot", args.snapshot_expiry_secs),
-        ("timestamp", args.timestamp_expiry_secs),
-    ] {
-        anyhow::ensure!(
-            (1..=10 * 365 * DAY).contains(&v),
-            "--{name}-expiry-secs must be between 1 second and 10 years"
-        );
-    }
-    Ok(())
-}
-
-fn load_tls(args: &Args) -> anyhow::Result<Option<Arc<tls::Tls>>> {
-    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
-        return Ok(None);
-    };
-    Ok(Some(Arc::new(tls::Tls::load(tls::TlsFiles {
-        cert: cert.clone(),
-        key: key.clone(),
-        client_ca: args.client_ca.clone(),
-    })?)))
-}
-
-fn limits(args: &Args) -> anyhow::Result<listener::Limits> {
-    anyhow::ensure!(
-        (1..=1_000_000).contains(&args.max_connections),
-        "--max-connections must be between 1 and 1000000"
-    );
-    for (name, v) in [
-        ("header", args.header_timeout_secs),
-        ("idle", args.idle_timeout_secs),
-    ] {
-        anyhow::ensure!(
-            (1..=3600).contains(&v),
-            "--{name}-timeout-secs must be between 1 and 3600"
-        );
-    }
-    Ok(listener::Limits {
-        max_connections: args.max_connections,
-        header_timeout: std::time::Duration::from_secs(args.header_timeout_secs),
-        idle_timeout: std::time::Duration::from_secs(args.idle_timeout_secs),
-    })
 }
 
 /// On SIGHUP, reads the TLS certificate, key and client CA again; connections accepted
@@ -440,45 +369,6 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
         }
         tracing::info!("shutdown requested");
     })
-}
-
-/// The server key: env `TUFD_SERVER_KEY` (hex), else `--server-key-file`, else (embedded
-/// store only) `<data-dir>/server-key`, created on first start. Replicas sharing PostgreSQL
-/// must share the key, so a per-replica generated file is refused there.
-fn load_server_key(args: &Args, backend: Backend) -> anyhow::Result<Vault> {
-    if let Ok(hex_key) = std::env::var("TUFD_SERVER_KEY") {
-        let hex_key = Zeroizing::new(hex_key);
-        return Vault::from_hex(&hex_key).context("TUFD_SERVER_KEY");
-    }
-    if let Some(path) = &args.server_key_file {
-        return Vault::from_file(path).with_context(|| format!("reading {}", path.display()));
-    }
-    anyhow::ensure!(
-        backend == Backend::Sqlite,
-        "with --database-url, give the server key shared by all replicas in TUFD_SERVER_KEY \
-         (64 hex characters) or --server-key-file"
-    );
-    let path = args.data_dir.join("server-key");
-    if !path.exists() {
-        let key = Vault::generate_hex()?;
-        files::write_secret(&path, &key)?;
-        tracing::info!(path = %path.display(), "created a new server key; back it up");
-    }
-    Vault::from_file(&path).with_context(|| format!("reading {}", path.display()))
-}
-
-/// Refuses to start with a server key other than the one the store was created with: it
-/// could not open any stored key.
-async fn check_server_key(db: &Db, vault: &Vault) -> anyhow::Result<()> {
-    const NAME: &str = "server_key_check";
-    const AAD: &str = "tufd server key check";
-    let fresh = hex::encode(vault.seal(AAD, b"tufd")?);
-    let stored = db.setting_or_insert(NAME, &fresh).await?;
-    let sealed = hex::decode(stored).context("stored server key check is not hex")?;
-    vault.open(AAD, &sealed).map_err(|_| {
-        anyhow::anyhow!("the server key does not match the one this store was created with")
-    })?;
-    Ok(())
 }
 
 /// Unix seconds in the metadata time form `YYYY-MM-DDTHH:MM:SSZ`.

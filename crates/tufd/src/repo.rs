@@ -768,6 +768,18 @@ impl Signing<'_> {
         flavour: Flavour,
         root: &Root,
     ) -> ApiResult<()> {
+        self.publish_snapshot(tx, flavour, root, 1).await
+    }
+
+    /// [`Signing::refresh_snapshot`] with snapshot and timestamp `step` versions past their
+    /// heads (after a restore, past any version the lost server may have published).
+    pub async fn publish_snapshot(
+        &self,
+        tx: &mut Tx,
+        flavour: Flavour,
+        root: &Root,
+        step: u64,
+    ) -> ApiResult<()> {
         let targets = require_head(tx, self.factory, flavour, Role::Targets).await?;
         let snapshot = require_head(tx, self.factory, flavour, Role::Snapshot).await?;
         let mut meta = BTreeMap::new();
@@ -775,7 +787,7 @@ impl Signing<'_> {
             "targets.json".to_owned(),
             MetaFile::new(positive(targets.version)?),
         );
-        let next = positive(snapshot.version)? + 1;
+        let next = after(snapshot.version, step)?;
         let mut env = Signed::new(Snapshot::new(next, self.expires(Role::Snapshot)?, meta))?;
         sign_all(
             &mut env,
@@ -791,7 +803,8 @@ impl Signing<'_> {
             self.now_unix(),
         )
         .await?;
-        self.publish_timestamp(tx, flavour, root, next, &body).await
+        self.publish_timestamp(tx, flavour, root, next, &body, step)
+            .await
     }
 
     /// Publishes a new timestamp describing the current snapshot.
@@ -808,6 +821,7 @@ impl Signing<'_> {
             root,
             positive(snapshot.version)?,
             &snapshot.body,
+            1,
         )
         .await
     }
@@ -819,10 +833,11 @@ impl Signing<'_> {
         root: &Root,
         snapshot_version: u64,
         snapshot_body: &[u8],
+        step: u64,
     ) -> ApiResult<()> {
         let current = require_head(tx, self.factory, flavour, Role::Timestamp).await?;
         let ts = Timestamp::new(
-            positive(current.version)? + 1,
+            after(current.version, step)?,
             self.expires(Role::Timestamp)?,
             MetaFile::describing(snapshot_version, snapshot_body),
         );
@@ -850,6 +865,13 @@ pub async fn current_root(tx: &mut Tx, factory: &str, flavour: Flavour) -> ApiRe
     require_head(tx, factory, flavour, Role::Root)
         .await?
         .parse()
+}
+
+/// The version `step` after `version`.
+pub fn after(version: i64, step: u64) -> ApiResult<u64> {
+    positive(version)?
+        .checked_add(step)
+        .ok_or_else(|| ApiError::internal("version overflow"))
 }
 
 pub fn positive(v: i64) -> ApiResult<u64> {

@@ -27,6 +27,7 @@ pub async fn run(state: Shared, every: Duration) {
         // epoch another replica opened (its old epoch key is then overwritten here too).
         crate::repo::finish_destruction(&state).await;
         if let Err(e) = pass(&state).await {
+            state.metrics.resign(false);
             tracing::warn!(error = %e.error, detail = %e.detail, "re-signing pass failed");
         }
     }
@@ -45,8 +46,12 @@ pub async fn pass(state: &Shared) -> ApiResult<()> {
     .await?;
     for r in rows {
         let factory: String = r.try_get(0)?;
-        if let Err(e) = resign(state, &factory).await {
-            tracing::warn!(factory = %factory, error = %e.error, detail = %e.detail, "re-signing failed");
+        match resign(state, &factory).await {
+            Ok(()) => state.metrics.resign(true),
+            Err(e) => {
+                state.metrics.resign(false);
+                tracing::warn!(factory = %factory, error = %e.error, detail = %e.detail, "re-signing failed");
+            }
         }
     }
     warn_expiring(state, now).await
