@@ -10,7 +10,7 @@ use tuf_core::{canonical, KeyId, Role, Root};
 use crate::format::{RootUpdateRequest, WaveRequest};
 use crate::keyring::as_tx;
 use crate::server_keys::owner_of;
-use crate::tx::{short, Roots, Tx};
+use crate::tx::{short, KeyOrigin, Roots, Tx};
 
 /// `text` from metadata or a request, safe to put in a review on a terminal: control
 /// characters (newlines, escape sequences) and invisible or direction-changing characters are
@@ -125,11 +125,16 @@ fn roles(out: &mut String, cur: &Root, new: &Root) {
             );
         }
         for id in after.difference(&before) {
+            let key = new.keys.get(*id);
+            let origin = key
+                .and_then(KeyOrigin::described)
+                .map(|o| format!(" {o}"))
+                .unwrap_or_default();
             line(
                 out,
                 format!(
-                    "  {role}: + key {id} ({}, owner {})",
-                    shown(new.keys.get(*id).map_or("?", |k| k.kind())),
+                    "  {role}: + key {id} ({}{origin}, owner {})",
+                    shown(key.map_or("?", |k| k.kind())),
                     shown(&owner_of(new, id).unwrap_or_else(|| "unknown".into()))
                 ),
             );
