@@ -267,7 +267,8 @@ mod private;
 #[cfg(feature = "aws-lc")]
 pub use private::PrivateKey;
 
-#[cfg(all(test, feature = "aws-lc"))]
+#[cfg(test)]
+#[cfg(feature = "aws-lc")]
 mod tests {
     use super::*;
 

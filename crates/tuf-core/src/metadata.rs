@@ -1303,7 +1303,8 @@ fn check_type<T: Metadata>(signed: &Value) -> Result<(), Error> {
     }
 }
 
-#[cfg(all(test, feature = "aws-lc"))]
+#[cfg(test)]
+#[cfg(feature = "aws-lc")]
 mod tests {
     use super::*;
     use crate::key::{KeyType, PrivateKey};
