@@ -18,20 +18,16 @@ struct Fixture {
     _dir: tempfile::TempDir,
 }
 
+/// The shared token directory, or `None` after a skip (every test that needs it says so).
+#[track_caller]
 fn fixture() -> Option<&'static Fixture> {
     static FIXTURE: OnceLock<Option<Fixture>> = OnceLock::new();
+    let module = test_skip::env(
+        "TUF_TEST_PKCS11_MODULE",
+        "SoftHSM2's module, e.g. /usr/lib/softhsm/libsofthsm2.so",
+    )?;
     FIXTURE
         .get_or_init(|| {
-            let Some(module) = std::env::var_os("TUF_TEST_PKCS11_MODULE") else {
-                if std::env::var("CI").as_deref() == Ok("true") {
-                    panic!("TUF_TEST_PKCS11_MODULE is not set; CI must run the PKCS#11 tests");
-                }
-                eprintln!(
-                    "SKIPPED: PKCS#11 tests need TUF_TEST_PKCS11_MODULE (e.g. \
-                     /usr/lib/softhsm/libsofthsm2.so)"
-                );
-                return None;
-            };
             let dir = tempfile::tempdir().unwrap();
             let tokens = dir.path().join("tokens");
             std::fs::create_dir(&tokens).unwrap();

@@ -90,6 +90,7 @@ impl Server {
 
     /// A server on a fresh PostgreSQL database, or None (skipping) without
     /// TUFD_TEST_DATABASE_URL. Under CI=true a missing database is a failure.
+    #[track_caller]
     pub fn postgres() -> Option<Self> {
         let url = postgres_database()?;
         Some(Self::start(Some(&url), &[]))
@@ -121,14 +122,12 @@ impl Drop for Server {
 }
 
 /// Creates a database with a random name on the test cluster and returns its URL.
+#[track_caller]
 pub fn postgres_database() -> Option<String> {
-    let Ok(url) = std::env::var("TUFD_TEST_DATABASE_URL") else {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("TUFD_TEST_DATABASE_URL not set under CI=true");
-        }
-        println!("skipping: TUFD_TEST_DATABASE_URL not set");
-        return None;
-    };
+    let url = test_skip::env(
+        "TUFD_TEST_DATABASE_URL",
+        "a PostgreSQL cluster: `. scripts/pg-cluster.sh; pg_cluster_start`",
+    )?;
     let name = format!("tufd_test_{}", random_hex(8));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
