@@ -295,9 +295,19 @@ mod tests {
 
     #[test]
     fn rejects_trailing_garbage_and_truncation() {
-        assert!(parse(b"{} x").is_err());
-        assert!(parse(br#"{"a": [1, 2"#).is_err());
-        assert!(parse(b"").is_err());
+        for (bad, why) in [
+            (&b"{} x"[..], "trailing characters at line 1 column 4"),
+            (
+                br#"{"a": [1, 2"#,
+                "EOF while parsing a list at line 1 column 11",
+            ),
+            (b"", "EOF while parsing a value at line 1 column 0"),
+        ] {
+            assert_eq!(
+                parse(bad).unwrap_err().to_string(),
+                format!("invalid JSON: {why}")
+            );
+        }
     }
 
     #[test]
@@ -316,6 +326,9 @@ mod tests {
     #[test]
     fn deep_nesting_is_an_error_not_a_crash() {
         let deep = "[".repeat(100_000);
-        assert!(parse(deep.as_bytes()).is_err());
+        assert_eq!(
+            parse(deep.as_bytes()).unwrap_err().to_string(),
+            "invalid JSON: recursion limit exceeded at line 1 column 128"
+        );
     }
 }

@@ -98,10 +98,13 @@ mod tests {
 
     #[test]
     fn known_vectors() {
-        assert_eq!(
-            sha256_hex(b"abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        // FIPS 180-2 examples: "abc" and the empty message.
+        let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        let empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        assert_eq!(sha256_hex(b"abc"), abc);
+        assert_eq!(sha256_hex(b""), empty);
+        assert_eq!(hex::encode(sha256(b"abc")), abc);
+        assert_eq!(hex::encode(sha256(b"")), empty);
     }
 
     #[test]
