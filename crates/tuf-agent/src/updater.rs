@@ -351,3 +351,6 @@ impl Updater {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
