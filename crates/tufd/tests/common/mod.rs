@@ -238,3 +238,41 @@ pub fn snapshot_of_store(s: &Server, f: &str) -> Vec<Vec<u8>> {
     }
     out
 }
+
+/// Asserts that `(status, body)` is the refusal `want`: that status, a JSON body whose `error`
+/// is `want.1`, and whose `detail` (as JSON text) contains `want.2`. Returns the detail.
+#[track_caller]
+pub fn assert_refused(got: (StatusCode, &[u8]), want: (StatusCode, &str, &str)) -> Value {
+    let (status, body) = got;
+    let v: Value = serde_json::from_slice(body).unwrap_or_else(|_| {
+        panic!(
+            "{status}: body is not JSON: {}",
+            String::from_utf8_lossy(body)
+        )
+    });
+    let (want_status, error, detail) = want;
+    assert_eq!(status, want_status, "{v}");
+    assert_eq!(v["error"], error, "{v}");
+    // A text detail, or one of an object detail's text fields (`reason`, `check`, ...).
+    let texts: Vec<&str> = match &v["detail"] {
+        Value::String(s) => vec![s.as_str()],
+        Value::Object(m) => m.values().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    assert!(
+        texts.iter().any(|t| t.contains(detail)),
+        "detail should contain {detail:?}: {v}"
+    );
+    v["detail"].clone()
+}
+
+/// [`assert_refused`] for a response.
+#[track_caller]
+pub fn assert_response_refused(
+    r: reqwest::blocking::Response,
+    want: (StatusCode, &str, &str),
+) -> Value {
+    let status = r.status();
+    let body = r.bytes().unwrap();
+    assert_refused((status, &body), want)
+}
