@@ -239,10 +239,13 @@ pub fn snapshot_of_store(s: &Server, f: &str) -> Vec<Vec<u8>> {
     out
 }
 
+/// A refusal as the API answers it: status, `error`, and text the `detail` contains.
+pub type Refusal<'a> = (StatusCode, &'a str, &'a str);
+
 /// Asserts that `(status, body)` is the refusal `want`: that status, a JSON body whose `error`
 /// is `want.1`, and whose `detail` (as JSON text) contains `want.2`. Returns the detail.
 #[track_caller]
-pub fn assert_refused(got: (StatusCode, &[u8]), want: (StatusCode, &str, &str)) -> Value {
+pub fn assert_refused(got: (StatusCode, &[u8]), want: Refusal<'_>) -> Value {
     let (status, body) = got;
     let v: Value = serde_json::from_slice(body).unwrap_or_else(|_| {
         panic!(
@@ -268,10 +271,7 @@ pub fn assert_refused(got: (StatusCode, &[u8]), want: (StatusCode, &str, &str)) 
 
 /// [`assert_refused`] for a response.
 #[track_caller]
-pub fn assert_response_refused(
-    r: reqwest::blocking::Response,
-    want: (StatusCode, &str, &str),
-) -> Value {
+pub fn assert_response_refused(r: reqwest::blocking::Response, want: Refusal<'_>) -> Value {
     let status = r.status();
     let body = r.bytes().unwrap();
     assert_refused((status, &body), want)

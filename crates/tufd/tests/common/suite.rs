@@ -300,7 +300,7 @@ pub fn bad_input(s: &Server) {
     let before = snapshot_of_store(s, "strict");
     let path = "/ota/factories/strict/targets";
     let sha = "a".repeat(64);
-    let cases: Vec<(&str, Option<&str>, Vec<u8>, (StatusCode, &str, &str))> = vec![
+    let cases: Vec<(&str, Option<&str>, Vec<u8>, Refusal)> = vec![
         ("malformed JSON", Some(&f.ci), b"{\"name\": ".to_vec(), (StatusCode::BAD_REQUEST, "malformed JSON", "invalid JSON: EOF while parsing a value")),
         ("duplicate keys", Some(&f.ci), br#"{"name":"a","name":"b"}"#.to_vec(), (StatusCode::BAD_REQUEST, "malformed JSON", "invalid JSON: duplicate object key \"name\"")),
         ("wrong type", Some(&f.ci),
