@@ -44,6 +44,28 @@ impl Server {
     }
 
     pub fn start_in(dir: tempfile::TempDir, db_url: Option<&str>, extra: &[&str]) -> Self {
+        Self::spawn(dir, db_url, extra, "warn", Stdio::piped())
+    }
+
+    /// A server on SQLite logging at `rust_log` (a `RUST_LOG` filter) into the file `log`.
+    pub fn start_logged(rust_log: &str, log: &std::path::Path) -> Self {
+        let file = std::fs::File::create(log).unwrap();
+        Self::spawn(
+            tempfile::tempdir().unwrap(),
+            None,
+            &[],
+            rust_log,
+            file.into(),
+        )
+    }
+
+    fn spawn(
+        dir: tempfile::TempDir,
+        db_url: Option<&str>,
+        extra: &[&str],
+        rust_log: &str,
+        stderr: Stdio,
+    ) -> Self {
         let admin = "test-admin-token-0123456789abcdef".to_owned();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tufd"));
         cmd.arg("--listen")
@@ -52,9 +74,9 @@ impl Server {
             .arg(dir.path())
             .args(extra)
             .env("TUFD_ADMIN_TOKEN", &admin)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", rust_log)
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .stderr(stderr);
         if let Some(url) = db_url {
             cmd.arg("--database-url")
                 .arg(url)
@@ -66,12 +88,9 @@ impl Server {
         out.read_line(&mut line).unwrap();
         if line.is_empty() {
             let mut err = String::new();
-            child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut err)
-                .unwrap();
+            if let Some(mut e) = child.stderr.take() {
+                e.read_to_string(&mut err).unwrap();
+            }
             panic!("tufd did not start: {err}");
         }
         let base = line

@@ -165,6 +165,7 @@ pub fn bootstrap_and_metadata(s: &Server) {
         .send()
         .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+    etags_are_the_sha256_of_the_bytes(s, "acme");
     let r = client()
         .get(s.url("/repo/acme/ci/metadata/1.snapshot.json"))
         .send()
@@ -189,6 +190,34 @@ pub fn bootstrap_and_metadata(s: &Server) {
             "a factory named \"acme\" already exists",
         ),
     );
+}
+
+/// Every metadata file's ETag is the SHA-256 of the bytes served, first from the store and
+/// then again (from the cache, where there is one).
+fn etags_are_the_sha256_of_the_bytes(s: &Server, factory: &str) {
+    for flavour in ["ci", "prod"] {
+        for file in [
+            "root.json",
+            "1.root.json",
+            "timestamp.json",
+            "snapshot.json",
+            "1.snapshot.json",
+            "targets.json",
+            "1.targets.json",
+        ] {
+            for _ in 0..2 {
+                let r = client()
+                    .get(s.url(&format!("/repo/{factory}/{flavour}/metadata/{file}")))
+                    .send()
+                    .unwrap();
+                assert_eq!(r.status(), StatusCode::OK, "{flavour}/{file}");
+                let etag = r.headers()["etag"].to_str().unwrap().to_owned();
+                let body = r.bytes().unwrap();
+                let sha = tuf_core::hash::sha256_hex(&body);
+                assert_eq!(etag, format!("\"{sha}\""), "{flavour}/{file}");
+            }
+        }
+    }
 }
 
 pub fn targets_and_signing(s: &Server) {
