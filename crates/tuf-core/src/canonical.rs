@@ -273,7 +273,13 @@ mod tests {
             "-1.5",
         ] {
             let err = parse(bad.as_bytes()).unwrap_err().to_string();
-            assert!(err.contains("integer"), "{bad}: {err}");
+            assert!(
+                err.starts_with("invalid JSON: number ")
+                    && err.contains(
+                        "is not an integer that fits in 64 bits; TUF metadata allows integers only"
+                    ),
+                "{bad}: {err}"
+            );
         }
     }
 

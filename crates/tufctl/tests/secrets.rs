@@ -100,7 +100,11 @@ fn no_keys_command_prints_a_private_key() {
         &["keys", "rotate-root", "missing.tgz"],
         &[],
     );
-    fails(&refused);
+    let err = fails(&refused);
+    assert!(
+        err.contains("cannot read the credentials file missing.tgz"),
+        "{err}"
+    );
     outputs.push(("keys rotate-root missing.tgz".to_owned(), refused));
 
     assert!(
