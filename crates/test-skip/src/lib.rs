@@ -3,7 +3,8 @@
 //!
 //! A skipped test passes, which is exactly how a broken feature hides. So a skip is never
 //! quiet:
-//! - under `CI=true` it is a failure (the test panics, naming what was missing);
+//! - under `CI=true` it is a failure (the test panics, naming what was missing), and still
+//!   logged (below);
 //! - otherwise it writes `SKIPPED <test> (<where>): <reason>` straight to the process's
 //!   stderr, which the test harness does not capture (it captures `print!`/`eprint!` only),
 //!   so the line shows in a normal `cargo test` run;
@@ -23,13 +24,14 @@ pub const LOG_VAR: &str = "TUF_TEST_SKIP_LOG";
 #[track_caller]
 pub fn skip(reason: &str) {
     let line = notice(&test_name(), Location::caller(), reason);
+    // Logged in every case, so that the run's summary lists it even when it fails the run.
+    if let Some(log) = std::env::var_os(LOG_VAR).filter(|v| !v.is_empty()) {
+        append(std::path::Path::new(&log), &line);
+    }
     if ci() {
         panic!("{line}: tests must not skip under CI=true");
     }
     let _ = writeln!(std::io::stderr(), "{line}");
-    if let Some(log) = std::env::var_os(LOG_VAR).filter(|v| !v.is_empty()) {
-        append(std::path::Path::new(&log), &line);
-    }
 }
 
 /// The value of environment variable `var`, or `None` after [`skip`] saying it is unset and
