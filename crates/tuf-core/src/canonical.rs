@@ -330,6 +330,19 @@ mod tests {
     }
 
     #[test]
+    fn canonical_input_takes_the_one_pass_path() {
+        // Our own files and python-tuf's are already in key order: the fast path must take
+        // them (benchmarks measure it), and leave anything else to the tree-based parser.
+        let compact = br#"{"a":[1,"x\u0001"],"b":{"c":null,"d":true}}"#;
+        let want = to_vec(&parse(compact).unwrap()).unwrap();
+        assert_eq!(canonicalize_fast(compact), Some(want.clone()));
+        assert_eq!(canonicalize(compact).unwrap(), want);
+        let unsorted = br#"{"b":1,"a":2}"#;
+        assert_eq!(canonicalize_fast(unsorted), None);
+        assert_eq!(canonicalize(unsorted).unwrap(), br#"{"a":2,"b":1}"#);
+    }
+
+    #[test]
     fn deep_nesting_is_an_error_not_a_crash() {
         let deep = "[".repeat(100_000);
         assert_eq!(

@@ -122,6 +122,19 @@ mod tests {
     }
 
     #[test]
+    fn mismatches_say_which_algorithm_or_that_none_is_known() {
+        let m = HashMismatch::Mismatch {
+            algorithm: "sha512".into(),
+        };
+        assert_eq!(m.to_string(), "sha512 hash does not match");
+        let n = HashMismatch::NoKnownAlgorithm(vec!["md5".into(), "blake2".into()]);
+        assert_eq!(
+            n.to_string(),
+            "no supported hash algorithm among [\"md5\", \"blake2\"] (sha256, sha512 known)"
+        );
+    }
+
+    #[test]
     fn unknown_algorithms_alone_fail() {
         let mut hashes = BTreeMap::new();
         hashes.insert("md5".to_owned(), "00".into());

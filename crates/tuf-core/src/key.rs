@@ -671,6 +671,64 @@ mod tests {
         );
     }
 
+    #[test]
+    fn key_ids_display_as_their_hex() {
+        let key = PrivateKey::generate(KeyType::Ed25519).unwrap();
+        let id = key.key_id();
+        assert_eq!(id.to_string(), id.as_str());
+        assert_eq!(format!("keyid {id}"), format!("keyid {}", id.as_str()));
+    }
+
+    #[test]
+    fn identity_is_the_scheme_and_the_trimmed_public_value() {
+        // What matches a key file against root.json (tuf-credentials' `same_key`): two
+        // spellings that differ only by surrounding whitespace are one key; another scheme
+        // or another value is another key.
+        let key = PrivateKey::generate(KeyType::EcdsaP256).unwrap();
+        let pk = key.public_key();
+        assert_eq!(
+            pk.identity(),
+            ("ecdsa-sha2-nistp256", pk.keyval.public.trim())
+        );
+        let mut padded = pk.clone();
+        padded.keyval.public = format!("\n{}\n\n", pk.keyval.public);
+        assert_eq!(padded.identity(), pk.identity());
+        let other = PrivateKey::generate(KeyType::EcdsaP256).unwrap();
+        assert_ne!(other.public_key().identity(), pk.identity());
+        let ed = PrivateKey::generate(KeyType::Ed25519).unwrap();
+        assert_eq!(ed.public_key().identity().0, "ed25519");
+    }
+
+    #[test]
+    fn a_pem_label_is_quoted_only_when_it_is_short_and_plain() {
+        let key = PrivateKey::generate(KeyType::Ed25519).unwrap();
+        let pem = key.to_pkcs8_pem();
+        let relabel = |label: &str| pem.replace("PRIVATE KEY", label);
+        // Short upper-case labels are named; anything else (long, or with other characters,
+        // which could be pasted secret text) is shown as "?".
+        for (label, shown) in [
+            ("RSA PRIVATE KEY", "RSA PRIVATE KEY"),
+            ("secret text", "?"),
+            ("A".repeat(33).as_str(), "?"),
+            ("ECDSA_KEY", "?"),
+        ] {
+            let err = PrivateKey::from_pkcs8_pem("ed25519", "ed25519", &relabel(label));
+            assert_eq!(
+                key_error(err),
+                format!("PEM label is {shown:?}, expected PRIVATE KEY (PKCS#8)")
+            );
+        }
+    }
+
+    #[test]
+    fn generated_rsa_keys_have_the_size_asked_for() {
+        for (kind, bytes) in [(KeyType::Rsa3072, 384), (KeyType::Rsa4096, 512)] {
+            let key = PrivateKey::generate(kind).unwrap();
+            assert_eq!(key.sign(b"m").unwrap().len(), bytes, "{kind:?}");
+            assert_eq!(key.public_key().scheme, "rsassa-pss-sha256");
+        }
+    }
+
     /// A throwaway 1024-bit RSA key (made with `openssl genpkey`), for the size bound only.
     const RSA_1024_PEM: &str = "-----BEGIN PRIVATE KEY-----\n\
 MIICeAIBADANBgkqhkiG9w0BAQEFAASCAmIwggJeAgEAAoGBAJw4tzNW6jDauDa8\n\
