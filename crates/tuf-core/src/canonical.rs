@@ -343,6 +343,23 @@ mod tests {
     }
 
     #[test]
+    fn deep_but_complete_nesting_is_refused_by_both_paths() {
+        // Well-formed and in key order, so the one-pass path would take it but for its
+        // depth limit: past it, the document goes to the tree-based parser, which refuses it.
+        let deep = format!("{}{}", "[".repeat(1000), "]".repeat(1000));
+        assert_eq!(canonicalize_fast(deep.as_bytes()), None);
+        assert_eq!(
+            canonicalize(deep.as_bytes()).unwrap_err().to_string(),
+            "invalid JSON: recursion limit exceeded at line 1 column 128"
+        );
+        let shallow = format!("{}{}", "[".repeat(50), "]".repeat(50));
+        assert_eq!(
+            canonicalize_fast(shallow.as_bytes()).as_deref(),
+            Some(shallow.as_bytes())
+        );
+    }
+
+    #[test]
     fn deep_nesting_is_an_error_not_a_crash() {
         let deep = "[".repeat(100_000);
         assert_eq!(
