@@ -352,11 +352,19 @@ mod tests {
             canonicalize(deep.as_bytes()).unwrap_err().to_string(),
             "invalid JSON: recursion limit exceeded at line 1 column 128"
         );
-        let shallow = format!("{}{}", "[".repeat(50), "]".repeat(50));
-        assert_eq!(
-            canonicalize_fast(shallow.as_bytes()).as_deref(),
-            Some(shallow.as_bytes())
-        );
+        // The one-pass limit is exactly 100 levels, arrays and objects alike.
+        let arrays = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        let objects = |n: usize| format!("{}1{}", "{\"a\":".repeat(n), "}".repeat(n));
+        for at_limit in [arrays(100), objects(100)] {
+            assert_eq!(
+                canonicalize_fast(at_limit.as_bytes()).as_deref(),
+                Some(at_limit.as_bytes())
+            );
+        }
+        for past in [arrays(101), objects(101)] {
+            assert_eq!(canonicalize_fast(past.as_bytes()), None);
+            assert_eq!(canonicalize(past.as_bytes()).unwrap(), past.as_bytes());
+        }
     }
 
     #[test]
