@@ -115,24 +115,64 @@ pub fn check_label(field: &str, value: &str, max: usize) -> Result<(), ApiError>
 mod tests {
     use super::*;
 
+    /// The `(error, detail.reason)` of a refused label.
+    fn refusal(r: Result<(), ApiError>) -> (String, String) {
+        let e = r.unwrap_err();
+        assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST);
+        (
+            e.error,
+            e.detail["reason"].as_str().unwrap_or("").to_owned(),
+        )
+    }
+
     #[test]
     fn labels() {
         for ok in ["app", "1.0.2", "a_b+c~d-e", "X"] {
             check_label("name", ok, 64).unwrap();
         }
-        for bad in [
-            "", "../x", "a/b", "/abs", ".hidden", "a..b", "a\0b", "a b", "é", "-x", "a\\b",
+        let start = "must start with a letter or digit";
+        let long = "a".repeat(65);
+        for (bad, why) in [
+            ("", "must not be empty"),
+            ("../x", start),
+            (
+                "a/b",
+                "contains '/'; allowed are letters, digits and . _ + ~ -",
+            ),
+            ("/abs", start),
+            (".hidden", start),
+            ("a..b", "must not contain \"..\""),
+            (
+                "a\0b",
+                "contains '\\0'; allowed are letters, digits and . _ + ~ -",
+            ),
+            (
+                "a b",
+                "contains ' '; allowed are letters, digits and . _ + ~ -",
+            ),
+            ("é", start),
+            ("-x", start),
+            (
+                "a\\b",
+                "contains '\\\\'; allowed are letters, digits and . _ + ~ -",
+            ),
+            (&long, "is longer than 64 characters"),
         ] {
-            assert!(check_label("name", bad, 64).is_err(), "{bad:?}");
+            let got = refusal(check_label("name", bad, 64));
+            assert_eq!(got, ("invalid name".to_owned(), why.to_owned()), "{bad:?}");
         }
-        assert!(check_label("name", &"a".repeat(65), 64).is_err());
     }
 
     #[test]
     fn factory_names() {
         check_factory_name("acme-1").unwrap();
         for bad in ["", "-a", "Acme", "a_b", &"a".repeat(64)] {
-            assert!(check_factory_name(bad).is_err(), "{bad:?}");
+            let e = check_factory_name(bad).unwrap_err();
+            assert_eq!(e.error, "invalid factory name", "{bad:?}");
+            assert_eq!(
+                e.detail, "a factory name matches ^[a-z0-9][a-z0-9-]{0,62}$",
+                "{bad:?}"
+            );
         }
     }
 }
