@@ -256,13 +256,8 @@ pub async fn resign(
         .into_result()
         .map_err(|r| rejected("resign rejected", r))?;
     let root = current_root(&mut tx, &factory, Flavour::Prod).await?;
-<<<<<<< HEAD
     let keys = OnlineKeys::load(&mut tx, &state, &factory).await?;
     let signed = countersign(&root.signed, &keys, proposed)?;
-=======
-    let keys = OnlineKeys::load(&mut tx, &state, &factory).await?;
-    let signed = countersign(&mut tx, &factory, &root.signed, &keys, proposed).await?;
->>>>>>> tls
     publish_production(&mut tx, &state, &factory, &root.signed, &keys, &signed, now).await?;
     let version = signed.signed.version;
     sqlx::query(

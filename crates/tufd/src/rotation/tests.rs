@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use serde_json::json;
 use tuf_ceremony::format::RootUpdateRequest;
 use tuf_ceremony::{offline, Check};
-use tuf_core::{Expires, KeyType, PrivateKey, Role, RoleKeys, Threshold};
+use tuf_core::{Expires, KeyType, PrivateKey, Role, RoleKeys, Signer as _, Threshold};
 
 use super::*;
 

@@ -38,7 +38,7 @@ async fn head<T: tuf_core::Metadata>(
 /// The keys the server holds for the Factory (to tell which keys of a root are online).
 pub async fn online_keys(state: &AppState, factory: &str) -> UiResult<OnlineKeys> {
     let mut tx = state.db.pool().begin().await?;
-    let keys = OnlineKeys::load(&mut tx, &state.vault, factory).await?;
+    let keys = OnlineKeys::load(&mut tx, state, factory).await?;
     tx.rollback().await?;
     Ok(keys)
 }
