@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -18,7 +18,7 @@ use tuf_core::{
 use crate::auth::{authenticate, insert_token, Scope};
 use crate::db::Tx;
 use crate::error::{ApiError, ApiResult};
-use crate::input::{check_factory_name, JsonBody};
+use crate::input::{check_factory_name, JsonBody, Path};
 use crate::repo::{
     finish_destruction, insert_online_key, insert_public_key, new_online_key, random_hex,
     store_signed, Flavour, OnlineKeys, Signing,

@@ -2,7 +2,8 @@
 //! paths and metadata (Factory names, target names and versions, wave names).
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
@@ -12,16 +13,18 @@ use crate::error::ApiError;
 /// Largest JSON request body.
 pub const JSON_LIMIT: usize = 1024 * 1024;
 
-/// A JSON body of at most [`JSON_LIMIT`] bytes, parsed by the handler with
-/// [`JsonBody::parse`] only after the caller is authorised, so an unauthorised caller learns
-/// nothing from validation errors.
-pub struct JsonBody(Bytes);
+/// A JSON object body of at most `LIMIT` bytes ([`JSON_LIMIT`] unless a route that carries
+/// signed metadata says otherwise), parsed by the handler with [`JsonBody::parse`] only after
+/// the caller is authorised, so an unauthorised caller learns nothing from validation errors.
+pub struct JsonBody<const LIMIT: usize = JSON_LIMIT>(Bytes);
 
-impl JsonBody {
+impl<const LIMIT: usize> JsonBody<LIMIT> {
     /// Parses strictly (duplicate keys, floats and trailing bytes refused, as for metadata)
-    /// into `T`. Every failure is a 4xx JSON error.
+    /// into `T`, which must come from a JSON object: serde would otherwise fill a struct from
+    /// an array by position (`["owner"]` as `{"scope": "owner"}`). Every failure is a 4xx
+    /// JSON error.
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
-        parse_json(&self.0)
+        from_object(parse_json(&self.0)?)
     }
 
     /// Like [`JsonBody::parse`], but an empty body is `T::default()`.
@@ -29,15 +32,45 @@ impl JsonBody {
         if self.0.iter().all(u8::is_ascii_whitespace) {
             return Ok(T::default());
         }
-        parse_json(&self.0)
+        self.parse()
     }
 }
 
-impl<S: Send + Sync> FromRequest<S> for JsonBody {
+impl<S: Send + Sync, const LIMIT: usize> FromRequest<S> for JsonBody<LIMIT> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(read_limited(req, JSON_LIMIT).await?))
+        Ok(Self(read_limited(req, LIMIT).await?))
+    }
+}
+
+/// axum's `Path`, refusing with our JSON error (a path segment that is not UTF-8 once
+/// percent-decoded, such as `%ff` or `%c0%ae`, is `400 invalid path`).
+pub struct Path<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| Self(p.0))
+            .map_err(|e| ApiError::new(e.status(), "invalid path", json!(e.body_text())))
+    }
+}
+
+/// axum's `Query`, refusing with our JSON error (a repeated or malformed parameter is
+/// `400 invalid query`).
+pub struct Query<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Self(q.0))
+            .map_err(|e| ApiError::new(e.status(), "invalid query", json!(e.body_text())))
     }
 }
 
@@ -63,6 +96,28 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 pub fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
     serde_json::from_value(value)
         .map_err(|e| ApiError::bad_request("invalid request", e.to_string()))
+}
+
+/// [`from_value`] for a request object: anything but a JSON object is refused.
+pub fn from_object<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
+    if !value.is_object() {
+        return Err(ApiError::bad_request(
+            "invalid request",
+            format!("expected a JSON object, got {}", kind(&value)),
+        ));
+    }
+    from_value(value)
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
 }
 
 /// A Factory name: `^[a-z0-9][a-z0-9-]{0,62}$`.

@@ -306,7 +306,15 @@ fn router(state: Shared) -> Router {
             state.clone(),
             metrics::count_requests,
         ))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .with_state(state)
+}
+
+/// A handler that panicked (a bug: none should) still answers with our JSON error.
+fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    tracing::error!("a request handler panicked");
+    ApiError::internal("the server failed while handling this request").into_response()
 }
 
 /// The store and the secrets that open it.

@@ -3,7 +3,7 @@
 //! stored signed bytes, never re-serialised.
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -12,7 +12,7 @@ use tuf_core::Role;
 use crate::auth::{authenticate, Scope};
 use crate::cache::FileKey;
 use crate::error::{ApiError, ApiResult};
-use crate::input::check_label;
+use crate::input::{check_label, Path, Query};
 use crate::repo::{self, Flavour};
 use crate::Shared;
 

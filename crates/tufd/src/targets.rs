@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use axum::extract::{FromRequest, Multipart, Path, Request, State};
+use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -18,7 +18,7 @@ use tuf_core::{Role, TargetFile};
 use crate::auth::{authenticate, Scope};
 use crate::db::begin_locked;
 use crate::error::{ApiError, ApiResult};
-use crate::input::{check_label, from_value, parse_json, read_limited, JSON_LIMIT};
+use crate::input::{check_label, from_object, parse_json, read_limited, Path, JSON_LIMIT};
 use crate::repo::{current_root, head_info, positive, require_head, Flavour, OnlineKeys, Signing};
 use crate::{audit, Shared};
 
@@ -157,11 +157,11 @@ pub async fn add(
                 }
                 let mut out = Vec::with_capacity(items.len());
                 for item in items {
-                    out.push(from_value::<TargetRequest>(item)?.validate(None)?);
+                    out.push(from_object::<TargetRequest>(item)?.validate(None)?);
                 }
                 out
             }
-            v => vec![from_value::<TargetRequest>(v)?.validate(None)?],
+            v => vec![from_object::<TargetRequest>(v)?.validate(None)?],
         }
     };
     let mut seen = std::collections::BTreeSet::new();
@@ -313,7 +313,7 @@ async fn read_multipart(state: &Shared, req: Request) -> ApiResult<(TargetReques
                 }
                 let value = tuf_core::canonical::parse(&buf)
                     .map_err(|e| ApiError::bad_request("malformed JSON", e.to_string()))?;
-                meta = Some(from_value(value)?);
+                meta = Some(from_object(value)?);
             }
             Some("file") => {
                 if upload.is_some() {

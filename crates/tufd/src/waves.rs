@@ -3,7 +3,7 @@
 //! the wave `active`; `complete` publishes it as the production targets and re-signs the
 //! production snapshot and timestamp in one transaction.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::Deserialize;
@@ -17,7 +17,7 @@ use tuf_core::{Role, Root, Signed, Targets};
 use crate::auth::{authenticate, Scope};
 use crate::db::{begin_locked, require_factory, Tx};
 use crate::error::{ApiError, ApiResult};
-use crate::input::{check_label, JsonBody};
+use crate::input::{check_label, JsonBody, Path};
 use crate::repo::{current_root, require_head, store_signed, Flavour, OnlineKeys, Signing};
 use crate::{audit, Shared};
 

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::Deserialize;
@@ -20,7 +20,7 @@ use tuf_core::{canonical, KeyId, KeyType, PublicKey, Role, Root, Signed, Targets
 use crate::auth::{authenticate, Caller, Scope};
 use crate::db::{begin_locked, Tx};
 use crate::error::{ApiError, ApiResult};
-use crate::input::JsonBody;
+use crate::input::{JsonBody, Path};
 use crate::repo::{
     current_root, destroy_online_key, destroy_pending_keys, finish_destruction, new_online_key,
     pending_purpose, random_hex, require_head, store_signed, Flavour, OnlineKeys, Signing, PENDING,
