@@ -216,11 +216,14 @@ async fn bootstrap_flavour(
     root: &Root,
 ) -> ApiResult<()> {
     let targets = Targets::new(1, signing.expires(Role::Targets)?);
-    signing.publish_targets(tx, flavour, root, targets).await?;
+    let (targets, _) = signing.publish_targets(tx, flavour, root, targets).await?;
     // Snapshot and timestamp v1: `refresh_snapshot` expects heads, so seed version 0 here
     // through the first-version path.
     let mut meta = BTreeMap::new();
-    meta.insert("targets.json".to_owned(), tuf_core::MetaFile::new(1));
+    meta.insert(
+        "targets.json".to_owned(),
+        crate::repo::targets_meta(1, &targets.to_bytes()),
+    );
     let mut snapshot = Signed::new(tuf_core::Snapshot::new(
         1,
         signing.expires(Role::Snapshot)?,

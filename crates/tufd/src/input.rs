@@ -13,6 +13,16 @@ use crate::error::ApiError;
 /// Largest JSON request body.
 pub const JSON_LIMIT: usize = 1024 * 1024;
 
+/// Caps the operator sets (flags). Defaults are what devices and python-tuf accept.
+#[derive(Clone, Copy, Debug)]
+pub struct Caps {
+    /// Largest artifact an upload may carry (`--max-artifact-bytes`).
+    pub artifact_bytes: u64,
+    /// Largest targets metadata of either flavour the server publishes
+    /// (`--max-targets-bytes`, at most `tuf_ceremony::limits::MAX_TARGETS_BYTES`).
+    pub targets_bytes: u64,
+}
+
 /// A JSON object body of at most `LIMIT` bytes ([`JSON_LIMIT`] unless a route that carries
 /// signed metadata says otherwise), parsed by the handler with [`JsonBody::parse`] only after
 /// the caller is authorised, so an unauthorised caller learns nothing from validation errors.
