@@ -8,6 +8,7 @@
 //! CA certificates with the operator's own (a private CA).
 
 use std::fmt;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -75,6 +76,16 @@ pub fn status_of(e: &anyhow::Error) -> Option<u16> {
         .map(|a| a.status)
 }
 
+/// A request body: bytes in memory, or a stream of known length (an artifact) read in chunks
+/// while it is sent.
+pub enum Payload {
+    Bytes(Vec<u8>),
+    Stream {
+        length: u64,
+        reader: Box<dyn Read + Send>,
+    },
+}
+
 pub struct Api {
     base: String,
     token: Option<String>,
@@ -140,18 +151,46 @@ impl Api {
 
     pub fn post_json(&self, path: &str, body: &Value) -> Result<Value> {
         let bytes = serde_json::to_vec(body)?;
-        let out = self.request("POST", path, Some(("application/json", bytes)), None)?;
+        let out = self.request(
+            "POST",
+            path,
+            Some(("application/json", Payload::Bytes(bytes))),
+            None,
+        )?;
         parse_json(&out, path)
     }
 
     /// POST and return the raw answer body.
     pub fn post_raw(&self, path: &str, content_type: &str, body: Vec<u8>) -> Result<Vec<u8>> {
+        self.request(
+            "POST",
+            path,
+            Some((content_type, Payload::Bytes(body))),
+            None,
+        )
+    }
+
+    /// POST a body of `length` bytes read from `reader` while it is sent (never whole in
+    /// memory); the raw answer body.
+    pub fn post_stream(
+        &self,
+        path: &str,
+        content_type: &str,
+        length: u64,
+        reader: Box<dyn Read + Send>,
+    ) -> Result<Vec<u8>> {
+        let body = Payload::Stream { length, reader };
         self.request("POST", path, Some((content_type, body)), None)
     }
 
     pub fn put_json(&self, path: &str, body: &Value) -> Result<Value> {
         let bytes = serde_json::to_vec(body)?;
-        let out = self.request("PUT", path, Some(("application/json", bytes)), None)?;
+        let out = self.request(
+            "PUT",
+            path,
+            Some(("application/json", Payload::Bytes(bytes))),
+            None,
+        )?;
         parse_json(&out, path)
     }
 
@@ -169,7 +208,7 @@ impl Api {
         &self,
         method: &'static str,
         path: &str,
-        body: Option<(&str, Vec<u8>)>,
+        body: Option<(&str, Payload)>,
         anonymous_limit: Option<u64>,
     ) -> Result<Vec<u8>> {
         let url = self.url(path);
@@ -206,10 +245,7 @@ impl Api {
                 if let Some(a) = &auth {
                     r = r.header("Authorization", a);
                 }
-                match body {
-                    Some((ct, bytes)) => r.header("Content-Type", ct).send(&bytes[..]),
-                    None => r.send_empty(),
-                }
+                send(r, body)
             }
         };
         let mut resp = result.map_err(|e| {
@@ -249,6 +285,32 @@ impl Api {
             detail,
         }
         .into())
+    }
+}
+
+/// Sends a request with `body` (none, bytes, or a stream).
+fn send(
+    r: ureq::RequestBuilder<ureq::typestate::WithBody>,
+    body: Option<(&str, Payload)>,
+) -> Result<ureq::http::Response<ureq::Body>, ureq::Error> {
+    match body {
+        Some((ct, Payload::Bytes(bytes))) => r.header("Content-Type", ct).send(&bytes[..]),
+        // An upload may take longer than any fixed limit: no overall timeout, but the server
+        // must answer within minutes once the body is sent. `Expect: 100-continue`: a server
+        // that refuses the upload (too large, wrong token) says so before a byte of it is
+        // sent, and that answer is what the user reads, not a broken pipe.
+        Some((ct, Payload::Stream { length, reader })) => r
+            .header("Content-Type", ct)
+            .header("Content-Length", length.to_string())
+            .header("Expect", "100-continue")
+            .config()
+            .timeout_global(None)
+            .timeout_connect(Some(Duration::from_secs(30)))
+            .timeout_await_100(Some(Duration::from_secs(30)))
+            .timeout_recv_response(Some(Duration::from_secs(600)))
+            .build()
+            .send(ureq::SendBody::from_owned_reader(reader)),
+        None => r.send_empty(),
     }
 }
 

@@ -1,9 +1,15 @@
-//! `targets add`: a target in the CI targets, by hash and length or by uploading the file.
+//! `targets add`: a target in the CI targets, by hash and length, or by uploading the file.
+//! The upload is streamed (the file is read in chunks while it is sent, never whole in
+//! memory); a server that accepts smaller artifacts says so before the file is sent.
+
+use std::io::Read;
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
 use crate::cli::AddArgs;
+use crate::client::{status_of, ApiError};
 use crate::settings::Settings;
 
 pub fn add(s: &Settings, a: &AddArgs) -> Result<()> {
@@ -17,10 +23,9 @@ pub fn add(s: &Settings, a: &AddArgs) -> Result<()> {
     });
     let answer = match (&a.file, &a.sha256, a.length) {
         (Some(file), _, _) => {
-            let data = std::fs::read(file)
-                .with_context(|| format!("reading artifact {}", file.display()))?;
-            let (ct, body) = multipart(&meta, &file_name(file), &data)?;
-            api.post_raw(&path, &ct, body)
+            let (ct, length, size, body) = multipart(&meta, file)?;
+            api.post_stream(&path, &ct, length, body)
+                .map_err(|e| explain_refusal(e, size))
         }
         (None, Some(hash), Some(len)) => {
             if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -46,15 +51,32 @@ pub fn add(s: &Settings, a: &AddArgs) -> Result<()> {
     Ok(())
 }
 
-fn file_name(p: &std::path::Path) -> String {
-    p.file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("artifact")
-        .replace(['"', '\r', '\n'], "_")
+/// A refused upload in the user's terms: the server's `413 artifact too large` carries its
+/// limit, and the user reads the artifact's size against it.
+fn explain_refusal(e: anyhow::Error, size: u64) -> anyhow::Error {
+    if status_of(&e) != Some(413) {
+        return e;
+    }
+    let limit = e
+        .chain()
+        .find_map(|c| c.downcast_ref::<ApiError>())
+        .filter(|a| a.error == "artifact too large")
+        .and_then(|a| a.detail["limit"].as_u64());
+    match limit {
+        Some(limit) => anyhow::anyhow!(
+            "the artifact is {size} bytes; this server accepts at most {limit} (tufd \
+             --max-artifact-bytes). Nothing was uploaded"
+        ),
+        None => e,
+    }
 }
 
-/// A `multipart/form-data` body with a `metadata` JSON part and a `file` part.
-fn multipart(meta: &Value, name: &str, data: &[u8]) -> Result<(String, Vec<u8>)> {
+/// A `multipart/form-data` body with a `metadata` JSON part and a `file` part streamed from
+/// `file`: its content type, length, the file's size and the reader.
+fn multipart(meta: &Value, file: &Path) -> Result<(String, u64, u64, Box<dyn Read + Send>)> {
+    let reading = || format!("reading artifact {}", file.display());
+    let f = std::fs::File::open(file).with_context(reading)?;
+    let size = f.metadata().with_context(reading)?.len();
     let boundary = format!(
         "tufctl-{:x}-{}",
         std::time::SystemTime::now()
@@ -63,11 +85,63 @@ fn multipart(meta: &Value, name: &str, data: &[u8]) -> Result<(String, Vec<u8>)>
             .unwrap_or(0),
         std::process::id()
     );
-    let mut body = Vec::with_capacity(data.len() + 1024);
-    body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"metadata\"\r\nContent-Type: application/json\r\n\r\n").as_bytes());
-    body.extend_from_slice(&serde_json::to_vec(meta)?);
-    body.extend_from_slice(format!("\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes());
-    body.extend_from_slice(data);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    Ok((format!("multipart/form-data; boundary={boundary}"), body))
+    let mut head = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"metadata\"\r\nContent-Type: \
+         application/json\r\n\r\n"
+    )
+    .into_bytes();
+    head.extend_from_slice(&serde_json::to_vec(meta)?);
+    head.extend_from_slice(
+        format!(
+            "\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; \
+             filename=\"{}\"\r\nContent-Type: application/octet-stream\r\n\r\n",
+            file_name(file)
+        )
+        .as_bytes(),
+    );
+    let tail = format!("\r\n--{boundary}--\r\n").into_bytes();
+    let length = head.len() as u64 + size + tail.len() as u64;
+    let body = std::io::Cursor::new(head)
+        .chain(Exactly::new(f, size))
+        .chain(std::io::Cursor::new(tail));
+    Ok((
+        format!("multipart/form-data; boundary={boundary}"),
+        length,
+        size,
+        Box::new(body),
+    ))
+}
+
+/// Exactly `left` bytes of a file that must not shrink while it is sent (the announced
+/// length would be a lie, and the server would wait for bytes that never come).
+struct Exactly<R> {
+    inner: std::io::Take<R>,
+}
+
+impl<R: Read> Exactly<R> {
+    fn new(inner: R, left: u64) -> Self {
+        Self {
+            inner: inner.take(left),
+        }
+    }
+}
+
+impl<R: Read> Read for Exactly<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() && self.inner.limit() > 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the artifact file got shorter while it was being uploaded",
+            ));
+        }
+        Ok(n)
+    }
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("artifact")
+        .replace(['"', '\r', '\n'], "_")
 }
