@@ -206,12 +206,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 tag,
                 expires_days,
                 export,
+                retire_versions,
+                retire_targets,
             } => {
                 let release = waves::Release {
                     wave: &wave,
                     version: &version,
                     tag: &tag,
                     expires_days,
+                    retire: tuf_ceremony::wave::Retire {
+                        versions: retire_versions,
+                        targets: retire_targets,
+                    },
                 };
                 match (export, creds) {
                     (Some(out), creds) => waves::export(&s, creds.as_deref(), &release, &out),

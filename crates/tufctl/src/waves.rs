@@ -10,7 +10,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 use tuf_ceremony::format::signature_valid;
 use tuf_ceremony::format::{env_value, Request, Response, WaveRequest, WaveResponse};
-use tuf_ceremony::wave::{self, Wave};
+use tuf_ceremony::wave::{self, Retire, Wave};
 use tuf_ceremony::{keyring, Roots};
 use tuf_core::{Expires, Role, Signed, Targets};
 
@@ -25,6 +25,8 @@ pub struct Release<'a> {
     pub version: &'a str,
     pub tag: &'a str,
     pub expires_days: u32,
+    /// The production targets the wave retires.
+    pub retire: Retire,
 }
 
 /// A wave's proposed targets and the documents they were built from, as served.
@@ -33,6 +35,7 @@ struct Proposal {
     prod: Signed<Targets>,
     next: Targets,
     added: usize,
+    retired: Vec<String>,
 }
 
 fn propose(f: &Factory, r: &Release) -> Result<Proposal> {
@@ -42,12 +45,13 @@ fn propose(f: &Factory, r: &Release) -> Result<Proposal> {
         OffsetDateTime::now_utc(),
         i64::from(r.expires_days) * 86_400,
     )?;
-    let p = wave::propose(&ci.signed, &prod.signed, r.version, r.tag, expires)?;
+    let p = wave::propose(&ci.signed, &prod.signed, r.version, r.tag, expires, &r.retire)?;
     Ok(Proposal {
         ci,
         prod,
         next: p.next,
         added: p.added,
+        retired: p.retired,
     })
 }
 
@@ -78,17 +82,32 @@ pub fn init(s: &Settings, creds: &Path, r: &Release) -> Result<()> {
     for k in &signers {
         env.sign(k.as_ref())?;
     }
-    let answer = f.create_wave(r.wave, r.version, r.tag, &env)?;
+    let answer = f.create_wave(r.wave, r.version, r.tag, &env, &r.retire)?;
     if s.json() {
         println!("{answer}");
     } else {
         println!(
-            "Wave {} created: {} target(s) of version {} tagged {}, production targets version \
-             {}. Publish it with `tufctl waves complete {}`.",
-            r.wave, p.added, r.version, r.tag, env.signed.version, r.wave
+            "Wave {} created: {} target(s) of version {} tagged {}{}, production targets \
+             version {}. Publish it with `tufctl waves complete {}`.",
+            r.wave,
+            p.added,
+            r.version,
+            r.tag,
+            retiring(&p.retired),
+            env.signed.version,
+            r.wave
         );
     }
     Ok(())
+}
+
+/// ", retiring N target(s)" when the wave retires some.
+fn retiring(retired: &[String]) -> String {
+    if retired.is_empty() {
+        String::new()
+    } else {
+        format!(", retiring {} production target(s)", retired.len())
+    }
 }
 
 /// The wave rules over a proposal, against verified roots.
@@ -101,6 +120,7 @@ fn check(roots: &Roots, p: &Proposal, r: &Release) -> Result<(), tuf_ceremony::R
         ci_targets: &p.ci,
         current: &p.prod,
         proposed: &p.next,
+        retire: &r.retire,
         now: OffsetDateTime::now_utc(),
     }
     .check()
@@ -127,16 +147,18 @@ pub fn export(s: &Settings, creds: Option<&Path>, r: &Release, out: &Path) -> Re
         ci_targets: p.ci,
         current_targets: p.prod,
         targets: Signed::new(p.next)?,
+        retire: r.retire.clone(),
     }));
     document::write_file(out, &request.to_bytes()?, "signing request")?;
     println!(
-        "Wrote the signing request for wave {} ({} target(s) of version {} tagged {}) to {}. \
+        "Wrote the signing request for wave {} ({} target(s) of version {} tagged {}{}) to {}. \
          Sign it offline with `tufctl sign {} -k TARGETS-ONLY.tgz --out RESPONSE.json`, then \
          create the wave with `tufctl waves import RESPONSE.json`.",
         r.wave,
         p.added,
         r.version,
         r.tag,
+        retiring(&p.retired),
         out.display(),
         out.display()
     );
@@ -172,7 +194,7 @@ pub fn import(s: &Settings, arg: &str, request: Option<&Path>) -> Result<()> {
             sig.keyid
         );
     }
-    let answer = f.create_wave(&w.wave, &w.version, &w.tag, &w.targets)?;
+    let answer = f.create_wave(&w.wave, &w.version, &w.tag, &w.targets, &w.retire)?;
     if s.json() {
         println!("{answer}");
     } else {

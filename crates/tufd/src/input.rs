@@ -13,6 +13,12 @@ use crate::error::ApiError;
 /// Largest JSON request body.
 pub const JSON_LIMIT: usize = 1024 * 1024;
 
+/// Largest JSON body of a request that carries signed production targets (a wave, its
+/// renewal, a staged root update): the largest targets metadata a Factory may publish, and
+/// room for two roots beside it.
+pub const SIGNED_TARGETS_LIMIT: usize =
+    tuf_ceremony::limits::MAX_TARGETS_BYTES as usize + 2 * 1024 * 1024;
+
 /// Caps the operator sets (flags). Defaults are what devices and python-tuf accept.
 #[derive(Clone, Copy, Debug)]
 pub struct Caps {

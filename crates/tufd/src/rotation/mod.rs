@@ -20,7 +20,7 @@ use tuf_core::{canonical, KeyId, KeyType, PublicKey, Role, Root, Signed, Targets
 use crate::auth::{authenticate, Caller, Scope};
 use crate::db::{begin_locked, Tx};
 use crate::error::{ApiError, ApiResult};
-use crate::input::{JsonBody, Path};
+use crate::input::{JsonBody, Path, SIGNED_TARGETS_LIMIT};
 use crate::repo::{
     current_root, destroy_online_key, destroy_pending_keys, finish_destruction, new_online_key,
     pending_purpose, random_hex, require_head, store_signed, Flavour, OnlineKeys, Signing, PENDING,
@@ -201,7 +201,7 @@ pub async fn stage(
     State(state): State<Shared>,
     Path(factory): Path<String>,
     headers: HeaderMap,
-    body: JsonBody,
+    body: JsonBody<SIGNED_TARGETS_LIMIT>,
 ) -> ApiResult<Json<Value>> {
     let caller = authenticate(&state, &headers).await?;
     caller.require(&factory, &[Scope::Owner])?;
