@@ -11,8 +11,8 @@ use tuf_core::{canonical, KeyId, Metadata, PublicKey, Role, Root, Signature, Sig
 
 use crate::check::{Check, Refusal};
 use crate::server_keys::HeldKey;
-use crate::wave::Retire;
 pub use crate::signature::{document_sha256, signature_valid};
+use crate::wave::Retire;
 use crate::Error;
 
 /// The version of the formats this library writes and reads.
@@ -527,9 +527,7 @@ fn put_retire(v: &mut Value, retire: &Retire) -> Result<(), Error> {
 fn take_retire(o: &mut Map<String, Value>) -> Result<Retire, Error> {
     match o.remove("retire") {
         None => Ok(Retire::default()),
-        Some(v) => {
-            serde_json::from_value(v).map_err(|e| Error::Format(format!("\"retire\": {e}")))
-        }
+        Some(v) => serde_json::from_value(v).map_err(|e| Error::Format(format!("\"retire\": {e}"))),
     }
 }
 

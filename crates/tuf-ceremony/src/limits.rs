@@ -24,6 +24,11 @@ pub const MAX_TARGETS_VALIDITY: i64 = 3660 * 24 * 3600;
 /// 100,000 production targets of a typical build (about 220 bytes each) take about 22 MB.
 pub const MAX_TARGETS_BYTES: u64 = 30 * 1024 * 1024;
 
+/// The largest root (a signed `root.json`) a root update may stage. Devices fetch roots
+/// without a listed length: python-tuf reads at most 512,000 bytes of one, `tuf-agent` 512
+/// KiB; a larger root would leave every device on the old one for good.
+pub const MAX_ROOT_BYTES: u64 = 500_000;
+
 /// Why targets metadata of `size` bytes is refused, when it passes `limit`.
 pub fn targets_size(what: &str, size: u64, limit: u64) -> Result<(), String> {
     if size <= limit {

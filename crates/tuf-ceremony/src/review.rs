@@ -8,10 +8,10 @@ use serde_json::Value;
 use tuf_core::{canonical, KeyId, Role, Root};
 
 use crate::format::{RootUpdateRequest, WaveRequest};
-use crate::wave::Retire;
 use crate::keyring::as_tx;
 use crate::server_keys::owner_of;
 use crate::tx::{short, Roots, Tx};
+use crate::wave::Retire;
 
 /// `text` from metadata or a request, safe to put in a review on a terminal: control
 /// characters (newlines, escape sequences) and invisible or direction-changing characters are
@@ -257,18 +257,41 @@ fn retirements(out: &mut String, w: &WaveRequest) {
         .retire
         .versions
         .iter()
-        .map(|v| (format!("version {}", shown(v)), Retire { versions: vec![v.clone()], ..Retire::default() }))
+        .map(|v| {
+            (
+                format!("version {}", shown(v)),
+                Retire {
+                    versions: vec![v.clone()],
+                    ..Retire::default()
+                },
+            )
+        })
         .chain(w.retire.targets.iter().map(|t| {
-            (format!("target {}", shown(t)), Retire { targets: vec![t.clone()], ..Retire::default() })
+            (
+                format!("target {}", shown(t)),
+                Retire {
+                    targets: vec![t.clone()],
+                    ..Retire::default()
+                },
+            )
         }));
     for (what, rule) in rules {
         let leaving = rule.leaving(cur);
-        line(out, format!("  retire {what}: {} target(s) leave production", leaving.len()));
+        line(
+            out,
+            format!(
+                "  retire {what}: {} target(s) leave production",
+                leaving.len()
+            ),
+        );
         for path in leaving.iter().take(SHOWN_RETIRED) {
             line(out, format!("  - {}", shown(path)));
         }
         if leaving.len() > SHOWN_RETIRED {
-            line(out, format!("    ... and {} more", leaving.len() - SHOWN_RETIRED));
+            line(
+                out,
+                format!("    ... and {} more", leaving.len() - SHOWN_RETIRED),
+            );
         }
     }
 }

@@ -4,6 +4,8 @@
 //! signature. The rules here are what both the server (when a wave is created) and `tufctl
 //! sign` (before the offline key signs) check, with the same names.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use time::OffsetDateTime;
@@ -18,7 +20,7 @@ use crate::server_keys::{ServerKeys, View};
 /// (`custom.version`), and targets named by path. Production targets leave only this way, and
 /// the offline signer sees each rule and what it takes out before signing.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "BTreeMap<String, Vec<String>>")]
 pub struct Retire {
     /// Build versions whose production targets leave.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -26,6 +28,25 @@ pub struct Retire {
     /// Target paths (`NAME-VERSION`) that leave.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub targets: Vec<String>,
+}
+
+/// Read from a JSON object only (a derived struct would also take an array, by position),
+/// with no member but `versions` and `targets`.
+impl TryFrom<BTreeMap<String, Vec<String>>> for Retire {
+    type Error = String;
+
+    fn try_from(mut m: BTreeMap<String, Vec<String>>) -> Result<Self, String> {
+        let r = Retire {
+            versions: m.remove("versions").unwrap_or_default(),
+            targets: m.remove("targets").unwrap_or_default(),
+        };
+        match m.keys().next() {
+            Some(k) => Err(format!(
+                "unknown field {k:?} of retire, expected versions or targets"
+            )),
+            None => Ok(r),
+        }
+    }
 }
 
 impl Retire {
@@ -59,7 +80,10 @@ impl Retire {
             )));
         }
         for v in &self.versions {
-            let hit = current.targets.values().any(|t| build_version(t) == Some(v));
+            let hit = current
+                .targets
+                .values()
+                .any(|t| build_version(t) == Some(v));
             if !hit {
                 return Err(keeps(format!(
                     "no production target has version {v:?}: there is nothing to retire"
@@ -107,7 +131,11 @@ pub fn propose(
     retire: &Retire,
 ) -> Result<Proposal, Refusal> {
     retire.check(prod, version)?;
-    let retired: Vec<String> = retire.leaving(prod).into_iter().map(str::to_owned).collect();
+    let retired: Vec<String> = retire
+        .leaving(prod)
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
     let mut next = prod.clone();
     for path in &retired {
         next.targets.remove(path);

@@ -45,7 +45,14 @@ fn propose(f: &Factory, r: &Release) -> Result<Proposal> {
         OffsetDateTime::now_utc(),
         i64::from(r.expires_days) * 86_400,
     )?;
-    let p = wave::propose(&ci.signed, &prod.signed, r.version, r.tag, expires, &r.retire)?;
+    let p = wave::propose(
+        &ci.signed,
+        &prod.signed,
+        r.version,
+        r.tag,
+        expires,
+        &r.retire,
+    )?;
     Ok(Proposal {
         ci,
         prod,

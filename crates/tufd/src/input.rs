@@ -1,10 +1,11 @@
 //! Parsing request input once, at the edge: strict JSON bodies and the names that end up in
 //! paths and metadata (Factory names, target names and versions, wave names).
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
+use futures_util::StreamExt as _;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
@@ -90,18 +91,70 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Query<T
     }
 }
 
-/// Reads a whole body, refusing more than `limit` bytes with 413.
+/// Reads a whole body, refusing more than `limit` bytes with 413. The refusal is sent so
+/// that the client reads it: see [`refuse_body`].
 pub async fn read_limited(req: Request, limit: usize) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(req.into_body(), limit)
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "request body too large",
-                json!(format!("the limit is {limit} bytes")),
-            )
-        })
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request body too large",
+            json!({"limit": limit, "reason": format!("the limit is {limit} bytes")}),
+        )
+    };
+    let (parts, body) = req.into_parts();
+    if declared_length(&parts.headers).is_some_and(|n| n > limit as u64) {
+        return Err(refuse_body(&parts.headers, body, too_large()).await);
+    }
+    let mut stream = body.into_data_stream();
+    let mut buf = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError::bad_request("incomplete body", e.to_string()))?;
+        if buf.len() + chunk.len() > limit {
+            drain(stream).await;
+            return Err(too_large());
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(buf))
 }
+
+/// `err` for a body that will not be read: a client that waits for `100 Continue` is
+/// answered at once and never sends it; another one is already sending, and the server reads
+/// what it sends (discarding it, up to [`DRAIN_LIMIT`]) before answering, or the client
+/// would meet a closed connection ("broken pipe") instead of the answer.
+pub async fn refuse_body(headers: &HeaderMap, body: Body, err: ApiError) -> ApiError {
+    let waits = headers
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let drainable = declared_length(headers).is_none_or(|n| n <= DRAIN_LIMIT);
+    if !waits && drainable {
+        drain(body.into_data_stream()).await;
+    }
+    err
+}
+
+/// Reads and discards what a client still sends, up to [`DRAIN_LIMIT`] bytes.
+pub async fn drain(mut stream: axum::body::BodyDataStream) {
+    let mut seen: u64 = 0;
+    while let Some(Ok(chunk)) = stream.next().await {
+        seen += chunk.len() as u64;
+        if seen > DRAIN_LIMIT {
+            return;
+        }
+    }
+}
+
+/// The body length a request declares (`Content-Length`), if any.
+pub fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+/// How much of a refused body the server reads (and discards) so the client can read the
+/// refusal. Past it the connection is closed.
+const DRAIN_LIMIT: u64 = 64 * 1024 * 1024;
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let value = tuf_core::canonical::parse(bytes)

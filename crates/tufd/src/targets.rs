@@ -19,7 +19,10 @@ use tuf_core::{Role, Signed, TargetFile, Targets};
 use crate::auth::{authenticate, Caller, Scope};
 use crate::db::begin_locked;
 use crate::error::{ApiError, ApiResult};
-use crate::input::{check_label, from_object, parse_json, read_limited, Path, JSON_LIMIT};
+use crate::input::{
+    check_label, declared_length, from_object, parse_json, read_limited, refuse_body, Path,
+    JSON_LIMIT,
+};
 use crate::repo::{current_root, head_info, positive, require_head, Flavour, OnlineKeys, Signing};
 use crate::{audit, Shared};
 
@@ -195,7 +198,10 @@ pub async fn add(
     let incoming = if is_multipart {
         // Before the body is read: a client that sent `Expect: 100-continue` hears the
         // refusal before it sends a byte of an artifact that is too large.
-        refuse_oversized_upload(&state, &headers)?;
+        let req = match refuse_oversized_upload(&state, &headers) {
+            Ok(()) => req,
+            Err(e) => return Err(refuse_body(&headers, req.into_body(), e).await),
+        };
         let (meta, file) = read_multipart(&state, req).await?;
         let t = meta.validate(Some((file.length, file.sha256.clone())))?;
         Incoming {
@@ -373,11 +379,7 @@ fn answer(batch: bool, names: &[String], version: i64) -> Value {
 /// `--max-artifact-bytes` of artifact.
 fn refuse_oversized_upload(state: &Shared, headers: &HeaderMap) -> ApiResult<()> {
     let limit = state.caps.artifact_bytes;
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    match declared {
+    match declared_length(headers) {
         Some(len) if len > limit.saturating_add(MULTIPART_ALLOWANCE) => Err(artifact_too_large(
             limit,
             format!(
@@ -485,6 +487,14 @@ async fn read_file_part(
     while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
         length += chunk.len() as u64;
         if length > limit {
+            // Read what the client still sends (up to a bound), so it reads the answer.
+            let mut more: u64 = 0;
+            while let Ok(Some(c)) = field.chunk().await {
+                more += c.len() as u64;
+                if more > 64 * 1024 * 1024 {
+                    break;
+                }
+            }
             return Err(artifact_too_large(
                 limit,
                 format!(

@@ -107,7 +107,16 @@ pub async fn create(
     crate::targets::check_targets_size(&signed, "production", state.caps.targets_bytes)?;
     let changes = changes(&current.signed, &signed.signed);
     let version = signed.signed.version;
-    insert_wave(&mut tx, &factory, &caller.actor, &req, &signed, changes, now).await?;
+    insert_wave(
+        &mut tx,
+        &factory,
+        &caller.actor,
+        &req,
+        &signed,
+        changes,
+        now,
+    )
+    .await?;
     tx.commit().await?;
     Ok((
         StatusCode::CREATED,

@@ -228,7 +228,11 @@ fn a_wave_retires_exactly_what_its_request_names() {
         ("dropped", dropped, "which the wave does not retire"),
         ("nothing", nothing, "no production target has version \"7\""),
         ("own", own, "publishes version \"2\" and retires it too"),
-        ("unknown", unknown, "\"app-9.bin\" is not a production target"),
+        (
+            "unknown",
+            unknown,
+            "\"app-9.bin\" is not a production target",
+        ),
     ] {
         let r = wave_refusal(&w);
         assert_eq!(r.check, Check::WaveKeepsTargets, "{what}: {r}");

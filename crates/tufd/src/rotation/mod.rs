@@ -28,6 +28,7 @@ use crate::repo::{
 use crate::{audit, Shared};
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct OpenRequest {
     #[serde(default)]
     message: String,
@@ -210,8 +211,8 @@ pub async fn stage(
     let mut tx = begin_locked(&state.db, &factory).await?;
     let mut staged = open_transaction(&mut tx, &factory, &req.txid).await?;
     let current = Current::load(&state, &mut tx, &factory).await?;
-    let ci_root = envelope_bytes("ci_root", req.ci_root)?;
-    let prod_root = envelope_bytes("prod_root", req.prod_root)?;
+    let ci_root = root_bytes("ci_root", req.ci_root)?;
+    let prod_root = root_bytes("prod_root", req.prod_root)?;
     let prod_targets = match req.prod_targets {
         Some(v) => envelope_bytes("prod_targets", v)?,
         None => staged.prod_targets.clone(),
@@ -650,6 +651,22 @@ fn envelope_bytes(field: &str, value: Value) -> ApiResult<Vec<u8>> {
     canonical::to_vec(&value)
         .map(canonical::escape_controls)
         .map_err(|e| ApiError::bad_request(format!("invalid {field}"), e.to_string()))
+}
+
+/// [`envelope_bytes`] of a staged root, refused (413) past `MAX_ROOT_BYTES`.
+fn root_bytes(field: &str, value: Value) -> ApiResult<Vec<u8>> {
+    let bytes = envelope_bytes(field, value)?;
+    let limit = tuf_ceremony::limits::MAX_ROOT_BYTES;
+    if bytes.len() as u64 > limit {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "root too large",
+            json!({"field": field, "limit": limit, "size": bytes.len(),
+                   "reason": format!("{field} is {} bytes; devices read at most {limit} bytes \
+                                      of a root", bytes.len())}),
+        ));
+    }
+    Ok(bytes)
 }
 
 /// Keys of the current root plus whatever keys the staged root lists (read leniently).
