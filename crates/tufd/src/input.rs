@@ -44,6 +44,32 @@ impl<const LIMIT: usize> JsonBody<LIMIT> {
         from_object(parse_json(&self.0)?)
     }
 
+    /// Like [`JsonBody::parse`] for a request that carries signed metadata: `T` borrows from
+    /// the body (`&RawValue` members hold an envelope's bytes, which `Signed::from_slice`
+    /// then parses under the metadata rules), so no JSON tree of a 30 MB document is built.
+    /// The object itself is still strict: an object, known members once each (serde refuses
+    /// duplicate and, with `deny_unknown_fields`, unknown ones), nothing after it.
+    pub fn parse_borrowed<'a, T: serde::Deserialize<'a>>(&'a self) -> Result<T, ApiError> {
+        let first = self.0.iter().find(|b| !b.is_ascii_whitespace());
+        if first != Some(&b'{') {
+            // The tree parser says what is wrong (malformed, or not an object).
+            return self.parse::<Value>().and_then(|_| {
+                Err(ApiError::bad_request(
+                    "invalid request",
+                    "expected a JSON object",
+                ))
+            });
+        }
+        serde_json::from_slice(&self.0).map_err(|e| {
+            let error = if e.is_syntax() || e.is_eof() {
+                "malformed JSON"
+            } else {
+                "invalid request"
+            };
+            ApiError::bad_request(error, e.to_string())
+        })
+    }
+
     /// Like [`JsonBody::parse`], but an empty body is `T::default()`.
     pub fn parse_or_default<T: DeserializeOwned + Default>(&self) -> Result<T, ApiError> {
         if self.0.iter().all(u8::is_ascii_whitespace) {

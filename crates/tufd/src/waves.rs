@@ -7,6 +7,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use sqlx::Row;
 use time::OffsetDateTime;
@@ -23,17 +24,19 @@ use crate::{audit, Shared};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CreateWave {
+pub struct CreateWave<'a> {
     name: String,
     version: String,
     tag: String,
-    targets: Value,
+    /// The signed production targets, as received (parsed by `Signed::from_slice`).
+    #[serde(borrow)]
+    targets: &'a RawValue,
     /// The production targets the wave retires (what it drops from the current ones).
     #[serde(default)]
     retire: Retire,
 }
 
-impl CreateWave {
+impl CreateWave<'_> {
     /// Labels of bounded length, at most [`MAX_RETIREMENTS`] retirement rules.
     fn check(&self) -> ApiResult<()> {
         check_label("wave name", &self.name, 64)?;
@@ -68,9 +71,9 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let caller = authenticate(&state, &headers).await?;
     caller.require(&factory, &[Scope::Owner])?;
-    let mut req: CreateWave = body.parse()?;
+    let req: CreateWave = body.parse_borrowed()?;
     req.check()?;
-    let proposed = parse_targets(std::mem::take(&mut req.targets))?;
+    let proposed = parse_targets(req.targets)?;
     let now = OffsetDateTime::now_utc();
     let mut tx = begin_locked(&state.db, &factory).await?;
     if wave_status(&mut tx, &factory, &req.name).await?.is_some() {
@@ -133,7 +136,7 @@ async fn insert_wave(
     tx: &mut Tx,
     factory: &str,
     actor: &str,
-    req: &CreateWave,
+    req: &CreateWave<'_>,
     signed: &Signed<Targets>,
     (changed, retired): (Vec<String>, Vec<String>),
     now: OffsetDateTime,
@@ -269,8 +272,9 @@ pub async fn complete(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ResignWave {
-    targets: Value,
+pub struct ResignWave<'a> {
+    #[serde(borrow)]
+    targets: &'a RawValue,
 }
 
 /// `POST /ota/factories/{f}/waves/{w}/resign` (owner): renews the production targets of the
@@ -285,7 +289,7 @@ pub async fn resign(
 ) -> ApiResult<Json<Value>> {
     let caller = authenticate(&state, &headers).await?;
     caller.require(&factory, &[Scope::Owner])?;
-    let req: ResignWave = body.parse()?;
+    let req: ResignWave = body.parse_borrowed()?;
     let proposed = parse_targets(req.targets)?;
     let now = OffsetDateTime::now_utc();
     let mut tx = begin_locked(&state.db, &factory).await?;
@@ -414,8 +418,8 @@ pub async fn list(
 }
 
 /// The proposed targets of a request, parsed once here.
-fn parse_targets(targets: Value) -> ApiResult<Signed<Targets>> {
-    Signed::<Targets>::from_value(targets)
+fn parse_targets(targets: &RawValue) -> ApiResult<Signed<Targets>> {
+    Signed::<Targets>::from_slice(targets.get().as_bytes())
         .map_err(|e| ApiError::bad_request("invalid targets", e.to_string()))
 }
 
