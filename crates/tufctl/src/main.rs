@@ -269,12 +269,18 @@ fn waves_command(s: &Settings, command: WavesCommand) -> anyhow::Result<()> {
             tag,
             expires_days,
             export,
+            retire_versions,
+            retire_targets,
         } => {
             let release = waves::Release {
                 wave: &wave,
                 version: &version,
                 tag: &tag,
                 expires_days,
+                retire: tuf_ceremony::wave::Retire {
+                    versions: retire_versions,
+                    targets: retire_targets,
+                },
             };
             match (export, creds) {
                 (Some(out), creds) => waves::export(s, creds.as_deref(), &release, &out),
