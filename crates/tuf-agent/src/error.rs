@@ -77,8 +77,13 @@ pub enum Error {
     #[error("fetching {url}: {reason}")]
     Range { url: String, reason: String },
 
-    #[error("fetching {url}: HTTP status {status}")]
-    Status { url: String, status: u16 },
+    #[error("fetching {url}: HTTP status {status}{}", status_reason(said))]
+    Status {
+        url: String,
+        status: u16,
+        /// The server's reason (its JSON `error`), or empty.
+        said: String,
+    },
 
     #[error("{what}: more than {limit} bytes")]
     TooLarge { what: String, limit: u64 },
@@ -208,6 +213,20 @@ pub fn expiry_action(role: &str, repository: &Repository) -> String {
     }
 }
 
+/// ": <reason>", and what to do when the reason is one a device owner can act on.
+fn status_reason(said: &str) -> String {
+    if said.is_empty() {
+        return String::new();
+    }
+    let hint = if said.contains("client certificate") {
+        " (this repository requires mTLS: give the device its certificate and key with \
+         --client-cert and --client-key)"
+    } else {
+        ""
+    };
+    format!(": {said}{hint}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -276,5 +295,22 @@ mod tests {
             "{team}"
         );
         assert!(!team.contains("freeze attack?"), "{team}");
+    }
+
+    #[test]
+    fn a_refusal_names_the_servers_reason_and_what_to_do() {
+        let e = Error::Status {
+            url: "https://tuf/repo/acme/ci/metadata/timestamp.json".into(),
+            status: 403,
+            said: "client certificate required".into(),
+        };
+        let text = e.to_string();
+        assert!(text.ends_with("HTTP status 403: client certificate required (this repository requires mTLS: give the device its certificate and key with --client-cert and --client-key)"), "{text}");
+        let bare = Error::Status {
+            url: "u".into(),
+            status: 500,
+            said: String::new(),
+        };
+        assert_eq!(bare.to_string(), "fetching u: HTTP status 500");
     }
 }

@@ -61,43 +61,20 @@ impl Fetcher {
             return Ok(Fetched::Missing(status));
         }
         if status != 200 {
-            return Err(Error::Status {
-                url: url.to_owned(),
-                status,
-            });
+            return Err(refused(url, status, response.body_mut()));
         }
-        // Sized from Content-Length (never beyond the cap) so a large file is read into one
-        // allocation instead of a doubling series that briefly holds up to 3x its size.
-        let hint = response
-            .headers()
-            .get("content-length")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map_or(0, |n| n.min(limit));
-        let mut body = Vec::with_capacity(usize::try_from(hint).unwrap_or(0));
-        let reader = response.body_mut().with_config().limit(u64::MAX).reader();
-        let read = reader
-            .take(limit.saturating_add(1))
-            .read_to_end(&mut body)
-            .map_err(|e| http(url, e))?;
-        if read as u64 > limit {
-            return Err(Error::TooLarge {
-                what: url.to_owned(),
-                limit,
-            });
-        }
-        Ok(Fetched::Found(body))
+        read_limited(url, &mut response, limit).map(Fetched::Found)
     }
 
-    /// Fetches `url`, at most `limit` bytes; any status but 200 is an error.
+    /// Fetches `url`, at most `limit` bytes; any status but 200 is an error naming the
+    /// server's reason when it gave one.
     pub fn fetch(&self, url: &str, limit: u64) -> Result<Vec<u8>, Error> {
-        match self.fetch_optional(url, limit)? {
-            Fetched::Found(body) => Ok(body),
-            Fetched::Missing(status) => Err(Error::Status {
-                url: url.to_owned(),
-                status,
-            }),
+        let mut response = self.get(url).call().map_err(|e| http(url, e))?;
+        let status = response.status().as_u16();
+        if status != 200 {
+            return Err(refused(url, status, response.body_mut()));
         }
+        read_limited(url, &mut response, limit)
     }
 
     /// Opens `url` from byte `offset` on: a `Range` request when `offset` is not 0. A server
@@ -112,7 +89,7 @@ impl Fetcher {
         if offset > 0 {
             request = request.header("range", format!("bytes={offset}-"));
         }
-        let response = request.call().map_err(|e| http(url, e))?;
+        let mut response = request.call().map_err(|e| http(url, e))?;
         let status = response.status().as_u16();
         let start = match status {
             200 => 0,
@@ -139,12 +116,7 @@ impl Fetcher {
                     reason: format!("416: the file is not longer than {offset} bytes"),
                 })
             }
-            _ => {
-                return Err(Error::Status {
-                    url: url.to_owned(),
-                    status,
-                })
-            }
+            _ => return Err(refused(url, status, response.body_mut())),
         };
         let reader = response
             .into_body()
@@ -235,3 +207,54 @@ fn tls_hint(reason: &str) -> Option<&'static str> {
 /// Bounds a stalled server; size caps bound a fast one.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 const GLOBAL_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The body of a 200 answer, at most `limit` bytes. Sized from Content-Length (never beyond
+/// the cap) so a large file is read into one allocation instead of a doubling series that
+/// briefly holds up to 3x its size.
+fn read_limited(
+    url: &str,
+    response: &mut ureq::http::Response<ureq::Body>,
+    limit: u64,
+) -> Result<Vec<u8>, Error> {
+    let hint = response
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(0, |n| n.min(limit));
+    let mut body = Vec::with_capacity(usize::try_from(hint).unwrap_or(0));
+    let reader = response.body_mut().with_config().limit(u64::MAX).reader();
+    let read = reader
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut body)
+        .map_err(|e| http(url, e))?;
+    if read as u64 > limit {
+        return Err(Error::TooLarge {
+            what: url.to_owned(),
+            limit,
+        });
+    }
+    Ok(body)
+}
+
+/// A status other than the one asked for, with the server's reason when its body is our JSON
+/// error (`{"error": ...}`): read at most a few KiB, so an endless body costs nothing.
+fn refused(url: &str, status: u16, body: &mut ureq::Body) -> Error {
+    let mut bytes = Vec::new();
+    let reader = body.with_config().limit(u64::MAX).reader();
+    let read = reader.take(REASON_CAP).read_to_end(&mut bytes);
+    let said = read
+        .ok()
+        .and_then(|_| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
+        .map(|e| e.chars().filter(|c| !c.is_control()).take(200).collect())
+        .unwrap_or_default();
+    Error::Status {
+        url: url.to_owned(),
+        status,
+        said,
+    }
+}
+
+/// How much of a refusal's body is read for its reason.
+const REASON_CAP: u64 = 4096;

@@ -466,3 +466,6 @@ fn rollback(role: &str, trusted: u64, got: u64) -> Error {
         got,
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests;

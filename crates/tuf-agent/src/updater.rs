@@ -361,3 +361,6 @@ impl Updater {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

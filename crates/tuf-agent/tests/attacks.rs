@@ -23,7 +23,9 @@ fn rollback_timestamp() {
     repo.ops(json!([["bump", {"role": "timestamp"}], ["publish", {}]]));
     client.refresh().success();
     repo.write("timestamp.json", &old);
-    client.refresh().failure("rollback");
+    client
+        .refresh()
+        .failure("timestamp: rollback attack? version 1 is lower than the trusted version 2");
     assert_eq!(client.version("timestamp.json"), Some(2));
     // The device still updates once the repository is sane again.
     repo.ops(json!([["bump", {"role": "timestamp"}], ["publish", {}]]));
@@ -40,7 +42,9 @@ fn rollback_snapshot_in_timestamp() {
     client.refresh().success();
     repo.write("timestamp.json", &old);
     resign(&repo, "timestamp.json", "timestamp", json!({"version": 3}));
-    client.refresh().failure("timestamp: snapshot.json");
+    client.refresh().failure(
+        "timestamp: snapshot.json: rollback attack? version 1 is lower than the trusted version 2",
+    );
     assert_eq!(client.version("timestamp.json"), Some(2));
 }
 
@@ -59,7 +63,9 @@ fn rollback_targets_in_snapshot() {
         "timestamp",
         json!({"version": 3, "meta": {"snapshot.json": {"version": 3}}}),
     );
-    client.refresh().failure("snapshot: targets.json");
+    client.refresh().failure(
+        "snapshot: targets.json: rollback attack? version 1 is lower than the trusted version 2",
+    );
     assert_eq!(client.version("snapshot.json"), Some(2));
 }
 
@@ -83,9 +89,10 @@ fn role_removed_from_snapshot() {
         "timestamp",
         json!({"version": 3, "meta": {"snapshot.json": {"version": 3}}}),
     );
-    client
-        .refresh()
-        .failure("team.json is listed in the trusted snapshot");
+    client.refresh().failure(
+        "snapshot: team.json is listed in the trusted snapshot but missing from the new one",
+    );
+    assert_eq!(client.trusted("snapshot.json").unwrap(), snap);
 }
 
 #[test]
@@ -167,7 +174,9 @@ fn root_rotation_below_new_threshold() {
         ["publish", {}]
     ]));
     let client = repo.client();
-    client.refresh().failure("threshold is 2");
+    client.refresh().failure(
+        "root: role root: 1 valid signature(s) from distinct trusted keys, threshold is 2",
+    );
     assert_eq!(
         client.trusted("root.json").unwrap(),
         repo.read("1.root.json")
@@ -179,7 +188,9 @@ fn root_rotation_not_signed_by_old_root() {
     let Some(repo) = repo() else { return };
     repo.ops(json!([["rotate", {"role": "root", "sign_with_old": false}], ["publish", {}]]));
     let client = repo.client();
-    client.refresh().failure("root");
+    client.refresh().failure(
+        "root: role root: 0 valid signature(s) from distinct trusted keys, threshold is 1",
+    );
     assert_eq!(client.version("root.json"), Some(1));
 }
 
@@ -191,7 +202,7 @@ fn root_chain_skips_a_version() {
     repo.write("2.root.json", &v3);
     std::fs::remove_file(repo.file("3.root.json")).unwrap();
     let client = repo.client();
-    client.refresh().failure("version 3, expected 2");
+    client.refresh().failure("root: version 3, expected 2");
     assert_eq!(client.version("root.json"), Some(1));
 }
 
@@ -219,7 +230,10 @@ fn snapshot_hash_mismatch() {
     snap.push(b'\n');
     repo.write("2.snapshot.json", &snap);
     let client = repo.client();
-    client.refresh().failure("2.snapshot.json: more than");
+    client
+        .refresh()
+        .failure("/metadata/2.snapshot.json: more than");
+    assert!(client.trusted("snapshot.json").is_none());
     let mut snap = repo.read("2.snapshot.json");
     snap.pop();
     flip_signature_char(&mut snap);
@@ -254,7 +268,7 @@ fn target_hash_mismatch() {
     let client = repo.client();
     client
         .download(&["a/b.txt"])
-        .failure("sha256 hash does not match");
+        .failure("target a/b.txt: sha256 hash does not match");
     assert!(client.target_files().is_empty());
 }
 
@@ -267,7 +281,7 @@ fn target_endless_data() {
     let client = repo.client();
     client
         .download(&["a/b.txt"])
-        .failure("target a/b.txt: length");
+        .failure("target a/b.txt: length is 6 bytes, 5 bytes are listed");
     assert!(client.target_files().is_empty());
 }
 
@@ -276,7 +290,9 @@ fn timestamp_endless_data() {
     let Some(repo) = repo() else { return };
     repo.server.make_endless("/metadata/timestamp.json");
     let client = repo.client();
-    client.refresh().failure("more than 16384 bytes");
+    client
+        .refresh()
+        .failure("/metadata/timestamp.json: more than 16384 bytes");
     assert!(client.trusted("timestamp.json").is_none());
 }
 
@@ -291,7 +307,9 @@ fn delegation_terminating() {
     ]));
     let client = repo.client();
     repo.server.take_requests();
-    client.download(&["x/1"]).failure("x/1");
+    client
+        .download(&["x/1"])
+        .failure("target \"x/1\" is not listed by any trusted targets role");
     let requests = repo.server.take_requests();
     assert!(requests.contains(&"/metadata/1.first.json".to_owned()));
     assert!(
@@ -329,7 +347,9 @@ fn delegation_path_mismatch() {
     ]));
     let client = repo.client();
     repo.server.take_requests();
-    client.download(&["y/1"]).failure("y/1");
+    client
+        .download(&["y/1"])
+        .failure("target \"y/1\" is not listed by any trusted targets role");
     assert!(!repo
         .server
         .take_requests()
@@ -512,7 +532,9 @@ fn fast_forward_recovery_keeps_trusted_files_when_the_new_snapshot_fails() {
         ["rotate", {"role": "snapshot", "keys": 1, "threshold": 2}],
         ["publish", {}]
     ]));
-    client.refresh().failure("threshold is 2");
+    client.refresh().failure(
+        "snapshot: role snapshot: 0 valid signature(s) from distinct trusted keys, threshold is 2",
+    );
     assert_eq!(client.trusted("snapshot.json"), Some(before));
     assert_eq!(client.version("root.json"), Some(2));
 }
@@ -527,7 +549,9 @@ fn wrong_type() {
         json!({"_type": "timestamp"}),
     );
     let client = repo.client();
-    client.refresh().failure("_type");
+    client
+        .refresh()
+        .failure("snapshot: metadata has _type \"timestamp\", expected \"snapshot\"");
     assert!(client.trusted("snapshot.json").is_none());
 }
 
@@ -539,7 +563,10 @@ fn duplicate_signature_keyids() {
     ts["signatures"].as_array_mut().unwrap().push(sig);
     repo.write("timestamp.json", &serde_json::to_vec(&ts).unwrap());
     let client = repo.client();
-    client.refresh().failure("more than once");
+    client
+        .refresh()
+        .failure("timestamp: signatures list names keyid")
+        .failure("more than once");
     assert!(client.trusted("timestamp.json").is_none());
 }
 
@@ -550,7 +577,10 @@ fn unsigned_change() {
     ts["signed"]["version"] = json!(7);
     repo.write("timestamp.json", &serde_json::to_vec(&ts).unwrap());
     let client = repo.client();
-    client.refresh().failure("threshold is 1");
+    client.refresh().failure(
+        "timestamp: role timestamp: 0 valid signature(s) from distinct trusted keys, threshold is 1",
+    );
+    assert!(client.trusted("timestamp.json").is_none());
 }
 
 #[test]

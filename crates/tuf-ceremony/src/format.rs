@@ -12,6 +12,7 @@ use tuf_core::{canonical, KeyId, Metadata, PublicKey, Role, Root, Signature, Sig
 use crate::check::{Check, Refusal};
 use crate::server_keys::HeldKey;
 pub use crate::signature::{document_sha256, signature_valid};
+use crate::wave::Retire;
 use crate::Error;
 
 /// The version of the formats this library writes and reads.
@@ -59,6 +60,8 @@ pub struct WaveRequest {
     pub current_targets: Signed<Targets>,
     /// The proposed production targets (current version + 1).
     pub targets: Signed<Targets>,
+    /// The production targets the wave retires (absent from the file when none).
+    pub retire: Retire,
 }
 
 #[derive(Clone, Debug)]
@@ -85,6 +88,8 @@ pub struct WaveResponse {
     pub version: String,
     pub tag: String,
     pub targets: Signed<Targets>,
+    /// What the wave retires, as the request said.
+    pub retire: Retire,
 }
 
 /// A wave response without the targets themselves: what fits in a QR code however many
@@ -146,6 +151,7 @@ impl WaveSignatures {
             version: self.version,
             tag: self.tag,
             targets,
+            retire: request.retire.clone(),
         })
     }
 
@@ -171,14 +177,19 @@ impl Request {
                 "current_prod_targets": env_value(&r.current_prod_targets)?,
                 "server_keys": to_value(&r.server_keys)?,
             }),
-            Self::Wave(w) => json!({
-                "type": WAVE_REQUEST, "format": FORMAT, "factory": w.factory, "wave": w.wave,
-                "version": w.version, "tag": w.tag,
-                "ci_chain": chain_value(&w.ci_chain)?, "prod_chain": chain_value(&w.prod_chain)?,
-                "ci_targets": env_value(&w.ci_targets)?,
-                "current_targets": env_value(&w.current_targets)?,
-                "targets": env_value(&w.targets)?,
-            }),
+            Self::Wave(w) => {
+                let mut v = json!({
+                    "type": WAVE_REQUEST, "format": FORMAT, "factory": w.factory,
+                    "wave": w.wave, "version": w.version, "tag": w.tag,
+                    "ci_chain": chain_value(&w.ci_chain)?,
+                    "prod_chain": chain_value(&w.prod_chain)?,
+                    "ci_targets": env_value(&w.ci_targets)?,
+                    "current_targets": env_value(&w.current_targets)?,
+                    "targets": env_value(&w.targets)?,
+                });
+                put_retire(&mut v, &w.retire)?;
+                v
+            }
         };
         Ok(canonical::to_text(&v)?)
     }
@@ -220,6 +231,7 @@ impl Request {
             ci_targets: take_envelope(&mut o, "ci_targets")?,
             current_targets: take_envelope(&mut o, "current_targets")?,
             targets: take_envelope(&mut o, "targets")?,
+            retire: take_retire(&mut o)?,
         })))
     }
 }
@@ -239,10 +251,15 @@ impl Response {
                 json!({"type": ROOT_RESPONSE, "format": FORMAT, "factory": r.factory,
                        "txid": r.txid, "documents": docs})
             }
-            Self::Wave(w) => json!({
-                "type": WAVE_RESPONSE, "format": FORMAT, "factory": w.factory, "wave": w.wave,
-                "version": w.version, "tag": w.tag, "targets": env_value(&w.targets)?,
-            }),
+            Self::Wave(w) => {
+                let mut v = json!({
+                    "type": WAVE_RESPONSE, "format": FORMAT, "factory": w.factory,
+                    "wave": w.wave, "version": w.version, "tag": w.tag,
+                    "targets": env_value(&w.targets)?,
+                });
+                put_retire(&mut v, &w.retire)?;
+                v
+            }
         };
         Ok(canonical::to_text(&v)?)
     }
@@ -269,6 +286,7 @@ impl Response {
                 version: text(&o, "version")?,
                 tag: text(&o, "tag")?,
                 targets: take_envelope(&mut o, "targets")?,
+                retire: take_retire(&mut o)?,
             })));
         }
         let Some(Value::Object(docs)) = o.remove("documents") else {
@@ -495,6 +513,22 @@ fn signatures(v: Option<Value>, what: &str) -> Result<Vec<Signature>, Error> {
 fn envelope<T: Metadata>(key: &str, v: Value) -> Result<Signed<T>, Error> {
     Signed::from_value(v)
         .map_err(|e| Error::Format(format!("{key:?} is not valid {} metadata: {e}", T::TYPE)))
+}
+
+/// `"retire"`, written only when the wave retires something (files of waves that retire
+/// nothing stay as they were).
+fn put_retire(v: &mut Value, retire: &Retire) -> Result<(), Error> {
+    if !retire.is_empty() {
+        v["retire"] = to_value(retire)?;
+    }
+    Ok(())
+}
+
+fn take_retire(o: &mut Map<String, Value>) -> Result<Retire, Error> {
+    match o.remove("retire") {
+        None => Ok(Retire::default()),
+        Some(v) => serde_json::from_value(v).map_err(|e| Error::Format(format!("\"retire\": {e}"))),
+    }
 }
 
 fn take_envelope<T: Metadata>(o: &mut Map<String, Value>, key: &str) -> Result<Signed<T>, Error> {

@@ -153,6 +153,7 @@ pub fn sign_wave(
         version: w.version.clone(),
         tag: w.tag.clone(),
         targets,
+        retire: w.retire.clone(),
     }))))
 }
 

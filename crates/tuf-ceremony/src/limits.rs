@@ -1,5 +1,6 @@
-//! How long signed metadata may be valid. The server refuses the same limits the offline
-//! signer does, so neither signs what the other would refuse.
+//! How long signed metadata may be valid, and how large targets metadata may grow. The
+//! server refuses the same limits the offline signer does, so neither signs what the other
+//! would refuse.
 
 use time::OffsetDateTime;
 use tuf_core::Expires;
@@ -14,6 +15,30 @@ pub const MAX_ROOT_VALIDITY: i64 = 5 * 366 * 24 * 3600;
 /// `tufctl waves init --expires-days` goes up to 3650): a signed release should not outlive
 /// anyone's intent.
 pub const MAX_TARGETS_VALIDITY: i64 = 3660 * 24 * 3600;
+
+/// The largest targets metadata (a signed `targets.json` of either flavour, as served) a
+/// Factory may publish. Devices must still read it: `tuf-agent` reads at most 32 MiB of a
+/// targets role, python-tuf reads what the snapshot lists as its length (tufd always lists
+/// it; without it python-tuf stops at 5,000,000 bytes). The 2 MiB left below 32 MiB are
+/// for signatures added later (an online-key rotation re-signs production targets in place).
+/// 100,000 production targets of a typical build (about 220 bytes each) take about 22 MB.
+pub const MAX_TARGETS_BYTES: u64 = 30 * 1024 * 1024;
+
+/// The largest root (a signed `root.json`) a root update may stage. Devices fetch roots
+/// without a listed length: python-tuf reads at most 512,000 bytes of one, `tuf-agent` 512
+/// KiB; a larger root would leave every device on the old one for good.
+pub const MAX_ROOT_BYTES: u64 = 500_000;
+
+/// Why targets metadata of `size` bytes is refused, when it passes `limit`.
+pub fn targets_size(what: &str, size: u64, limit: u64) -> Result<(), String> {
+    if size <= limit {
+        return Ok(());
+    }
+    Err(format!(
+        "the {what} targets metadata would be {size} bytes; this server publishes at most \
+         {limit} (devices refuse larger files): remove targets first"
+    ))
+}
 
 /// `what` (a root) expires in the future and within [`MAX_ROOT_VALIDITY`].
 pub fn root_expiry(what: &str, expires: &Expires, now: OffsetDateTime) -> Result<(), Refusal> {

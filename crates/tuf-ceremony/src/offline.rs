@@ -123,6 +123,7 @@ pub fn check_wave(
         ci_targets: &w.ci_targets,
         current: &w.current_targets,
         proposed: &w.targets.signed,
+        retire: &w.retire,
         now,
     };
     let mut f = wave.check();

@@ -10,7 +10,8 @@ use tuf_core::{canonical, KeyId, Role, Root};
 use crate::format::{RootUpdateRequest, WaveRequest};
 use crate::keyring::as_tx;
 use crate::server_keys::owner_of;
-use crate::tx::{short, Roots, Tx};
+use crate::tx::{short, KeyOrigin, Roots, Tx};
+use crate::wave::Retire;
 
 /// `text` from metadata or a request, safe to put in a review on a terminal: control
 /// characters (newlines, escape sequences) and invisible or direction-changing characters are
@@ -125,11 +126,16 @@ fn roles(out: &mut String, cur: &Root, new: &Root) {
             );
         }
         for id in after.difference(&before) {
+            let key = new.keys.get(*id);
+            let origin = key
+                .and_then(KeyOrigin::described)
+                .map(|o| format!(" {o}"))
+                .unwrap_or_default();
             line(
                 out,
                 format!(
-                    "  {role}: + key {id} ({}, owner {})",
-                    shown(new.keys.get(*id).map_or("?", |k| k.kind())),
+                    "  {role}: + key {id} ({}{origin}, owner {})",
+                    shown(key.map_or("?", |k| k.kind())),
                     shown(&owner_of(new, id).unwrap_or_else(|| "unknown".into()))
                 ),
             );
@@ -243,9 +249,60 @@ pub fn wave(w: &WaveRequest) -> String {
             line(&mut out, format!("      custom {}", shown(&json_text(c))));
         }
     }
+    retirements(&mut out, w);
     line(&mut out, format!("  ({kept} target(s) unchanged)"));
     out
 }
+
+/// What leaves production: each retirement rule and the targets it takes out (the first
+/// [`SHOWN_RETIRED`] of each; a version may have thousands).
+fn retirements(out: &mut String, w: &WaveRequest) {
+    let cur = &w.current_targets.signed;
+    let rules = w
+        .retire
+        .versions
+        .iter()
+        .map(|v| {
+            (
+                format!("version {}", shown(v)),
+                Retire {
+                    versions: vec![v.clone()],
+                    ..Retire::default()
+                },
+            )
+        })
+        .chain(w.retire.targets.iter().map(|t| {
+            (
+                format!("target {}", shown(t)),
+                Retire {
+                    targets: vec![t.clone()],
+                    ..Retire::default()
+                },
+            )
+        }));
+    for (what, rule) in rules {
+        let leaving = rule.leaving(cur);
+        line(
+            out,
+            format!(
+                "  retire {what}: {} target(s) leave production",
+                leaving.len()
+            ),
+        );
+        for path in leaving.iter().take(SHOWN_RETIRED) {
+            line(out, format!("  - {}", shown(path)));
+        }
+        if leaving.len() > SHOWN_RETIRED {
+            line(
+                out,
+                format!("    ... and {} more", leaving.len() - SHOWN_RETIRED),
+            );
+        }
+    }
+}
+
+/// How many retired targets of one rule the review lists by name.
+const SHOWN_RETIRED: usize = 20;
 
 fn line(out: &mut String, s: String) {
     let _ = writeln!(out, "{s}");

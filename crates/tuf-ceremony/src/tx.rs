@@ -249,6 +249,47 @@ pub struct Removed {
     pub dropped: bool,
 }
 
+/// Where an offline key's private part lives, recorded in the key's entry of `root.json`
+/// (`x-key-origin`) when it is added, so people (the review, the web console) can see it. A
+/// label written by whoever added the key, like an owner: it changes no key ID and no rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyOrigin {
+    /// A private key in a credentials file.
+    File,
+    /// A key on a PKCS#11 hardware token, never extractable.
+    Token,
+}
+
+impl KeyOrigin {
+    pub const FIELD: &'static str = "x-key-origin";
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyOrigin::File => "file",
+            KeyOrigin::Token => "pkcs11",
+        }
+    }
+
+    /// `key` with this origin recorded.
+    pub fn label(self, key: &PublicKey) -> PublicKey {
+        let mut k = key.clone();
+        k.extra.insert(
+            Self::FIELD.to_owned(),
+            Value::String(self.as_str().to_owned()),
+        );
+        k
+    }
+
+    /// The origin `key`'s entry records, in words for a review.
+    pub fn described(key: &PublicKey) -> Option<&'static str> {
+        match key.extra.get(Self::FIELD).and_then(Value::as_str) {
+            Some("file") => Some("in an offline file"),
+            Some("pkcs11" | "hsm" | "hardware") => Some("on a hardware token"),
+            _ => None,
+        }
+    }
+}
+
 /// Shortest key-ID prefix `remove-key` accepts: 32 bits leave no room for guessing wrong.
 pub const MIN_KEYID_PREFIX: usize = 8;
 

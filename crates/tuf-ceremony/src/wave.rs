@@ -1,9 +1,12 @@
 //! Waves: production releases. A wave's production targets are the current ones with the CI
-//! targets of one build version merged in (tagged), version + 1, a new expiry; the offline
-//! targets key signs them, the server adds its online signature. The rules here are what
-//! both the server (when a wave is created) and `tufctl sign` (before the offline key signs)
-//! check, with the same names.
+//! targets of one build version merged in (tagged), the targets the wave retires taken out,
+//! version + 1, a new expiry; the offline targets key signs them, the server adds its online
+//! signature. The rules here are what both the server (when a wave is created) and `tufctl
+//! sign` (before the offline key signs) check, with the same names.
 
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 use tuf_core::{Expires, Role, Root, Signed, TargetFile, Targets};
@@ -13,29 +16,139 @@ use crate::limits;
 use crate::root_update::version;
 use crate::server_keys::{ServerKeys, View};
 
+/// The production targets a wave retires: every target of a build version
+/// (`custom.version`), and targets named by path. Production targets leave only this way, and
+/// the offline signer sees each rule and what it takes out before signing.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "BTreeMap<String, Vec<String>>")]
+pub struct Retire {
+    /// Build versions whose production targets leave.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub versions: Vec<String>,
+    /// Target paths (`NAME-VERSION`) that leave.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<String>,
+}
+
+/// Read from a JSON object only (a derived struct would also take an array, by position),
+/// with no member but `versions` and `targets`.
+impl TryFrom<BTreeMap<String, Vec<String>>> for Retire {
+    type Error = String;
+
+    fn try_from(mut m: BTreeMap<String, Vec<String>>) -> Result<Self, String> {
+        let r = Retire {
+            versions: m.remove("versions").unwrap_or_default(),
+            targets: m.remove("targets").unwrap_or_default(),
+        };
+        match m.keys().next() {
+            Some(k) => Err(format!(
+                "unknown field {k:?} of retire, expected versions or targets"
+            )),
+            None => Ok(r),
+        }
+    }
+}
+
+impl Retire {
+    pub fn is_empty(&self) -> bool {
+        self.versions.is_empty() && self.targets.is_empty()
+    }
+
+    /// Whether the production target `path` is one this retires.
+    pub fn covers(&self, path: &str, target: &TargetFile) -> bool {
+        self.targets.iter().any(|p| p == path)
+            || build_version(target).is_some_and(|v| self.versions.iter().any(|r| r == v))
+    }
+
+    /// The current production targets this retires, in path order.
+    pub fn leaving<'a>(&self, current: &'a Targets) -> Vec<&'a str> {
+        current
+            .targets
+            .iter()
+            .filter(|(p, t)| self.covers(p, t))
+            .map(|(p, _)| p.as_str())
+            .collect()
+    }
+
+    /// `wave_keeps_targets`: every rule retires at least one current target (a mistyped
+    /// version retires nothing, silently, otherwise), and none retires the build the wave
+    /// publishes.
+    fn check(&self, current: &Targets, version: &str) -> Result<(), Refusal> {
+        if self.versions.iter().any(|v| v == version) {
+            return Err(keeps(format!(
+                "the wave publishes version {version:?} and retires it too"
+            )));
+        }
+        for v in &self.versions {
+            let hit = current
+                .targets
+                .values()
+                .any(|t| build_version(t) == Some(v));
+            if !hit {
+                return Err(keeps(format!(
+                    "no production target has version {v:?}: there is nothing to retire"
+                )));
+            }
+        }
+        if let Some(p) = self
+            .targets
+            .iter()
+            .find(|p| !current.targets.contains_key(*p))
+        {
+            return Err(keeps(format!(
+                "{p:?} is not a production target: there is nothing to retire"
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn keeps(reason: String) -> Refusal {
+    Refusal::new(Check::WaveKeepsTargets, reason)
+}
+
 /// A wave's proposed production targets, built from CI and production targets.
 #[derive(Clone, Debug)]
 pub struct Proposal {
-    /// The current production targets with the CI targets of the version merged in.
+    /// The current production targets with the CI targets of the version merged in and the
+    /// retired ones taken out.
     pub next: Targets,
     /// How many CI targets were merged in.
     pub added: usize,
+    /// The paths of the production targets retired.
+    pub retired: Vec<String>,
 }
 
-/// Builds a wave's production targets: `prod` with every CI target of build `version`
-/// merged in as its production entry for `tag`, version + 1, expiring `expires`.
+/// Builds a wave's production targets: `prod` without the targets `retire` covers, with
+/// every CI target of build `version` merged in as its production entry for `tag`, version
+/// + 1, expiring `expires`.
 pub fn propose(
     ci: &Targets,
     prod: &Targets,
     version: &str,
     tag: &str,
     expires: Expires,
+    retire: &Retire,
 ) -> Result<Proposal, Refusal> {
+    retire.check(prod, version)?;
+    let retired: Vec<String> = retire
+        .leaving(prod)
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
     let mut next = prod.clone();
+    for path in &retired {
+        next.targets.remove(path);
+    }
     let mut added = 0;
     for (path, target) in &ci.targets {
         if build_version(target) != Some(version) {
             continue;
+        }
+        if retired.contains(path) {
+            return Err(keeps(format!(
+                "the wave publishes {path:?} and retires it too"
+            )));
         }
         next.targets
             .insert(path.clone(), production_entry(target, tag));
@@ -54,7 +167,11 @@ pub fn propose(
         )
     })?;
     next.expires = expires;
-    Ok(Proposal { next, added })
+    Ok(Proposal {
+        next,
+        added,
+        retired,
+    })
 }
 
 /// The build version a CI target belongs to (`custom.version`).
@@ -89,6 +206,8 @@ pub struct Wave<'a> {
     pub ci_targets: &'a Signed<Targets>,
     pub current: &'a Signed<Targets>,
     pub proposed: &'a Targets,
+    /// What the wave says it retires: exactly these production targets may leave.
+    pub retire: &'a Retire,
     pub now: OffsetDateTime,
 }
 
@@ -101,7 +220,11 @@ impl Wave<'_> {
         f.note(version("targets", new.version, cur.version));
         f.note(limits::targets_expiry("targets", &new.expires, self.now));
         f.note(shown_changes(new, cur));
-        f.note(keeps_targets(new, cur));
+        f.note(
+            self.retire
+                .check(cur, self.version)
+                .and_then(|()| keeps_targets(new, cur, self.retire)),
+        );
         f.note(self.sources());
         f
     }
@@ -132,7 +255,8 @@ impl Wave<'_> {
     /// signed for the wave's version, tagged; and there is at least one.
     fn sources(&self) -> Result<(), Refusal> {
         let (cur, ci) = (&self.current.signed, &self.ci_targets.signed);
-        let mut changed = 0;
+        // A retirement changes what devices may install, as an addition does.
+        let mut changed = self.retire.leaving(cur).len();
         for (path, t) in &self.proposed.targets {
             if cur.targets.get(path) == Some(t) {
                 continue;
@@ -185,13 +309,19 @@ pub fn shown_changes(new: &Targets, cur: &Targets) -> Result<(), Refusal> {
             "the proposed production targets change the delegations",
         ));
     }
-    let (mut a, mut b) = (new.clone(), cur.clone());
-    for t in [&mut a, &mut b] {
-        t.version = 0;
-        t.expires = cur.expires;
-        t.targets.clear();
-    }
-    if a != b {
+    // Field by field rather than on copies (the target lists may hold 100,000 entries); the
+    // pattern names every field, so a field added to `Targets` must be decided on here.
+    let Targets {
+        type_,
+        spec_version,
+        version: _,
+        expires: _,
+        targets: _,
+        delegations: _,
+        extra,
+    } = new;
+    let same = (type_, spec_version, extra) == (&cur.type_, &cur.spec_version, &cur.extra);
+    if !same {
         return Err(Refusal::new(
             Check::ShownChanges,
             "the proposed production targets change more than the version, the expiry and the \
@@ -202,13 +332,25 @@ pub fn shown_changes(new: &Targets, cur: &Targets) -> Result<(), Refusal> {
     Ok(())
 }
 
-/// `wave_keeps_targets`: a wave adds or updates targets and never drops one silently.
-pub fn keeps_targets(new: &Targets, cur: &Targets) -> Result<(), Refusal> {
-    if let Some(path) = cur.targets.keys().find(|p| !new.targets.contains_key(*p)) {
-        return Err(Refusal::new(
-            Check::WaveKeepsTargets,
-            format!("the proposed production targets drop target {path:?}; a wave never removes targets"),
-        ));
+/// `wave_keeps_targets`: a wave adds or updates targets and drops exactly the ones it says
+/// it retires, never one more (silently) and never one fewer (a retirement the offline key
+/// was shown must happen).
+pub fn keeps_targets(new: &Targets, cur: &Targets, retire: &Retire) -> Result<(), Refusal> {
+    for (path, t) in &cur.targets {
+        match (retire.covers(path, t), new.targets.contains_key(path)) {
+            (false, false) => {
+                return Err(keeps(format!(
+                    "the proposed production targets drop target {path:?}, which the wave does \
+                     not retire; a wave removes only the targets it names"
+                )))
+            }
+            (true, true) => {
+                return Err(keeps(format!(
+                    "the wave retires {path:?}, but the proposed production targets keep it"
+                )))
+            }
+            _ => {}
+        }
     }
     Ok(())
 }

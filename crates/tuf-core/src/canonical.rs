@@ -273,7 +273,13 @@ mod tests {
             "-1.5",
         ] {
             let err = parse(bad.as_bytes()).unwrap_err().to_string();
-            assert!(err.contains("integer"), "{bad}: {err}");
+            assert!(
+                err.starts_with("invalid JSON: number ")
+                    && err.contains(
+                        "is not an integer that fits in 64 bits; TUF metadata allows integers only"
+                    ),
+                "{bad}: {err}"
+            );
         }
     }
 
@@ -295,9 +301,19 @@ mod tests {
 
     #[test]
     fn rejects_trailing_garbage_and_truncation() {
-        assert!(parse(b"{} x").is_err());
-        assert!(parse(br#"{"a": [1, 2"#).is_err());
-        assert!(parse(b"").is_err());
+        for (bad, why) in [
+            (&b"{} x"[..], "trailing characters at line 1 column 4"),
+            (
+                br#"{"a": [1, 2"#,
+                "EOF while parsing a list at line 1 column 11",
+            ),
+            (b"", "EOF while parsing a value at line 1 column 0"),
+        ] {
+            assert_eq!(
+                parse(bad).unwrap_err().to_string(),
+                format!("invalid JSON: {why}")
+            );
+        }
     }
 
     #[test]
@@ -314,8 +330,49 @@ mod tests {
     }
 
     #[test]
+    fn canonical_input_takes_the_one_pass_path() {
+        // Our own files and python-tuf's are already in key order: the fast path must take
+        // them (benchmarks measure it), and leave anything else to the tree-based parser.
+        let compact = br#"{"a":[1,"x\u0001"],"b":{"c":null,"d":true}}"#;
+        let want = to_vec(&parse(compact).unwrap()).unwrap();
+        assert_eq!(canonicalize_fast(compact), Some(want.clone()));
+        assert_eq!(canonicalize(compact).unwrap(), want);
+        let unsorted = br#"{"b":1,"a":2}"#;
+        assert_eq!(canonicalize_fast(unsorted), None);
+        assert_eq!(canonicalize(unsorted).unwrap(), br#"{"a":2,"b":1}"#);
+    }
+
+    #[test]
+    fn deep_but_complete_nesting_is_refused_by_both_paths() {
+        // Well-formed and in key order, so the one-pass path would take it but for its
+        // depth limit: past it, the document goes to the tree-based parser, which refuses it.
+        let deep = format!("{}{}", "[".repeat(1000), "]".repeat(1000));
+        assert_eq!(canonicalize_fast(deep.as_bytes()), None);
+        assert_eq!(
+            canonicalize(deep.as_bytes()).unwrap_err().to_string(),
+            "invalid JSON: recursion limit exceeded at line 1 column 128"
+        );
+        // The one-pass limit is exactly 100 levels, arrays and objects alike.
+        let arrays = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        let objects = |n: usize| format!("{}1{}", "{\"a\":".repeat(n), "}".repeat(n));
+        for at_limit in [arrays(100), objects(100)] {
+            assert_eq!(
+                canonicalize_fast(at_limit.as_bytes()).as_deref(),
+                Some(at_limit.as_bytes())
+            );
+        }
+        for past in [arrays(101), objects(101)] {
+            assert_eq!(canonicalize_fast(past.as_bytes()), None);
+            assert_eq!(canonicalize(past.as_bytes()).unwrap(), past.as_bytes());
+        }
+    }
+
+    #[test]
     fn deep_nesting_is_an_error_not_a_crash() {
         let deep = "[".repeat(100_000);
-        assert!(parse(deep.as_bytes()).is_err());
+        assert_eq!(
+            parse(deep.as_bytes()).unwrap_err().to_string(),
+            "invalid JSON: recursion limit exceeded at line 1 column 128"
+        );
     }
 }

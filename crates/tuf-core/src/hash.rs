@@ -95,10 +95,13 @@ mod tests {
 
     #[test]
     fn known_vectors() {
-        assert_eq!(
-            sha256_hex(b"abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        // FIPS 180-2 examples: "abc" and the empty message.
+        let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        let empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        assert_eq!(sha256_hex(b"abc"), abc);
+        assert_eq!(sha256_hex(b""), empty);
+        assert_eq!(hex::encode(sha256(b"abc")), abc);
+        assert_eq!(hex::encode(sha256(b"")), empty);
     }
 
     #[test]
@@ -112,6 +115,19 @@ mod tests {
             Err(HashMismatch::Mismatch {
                 algorithm: "sha512".into()
             })
+        );
+    }
+
+    #[test]
+    fn mismatches_say_which_algorithm_or_that_none_is_known() {
+        let m = HashMismatch::Mismatch {
+            algorithm: "sha512".into(),
+        };
+        assert_eq!(m.to_string(), "sha512 hash does not match");
+        let n = HashMismatch::NoKnownAlgorithm(vec!["md5".into(), "blake2".into()]);
+        assert_eq!(
+            n.to_string(),
+            "no supported hash algorithm among [\"md5\", \"blake2\"] (sha256, sha512 known)"
         );
     }
 

@@ -1303,7 +1303,8 @@ fn check_type<T: Metadata>(signed: &Value) -> Result<(), Error> {
     }
 }
 
-#[cfg(all(test, feature = "aws-lc"))]
+#[cfg(test)]
+#[cfg(feature = "aws-lc")]
 mod tests {
     use super::*;
     use crate::key::{KeyType, PrivateKey};
@@ -1452,9 +1453,19 @@ mod tests {
         let bad = String::from_utf8(bytes)
             .unwrap()
             .replacen("\"length\":1", "\"length\":\"1\"", 1);
-        assert!(Signed::<Targets>::from_slice(bad.as_bytes()).is_err());
-        assert!(Signed::<TargetsHead>::from_slice(bad.as_bytes()).is_err());
-        assert!(Signed::new(head_of(&t)).is_err());
+        let full = Signed::<Targets>::from_slice(bad.as_bytes()).unwrap_err();
+        let head = Signed::<TargetsHead>::from_slice(bad.as_bytes()).unwrap_err();
+        for err in [full, head] {
+            assert_eq!(
+                err.to_string(),
+                "signed (targets): invalid type: string \"1\", expected u64"
+            );
+        }
+        let err = Signed::new(head_of(&t)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid JSON: a TargetsHead has no target list and cannot be written"
+        );
     }
 
     /// Both forms of a received envelope: borrowed canonical bytes (when `borrowed`) or a copy,
@@ -1592,17 +1603,43 @@ mod tests {
 
     #[test]
     fn strictness_holds_for_whole_envelopes() {
-        let t = Signed::new(Targets::new(1, expires())).unwrap();
+        // Each case has exactly one fault, shown by its twin without the fault parsing fine:
+        // a duplicate key in an otherwise valid signature, a float where any JSON value is
+        // allowed (an unknown field), a duplicate key at the top of `signed`.
+        let key = PrivateKey::generate(KeyType::Ed25519).unwrap();
+        let mut t = Signed::new(Targets::new(1, expires())).unwrap();
+        t.sign(&key).unwrap();
         let text = String::from_utf8(t.to_bytes()).unwrap();
-        let dup = text.replacen("\"version\":1", "\"version\":1,\"version\":1", 1);
-        let float = text.replacen("\"version\":1", "\"version\":1.0", 1);
-        let dup_sig = text.replacen("\"signatures\":[]", "\"signatures\":[{\"a\":1,\"a\":1}]", 1);
-        for bad in [dup, float, dup_sig] {
-            assert_ne!(bad, text);
-            assert!(
-                Signed::<Targets>::from_slice(bad.as_bytes()).is_err(),
-                "{bad}"
-            );
+        let sig = format!("\"sig\":\"{}\"", t.signatures[0].sig);
+        let cases = [
+            (
+                sig.clone(),
+                format!("{sig},{sig}"),
+                format!("{sig},\"x-sig\":\"\""),
+                "invalid JSON: duplicate object key \"sig\"",
+            ),
+            (
+                "\"version\":1".to_owned(),
+                "\"version\":1,\"x-note\":1.5".to_owned(),
+                "\"version\":1,\"x-note\":15".to_owned(),
+                "invalid JSON: number 1.5 is not an integer that fits in 64 bits",
+            ),
+            (
+                "\"version\":1".to_owned(),
+                "\"version\":1,\"version\":1".to_owned(),
+                "\"version\":1,\"x-version\":1".to_owned(),
+                "invalid JSON: duplicate object key \"version\"",
+            ),
+        ];
+        for (from, bad, twin, refusal) in cases {
+            let bad = text.replacen(&from, &bad, 1);
+            let twin = text.replacen(&from, &twin, 1);
+            assert!(bad != text && twin != text, "{from} is not in {text}");
+            let ok = Signed::<Targets>::from_slice(twin.as_bytes()).unwrap();
+            assert_eq!(ok.signatures.len(), 1, "{twin}");
+            let err = Signed::<Targets>::from_slice(bad.as_bytes()).unwrap_err();
+            assert!(matches!(err, Error::Json(_)), "{bad}: {err:?}");
+            assert!(err.to_string().starts_with(refusal), "{bad}: {err}");
         }
     }
 
@@ -1653,10 +1690,16 @@ mod tests {
         let v: Value = serde_json::from_slice(&env.to_bytes()).unwrap();
         let mut a = v.clone();
         a["signed"]["roles"]["root"]["threshold"] = Value::from(0);
-        assert!(Signed::<Root>::from_value(a).is_err());
+        assert_eq!(
+            Signed::<Root>::from_value(a).unwrap_err().to_string(),
+            "signed (root): threshold: 0 is not between 1 and 2^32-1"
+        );
         let mut b = v;
         b["signed"]["version"] = Value::from(0);
-        assert!(Signed::<Root>::from_value(b).is_err());
+        assert_eq!(
+            Signed::<Root>::from_value(b).unwrap_err().to_string(),
+            "signed (root): version must be at least 1"
+        );
     }
 
     #[test]
@@ -1665,23 +1708,29 @@ mod tests {
         let env = Signed::new(ts).unwrap();
         let mut v: Value = serde_json::from_slice(&env.to_bytes()).unwrap();
         v["signed"]["meta"]["other.json"] = serde_json::json!({"version": 1});
-        assert!(Signed::<Timestamp>::from_value(v).is_err());
+        assert_eq!(
+            Signed::<Timestamp>::from_value(v).unwrap_err().to_string(),
+            "signed (timestamp): meta must hold exactly one entry, snapshot.json"
+        );
     }
 
     #[test]
     fn target_paths_and_role_names_cannot_leave_their_directory() {
-        for bad in [
-            "",
-            "/etc/passwd",
-            "../x",
-            "a/../../x",
-            "a/./b",
-            "a//b",
-            "a/",
-            "a\0b",
-            "..",
+        for (bad, why) in [
+            ("", "is empty"),
+            ("/etc/passwd", "starts with /"),
+            ("../x", "has a . or .. segment"),
+            ("a/../../x", "has a . or .. segment"),
+            ("a/./b", "has a . or .. segment"),
+            ("..", "has a . or .. segment"),
+            ("a//b", "has an empty segment (// or a trailing /)"),
+            ("a/", "has an empty segment (// or a trailing /)"),
+            ("a\0b", "contains NUL"),
         ] {
-            assert!(check_target_path(bad).is_err(), "{bad:?} accepted");
+            assert_eq!(
+                check_target_path(bad).unwrap_err().to_string(),
+                format!("targets: path {bad:?}: {why}")
+            );
         }
         for good in [
             "a",
@@ -1694,14 +1743,21 @@ mod tests {
             check_target_path(good).unwrap();
         }
         for bad in ["", ".", "..", "a/b", "a\\b", "x\0"] {
-            assert!(check_role_name(bad).is_err(), "{bad:?} accepted");
+            assert_eq!(
+                check_role_name(bad).unwrap_err().to_string(),
+                format!(
+                    "delegations: role name {bad:?}: must not be empty, . or .., nor contain /, \\ \
+                     or NUL"
+                )
+            );
         }
         check_role_name("releases-2024.1").unwrap();
         let v = serde_json::json!({"_type": "targets", "spec_version": "1.0.34", "version": 1,
             "expires": "2030-01-01T00:00:00Z",
             "targets": {"../escape": {"length": 1, "hashes": {"sha256": "00"}}}});
         // Free-form in metadata (the spec allows it); only input we accept is checked.
-        assert!(Targets::deserialize(&v).is_ok());
+        let t = Targets::deserialize(&v).unwrap();
+        assert!(t.targets.contains_key("../escape"));
     }
 
     #[test]
@@ -1718,11 +1774,18 @@ mod tests {
     fn delegations_need_exactly_one_kind() {
         let v = serde_json::json!({"keys": {}, "roles": [{"name": "a", "keyids": [],
             "threshold": 1, "terminating": false, "paths": ["*"], "path_hash_prefixes": ["ab"]}]});
-        assert!(Delegations::deserialize(&v).is_err());
+        assert_eq!(
+            Delegations::deserialize(&v).unwrap_err().to_string(),
+            "delegated role \"a\": exactly one of paths and path_hash_prefixes must be set"
+        );
         let v = serde_json::json!({"keys": {}});
-        assert!(Delegations::deserialize(&v).is_err());
+        assert_eq!(
+            Delegations::deserialize(&v).unwrap_err().to_string(),
+            "delegations: exactly one of roles and succinct_roles must be present"
+        );
         let v = serde_json::json!({"keys": {}, "roles": [{"name": "a", "keyids": [],
             "threshold": 1, "terminating": false, "paths": ["*"]}]});
-        assert!(Delegations::deserialize(&v).is_ok());
+        let d = Delegations::deserialize(&v).unwrap();
+        assert_eq!(d.roles.unwrap()[0].name, "a");
     }
 }

@@ -109,7 +109,8 @@ impl<T: Metadata> Signed<T> {
     }
 }
 
-#[cfg(all(test, feature = "aws-lc"))]
+#[cfg(test)]
+#[cfg(feature = "aws-lc")]
 mod tests {
     use super::*;
     use crate::key::{KeyType, PrivateKey, Signer};

@@ -285,7 +285,17 @@ proptest! {
         signers.remove(which.index(threshold));
         let not_met = verify_role("targets", &role, &map, canon, &signatures(&signers));
         prop_assert!(!not_met.is_met());
-        prop_assert!(not_met.require().is_err());
+        let needed = threshold as u32;
+        let refused = not_met.require();
+        prop_assert!(
+            matches!(
+                refused,
+                Err(tuf_core::Error::ThresholdNotMet { ref role, needed: n, valid })
+                    if role == "targets" && n == needed && valid == needed - 1
+            ),
+            "{:?}",
+            refused
+        );
     }
 }
 

@@ -18,20 +18,16 @@ struct Fixture {
     _dir: tempfile::TempDir,
 }
 
+/// The shared token directory, or `None` after a skip (every test that needs it says so).
+#[track_caller]
 fn fixture() -> Option<&'static Fixture> {
     static FIXTURE: OnceLock<Option<Fixture>> = OnceLock::new();
+    let module = test_skip::env(
+        "TUF_TEST_PKCS11_MODULE",
+        "SoftHSM2's module, e.g. /usr/lib/softhsm/libsofthsm2.so",
+    )?;
     FIXTURE
         .get_or_init(|| {
-            let Some(module) = std::env::var_os("TUF_TEST_PKCS11_MODULE") else {
-                if std::env::var("CI").as_deref() == Ok("true") {
-                    panic!("TUF_TEST_PKCS11_MODULE is not set; CI must run the PKCS#11 tests");
-                }
-                eprintln!(
-                    "SKIPPED: PKCS#11 tests need TUF_TEST_PKCS11_MODULE (e.g. \
-                     /usr/lib/softhsm/libsofthsm2.so)"
-                );
-                return None;
-            };
             let dir = tempfile::tempdir().unwrap();
             let tokens = dir.path().join("tokens");
             std::fs::create_dir(&tokens).unwrap();
@@ -202,7 +198,11 @@ fn missing_token_and_missing_key_are_named() {
         msg.contains("\"tuf-unit\"") && msg.contains("0123456789abcdef") && msg.contains("insert"),
         "{msg}"
     );
-    assert!(probe(&gone).is_err());
+    let probed = probe(&gone).unwrap_err();
+    assert!(
+        matches!(probed, Error::TokenNotPresent { .. }),
+        "{probed:?}"
+    );
 
     let no_key = KeyRef {
         id: "00ff".to_owned(),
@@ -280,28 +280,43 @@ fn key_ref_json_is_checked() {
     let json = good.to_json().unwrap();
     assert_eq!(KeyRef::from_json(&json).unwrap(), good);
     assert_eq!(json, good.clone().to_json().unwrap(), "deterministic");
-    for bad in [
-        KeyRef {
-            id: "zz".to_owned(),
-            ..good.clone()
-        },
-        KeyRef {
-            keytype: "rsa".to_owned(),
-            scheme: "rsassa-pss-sha256".to_owned(),
-            ..good.clone()
-        },
-        KeyRef {
-            token_serial: " ".to_owned(),
-            ..good.clone()
-        },
+    for (bad, why) in [
+        (
+            KeyRef {
+                id: "zz".to_owned(),
+                ..good.clone()
+            },
+            "id \"zz\" is not hex",
+        ),
+        (
+            KeyRef {
+                token_serial: " ".to_owned(),
+                ..good.clone()
+            },
+            "token_serial is empty",
+        ),
     ] {
+        let err = KeyRef::from_json(&bad.to_json().unwrap()).unwrap_err();
+        assert!(matches!(&err, Error::BadRef(r) if r == why), "{err:?}");
+    }
+    let rsa = KeyRef {
+        keytype: "rsa".to_owned(),
+        scheme: "rsassa-pss-sha256".to_owned(),
+        ..good.clone()
+    };
+    let err = KeyRef::from_json(&rsa.to_json().unwrap()).unwrap_err();
+    let why = "unsupported keytype/scheme rsa/rsassa-pss-sha256 (ed25519 or ecdsa P-256 only)";
+    assert!(matches!(&err, Error::BadRef(r) if r == why), "{err:?}");
+    for (text, why) in [
+        (&b"{}"[..], "missing field `module`"),
+        (b"not json", "expected ident"),
+    ] {
+        let err = KeyRef::from_json(text).unwrap_err();
         assert!(
-            KeyRef::from_json(&bad.to_json().unwrap()).is_err(),
-            "{bad:?}"
+            matches!(&err, Error::BadRef(r) if r.starts_with(why)),
+            "{err:?}"
         );
     }
-    assert!(KeyRef::from_json(b"{}").is_err());
-    assert!(KeyRef::from_json(b"not json").is_err());
 }
 
 #[test]
@@ -325,14 +340,17 @@ fn a_signature_that_does_not_verify_is_never_returned() {
     );
 }
 
-/// A key pair that could be (or was) exported is not a hardware key, whatever the reference
-/// says: opening it is refused.
-#[test]
-fn an_extractable_token_key_is_refused() {
-    let Some(fx) = fixture() else { return };
+/// A key pair on the token "tuf-unit" whose private half has `private` attributes (besides
+/// token, private, sign and its ID), then `changed` set on it; its reference.
+fn key_pair_with(
+    fx: &Fixture,
+    label: &str,
+    private: &[Attribute],
+    changed: &[Attribute],
+) -> KeyRef {
     let ctx = load(&fx.module).unwrap();
-    let (slot, label, serial) = select_token(&ctx, &fx.module, "tuf-unit").unwrap();
-    let session = login(&ctx, &fx.module, slot, &label, &serial, &pin(PIN)).unwrap();
+    let (slot, token_label, serial) = select_token(&ctx, &fx.module, "tuf-unit").unwrap();
+    let session = login(&ctx, &fx.module, slot, &token_label, &serial, &pin(PIN)).unwrap();
     let id = session.generate_random_vec(16).unwrap();
     let public = [
         Attribute::Token(true),
@@ -341,29 +359,87 @@ fn an_extractable_token_key_is_refused() {
         Attribute::EcParams(der::ED25519_OID.to_vec()),
         Attribute::Id(id.clone()),
     ];
-    let private = [
+    let mut attrs = vec![
         Attribute::Token(true),
         Attribute::Private(true),
-        Attribute::Sensitive(false),
-        Attribute::Extractable(true),
         Attribute::Sign(true),
         Attribute::Id(id.clone()),
     ];
-    session
-        .generate_key_pair(&Mechanism::EccEdwardsKeyPairGen, &public, &private)
+    attrs.extend_from_slice(private);
+    let (_, handle) = session
+        .generate_key_pair(&Mechanism::EccEdwardsKeyPairGen, &public, &attrs)
         .unwrap();
-    let key_ref = KeyRef {
+    if !changed.is_empty() {
+        session.update_attributes(handle, changed).unwrap();
+    }
+    KeyRef {
         module: fx.module.clone(),
-        token_label: label,
+        token_label,
         token_serial: serial,
         id: hex::encode(&id),
-        label: "exportable".to_owned(),
+        label: label.to_owned(),
         keytype: "ed25519".to_owned(),
         scheme: "ed25519".to_owned(),
-    };
-    let err = Pkcs11Signer::open(&key_ref, &pin(PIN)).unwrap_err();
-    assert!(matches!(err, Error::KeyNotProtected { .. }), "{err:?}");
-    let msg = err.to_string();
-    assert!(msg.contains("not, or was not always, sensitive"), "{msg}");
-    assert!(!msg.contains(PIN), "{msg}");
+    }
+}
+
+/// A key pair that could be (or was) exported is not a hardware key, whatever the reference
+/// says: opening it is refused, naming why. Each case has one fault: made non-sensitive and
+/// exportable; sensitive but exportable; sensitive now but not from the start (it was
+/// readable once); not exportable now but exportable once.
+#[test]
+fn a_key_that_is_or_was_exportable_is_refused() {
+    let Some(fx) = fixture() else { return };
+    let not_always_sensitive = "it is not, or was not always, sensitive";
+    let once_extractable = "it is, or was once, extractable";
+    let cases: [(&str, &[Attribute], &[Attribute], &str); 4] = [
+        (
+            "exportable",
+            &[Attribute::Sensitive(false), Attribute::Extractable(true)],
+            &[],
+            not_always_sensitive,
+        ),
+        (
+            "sensitive-but-extractable",
+            &[Attribute::Sensitive(true), Attribute::Extractable(true)],
+            &[],
+            once_extractable,
+        ),
+        (
+            "sensitive-later",
+            &[Attribute::Sensitive(false), Attribute::Extractable(false)],
+            &[Attribute::Sensitive(true)],
+            not_always_sensitive,
+        ),
+        (
+            "extractable-once",
+            &[Attribute::Sensitive(true), Attribute::Extractable(true)],
+            &[Attribute::Extractable(false)],
+            once_extractable,
+        ),
+    ];
+    for (label, private, changed, reason) in cases {
+        let key_ref = key_pair_with(fx, label, private, changed);
+        let err = Pkcs11Signer::open(&key_ref, &pin(PIN)).unwrap_err();
+        match &err {
+            Error::KeyNotProtected {
+                reason: r,
+                label: l,
+                ..
+            } => {
+                assert_eq!((*r, l.as_str()), (reason, label), "{err}");
+            }
+            other => panic!("{label}: expected KeyNotProtected, got {other:?}"),
+        }
+        let msg = err.to_string();
+        assert!(msg.contains(reason) && !msg.contains(PIN), "{msg}");
+    }
+    // The control: the same steps with every protection set from the start open fine.
+    let protected = key_pair_with(
+        fx,
+        "protected",
+        &[Attribute::Sensitive(true), Attribute::Extractable(false)],
+        &[],
+    );
+    Pkcs11Signer::open(&protected, &pin(PIN)).unwrap();
 }

@@ -762,6 +762,14 @@ pub enum WavesCommand {
         /// signing here (no private key needed).
         #[arg(long, value_name = "REQUEST.json")]
         export: Option<PathBuf>,
+        /// Retire every production target of this build version (repeatable): the wave
+        /// takes them out of production, and the review shows what leaves.
+        #[arg(long = "retire-version", value_name = "VERSION")]
+        retire_versions: Vec<String>,
+        /// Retire the production target at this path, NAME-VERSION as `targets.json` lists
+        /// it (repeatable).
+        #[arg(long = "retire", value_name = "TARGET")]
+        retire_targets: Vec<String>,
     },
     /// Create a wave from a signed response of `tufctl sign` (a file, `-`, or the QR
     /// payload text).

@@ -292,13 +292,17 @@ fn send(
     match body {
         Some((ct, Payload::Bytes(bytes))) => r.header("Content-Type", ct).send(&bytes[..]),
         // An upload may take longer than any fixed limit: no overall timeout, but the server
-        // must answer within minutes once the body is sent.
+        // must answer within minutes once the body is sent. `Expect: 100-continue`: a server
+        // that refuses the upload (too large, wrong token) says so before a byte of it is
+        // sent, and that answer is what the user reads, not a broken pipe.
         Some((ct, Payload::Stream { length, reader })) => r
             .header("Content-Type", ct)
             .header("Content-Length", length.to_string())
+            .header("Expect", "100-continue")
             .config()
             .timeout_global(None)
             .timeout_connect(Some(Duration::from_secs(30)))
+            .timeout_await_100(Some(Duration::from_secs(30)))
             .timeout_recv_response(Some(Duration::from_secs(600)))
             .build()
             .send(ureq::SendBody::from_owned_reader(reader)),

@@ -7,6 +7,7 @@ use std::io::IsTerminal;
 
 use anyhow::{anyhow, bail, Context, Result};
 use tuf_ceremony::server_keys::{owner_of, SERVER_OWNER};
+use tuf_ceremony::tx::KeyOrigin;
 use tuf_core::{KeyId, KeyType, PrivateKey, PublicKey, Role, Root, Signed, Signer};
 use tuf_credentials::{Credentials, Error as CredError, PrivatePart, StoredKey};
 use tuf_pkcs11::KeyRef;
@@ -230,8 +231,9 @@ pub fn key_name(role: &str, id: &KeyId) -> String {
 }
 
 /// Generates a new `role` key into `file` (in memory; the caller saves): a file key, or with
-/// `slot` a key on that hardware token, whose reference is stored. Returns the public key
-/// and the entry it is stored as (`<name>.sec` or `<name>.pkcs11`).
+/// `slot` a key on that hardware token, whose reference is stored. Returns the public key,
+/// labelled with where it lives (`x-key-origin`), and the entry it is stored as
+/// (`<name>.sec` or `<name>.pkcs11`).
 pub fn new_key_into(
     file: &mut CredsFile,
     role: Role,
@@ -243,7 +245,10 @@ pub fn new_key_into(
             let key = PrivateKey::generate(key_type)?;
             let name = key_name(role.as_str(), key.key_id());
             file.creds.add_key(&name, &key)?;
-            (key.public_key().clone(), format!("{name}.sec"))
+            (
+                KeyOrigin::File.label(key.public_key()),
+                format!("{name}.sec"),
+            )
         }
         Some(slot) => {
             let label = format!("tufctl-{role}");
@@ -251,7 +256,7 @@ pub fn new_key_into(
             let name = key_name(role.as_str(), &public.key_id());
             file.creds
                 .add_token_key(&name, &public, &key_ref.to_json()?)?;
-            (public, format!("{name}.pkcs11"))
+            (KeyOrigin::Token.label(&public), format!("{name}.pkcs11"))
         }
     })
 }

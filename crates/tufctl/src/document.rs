@@ -50,5 +50,6 @@ pub fn read_response(arg: &str) -> Result<Response> {
     Response::from_slice(&bytes).with_context(|| format!("{arg} is not a signing response"))
 }
 
-/// Requests are small; anything this large is not one.
-const MAX_FILE: u64 = 32 << 20;
+/// The largest request: a wave's carries three targets documents (CI, current and proposed
+/// production targets), each at most `MAX_TARGETS_BYTES`, and two root chains.
+const MAX_FILE: u64 = 3 * tuf_ceremony::limits::MAX_TARGETS_BYTES + (32 << 20);

@@ -139,12 +139,9 @@ fn dispatch(s: &Settings, command: Command) -> anyhow::Result<()> {
     }
 }
 
+/// `keys ...`: the commands that change roots here, the rest in [`keys_file_command`].
 fn keys_command(s: &Settings, command: KeysCommand) -> anyhow::Result<()> {
     match command {
-        KeysCommand::Download { url, out, encrypt } => keys::download(s, &url, &out, encrypt),
-        KeysCommand::Encrypt { creds } => crypt::encrypt(s, &creds),
-        KeysCommand::Decrypt { creds } => crypt::decrypt(s, &creds),
-        KeysCommand::ExportRoot { creds, out } => export::export_root(s, &creds, out.as_deref()),
         KeysCommand::RotateRoot {
             key_type,
             slot,
@@ -183,6 +180,34 @@ fn keys_command(s: &Settings, command: KeysCommand) -> anyhow::Result<()> {
             cancel_open,
             creds,
         } => rotation::rotate_online(s, &creds, &roles, key_type, cancel_open),
+        KeysCommand::ResignRoot {
+            creds,
+            expires_days,
+            export,
+            cancel_open,
+        } => renew::resign_root(
+            s,
+            &creds,
+            &renew::Renewal {
+                expires_days,
+                export: export.as_deref(),
+                cancel_open,
+            },
+        ),
+        KeysCommand::Tuf {
+            command: TufCommand::Updates { command },
+        } => updates::run(s, command),
+        other => keys_file_command(s, other),
+    }
+}
+
+/// `keys ...` that work on the credentials file (and read the server at most).
+fn keys_file_command(s: &Settings, command: KeysCommand) -> anyhow::Result<()> {
+    match command {
+        KeysCommand::Download { url, out, encrypt } => keys::download(s, &url, &out, encrypt),
+        KeysCommand::Encrypt { creds } => crypt::encrypt(s, &creds),
+        KeysCommand::Decrypt { creds } => crypt::decrypt(s, &creds),
+        KeysCommand::ExportRoot { creds, out } => export::export_root(s, &creds, out.as_deref()),
         KeysCommand::CopyTargets { creds, out } => keys::copy_targets(s, &creds, &out),
         KeysCommand::Backup {
             creds,
@@ -228,23 +253,10 @@ fn keys_command(s: &Settings, command: KeysCommand) -> anyhow::Result<()> {
             owner,
             out,
         } => keygen::generate(s, &creds, &role, key_type, slot.as_deref(), owner, &out),
-        KeysCommand::ResignRoot {
-            creds,
-            expires_days,
-            export,
-            cancel_open,
-        } => renew::resign_root(
-            s,
-            &creds,
-            &renew::Renewal {
-                expires_days,
-                export: export.as_deref(),
-                cancel_open,
-            },
-        ),
-        KeysCommand::Tuf {
-            command: TufCommand::Updates { command },
-        } => updates::run(s, command),
+        // Every other command is dispatched by `keys_command` before it gets here.
+        _ => Err(anyhow::anyhow!(
+            "this keys command is dispatched by keys_command"
+        )),
     }
 }
 
@@ -257,12 +269,18 @@ fn waves_command(s: &Settings, command: WavesCommand) -> anyhow::Result<()> {
             tag,
             expires_days,
             export,
+            retire_versions,
+            retire_targets,
         } => {
             let release = waves::Release {
                 wave: &wave,
                 version: &version,
                 tag: &tag,
                 expires_days,
+                retire: tuf_ceremony::wave::Retire {
+                    versions: retire_versions,
+                    targets: retire_targets,
+                },
             };
             match (export, creds) {
                 (Some(out), creds) => waves::export(s, creds.as_deref(), &release, &out),

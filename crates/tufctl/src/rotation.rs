@@ -8,7 +8,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
-use tuf_ceremony::tx::{find_key, set_owner, short};
+use tuf_ceremony::tx::{find_key, set_owner, short, KeyOrigin};
 use tuf_ceremony::{keyring, Roots, Tx};
 use tuf_core::{KeyId, PrivateKey, PublicKey, Role, Root, Signed, Signer, Threshold};
 use tuf_credentials::PrivatePart;
@@ -153,7 +153,12 @@ fn rotate(s: &Settings, path: &Path, kind: Kind, opts: Options) -> Result<Option
     let name = key_name(kind.role().as_str(), key.key_id());
     let owner = opts.owner.clone().unwrap_or_else(default_owner);
     if !done {
-        let applied = rotate_on_server(&start, kind, key.public_key(), &online, &owner, &opts)
+        let origin = match token_of(&start.file, &name)? {
+            Some(_) => KeyOrigin::Token,
+            None => KeyOrigin::File,
+        };
+        let public = origin.label(key.public_key());
+        let applied = rotate_on_server(&start, kind, &public, &online, &owner, &opts)
             .map_err(|e| pending_hint(e, path, &name, kind.command()))?;
         if !applied {
             return Ok(None);

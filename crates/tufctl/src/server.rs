@@ -323,10 +323,14 @@ impl Factory {
         version: &str,
         tag: &str,
         targets: &Signed<Targets>,
+        retire: &tuf_ceremony::wave::Retire,
     ) -> Result<Value> {
-        let body = json!({
+        let mut body = json!({
             "name": wave, "version": version, "tag": tag, "targets": env_value(targets)?,
         });
+        if !retire.is_empty() {
+            body["retire"] = serde_json::to_value(retire)?;
+        }
         self.api
             .post_json(&format!("/ota/factories/{}/waves", self.name), &body)
             .with_context(|| format!("creating wave {wave:?}"))

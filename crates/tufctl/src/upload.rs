@@ -1,6 +1,7 @@
 //! `targets add`: a target in the CI targets, by hash and length, or by uploading the file.
 //! The upload is streamed (the file is read in chunks while it is sent, never whole in
-//! memory), with a progress bar on a terminal.
+//! memory), with a progress bar on a terminal; a server that accepts smaller artifacts says so
+//! before the file is sent.
 
 use std::io::Read;
 use std::path::Path;
@@ -9,6 +10,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
 use crate::cli::AddArgs;
+use crate::client::{status_of, ApiError};
 use crate::settings::Settings;
 
 pub fn add(s: &Settings, a: &AddArgs) -> Result<()> {
@@ -22,8 +24,9 @@ pub fn add(s: &Settings, a: &AddArgs) -> Result<()> {
     });
     let answer = match (&a.file, &a.sha256, a.length) {
         (Some(file), _, _) => {
-            let (ct, length, body) = multipart(&meta, file)?;
+            let (ct, length, size, body) = multipart(&meta, file)?;
             api.post_stream(&path, &ct, length, body)
+                .map_err(|e| explain_refusal(e, size))
         }
         (None, Some(hash), Some(len)) => {
             if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -49,9 +52,29 @@ pub fn add(s: &Settings, a: &AddArgs) -> Result<()> {
     Ok(())
 }
 
+/// A refused upload in the user's terms: the server's `413 artifact too large` carries its
+/// limit, and the user reads the artifact's size against it.
+fn explain_refusal(e: anyhow::Error, size: u64) -> anyhow::Error {
+    if status_of(&e) != Some(413) {
+        return e;
+    }
+    let limit = e
+        .chain()
+        .find_map(|c| c.downcast_ref::<ApiError>())
+        .filter(|a| a.error == "artifact too large")
+        .and_then(|a| a.detail["limit"].as_u64());
+    match limit {
+        Some(limit) => anyhow::anyhow!(
+            "the artifact is {size} bytes; this server accepts at most {limit} (tufd \
+             --max-artifact-bytes). Nothing was uploaded"
+        ),
+        None => e,
+    }
+}
+
 /// A `multipart/form-data` body with a `metadata` JSON part and a `file` part streamed from
-/// `file`: its content type, length and reader.
-fn multipart(meta: &Value, file: &Path) -> Result<(String, u64, Box<dyn Read + Send>)> {
+/// `file`: its content type, length, the file's size and the reader.
+fn multipart(meta: &Value, file: &Path) -> Result<(String, u64, u64, Box<dyn Read + Send>)> {
     let reading = || format!("reading artifact {}", file.display());
     let f = std::fs::File::open(file).with_context(reading)?;
     let size = f.metadata().with_context(reading)?.len();
@@ -81,13 +104,41 @@ fn multipart(meta: &Value, file: &Path) -> Result<(String, u64, Box<dyn Read + S
     let length = head.len() as u64 + size + tail.len() as u64;
     let bar = crate::progress::bytes(size, &format!("uploading {}", file_name(file)));
     let body = std::io::Cursor::new(head)
-        .chain(bar.track(f.take(size)))
+        .chain(bar.track(Exactly::new(f, size)))
         .chain(std::io::Cursor::new(tail));
     Ok((
         format!("multipart/form-data; boundary={boundary}"),
         length,
+        size,
         Box::new(body),
     ))
+}
+
+/// Exactly `left` bytes of a file that must not shrink while it is sent (the announced
+/// length would be a lie, and the server would wait for bytes that never come).
+struct Exactly<R> {
+    inner: std::io::Take<R>,
+}
+
+impl<R: Read> Exactly<R> {
+    fn new(inner: R, left: u64) -> Self {
+        Self {
+            inner: inner.take(left),
+        }
+    }
+}
+
+impl<R: Read> Read for Exactly<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() && self.inner.limit() > 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the artifact file got shorter while it was being uploaded",
+            ));
+        }
+        Ok(n)
+    }
 }
 
 fn file_name(p: &Path) -> String {

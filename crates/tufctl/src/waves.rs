@@ -10,7 +10,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 use tuf_ceremony::format::signature_valid;
 use tuf_ceremony::format::{env_value, Request, Response, WaveRequest, WaveResponse};
-use tuf_ceremony::wave::{self, Wave};
+use tuf_ceremony::wave::{self, Retire, Wave};
 use tuf_ceremony::{keyring, Roots};
 use tuf_core::{Expires, Role, Signed, Targets};
 
@@ -26,6 +26,8 @@ pub struct Release<'a> {
     pub version: &'a str,
     pub tag: &'a str,
     pub expires_days: u32,
+    /// The production targets the wave retires.
+    pub retire: Retire,
 }
 
 /// A wave's proposed targets and the documents they were built from, as served.
@@ -34,6 +36,7 @@ struct Proposal {
     prod: Signed<Targets>,
     next: Targets,
     added: usize,
+    retired: Vec<String>,
 }
 
 fn propose(f: &Factory, r: &Release) -> Result<Proposal> {
@@ -43,12 +46,20 @@ fn propose(f: &Factory, r: &Release) -> Result<Proposal> {
         OffsetDateTime::now_utc(),
         i64::from(r.expires_days) * 86_400,
     )?;
-    let p = wave::propose(&ci.signed, &prod.signed, r.version, r.tag, expires)?;
+    let p = wave::propose(
+        &ci.signed,
+        &prod.signed,
+        r.version,
+        r.tag,
+        expires,
+        &r.retire,
+    )?;
     Ok(Proposal {
         ci,
         prod,
         next: p.next,
         added: p.added,
+        retired: p.retired,
     })
 }
 
@@ -85,23 +96,33 @@ pub fn init(s: &Settings, creds: &Path, r: &Release) -> Result<()> {
         env.sign(k.as_ref())?;
     }
     step.set_message("creating the wave on the server");
-    let answer = f.create_wave(r.wave, r.version, r.tag, &env)?;
+    let answer = f.create_wave(r.wave, r.version, r.tag, &env, &r.retire)?;
     drop(step);
     if s.json() {
         outln!("{answer}");
     } else {
         outln!(
-            "Wave {} created: {} target(s) of version {} tagged {}, production targets version \
-             {}. Publish it with `tufctl waves complete {}`.",
+            "Wave {} created: {} target(s) of version {} tagged {}{}, production targets \
+             version {}. Publish it with `tufctl waves complete {}`.",
             r.wave,
             p.added,
             r.version,
             r.tag,
+            retiring(&p.retired),
             env.signed.version,
             r.wave
         );
     }
     Ok(())
+}
+
+/// ", retiring N target(s)" when the wave retires some.
+fn retiring(retired: &[String]) -> String {
+    if retired.is_empty() {
+        String::new()
+    } else {
+        format!(", retiring {} production target(s)", retired.len())
+    }
 }
 
 /// The wave rules over a proposal, against verified roots.
@@ -114,6 +135,7 @@ fn check(roots: &Roots, p: &Proposal, r: &Release) -> Result<(), tuf_ceremony::R
         ci_targets: &p.ci,
         current: &p.prod,
         proposed: &p.next,
+        retire: &r.retire,
         now: OffsetDateTime::now_utc(),
     }
     .check()
@@ -140,23 +162,25 @@ pub fn export(s: &Settings, creds: Option<&Path>, r: &Release, out: &Path) -> Re
         ci_targets: p.ci,
         current_targets: p.prod,
         targets: Signed::new(p.next)?,
+        retire: r.retire.clone(),
     }));
     document::write_file(out, &request.to_bytes()?, "signing request")?;
     if s.json() {
         crate::output::json(&json!({
             "wave": r.wave, "version": r.version, "tag": r.tag, "targets": p.added,
-            "request": out,
+            "retired": p.retired, "request": out,
         }));
         return Ok(());
     }
     outln!(
-        "Wrote the signing request for wave {} ({} target(s) of version {} tagged {}) to {}. \
+        "Wrote the signing request for wave {} ({} target(s) of version {} tagged {}{}) to {}. \
          Sign it offline with `tufctl sign {} -k TARGETS-ONLY.tgz --out RESPONSE.json`, then \
          create the wave with `tufctl waves import RESPONSE.json`.",
         r.wave,
         p.added,
         r.version,
         r.tag,
+        retiring(&p.retired),
         out.display(),
         out.display()
     );
@@ -192,7 +216,7 @@ pub fn import(s: &Settings, arg: &str, request: Option<&Path>) -> Result<()> {
             sig.keyid
         );
     }
-    let answer = f.create_wave(&w.wave, &w.version, &w.tag, &w.targets)?;
+    let answer = f.create_wave(&w.wave, &w.version, &w.tag, &w.targets, &w.retire)?;
     if s.json() {
         outln!("{answer}");
     } else {

@@ -156,7 +156,7 @@ fn assert_token_key_only(path: &Path, keyid: &str, label: &str) {
 fn python_tuf_accepts(root: &Value, keyid: &str, scheme: &str) {
     let Some(python) = setting(
         "TUF_TEST_PYTHON",
-        "python-tuf check of the token-signed root (TUF_TEST_PYTHON unset)",
+        "a python with python-tuf, to check the token-signed root",
     ) else {
         return;
     };

@@ -317,6 +317,8 @@ fn rotate_root(x: &Offline, kind: Kind) -> String {
     for r in roots_are(x, 2, &[&id], 1, kind) {
         assert_eq!(signers(&r), sorted(&[&id, &bootstrap[0]]), "{r}");
         assert!(r["signed"]["keys"].get(&bootstrap[0]).is_none(), "{r}");
+        // Where the key lives is recorded for people (the review, the web console).
+        assert_eq!(r["signed"]["keys"][&id]["x-key-origin"], "file", "{r}");
     }
     id
 }
@@ -407,7 +409,10 @@ fn second_holder(x: &Offline, kind: Kind, root_id: &str) -> (std::path::PathBuf,
     let out = ok(&x.updates(&["set-threshold", "--role", "root", "2"]));
     assert!(out.contains("Staged: root threshold 2"), "{out}");
     let review = ok(&x.updates(&["review"]));
-    let added = format!("  root: + key {id} ({}, owner holder2@site-2)", kind.arg);
+    let added = format!(
+        "  root: + key {id} ({} in an offline file, owner holder2@site-2)",
+        kind.arg
+    );
     assert_eq!(review.matches(&added).count(), 2, "{added:?} in\n{review}");
     assert_eq!(review.matches("  root: threshold 1 -> 2").count(), 2);
 
@@ -668,6 +673,9 @@ fn keys_onto_the_token(x: &Offline, desk: &TokenDesk) -> (String, String) {
     let targets_id = new_key("rotate-targets", "targets_keyid");
     for r in roots_are(x, 3, &[&root_id], 1, ECDSA) {
         key_is(&r, &targets_id, ECDSA);
+        for id in [&root_id, &targets_id] {
+            assert_eq!(r["signed"]["keys"][id]["x-key-origin"], "pkcs11", "{r}");
+        }
         assert!(role_ids(&r, "targets").contains(&targets_id), "{r}");
         assert_eq!(signer_ids(&r), [root_id.as_str()], "{r}");
     }
@@ -707,7 +715,7 @@ fn second_holder_signs_with_the_token(x: &Offline, desk: &TokenDesk, root_id: &s
         x.dir.path().join("holder-response.json"),
     ];
     let review = sign_offline(&req, &x.creds, &responses[0], &desk.flags, &desk.env);
-    let added = format!("  root: + key {holder_id} (ecdsa, owner ");
+    let added = format!("  root: + key {holder_id} (ecdsa in an offline file, owner ");
     assert_eq!(review.matches(&added).count(), 2, "{added:?} in\n{review}");
     sign_offline(&req, &holder, &responses[1], &[], &[]);
     for resp in &responses {
@@ -802,7 +810,10 @@ fn three_holders_three_types(x: &Offline, root_id: &str) -> [Holder; 3] {
     ok(&x.updates(&["set-threshold", "--role", "root", "3"]));
     let review = ok(&x.updates(&["review"]));
     for h in &holders[1..] {
-        let added = format!("  root: + key {} ({}, owner ", h.id, h.kind.arg);
+        let added = format!(
+            "  root: + key {} ({} in an offline file, owner ",
+            h.id, h.kind.arg
+        );
         assert_eq!(review.matches(&added).count(), 2, "{added:?} in\n{review}");
     }
     assert_eq!(

@@ -410,11 +410,11 @@ fn replace_through_a_request(x: &Offline, kind: Kind, old: &Held, new: &Held) {
     .unwrap());
     for line in [
         format!(
-            "root: + key {} ({}, owner root-{}@vault)",
+            "root: + key {} ({} in an offline file, owner root-{}@vault)",
             new.root, kind.arg, kind.arg
         ),
         format!(
-            "targets: + key {} ({}, owner targets-{}@vault)",
+            "targets: + key {} ({} in an offline file, owner targets-{}@vault)",
             new.targets, kind.arg, kind.arg
         ),
         format!("root: - key {}", old.root),

@@ -195,7 +195,7 @@ fn entry_names(c: &Credentials) -> Vec<String> {
 /// python-tuf's ngclient, trusting root version 1, updates through the whole root chain of
 /// the CI repository.
 fn python_follows_root_chain(server: &Server, factory: &str, expect_version: u64) {
-    let Some(python) = setting("TUF_TEST_PYTHON", "TUF_TEST_PYTHON not set") else {
+    let Some(python) = setting("TUF_TEST_PYTHON", "a python with python-tuf") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

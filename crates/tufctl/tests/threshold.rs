@@ -266,7 +266,16 @@ fn threshold_root_held_by_five_people(server: Server) {
         assert!(review.contains(&line), "missing {line:?} in\n{review}");
     }
     for k in &holders[1..] {
-        let line = format!("  root: + key {} (ed25519, owner {})", k.keyid, k.owner);
+        // Holder 4's key is on a token; the others are in files.
+        let origin = if k.token.is_some() {
+            "on a hardware token"
+        } else {
+            "in an offline file"
+        };
+        let line = format!(
+            "  root: + key {} (ed25519 {origin}, owner {})",
+            k.keyid, k.owner
+        );
         assert_eq!(review.matches(&line).count(), 2, "{line:?} in\n{review}");
     }
     // Holders 2 and 3 sign: two of the three new signatures, none of the current root's.

@@ -33,20 +33,41 @@ fn tokens_list_create_revoke(server: Server) {
 
     ok(&as_owner(&f.token, &["tokens", "revoke", &read_id]));
     let err = fails(&server.tufctl(&["get", &root, "--token", &read]));
-    assert!(err.contains("401"), "{err}");
-    fails(&as_owner(&f.token, &["tokens", "revoke"]));
+    assert!(
+        err.contains("answered 401: unauthorized (unknown token)"),
+        "{err}"
+    );
+    // Neither an ID nor --all: refused before any request, and nothing is revoked.
+    let before = ok(&as_owner(&f.token, &["--json", "tokens", "list"]));
+    let err = fails(&as_owner(&f.token, &["tokens", "revoke"]));
+    assert!(
+        err.contains("the following required arguments were not provided:\n  <ID>"),
+        "{err}"
+    );
+    assert_eq!(
+        ok(&as_owner(&f.token, &["--json", "tokens", "list"])),
+        before
+    );
 
     let out = ok(&as_owner(
         &f.token,
         &["tokens", "revoke", "--all", "--keep-current"],
     ));
     assert!(out.contains("Kept"), "{out}");
-    fails(&server.tufctl(&["get", &root, "--token", &f.ci_token]));
+    let err = fails(&server.tufctl(&["get", &root, "--token", &f.ci_token]));
+    assert!(
+        err.contains("answered 401: unauthorized (unknown token)"),
+        "{err}"
+    );
     ok(&server.tufctl(&["get", &root, "--token", &f.token]));
 
     let out = ok(&as_owner(&f.token, &["tokens", "revoke", "--all"]));
     assert!(out.contains("ADMIN_TOKEN"), "{out}");
-    fails(&server.tufctl(&["get", &root, "--token", &f.token]));
+    let err = fails(&server.tufctl(&["get", &root, "--token", &f.token]));
+    assert!(
+        err.contains("answered 401: unauthorized (unknown token)"),
+        "{err}"
+    );
     // Locked out: the server admin issues a new owner token.
     let new_owner = json(&ok(&as_owner(
         &server.admin,

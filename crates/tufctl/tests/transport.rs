@@ -13,6 +13,7 @@ use std::net::TcpListener;
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 
+use support::e2e::{stderr, stdout, Device};
 use support::*;
 
 fn tls_server(a: &pki::Authority) -> Server {
@@ -22,6 +23,130 @@ fn tls_server(a: &pki::Authority) -> Server {
         "--tls-key",
         a.server_key.to_str().unwrap(),
     ])
+}
+
+/// The fleet over mTLS: tufd serves TLS with a private CA's certificate and requires a client
+/// certificate of that CA on the device repositories (`--client-ca`); tufctl (with
+/// `--ca-file`) creates a Factory and uploads a build; a `tuf-agent` device with the CA and its
+/// client certificate installs it. A device without a client certificate, with one of another
+/// CA, or trusting another CA gets nothing.
+#[test]
+fn a_device_over_mtls_with_a_private_ca() {
+    let work = tempfile::tempdir().unwrap();
+    let pki = pki::Pki::new(work.path());
+    let (main, other) = (&pki.main, &pki.other);
+    let server = Server::start_with_args(&[
+        "--tls-cert",
+        main.server_cert.to_str().unwrap(),
+        "--tls-key",
+        main.server_key.to_str().unwrap(),
+        "--client-ca",
+        main.ca.to_str().unwrap(),
+    ]);
+    let ca = main.ca.to_str().unwrap();
+    let with_ca = [("TUFCTL_CA_FILE", ca)];
+    let created = json(&ok(&tufctl_env(
+        &[
+            "--json",
+            "factory",
+            "create",
+            "fleet",
+            "--token",
+            &server.admin,
+        ],
+        &[("TUFCTL_API", server.url.as_str()), ("TUFCTL_CA_FILE", ca)],
+    )));
+    let (owner, ci) = (
+        created["token"].as_str().unwrap(),
+        created["ci_token"].as_str().unwrap(),
+    );
+    let image = work.path().join("app-42.img");
+    std::fs::write(&image, b"app image, version 42").unwrap();
+    let add = [
+        "targets",
+        "add",
+        "--name",
+        "app",
+        "--version",
+        "42",
+        "--hardware-id",
+        "board-a",
+        "--file",
+        image.to_str().unwrap(),
+    ];
+    ok(&server.tufctl_as(ci, "fleet", &add, &with_ca));
+    let root = ok(&server.tufctl_as(
+        owner,
+        "fleet",
+        &["get", "/ota/repo/fleet/api/v1/user_repo/1.root.json"],
+        &with_ca,
+    ));
+    let base = format!("{}/repo/fleet/ci", server.url);
+    let device = Device::new(root.trim().as_bytes(), &base);
+    let targets = device.dir.path().join("targets");
+    let installed = device.installed_path();
+    let install = format!("sh -c 'cp \"$0\" {}'", installed.to_str().unwrap());
+    let update = |tls: &[&str]| {
+        let mut args = tls.to_vec();
+        args.extend([
+            "--target-dir",
+            targets.to_str().unwrap(),
+            "--target-base-url",
+            &device.target_base_url,
+            "--hardware-id",
+            "board-a",
+            "--install-cmd",
+            &install,
+            "update",
+        ]);
+        device.agent(&args)
+    };
+    let path = |p: &std::path::Path| p.to_str().unwrap().to_owned();
+    let (client, client_key) = (path(&main.client_cert), path(&main.client_key));
+    // Refused first, so nothing is installed yet when they fail.
+    let no_cert = update(&["--ca-file", ca]);
+    let err = stderr(&no_cert);
+    assert!(!no_cert.status.success(), "{err}");
+    assert!(
+        err.contains("403") && err.contains("client certificate required"),
+        "{err}"
+    );
+    let foreign = update(&[
+        "--ca-file",
+        ca,
+        "--client-cert",
+        other.client_cert.to_str().unwrap(),
+        "--client-key",
+        other.client_key.to_str().unwrap(),
+    ]);
+    assert!(!foreign.status.success(), "{}", stderr(&foreign));
+    let wrong_ca = update(&[
+        "--ca-file",
+        other.ca.to_str().unwrap(),
+        "--client-cert",
+        &client,
+        "--client-key",
+        &client_key,
+    ]);
+    let err = stderr(&wrong_ca);
+    assert!(!wrong_ca.status.success(), "{err}");
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+    assert!(!installed.exists(), "a refused device installed something");
+    let good = update(&[
+        "--ca-file",
+        ca,
+        "--client-cert",
+        &client,
+        "--client-key",
+        &client_key,
+    ]);
+    assert!(good.status.success(), "{}", stderr(&good));
+    assert!(
+        stdout(&good).contains("installed app-42"),
+        "{}",
+        stdout(&good)
+    );
+    assert_eq!(std::fs::read(&installed).unwrap(), b"app image, version 42");
 }
 
 /// Over https with the CA given by `--ca-file` (or TUFCTL_CA_FILE): create a Factory, fetch

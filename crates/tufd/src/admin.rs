@@ -9,7 +9,7 @@
 
 use std::path::Path;
 
-use axum::extract::{Path as UrlPath, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::Deserialize;
@@ -20,7 +20,7 @@ use zeroize::Zeroizing;
 use crate::auth::{authenticate, token_hash, token_id, Caller, Scope};
 use crate::db::{now, Db};
 use crate::error::{ApiError, ApiResult};
-use crate::input::JsonBody;
+use crate::input::{JsonBody, Path as UrlPath};
 use crate::repo::random_hex;
 use crate::Shared;
 

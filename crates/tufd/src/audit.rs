@@ -1,7 +1,7 @@
 //! The audit log: every change to keys, roots, targets and waves, written in the same
 //! transaction as the change itself.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
 use serde_json::{json, Value};
@@ -10,6 +10,7 @@ use sqlx::Row;
 use crate::auth::{authenticate, Scope};
 use crate::db::{require_factory, Tx};
 use crate::error::ApiResult;
+use crate::input::Path;
 use crate::Shared;
 
 pub async fn record(

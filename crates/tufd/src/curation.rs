@@ -5,7 +5,7 @@
 //! never touched: they change only through Waves. Artifacts stay stored (production
 //! targets or a device's cached metadata may still name them).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
 use serde::Deserialize;
@@ -16,7 +16,7 @@ use tuf_core::{Role, Targets};
 use crate::auth::{authenticate, Caller, Scope};
 use crate::db::begin_locked;
 use crate::error::{ApiError, ApiResult};
-use crate::input::{check_label, JsonBody};
+use crate::input::{check_label, JsonBody, Path};
 use crate::repo::{current_root, head_info, positive, require_head, Flavour, OnlineKeys, Signing};
 use crate::{audit, Shared};
 

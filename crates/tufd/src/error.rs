@@ -11,6 +11,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub error: String,
     pub detail: Value,
+    /// For 416: the artifact's length, sent as `Content-Range: bytes */LENGTH`.
+    pub content_range: Option<u64>,
 }
 
 impl ApiError {
@@ -19,6 +21,7 @@ impl ApiError {
             status,
             error: error.into(),
             detail,
+            content_range: None,
         }
     }
 
@@ -62,7 +65,14 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({"error": self.error, "detail": self.detail});
-        (self.status, axum::Json(body)).into_response()
+        let mut resp = (self.status, axum::Json(body)).into_response();
+        if let Some(length) = self.content_range {
+            if let Ok(v) = axum::http::HeaderValue::from_str(&format!("bytes */{length}")) {
+                resp.headers_mut()
+                    .insert(axum::http::header::CONTENT_RANGE, v);
+            }
+        }
+        resp
     }
 }
 

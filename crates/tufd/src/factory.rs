@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -18,7 +18,7 @@ use tuf_core::{
 use crate::auth::{authenticate, insert_token, Scope};
 use crate::db::Tx;
 use crate::error::{ApiError, ApiResult};
-use crate::input::{check_factory_name, JsonBody};
+use crate::input::{check_factory_name, JsonBody, Path};
 use crate::repo::{
     finish_destruction, insert_online_key, insert_public_key, new_online_key, random_hex,
     store_signed, Flavour, OnlineKeys, Signing,
@@ -216,11 +216,14 @@ async fn bootstrap_flavour(
     root: &Root,
 ) -> ApiResult<()> {
     let targets = Targets::new(1, signing.expires(Role::Targets)?);
-    signing.publish_targets(tx, flavour, root, targets).await?;
+    let (targets, _) = signing.publish_targets(tx, flavour, root, targets).await?;
     // Snapshot and timestamp v1: `refresh_snapshot` expects heads, so seed version 0 here
     // through the first-version path.
     let mut meta = BTreeMap::new();
-    meta.insert("targets.json".to_owned(), tuf_core::MetaFile::new(1));
+    meta.insert(
+        "targets.json".to_owned(),
+        crate::repo::targets_meta(1, &targets.to_bytes()),
+    );
     let mut snapshot = Signed::new(tuf_core::Snapshot::new(
         1,
         signing.expires(Role::Snapshot)?,

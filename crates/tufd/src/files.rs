@@ -53,6 +53,35 @@ pub fn tighten(root: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How upload temporary files in `<data-dir>/tmp` are named: `upload-<random>`.
+pub const UPLOAD_PREFIX: &str = "upload-";
+
+/// Removes the upload temporary files a killed tufd left in `tmp` (an upload is streamed to
+/// one before it reaches the artifact store; a crash leaves it behind). Run at start, before
+/// the listener accepts anything, so no upload of this process can be in flight. Returns how
+/// many files and bytes were removed.
+pub fn remove_leftover_uploads(tmp: &Path) -> anyhow::Result<(u64, u64)> {
+    let (mut files, mut bytes) = (0, 0);
+    let entries = std::fs::read_dir(tmp).with_context(|| format!("reading {}", tmp.display()))?;
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let ours = name.to_str().is_some_and(|n| n.starts_with(UPLOAD_PREFIX));
+        if !ours || !entry.file_type()?.is_file() {
+            continue;
+        }
+        let len = entry.metadata().map(|m| m.len()).unwrap_or(0);
+        std::fs::remove_file(entry.path())
+            .with_context(|| format!("removing {}", entry.path().display()))?;
+        files += 1;
+        bytes += len;
+    }
+    if files > 0 {
+        sync_dir(&tmp.join("x"))?;
+    }
+    Ok((files, bytes))
+}
+
 /// Writes a secret file readable by its owner only, replacing any old one atomically
 /// (temporary file, fsync, rename, fsync of the directory).
 pub fn write_secret(path: &Path, contents: &str) -> anyhow::Result<()> {
@@ -161,5 +190,22 @@ mod tests {
         assert_eq!(mode(dir.path()), 0o700);
         assert_eq!(mode(&sub), 0o700);
         assert_eq!(mode(&file), 0o600);
+    }
+
+    #[test]
+    fn leftover_uploads_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("upload-aa"), b"12345").unwrap();
+        std::fs::write(dir.path().join("upload-bb"), b"678").unwrap();
+        std::fs::write(dir.path().join("other"), b"keep").unwrap();
+        std::fs::create_dir(dir.path().join("upload-dir")).unwrap();
+        assert_eq!(remove_leftover_uploads(dir.path()).unwrap(), (2, 8));
+        let mut left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["other", "upload-dir"]);
+        assert_eq!(remove_leftover_uploads(dir.path()).unwrap(), (0, 0));
     }
 }

@@ -119,6 +119,17 @@ struct Args {
     /// is closed.
     #[arg(long, env = "TUFD_IDLE_TIMEOUT_SECS", default_value_t = 60)]
     idle_timeout_secs: u64,
+    /// Largest artifact a `targets` upload may carry, in bytes; a larger one is refused with
+    /// 413 before its bytes are read (clients that send `Expect: 100-continue`, as tufctl
+    /// does, never send them). Uploads are streamed to <data-dir>/tmp first: keep that much
+    /// free disk per concurrent upload.
+    #[arg(long, env = "TUFD_MAX_ARTIFACT_BYTES", default_value_t = 1 << 30)]
+    max_artifact_bytes: u64,
+    /// Largest targets metadata (a signed targets.json, CI or production) a Factory may
+    /// publish, in bytes: an add or a wave past it is refused with 413. At most (and by
+    /// default) 31457280 (30 MiB), below what devices read.
+    #[arg(long, env = "TUFD_MAX_TARGETS_BYTES", default_value_t = tuf_ceremony::limits::MAX_TARGETS_BYTES)]
+    max_targets_bytes: u64,
     /// PKCS#11 module (shared library): the online keys (targets, snapshot, timestamp) are
     /// generated and used on its token, never extractable. Needs --slot and --pin-file.
     #[arg(long = "pkcs11", value_name = "MODULE", env = "TUFD_PKCS11_MODULE",
@@ -165,6 +176,7 @@ pub struct AppState {
     pub tls: Option<Arc<tls::Tls>>,
     pub keyring: keyring::Keyring,
     pub token: Option<token::Token>,
+    pub caps: input::Caps,
 }
 
 pub type Shared = Arc<AppState>;
@@ -260,7 +272,7 @@ fn router(state: Shared) -> Router {
         )
         .route(
             "/ota/factories/{f}/targets",
-            post(targets::add).layer(DefaultBodyLimit::max(targets::UPLOAD_LIMIT)),
+            post(targets::add).layer(DefaultBodyLimit::max(upload_limit(&state))),
         )
         .route("/ota/factories/{f}/targets/prune", post(curation::prune))
         .route("/ota/factories/{f}/targets/{t}", delete(curation::remove))
@@ -336,8 +348,26 @@ fn router(state: Shared) -> Router {
             state.clone(),
             access::log_request,
         ))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .with_state(state)
 }
+
+/// A handler that panicked (a bug: none should) still answers with our JSON error.
+fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    tracing::error!("a request handler panicked");
+    ApiError::internal("the server failed while handling this request").into_response()
+}
+
+/// The most bytes a multipart upload may carry: the artifact and its metadata part.
+fn upload_limit(state: &AppState) -> usize {
+    let most = state
+        .caps
+        .artifact_bytes
+        .saturating_add(targets::MULTIPART_ALLOWANCE);
+    usize::try_from(most).unwrap_or(usize::MAX)
+}
+
 
 /// On SIGHUP, reads the TLS certificate, key and client CA again; connections accepted
 /// afterwards use them. A file that does not load leaves the running configuration.

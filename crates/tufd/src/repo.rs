@@ -743,22 +743,39 @@ impl Signing<'_> {
         root: &Root,
         targets: Targets,
     ) -> ApiResult<(Signed<Targets>, String)> {
+        let env = self.sign_targets(root, targets)?;
+        let sha = self.store_targets(tx, flavour, &env).await?;
+        Ok((env, sha))
+    }
+
+    /// `targets` signed with the online targets key(s) of `root`, not stored yet.
+    pub fn sign_targets(&self, root: &Root, targets: Targets) -> ApiResult<Signed<Targets>> {
         let mut env = Signed::new(targets)?;
         sign_all(
             &mut env,
             &self.keys.signers(root, Role::Targets),
             Role::Targets,
         )?;
+        Ok(env)
+    }
+
+    /// Stores signed targets as the flavour's new head; returns the SHA-256 of the bytes.
+    pub async fn store_targets(
+        &self,
+        tx: &mut Tx,
+        flavour: Flavour,
+        env: &Signed<Targets>,
+    ) -> ApiResult<String> {
         let (_, sha) = store_signed(
             tx,
             self.factory,
             flavour,
             Role::Targets,
-            &env,
+            env,
             self.now_unix(),
         )
         .await?;
-        Ok((env, sha))
+        Ok(sha)
     }
 
     /// Publishes a new snapshot (naming the current targets version) and a new timestamp.
@@ -785,7 +802,7 @@ impl Signing<'_> {
         let mut meta = BTreeMap::new();
         meta.insert(
             "targets.json".to_owned(),
-            MetaFile::new(positive(targets.version)?),
+            targets_meta(positive(targets.version)?, &targets.body),
         );
         let next = after(snapshot.version, step)?;
         let mut env = Signed::new(Snapshot::new(next, self.expires(Role::Snapshot)?, meta))?;
@@ -858,6 +875,15 @@ impl Signing<'_> {
         .await?;
         Ok(())
     }
+}
+
+/// The snapshot's entry for `targets.json`: its version and length. python-tuf reads at
+/// most 5,000,000 bytes of a targets role whose length the snapshot does not list, so the
+/// length is always listed (and a device reads exactly that many bytes).
+pub fn targets_meta(version: u64, body: &[u8]) -> MetaFile {
+    let mut m = MetaFile::new(version);
+    m.length = Some(body.len() as u64);
+    m
 }
 
 /// The current root of `flavour`, parsed.

@@ -2,8 +2,10 @@
 //! (`/repo/{f}/{ci|prod}/metadata/...`, `/repo/{f}/{ci|prod}/targets/...`). Bodies are the
 //! stored signed bytes, never re-serialised.
 
+use std::ops::Range;
+
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -12,7 +14,7 @@ use tuf_core::Role;
 use crate::auth::{authenticate, Scope};
 use crate::cache::FileKey;
 use crate::error::{ApiError, ApiResult};
-use crate::input::check_label;
+use crate::input::{check_label, Path, Query};
 use crate::repo::{self, Flavour};
 use crate::Shared;
 
@@ -161,11 +163,13 @@ async fn metadata_response(
 
 /// `GET /repo/{f}/{ci|prod}/targets/{sha256}.{name}` (public): an artifact this Factory
 /// uploaded, by hash. The name part is checked for shape only: the TUF client verifies that
-/// the bytes match the target it asked for.
+/// the bytes match the target it asked for. Streamed from the store, never whole in memory;
+/// a `Range` lets a device resume a large image over a poor link (it verifies length and
+/// hashes at the end anyway).
 pub async fn artifact(
     State(state): State<Shared>,
     Path((factory, flavour, file)): Path<(String, String, String)>,
-    req: axum::extract::Request,
+    headers: HeaderMap,
 ) -> ApiResult<Response> {
     Flavour::parse(&flavour).ok_or_else(|| ApiError::not_found(flavour.clone()))?;
     let not_found = || ApiError::not_found(file.clone());
@@ -186,42 +190,98 @@ pub async fn artifact(
     if owned.is_none() {
         return Err(not_found());
     }
-    if let Some(path) = state.store.local_path(sha) {
-        // Streamed from the file, never whole in memory; Range requests let a device resume
-        // a large image over a poor link (it verifies length and hashes at the end anyway).
-        let mut resp = tower_http::services::ServeFile::new(path)
-            .try_call(req)
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "serving an artifact file");
-                ApiError::internal("artifact storage failed")
-            })?
-            .map(axum::body::Body::new);
-        if resp.status() == StatusCode::NOT_FOUND {
-            return Err(not_found());
-        }
-        let h = resp.headers_mut();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/octet-stream"),
-        );
-        h.insert(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("public, max-age=31536000, immutable"),
-        );
-        return Ok(resp);
-    }
-    let Some(bytes) = state.store.get(sha).await? else {
+    let Some(length) = state.store.length(sha).await? else {
         return Err(not_found());
     };
-    Ok((
-        [
-            (header::CONTENT_TYPE, "application/octet-stream"),
-            (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
-        ],
-        bytes,
-    )
-        .into_response())
+    let range = match headers
+        .get(header::RANGE)
+        .map(|v| byte_range(v.as_bytes(), length))
+    {
+        Some(Some(Ok(r))) => Some(r),
+        Some(Some(Err(()))) => return Err(unsatisfiable(length)),
+        // No Range, or one we do not serve (several ranges, another unit): the whole file.
+        None | Some(None) => None,
+    };
+    let span = range.clone().unwrap_or(0..length);
+    let body = axum::body::Body::from_stream(state.store.read(sha, span.clone()).await?);
+    let mut resp = body.into_response();
+    if let Some(r) = &range {
+        *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
+        let value = format!("bytes {}-{}/{length}", r.start, r.end - 1);
+        resp.headers_mut().insert(
+            header::CONTENT_RANGE,
+            HeaderValue::from_str(&value).map_err(|_| ApiError::internal("content-range"))?,
+        );
+    }
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_LENGTH,
+        HeaderValue::from(span.end - span.start),
+    );
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=31536000, immutable"),
+    );
+    Ok(resp)
+}
+
+/// One byte range of a `Range` header (`bytes=A-B`, `bytes=A-`, `bytes=-N`) within
+/// `length`: `None` when the header is not one range in bytes (served whole, as RFC 9110
+/// allows), `Err` when it asks for nothing the file has (416).
+fn byte_range(value: &[u8], length: u64) -> Option<Result<Range<u64>, ()>> {
+    let spec = std::str::from_utf8(value)
+        .ok()?
+        .trim()
+        .strip_prefix("bytes=")?;
+    if spec.contains(',') {
+        return None;
+    }
+    let (a, b) = spec.split_once('-')?;
+    let (a, b) = (a.trim(), b.trim());
+    let number = |s: &str| -> Option<u64> {
+        if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        s.parse().ok()
+    };
+    let r = match (a.is_empty(), b.is_empty()) {
+        (true, false) => {
+            let n = number(b)?;
+            if n == 0 || length == 0 {
+                return Some(Err(()));
+            }
+            length.saturating_sub(n)..length
+        }
+        (false, _) => {
+            let start = number(a)?;
+            let last = if b.is_empty() { u64::MAX } else { number(b)? };
+            if last < start {
+                return None;
+            }
+            if start >= length {
+                return Some(Err(()));
+            }
+            start..last.min(length - 1) + 1
+        }
+        (true, true) => return None,
+    };
+    Some(Ok(r))
+}
+
+/// 416 with the length, as our JSON error.
+fn unsatisfiable(length: u64) -> ApiError {
+    let mut e = ApiError::new(
+        StatusCode::RANGE_NOT_SATISFIABLE,
+        "range not satisfiable",
+        serde_json::json!(format!("the artifact is {length} bytes")),
+    );
+    e.content_range = Some(length);
+    e
 }
 
 #[cfg(test)]
@@ -254,6 +314,29 @@ mod tests {
             "99999999999999999999.root.json",
         ] {
             assert_eq!(MetaName::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn byte_ranges() {
+        let r = |v: &str, len| byte_range(v.as_bytes(), len);
+        assert_eq!(r("bytes=0-9", 100), Some(Ok(0..10)));
+        assert_eq!(r("bytes=6-", 10), Some(Ok(6..10)));
+        assert_eq!(r("bytes=5-500", 10), Some(Ok(5..10)));
+        assert_eq!(r("bytes=-3", 10), Some(Ok(7..10)));
+        assert_eq!(r("bytes=-30", 10), Some(Ok(0..10)));
+        assert_eq!(r("bytes=10-", 10), Some(Err(())));
+        assert_eq!(r("bytes=-0", 10), Some(Err(())));
+        assert_eq!(r("bytes=0-", 0), Some(Err(())));
+        for ignored in [
+            "bytes=0-1,3-4",
+            "items=0-1",
+            "bytes=5-1",
+            "bytes=a-b",
+            "bytes=-",
+            "bytes=+1-2",
+        ] {
+            assert_eq!(r(ignored, 10), None, "{ignored}");
         }
     }
 }

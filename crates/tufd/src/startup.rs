@@ -17,7 +17,7 @@ use crate::metrics::Metrics;
 use crate::repo::Periods;
 use crate::storage::{ArtifactStore, DbStore, FileStore};
 use crate::vault::Vault;
-use crate::{admin, cache, files, keyring, listener, repo, restore, server_key, tls, token};
+use crate::{admin, cache, files, input, keyring, listener, repo, restore, server_key, tls, token};
 use crate::{AppState, Args, Shared, DAY};
 
 /// What [`check`] found ready: nothing of it has written to the data directory.
@@ -35,6 +35,7 @@ pub struct Checked {
 pub async fn check(args: &Args) -> anyhow::Result<Checked> {
     check_periods(args)?;
     limits(args)?;
+    caps(args)?;
     check_data_dir(&args.data_dir)?;
     admin::check_env_token()?;
     let tls = load_tls(args)?;
@@ -77,6 +78,7 @@ pub async fn start(args: &Args, c: Checked) -> anyhow::Result<(Shared, TcpListen
     files::tighten(&args.data_dir)?;
     let tmp_dir = args.data_dir.join("tmp");
     files::create_private_dir(&tmp_dir)?;
+    remove_leftover_uploads(&tmp_dir)?;
     let vault = c.server_key.into_vault()?;
     let db = match (c.db, &args.database_url) {
         (Some(db), _) => db,
@@ -118,6 +120,7 @@ pub async fn start(args: &Args, c: Checked) -> anyhow::Result<(Shared, TcpListen
         tls: c.tls,
         keyring,
         token: c.token,
+        caps: caps(args)?,
     });
     repo::reseal_legacy(&state).await?;
     restore::catch_up(&state).await?;
@@ -144,6 +147,38 @@ pub fn limits(args: &Args) -> anyhow::Result<listener::Limits> {
         max_connections: args.max_connections,
         header_timeout: std::time::Duration::from_secs(args.header_timeout_secs),
         idle_timeout: std::time::Duration::from_secs(args.idle_timeout_secs),
+    })
+}
+
+/// Leftover upload files of an earlier run (killed mid-upload) are removed, and said.
+fn remove_leftover_uploads(tmp_dir: &Path) -> anyhow::Result<()> {
+    let (files, bytes) = files::remove_leftover_uploads(tmp_dir)?;
+    if files > 0 {
+        tracing::warn!(
+            files,
+            bytes,
+            dir = %tmp_dir.display(),
+            "removed upload temporary files an earlier run left behind"
+        );
+    }
+    Ok(())
+}
+
+/// The body caps, checked.
+fn caps(args: &Args) -> anyhow::Result<input::Caps> {
+    let most = tuf_ceremony::limits::MAX_TARGETS_BYTES;
+    anyhow::ensure!(
+        (64 * 1024..=most).contains(&args.max_targets_bytes),
+        "--max-targets-bytes must be between 65536 and {most} (devices refuse larger targets \
+         metadata)"
+    );
+    anyhow::ensure!(
+        args.max_artifact_bytes >= 1,
+        "--max-artifact-bytes must be at least 1"
+    );
+    Ok(input::Caps {
+        artifact_bytes: args.max_artifact_bytes,
+        targets_bytes: args.max_targets_bytes,
     })
 }
 

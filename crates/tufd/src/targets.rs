@@ -1,11 +1,12 @@
-//! CI targets: `POST /ota/factories/{f}/targets`. The artifact (multipart) is stored
-//! content-addressed first; then one transaction locks the Factory, adds the target and
-//! publishes CI targets, snapshot and timestamp signed with the online keys.
+//! CI targets: `POST /ota/factories/{f}/targets`. The artifact (multipart) is streamed to a
+//! temporary file while hashed, within `--max-artifact-bytes`, and stored content-addressed
+//! first; then one transaction locks the Factory, adds the target and publishes CI targets,
+//! snapshot and timestamp signed with the online keys, within `--max-targets-bytes`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use axum::extract::{FromRequest, Multipart, Path, Request, State};
+use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -13,17 +14,29 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 use tokio::io::AsyncWriteExt;
-use tuf_core::{Role, TargetFile};
+use tuf_core::{Role, Signed, TargetFile, Targets};
 
-use crate::auth::{authenticate, Scope};
+use crate::auth::{authenticate, Caller, Scope};
 use crate::db::begin_locked;
 use crate::error::{ApiError, ApiResult};
-use crate::input::{check_label, from_value, parse_json, read_limited, JSON_LIMIT};
+use crate::input::{
+    check_label, declared_length, from_object, parse_json, read_limited, refuse_body, Path,
+    JSON_LIMIT,
+};
 use crate::repo::{current_root, head_info, positive, require_head, Flavour, OnlineKeys, Signing};
 use crate::{audit, Shared};
 
-/// Largest multipart upload (artifact and metadata).
-pub const UPLOAD_LIMIT: usize = 1024 * 1024 * 1024;
+/// Largest `custom` object of one target, as canonical JSON: room for what builds record
+/// (source URIs, container digests), not for bloating the targets metadata every CI device
+/// downloads.
+pub const CUSTOM_LIMIT: usize = 16 * 1024;
+
+/// What a multipart body may carry besides the artifact: the metadata part (at most
+/// [`JSON_LIMIT`]) and the part headers and boundaries.
+pub const MULTIPART_ALLOWANCE: u64 = JSON_LIMIT as u64 + 64 * 1024;
+
+/// The hash algorithms a target may list, with the length of their lowercase hex digest.
+const HASHES: [(&str, usize); 2] = [("sha256", 64), ("sha512", 128)];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -45,7 +58,34 @@ struct NewTarget {
 }
 
 impl TargetRequest {
-    fn validate(self, uploaded: Option<(u64, String)>) -> ApiResult<NewTarget> {
+    fn validate(mut self, uploaded: Option<(u64, String)>) -> ApiResult<NewTarget> {
+        self.check_labels()?;
+        let hashes = match uploaded {
+            Some((length, sha256)) => {
+                if self.length.is_some() || self.hashes.is_some() {
+                    return Err(ApiError::bad_request(
+                        "invalid request",
+                        "with an uploaded file, length and hashes come from the file",
+                    ));
+                }
+                (length, BTreeMap::from([("sha256".to_owned(), sha256)]))
+            }
+            None => {
+                let length = self.length.ok_or_else(|| {
+                    ApiError::bad_request("invalid request", "length is required")
+                })?;
+                (
+                    length,
+                    check_hashes(self.hashes.take().unwrap_or_default())?,
+                )
+            }
+        };
+        let custom = check_custom(self.custom.take().unwrap_or_default())?;
+        Ok(self.target(hashes, custom))
+    }
+
+    /// Name, version, hardware IDs and tags: labels of bounded length and number.
+    fn check_labels(&self) -> ApiResult<()> {
         check_label("name", &self.name, 128)?;
         check_label("version", &self.version, 64)?;
         if self.hardware_ids.is_empty() || self.hardware_ids.len() > 64 {
@@ -63,58 +103,21 @@ impl TargetRequest {
         for t in &self.tags {
             check_label("tags", t, 128)?;
         }
-        let (length, sha256) = match uploaded {
-            Some(u) => {
-                if self.length.is_some() || self.hashes.is_some() {
-                    return Err(ApiError::bad_request(
-                        "invalid request",
-                        "with an uploaded file, length and hashes come from the file",
-                    ));
-                }
-                u
-            }
-            None => {
-                let length = self.length.ok_or_else(|| {
-                    ApiError::bad_request("invalid request", "length is required")
-                })?;
-                let sha = self
-                    .hashes
-                    .as_ref()
-                    .and_then(|h| h.get("sha256"))
-                    .ok_or_else(|| {
-                        ApiError::bad_request("invalid request", "hashes.sha256 is required")
-                    })?;
-                if sha.len() != 64
-                    || !sha
-                        .bytes()
-                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-                {
-                    return Err(ApiError::bad_request(
-                        "invalid hashes",
-                        "hashes.sha256 must be 64 lowercase hex characters",
-                    ));
-                }
-                if let Some(h) = &self.hashes {
-                    if h.keys().any(|k| k != "sha256" && k != "sha512") {
-                        return Err(ApiError::bad_request(
-                            "invalid hashes",
-                            "only sha256 and sha512 are accepted",
-                        ));
-                    }
-                }
-                (length, sha.clone())
-            }
-        };
-        let mut hashes = self.hashes.unwrap_or_default();
-        hashes.insert("sha256".to_owned(), sha256);
+        Ok(())
+    }
+
+    fn target(
+        self,
+        (length, hashes): (u64, BTreeMap<String, String>),
+        mut custom: Map<String, Value>,
+    ) -> NewTarget {
         // The fixed fields win over same-named user fields, so `custom` cannot lie about
         // which target this is.
-        let mut custom = self.custom.unwrap_or_default();
         custom.insert("name".to_owned(), json!(self.name));
         custom.insert("version".to_owned(), json!(self.version));
         custom.insert("hardware_ids".to_owned(), json!(self.hardware_ids));
         custom.insert("tags".to_owned(), json!(self.tags));
-        Ok(NewTarget {
+        NewTarget {
             path: format!("{}-{}", self.name, self.version),
             file: TargetFile {
                 length,
@@ -122,8 +125,60 @@ impl TargetRequest {
                 custom: Some(Value::Object(custom)),
                 extra: BTreeMap::new(),
             },
-        })
+        }
     }
+}
+
+/// `hashes` of a target given by hash: `sha256` required, `sha512` allowed, each the
+/// lowercase hex digest of its algorithm's length. Anything else would be signed into
+/// metadata no client can check a file against.
+fn check_hashes(hashes: BTreeMap<String, String>) -> ApiResult<BTreeMap<String, String>> {
+    if !hashes.contains_key("sha256") {
+        return Err(ApiError::bad_request(
+            "invalid request",
+            "hashes.sha256 is required",
+        ));
+    }
+    for (alg, digest) in &hashes {
+        let Some((_, len)) = HASHES.iter().find(|(name, _)| name == alg) else {
+            return Err(ApiError::bad_request(
+                "invalid hashes",
+                "only sha256 and sha512 are accepted",
+            ));
+        };
+        let hex = digest
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if digest.len() != *len || !hex {
+            return Err(ApiError::bad_request(
+                "invalid hashes",
+                json!({"field": format!("hashes.{alg}"),
+                       "reason": format!("must be {len} lowercase hex characters")}),
+            ));
+        }
+    }
+    Ok(hashes)
+}
+
+/// A target's own `custom` fields, at most [`CUSTOM_LIMIT`] bytes of canonical JSON.
+fn check_custom(custom: Map<String, Value>) -> ApiResult<Map<String, Value>> {
+    let value = Value::Object(custom);
+    let size = tuf_core::canonical::to_vec(&value)
+        .map_err(|e| ApiError::bad_request("invalid custom", e.to_string()))?
+        .len();
+    if size > CUSTOM_LIMIT {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "custom too large",
+            json!({"field": "custom", "limit": CUSTOM_LIMIT, "size": size,
+                   "reason": format!("custom is {size} bytes of canonical JSON; at most \
+                                      {CUSTOM_LIMIT} are accepted")}),
+        ));
+    }
+    let Value::Object(custom) = value else {
+        return Err(ApiError::internal("custom changed shape"));
+    };
+    Ok(custom)
 }
 
 /// `POST /ota/factories/{f}/targets` (ci, owner). Besides one target (JSON or multipart),
@@ -140,78 +195,94 @@ pub async fn add(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("multipart/form-data"));
-    let mut upload = None;
-    let mut batch = false;
-    let new_targets = if is_multipart {
+    let incoming = if is_multipart {
+        // Before the body is read: a client that sent `Expect: 100-continue` hears the
+        // refusal before it sends a byte of an artifact that is too large.
+        let req = match refuse_oversized_upload(&state, &headers) {
+            Ok(()) => req,
+            Err(e) => return Err(refuse_body(&headers, req.into_body(), e).await),
+        };
         let (meta, file) = read_multipart(&state, req).await?;
         let t = meta.validate(Some((file.length, file.sha256.clone())))?;
-        upload = Some(file);
-        vec![t]
+        Incoming {
+            targets: vec![t],
+            upload: Some(file),
+            batch: false,
+        }
     } else {
-        let bytes = read_limited(req, JSON_LIMIT).await?;
-        match parse_json::<Value>(&bytes)? {
-            Value::Array(items) => {
-                batch = true;
-                if items.is_empty() {
-                    return Err(ApiError::bad_request("invalid request", "no targets given"));
-                }
-                let mut out = Vec::with_capacity(items.len());
-                for item in items {
-                    out.push(from_value::<TargetRequest>(item)?.validate(None)?);
-                }
-                out
-            }
-            v => vec![from_value::<TargetRequest>(v)?.validate(None)?],
-        }
+        read_json_targets(req).await?
     };
-    let mut seen = std::collections::BTreeSet::new();
-    for t in &new_targets {
-        if !seen.insert(t.path.as_str()) {
-            return Err(ApiError::bad_request(
-                "invalid request",
-                format!("{} is given twice", t.path),
-            ));
-        }
+    let mut seen = BTreeSet::new();
+    if let Some(t) = incoming.targets.iter().find(|t| !seen.insert(&t.path)) {
+        return Err(ApiError::bad_request(
+            "invalid request",
+            format!("{} is given twice", t.path),
+        ));
     }
-    if let Some(u) = &upload {
+    if let Some(u) = &incoming.upload {
         state.store.put(&u.sha256, &u.temp.path).await?;
     }
+    publish(&state, &factory, &caller, incoming).await
+}
 
+/// What one request adds.
+struct Incoming {
+    targets: Vec<NewTarget>,
+    upload: Option<Upload>,
+    /// A JSON array (answered with the list of targets).
+    batch: bool,
+}
+
+/// One target object, or an array of them, as JSON.
+async fn read_json_targets(req: Request) -> ApiResult<Incoming> {
+    let bytes = read_limited(req, JSON_LIMIT).await?;
+    let (items, batch) = match parse_json::<Value>(&bytes)? {
+        Value::Array(items) if items.is_empty() => {
+            return Err(ApiError::bad_request("invalid request", "no targets given"))
+        }
+        Value::Array(items) => (items, true),
+        v => (vec![v], false),
+    };
+    let mut targets = Vec::with_capacity(items.len());
+    for item in items {
+        targets.push(from_object::<TargetRequest>(item)?.validate(None)?);
+    }
+    Ok(Incoming {
+        targets,
+        upload: None,
+        batch,
+    })
+}
+
+/// Adds the targets not already there to the CI targets, in one transaction.
+async fn publish(
+    state: &Shared,
+    factory: &str,
+    caller: &Caller,
+    incoming: Incoming,
+) -> ApiResult<Response> {
     let now = OffsetDateTime::now_utc();
-    let mut tx = begin_locked(&state.db, &factory).await?;
-    let root = current_root(&mut tx, &factory, Flavour::Ci).await?;
-    let (head_version, head_sha) = head_info(&mut tx, &factory, Flavour::Ci, Role::Targets).await?;
-    let current = match state.cache.take_targets(&factory, Flavour::Ci, &head_sha) {
+    let mut tx = begin_locked(&state.db, factory).await?;
+    let root = current_root(&mut tx, factory, Flavour::Ci).await?;
+    let (head_version, head_sha) = head_info(&mut tx, factory, Flavour::Ci, Role::Targets).await?;
+    let current = match state.cache.take_targets(factory, Flavour::Ci, &head_sha) {
         Some(env) => env,
-        None => require_head(&mut tx, &factory, Flavour::Ci, Role::Targets)
+        None => require_head(&mut tx, factory, Flavour::Ci, Role::Targets)
             .await?
             .parse()?,
     };
-    let mut fresh = Vec::new();
-    for t in new_targets {
-        match current.signed.targets.get(&t.path) {
-            // A CI retry of the same build changes nothing.
-            Some(existing)
-                if existing.length == t.file.length && existing.hashes == t.file.hashes => {}
-            Some(_) => {
-                return Err(ApiError::conflict(
-                    "target exists",
-                    format!("{} already exists with different content", t.path),
-                ))
-            }
-            None => fresh.push(t),
-        }
-    }
+    let fresh = fresh_targets(&current, incoming.targets)?;
     let names: Vec<String> = fresh.iter().map(|t| t.path.clone()).collect();
     if fresh.is_empty() {
         state
             .cache
-            .keep_targets(&factory, Flavour::Ci, head_sha, current);
-        return Ok((StatusCode::OK, Json(answer(batch, &names, head_version))).into_response());
+            .keep_targets(factory, Flavour::Ci, head_sha, current);
+        let answer = answer(incoming.batch, &names, head_version);
+        return Ok((StatusCode::OK, Json(answer)).into_response());
     }
-    let keys = OnlineKeys::load(&mut tx, &state, &factory).await?;
+    let keys = OnlineKeys::load(&mut tx, state, factory).await?;
     let signing = Signing {
-        factory: &factory,
+        factory,
         keys: &keys,
         periods: &state.periods,
         now,
@@ -231,19 +302,19 @@ pub async fn add(
         added.push(json!({"target": t.path, "sha256": sha256, "length": t.file.length}));
         next.targets.insert(t.path, t.file);
     }
-    let (env, sha) = signing
-        .publish_targets(&mut tx, Flavour::Ci, &root.signed, next)
-        .await?;
+    let env = signing.sign_targets(&root.signed, next)?;
+    check_targets_size(&env, "CI", state.caps.targets_bytes)?;
+    let sha = signing.store_targets(&mut tx, Flavour::Ci, &env).await?;
     let version = env.signed.version;
     signing
         .refresh_snapshot(&mut tx, Flavour::Ci, &root.signed)
         .await?;
-    if let Some(u) = &upload {
+    if let Some(u) = &incoming.upload {
         sqlx::query(
             "INSERT INTO factory_artifacts (factory, sha256, length) VALUES ($1, $2, $3) \
              ON CONFLICT (factory, sha256) DO NOTHING",
         )
-        .bind(&factory)
+        .bind(factory)
         .bind(&u.sha256)
         .bind(i64::try_from(u.length).unwrap_or(i64::MAX))
         .execute(&mut *tx)
@@ -251,24 +322,55 @@ pub async fn add(
     }
     audit::record(
         &mut tx,
-        &factory,
+        factory,
         signing.now_unix(),
         &caller.actor,
         "target.add",
-        json!({"targets": added, "targets_version": version, "uploaded": upload.is_some()}),
+        json!({"targets": added, "targets_version": version,
+               "uploaded": incoming.upload.is_some()}),
     )
     .await?;
     tx.commit().await?;
     state.cache.published();
     // Keyed by the stored bytes' hash: if another writer publishes first, the next add
     // misses and re-reads.
-    state.cache.keep_targets(&factory, Flavour::Ci, sha, env);
+    state.cache.keep_targets(factory, Flavour::Ci, sha, env);
     tracing::info!(factory = %factory, targets = ?names, version, "targets added");
-    Ok((
-        StatusCode::CREATED,
-        Json(answer(batch, &names, version as i64)),
-    )
-        .into_response())
+    let answer = answer(incoming.batch, &names, version as i64);
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
+}
+
+/// The targets that are not in `current` yet. A CI retry of the same build (same length
+/// and hashes) changes nothing; the same path with other content is a conflict.
+fn fresh_targets(current: &Signed<Targets>, new: Vec<NewTarget>) -> ApiResult<Vec<NewTarget>> {
+    let mut fresh = Vec::new();
+    for t in new {
+        match current.signed.targets.get(&t.path) {
+            Some(existing)
+                if existing.length == t.file.length && existing.hashes == t.file.hashes => {}
+            Some(_) => {
+                return Err(ApiError::conflict(
+                    "target exists",
+                    format!("{} already exists with different content", t.path),
+                ))
+            }
+            None => fresh.push(t),
+        }
+    }
+    Ok(fresh)
+}
+
+/// 413 when a signed targets envelope would pass the `limit` (`--max-targets-bytes`):
+/// devices would refuse it, and every device of the flavour would stop updating.
+pub fn check_targets_size(env: &Signed<Targets>, flavour: &str, limit: u64) -> ApiResult<()> {
+    let size = env.to_bytes().len() as u64;
+    tuf_ceremony::limits::targets_size(flavour, size, limit).map_err(|reason| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "targets metadata too large",
+            json!({"limit": limit, "size": size, "reason": reason}),
+        )
+    })
 }
 
 fn answer(batch: bool, names: &[String], version: i64) -> Value {
@@ -277,6 +379,30 @@ fn answer(batch: bool, names: &[String], version: i64) -> Value {
     } else {
         json!({"target": names.first(), "targets_version": version})
     }
+}
+
+/// 413 before reading a multipart body whose `Content-Length` says it carries more than
+/// `--max-artifact-bytes` of artifact.
+fn refuse_oversized_upload(state: &Shared, headers: &HeaderMap) -> ApiResult<()> {
+    let limit = state.caps.artifact_bytes;
+    match declared_length(headers) {
+        Some(len) if len > limit.saturating_add(MULTIPART_ALLOWANCE) => Err(artifact_too_large(
+            limit,
+            format!(
+                "the upload is {len} bytes; this server accepts artifacts of at most {limit} bytes"
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// `413 artifact too large`, with the server's limit for clients to report.
+fn artifact_too_large(limit: u64, reason: String) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "artifact too large",
+        json!({"limit": limit, "reason": reason}),
+    )
 }
 
 struct Upload {
@@ -304,51 +430,12 @@ async fn read_multipart(state: &Shared, req: Request) -> ApiResult<(TargetReques
         .map_err(|e| bad(e.body_text()))?;
     let mut meta: Option<TargetRequest> = None;
     let mut upload: Option<Upload> = None;
-    while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
+    while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
         match field.name() {
-            Some("metadata") => {
-                if meta.is_some() {
-                    return Err(bad("more than one metadata part".into()));
-                }
-                let mut buf = Vec::new();
-                while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
-                    if buf.len() + chunk.len() > JSON_LIMIT {
-                        return Err(bad("the metadata part is larger than 1 MiB".into()));
-                    }
-                    buf.extend_from_slice(&chunk);
-                }
-                let value = tuf_core::canonical::parse(&buf)
-                    .map_err(|e| ApiError::bad_request("malformed JSON", e.to_string()))?;
-                meta = Some(from_value(value)?);
-            }
-            Some("file") => {
-                if upload.is_some() {
-                    return Err(bad("more than one file part".into()));
-                }
-                let name = crate::repo::random_hex(16)?;
-                let temp = TempFile {
-                    path: state.tmp_dir.join(format!("upload-{}", name.as_str())),
-                };
-                let mut out = tokio::fs::File::create(&temp.path)
-                    .await
-                    .map_err(|_| ApiError::internal("cannot create upload file"))?;
-                let mut hasher = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-                let mut length: u64 = 0;
-                while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
-                    hasher.update(&chunk);
-                    length += chunk.len() as u64;
-                    out.write_all(&chunk)
-                        .await
-                        .map_err(|_| ApiError::internal("writing the upload failed"))?;
-                }
-                out.sync_all()
-                    .await
-                    .map_err(|_| ApiError::internal("writing the upload failed"))?;
-                upload = Some(Upload {
-                    temp,
-                    length,
-                    sha256: hex::encode(hasher.finish().as_ref()),
-                });
+            Some("metadata") if meta.is_none() => meta = Some(read_metadata_part(field).await?),
+            Some("file") if upload.is_none() => upload = Some(read_file_part(state, field).await?),
+            Some(name @ ("metadata" | "file")) => {
+                return Err(bad(format!("more than one {name} part")))
             }
             other => {
                 return Err(bad(format!(
@@ -366,7 +453,108 @@ async fn read_multipart(state: &Shared, req: Request) -> ApiResult<(TargetReques
     }
 }
 
+/// The `metadata` part: a JSON object of at most [`JSON_LIMIT`] bytes.
+async fn read_metadata_part(
+    mut field: axum::extract::multipart::Field<'_>,
+) -> ApiResult<TargetRequest> {
+    let mut buf = Vec::new();
+    while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+        if buf.len() + chunk.len() > JSON_LIMIT {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid multipart body",
+                json!(format!(
+                    "the metadata part is larger than {JSON_LIMIT} bytes"
+                )),
+            ));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    from_object(parse_json(&buf)?)
+}
+
+/// The `file` part, streamed to a temporary file while hashed; refused once it passes
+/// `--max-artifact-bytes`.
+async fn read_file_part(
+    state: &Shared,
+    mut field: axum::extract::multipart::Field<'_>,
+) -> ApiResult<Upload> {
+    let limit = state.caps.artifact_bytes;
+    let name = crate::repo::random_hex(16)?;
+    let temp = TempFile {
+        path: state
+            .tmp_dir
+            .join(format!("{}{}", crate::files::UPLOAD_PREFIX, name.as_str())),
+    };
+    let failed = |_| ApiError::internal("writing the upload failed");
+    let mut out = tokio::fs::File::create(&temp.path).await.map_err(failed)?;
+    let mut hasher = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    let mut length: u64 = 0;
+    while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+        length += chunk.len() as u64;
+        if length > limit {
+            // Read what the client still sends (up to a bound), so it reads the answer.
+            let mut more: u64 = 0;
+            while let Ok(Some(c)) = field.chunk().await {
+                more += c.len() as u64;
+                if more > 64 * 1024 * 1024 {
+                    break;
+                }
+            }
+            return Err(artifact_too_large(
+                limit,
+                format!(
+                    "the artifact is more than {limit} bytes; this server accepts at most {limit}"
+                ),
+            ));
+        }
+        hasher.update(&chunk);
+        out.write_all(&chunk).await.map_err(failed)?;
+    }
+    out.sync_all().await.map_err(failed)?;
+    Ok(Upload {
+        temp,
+        length,
+        sha256: hex::encode(hasher.finish().as_ref()),
+    })
+}
+
 fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
     let status = e.status();
     ApiError::new(status, "invalid multipart body", json!(e.body_text()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_of_known_algorithms_have_their_length_in_lowercase_hex() {
+        let ok = |h: &[(&str, String)]| {
+            check_hashes(h.iter().map(|(a, d)| (a.to_string(), d.clone())).collect())
+        };
+        ok(&[("sha256", "ab".repeat(32))]).unwrap();
+        ok(&[("sha256", "ab".repeat(32)), ("sha512", "cd".repeat(64))]).unwrap();
+        for bad in [
+            vec![("sha512", "cd".repeat(64))],
+            vec![("sha256", "AB".repeat(32))],
+            vec![("sha256", "ab".repeat(31))],
+            vec![("sha256", "ab".repeat(32)), ("sha512", "zz".into())],
+            vec![("sha256", "ab".repeat(32)), ("sha512", String::new())],
+            vec![("sha256", "ab".repeat(32)), ("sha512", "cd".repeat(32))],
+            vec![("sha256", "ab".repeat(32)), ("md5", "cd".repeat(16))],
+        ] {
+            assert!(ok(&bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn custom_fields_are_capped() {
+        let fits = Map::from_iter([("k".to_owned(), json!("x".repeat(CUSTOM_LIMIT - 10)))]);
+        check_custom(fits).unwrap();
+        let big = Map::from_iter([("k".to_owned(), json!("x".repeat(CUSTOM_LIMIT)))]);
+        let e = check_custom(big).unwrap_err();
+        assert_eq!(e.status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(e.detail["limit"], CUSTOM_LIMIT);
+    }
 }

@@ -8,7 +8,7 @@
 //! token up in the database (no in-process cache), so a revoked token fails at once on every
 //! replica.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::Deserialize;
@@ -18,7 +18,7 @@ use sqlx::Row;
 use crate::auth::{authenticate, insert_token, token_id, Caller, Scope};
 use crate::db::{begin_locked, now, require_factory};
 use crate::error::{ApiError, ApiResult};
-use crate::input::JsonBody;
+use crate::input::{JsonBody, Path};
 use crate::repo::random_hex;
 use crate::{audit, Shared};
 

@@ -3,47 +3,76 @@
 //! the wave `active`; `complete` publishes it as the production targets and re-signs the
 //! production snapshot and timestamp in one transaction.
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use sqlx::Row;
 use time::OffsetDateTime;
-use tuf_ceremony::wave::{self, Wave};
+use tuf_ceremony::wave::{self, Retire, Wave};
 use tuf_ceremony::Refusal;
 use tuf_core::{Role, Root, Signed, TargetFile, Targets};
 
 use crate::auth::{authenticate, Scope};
 use crate::db::{begin_locked, require_factory, Tx};
 use crate::error::{ApiError, ApiResult};
-use crate::input::{check_label, JsonBody};
+use crate::input::{check_label, JsonBody, Path, Query, SIGNED_TARGETS_LIMIT};
 use crate::repo::{current_root, require_head, store_signed, Flavour, OnlineKeys, Signing};
 use crate::{audit, Shared};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CreateWave {
+pub struct CreateWave<'a> {
     name: String,
     version: String,
     tag: String,
-    targets: Value,
+    /// The signed production targets, as received (parsed by `Signed::from_slice`).
+    #[serde(borrow)]
+    targets: &'a RawValue,
+    /// The production targets the wave retires (what it drops from the current ones).
+    #[serde(default)]
+    retire: Retire,
 }
+
+impl CreateWave<'_> {
+    /// Labels of bounded length, at most [`MAX_RETIREMENTS`] retirement rules.
+    fn check(&self) -> ApiResult<()> {
+        check_label("wave name", &self.name, 64)?;
+        check_label("version", &self.version, 64)?;
+        check_label("tag", &self.tag, 64)?;
+        let r = &self.retire;
+        if r.versions.len() + r.targets.len() > MAX_RETIREMENTS {
+            return Err(ApiError::bad_request(
+                "invalid retire",
+                format!("at most {MAX_RETIREMENTS} versions and targets to retire"),
+            ));
+        }
+        for v in &r.versions {
+            check_label("retire.versions", v, 64)?;
+        }
+        for t in &r.targets {
+            check_label("retire.targets", t, 200)?;
+        }
+        Ok(())
+    }
+}
+
+/// How many versions and target paths one wave may retire by name.
+const MAX_RETIREMENTS: usize = 1000;
 
 /// `POST /ota/factories/{f}/waves` (owner).
 pub async fn create(
     State(state): State<Shared>,
     Path(factory): Path<String>,
     headers: HeaderMap,
-    body: JsonBody,
+    body: JsonBody<SIGNED_TARGETS_LIMIT>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let caller = authenticate(&state, &headers).await?;
     caller.require(&factory, &[Scope::Owner])?;
-    let req: CreateWave = body.parse()?;
-    check_label("wave name", &req.name, 64)?;
-    check_label("version", &req.version, 64)?;
-    check_label("tag", &req.tag, 64)?;
+    let req: CreateWave = body.parse_borrowed()?;
+    req.check()?;
     let proposed = parse_targets(req.targets)?;
     let now = OffsetDateTime::now_utc();
     let mut tx = begin_locked(&state.db, &factory).await?;
@@ -71,35 +100,24 @@ pub async fn create(
         ci_targets: &ci_targets,
         current: &current,
         proposed: &proposed.signed,
+        retire: &req.retire,
         now,
     }
     .check()
     .into_result()
     .map_err(|r| rejected("wave rejected", r))?;
     let signed = countersign(&root.signed, &keys, proposed)?;
+    crate::targets::check_targets_size(&signed, "production", state.caps.targets_bytes)?;
+    let changes = changes(&current.signed, &signed.signed);
     let version = signed.signed.version;
-    let body = signed.to_bytes();
-    sqlx::query(
-        "INSERT INTO waves (factory, name, version, tag, status, targets_version, body, created_at) \
-         VALUES ($1, $2, $3, $4, 'active', $5, $6, $7)",
-    )
-    .bind(&factory)
-    .bind(&req.name)
-    .bind(&req.version)
-    .bind(&req.tag)
-    .bind(i64::try_from(version).unwrap_or(i64::MAX))
-    .bind(body)
-    .bind(now.unix_timestamp())
-    .execute(&mut *tx)
-    .await?;
-    audit::record(
+    insert_wave(
         &mut tx,
         &factory,
-        now.unix_timestamp(),
         &caller.actor,
-        "wave.create",
-        json!({"wave": req.name, "version": req.version, "tag": req.tag,
-               "targets_version": version, "targets": signed.signed.targets.keys().collect::<Vec<_>>()}),
+        &req,
+        &signed,
+        changes,
+        now,
     )
     .await?;
     tx.commit().await?;
@@ -111,6 +129,62 @@ pub async fn create(
                     "created_at": crate::format_time(now.unix_timestamp())}),
         ),
     ))
+}
+
+/// Stores a countersigned wave as `active`, with its audit record.
+async fn insert_wave(
+    tx: &mut Tx,
+    factory: &str,
+    actor: &str,
+    req: &CreateWave<'_>,
+    signed: &Signed<Targets>,
+    (changed, retired): (Vec<String>, Vec<String>),
+    now: OffsetDateTime,
+) -> ApiResult<()> {
+    let version = signed.signed.version;
+    sqlx::query(
+        "INSERT INTO waves (factory, name, version, tag, status, targets_version, body, created_at) \
+         VALUES ($1, $2, $3, $4, 'active', $5, $6, $7)",
+    )
+    .bind(factory)
+    .bind(&req.name)
+    .bind(&req.version)
+    .bind(&req.tag)
+    .bind(i64::try_from(version).unwrap_or(i64::MAX))
+    .bind(signed.to_bytes())
+    .bind(now.unix_timestamp())
+    .execute(&mut **tx)
+    .await?;
+    audit::record(
+        tx,
+        factory,
+        now.unix_timestamp(),
+        actor,
+        "wave.create",
+        json!({"wave": req.name, "version": req.version, "tag": req.tag,
+               "targets_version": version, "targets": changed, "retired": retired,
+               "retire": req.retire}),
+    )
+    .await?;
+    Ok(())
+}
+
+/// What a wave changes: the paths it adds or updates, and the paths it retires (what the
+/// audit records: not the whole list, which may hold 100,000 targets).
+fn changes(cur: &Targets, new: &Targets) -> (Vec<String>, Vec<String>) {
+    let changed = new
+        .targets
+        .iter()
+        .filter(|(p, t)| cur.targets.get(*p) != Some(*t))
+        .map(|(p, _)| p.clone())
+        .collect();
+    let retired = cur
+        .targets
+        .keys()
+        .filter(|p| !new.targets.contains_key(*p))
+        .cloned()
+        .collect();
+    (changed, retired)
 }
 
 /// Adds the server's online signature to proposed production targets that carry a valid
@@ -198,8 +272,9 @@ pub async fn complete(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ResignWave {
-    targets: Value,
+pub struct ResignWave<'a> {
+    #[serde(borrow)]
+    targets: &'a RawValue,
 }
 
 /// `POST /ota/factories/{f}/waves/{w}/resign` (owner): renews the production targets of the
@@ -210,11 +285,11 @@ pub async fn resign(
     State(state): State<Shared>,
     Path((factory, wave)): Path<(String, String)>,
     headers: HeaderMap,
-    body: JsonBody,
+    body: JsonBody<SIGNED_TARGETS_LIMIT>,
 ) -> ApiResult<Json<Value>> {
     let caller = authenticate(&state, &headers).await?;
     caller.require(&factory, &[Scope::Owner])?;
-    let req: ResignWave = body.parse()?;
+    let req: ResignWave = body.parse_borrowed()?;
     let proposed = parse_targets(req.targets)?;
     let now = OffsetDateTime::now_utc();
     let mut tx = begin_locked(&state.db, &factory).await?;
@@ -355,14 +430,12 @@ pub struct WaveFilter {
 pub async fn show(
     State(state): State<Shared>,
     Path((factory, wave)): Path<(String, String)>,
-    filter: Result<Query<WaveFilter>, QueryRejection>,
+    Query(filter): Query<WaveFilter>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Value>> {
     let caller = authenticate(&state, &headers).await?;
     caller.require(&factory, &[Scope::Owner])?;
     require_factory(&state.db, &factory).await?;
-    let Query(filter) =
-        filter.map_err(|e| ApiError::bad_request("invalid query", e.body_text()))?;
     for (field, v) in [("hardware_id", &filter.hardware_id), ("tag", &filter.tag)] {
         if let Some(v) = v {
             check_label(field, v, 128)?;
@@ -448,8 +521,8 @@ fn wave_targets(
 }
 
 /// The proposed targets of a request, parsed once here.
-fn parse_targets(targets: Value) -> ApiResult<Signed<Targets>> {
-    Signed::<Targets>::from_value(targets)
+fn parse_targets(targets: &RawValue) -> ApiResult<Signed<Targets>> {
+    Signed::<Targets>::from_slice(targets.get().as_bytes())
         .map_err(|e| ApiError::bad_request("invalid targets", e.to_string()))
 }
 

@@ -152,16 +152,11 @@ fn admin_token_file() {
 /// Roots (signed offline) close to expiry are reported once per version in the audit log.
 #[test]
 fn offline_signed_metadata_close_to_expiry_is_audited() {
-    // Roots valid for 10 days: inside the 30-day warning window from the start.
-    let s = Server::start(
-        None,
-        &[
-            "--root-expiry-secs",
-            "864000",
-            "--resign-interval-secs",
-            "1",
-        ],
-    );
+    // Roots valid for 10 days: inside the 30-day warning window from the start. A short
+    // timestamp validity makes each upkeep pass visible: it re-signs the timestamp.
+    let mut args = vec!["--root-expiry-secs", "864000"];
+    args.extend_from_slice(SHORT_PERIODS);
+    let s = Server::start(None, &args);
     let f = create_factory(&s, "expiring");
     let warnings = |s: &Server| -> Vec<serde_json::Value> {
         let log = get_json(s, "/ota/factories/expiring/audit", Some(&f.owner));
@@ -191,9 +186,31 @@ fn offline_signed_metadata_close_to_expiry_is_audited() {
         .collect();
     flavours.sort_unstable();
     assert_eq!(flavours, ["ci", "prod"], "{seen:?}");
-    // Later passes do not repeat a warning for the same version.
-    std::thread::sleep(std::time::Duration::from_millis(2500));
+    // Later passes do not repeat a warning for the same version. Evidence that later passes
+    // ran: the timestamp they re-sign. Passes run one after another and re-sign before they
+    // warn, so once version v0 + 2 is out, the pass that published v0 + 1 has finished,
+    // warnings included.
+    let v0 = timestamp_version(&s);
+    let mut v = v0;
+    for _ in 0..600 {
+        v = timestamp_version(&s);
+        if v >= v0 + 2 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        v >= v0 + 2,
+        "no upkeep pass ran in 60 s (timestamp still at {v})"
+    );
     assert_eq!(warnings(&s).len(), 2);
+}
+
+fn timestamp_version(s: &Server) -> u64 {
+    let (st, body) = get(s, "/repo/expiring/ci/metadata/timestamp.json", None);
+    assert_eq!(st, StatusCode::OK);
+    let ts: tuf_core::Signed<tuf_core::Timestamp> = tuf_core::Signed::from_slice(&body).unwrap();
+    ts.signed.version
 }
 
 #[test]

@@ -23,12 +23,25 @@ fn create_token(s: &Server, f: &Factory, by: &str, scope: &str) -> (String, Stri
 }
 
 fn root_status(s: &Server, f: &Factory, token: &str) -> StatusCode {
+    root_get(s, f, token).0
+}
+
+fn root_get(s: &Server, f: &Factory, token: &str) -> (StatusCode, Vec<u8>) {
     get(
         s,
         &format!("/ota/repo/{}/api/v1/user_repo/root.json", f.name),
         Some(token),
     )
-    .0
+}
+
+/// The token is refused as unknown: revoked, or never issued.
+#[track_caller]
+fn is_unknown(s: &Server, f: &Factory, token: &str) {
+    let (st, body) = root_get(s, f, token);
+    assert_refused(
+        (st, &body),
+        (StatusCode::UNAUTHORIZED, "unauthorized", "unknown token"),
+    );
 }
 
 fn list(s: &Server, f: &Factory, token: &str) -> Value {
@@ -36,12 +49,16 @@ fn list(s: &Server, f: &Factory, token: &str) -> Value {
 }
 
 fn revoke(s: &Server, f: &Factory, token: &str, id: &str) -> StatusCode {
-    client()
+    revoke_answer(s, f, token, id).0
+}
+
+fn revoke_answer(s: &Server, f: &Factory, token: &str, id: &str) -> (StatusCode, Vec<u8>) {
+    let r = client()
         .delete(s.url(&format!("/ota/factories/{}/tokens/{id}", f.name)))
         .bearer_auth(token)
         .send()
-        .unwrap()
-        .status()
+        .unwrap();
+    (r.status(), r.bytes().unwrap().to_vec())
 }
 
 /// `other` is a second replica on the same store (or the same server on SQLite).
@@ -66,29 +83,53 @@ fn story(s: &Server, other: &Server) {
         1,
         "{text}"
     );
-    // Only the owner (or admin) may list or revoke.
-    assert_eq!(
-        get(s, &format!("/ota/factories/{}/tokens", f.name), Some(&f.ci)).0,
-        StatusCode::FORBIDDEN
+    // Only the owner (or admin) may list or revoke; refusals change nothing.
+    let ci_only = (
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        "a ci token may not do this; needs owner",
     );
-    assert_eq!(revoke(s, &f, &f.ci, &read_id), StatusCode::FORBIDDEN);
-    assert_eq!(
-        revoke(s, &f, &f.owner, "not-an-id"),
-        StatusCode::BAD_REQUEST
+    let listed = get(s, &format!("/ota/factories/{}/tokens", f.name), Some(&f.ci));
+    assert_refused((listed.0, &listed.1), ci_only);
+    let r = revoke_answer(s, &f, &f.ci, &read_id);
+    assert_refused((r.0, &r.1), ci_only);
+    let r = revoke_answer(s, &f, &f.owner, "not-an-id");
+    assert_refused(
+        (r.0, &r.1),
+        (
+            StatusCode::BAD_REQUEST,
+            "invalid token id",
+            "a token id is 12 lowercase hex digits",
+        ),
     );
-    assert_eq!(
-        revoke(s, &f, &f.owner, "0123456789ab"),
-        StatusCode::NOT_FOUND
+    let r = revoke_answer(s, &f, &f.owner, "0123456789ab");
+    assert_refused(
+        (r.0, &r.1),
+        (StatusCode::NOT_FOUND, "not found", "token 0123456789ab"),
     );
     // A token of another Factory does not reach this one.
     let g = create_factory(s, "tokens-other");
-    assert_eq!(revoke(s, &f, &g.owner, &read_id), StatusCode::NOT_FOUND);
+    let r = revoke_answer(s, &f, &g.owner, &read_id);
+    assert_refused(
+        (r.0, &r.1),
+        (StatusCode::NOT_FOUND, "not found", "factory \"tokens\""),
+    );
+    assert_eq!(root_status(other, &f, &read), StatusCode::OK);
+    assert_eq!(list(s, &f, &f.owner), v);
 
     // Revoke one: 401 on the next request, on both replicas.
     assert_eq!(revoke(s, &f, &f.owner, &read_id), StatusCode::OK);
-    assert_eq!(root_status(s, &f, &read), StatusCode::UNAUTHORIZED);
-    assert_eq!(root_status(other, &f, &read), StatusCode::UNAUTHORIZED);
-    assert_eq!(revoke(s, &f, &f.owner, &read_id), StatusCode::NOT_FOUND);
+    is_unknown(s, &f, &read);
+    is_unknown(other, &f, &read);
+    let r = revoke_answer(s, &f, &f.owner, &read_id);
+    assert_refused(
+        (r.0, &r.1),
+        (
+            StatusCode::NOT_FOUND,
+            "not found",
+            &format!("token {read_id}"),
+        ),
+    );
 
     // Revoke all but the caller's own token.
     let (ci2, _) = create_token(s, &f, &f.owner, "ci");
@@ -102,7 +143,7 @@ fn story(s: &Server, other: &Server) {
     let v: Value = r.json().unwrap();
     assert_eq!(v["revoked"].as_array().unwrap().len(), 2, "{v}");
     for t in [&f.ci, &ci2] {
-        assert_eq!(root_status(other, &f, t), StatusCode::UNAUTHORIZED);
+        is_unknown(other, &f, t);
     }
     assert_eq!(root_status(other, &f, &f.owner), StatusCode::OK);
     // The other Factory's tokens are untouched.
@@ -115,8 +156,8 @@ fn story(s: &Server, other: &Server) {
         .send()
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(root_status(s, &f, &f.owner), StatusCode::UNAUTHORIZED);
-    assert_eq!(root_status(other, &f, &f.owner), StatusCode::UNAUTHORIZED);
+    is_unknown(s, &f, &f.owner);
+    is_unknown(other, &f, &f.owner);
     // ... and the admin recovers with a new owner token.
     let (owner2, _) = create_token(other, &f, &s.admin, "owner");
     assert_eq!(root_status(s, &f, &owner2), StatusCode::OK);

@@ -17,21 +17,15 @@ use std::thread;
 use serde_json::Value;
 use tempfile::TempDir;
 
-/// The python-tuf interpreter, or `None` (with a visible note) when the tests cannot run here.
-/// On CI a missing interpreter is a failure, never a silent skip.
+/// The python-tuf interpreter, or `None` when the tests cannot run here: the test skips
+/// visibly, and fails under `CI=true` (see the `test-skip` crate).
+#[track_caller]
 pub fn python() -> Option<PathBuf> {
-    match std::env::var_os("TUF_TEST_PYTHON") {
-        Some(p) => Some(PathBuf::from(p)),
-        None => {
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("TUF_TEST_PYTHON must be set on CI (a python with tuf 7.0.1)");
-            }
-            // Written to the stream itself, not through eprintln!, which the test harness
-            // captures: the skip must be visible in a normal `cargo test` run.
-            let _ = writeln!(std::io::stderr(), "skipping: TUF_TEST_PYTHON not set");
-            None
-        }
-    }
+    test_skip::env(
+        "TUF_TEST_PYTHON",
+        "a python with tuf 7.0.1, as scripts/test sets up",
+    )
+    .map(PathBuf::from)
 }
 
 /// A repository built by tests/python/repo.py, served over HTTP.

@@ -8,7 +8,7 @@ use tuf_core::{KeyId, KeyType, PublicKey, Role, Root, Signed, Targets, Threshold
 use super::{ci_target, days, edited, key, now, targets, Keys, KEY_TYPES};
 use crate::format::{RootUpdateRequest, WaveRequest};
 use crate::offline::{check_root_update, check_wave};
-use crate::wave::production_entry;
+use crate::wave::{production_entry, Retire};
 use crate::{review, tx, Check, Roots};
 
 struct Wave {
@@ -55,6 +55,7 @@ fn wave(kind: KeyType) -> Wave {
         ci_targets: ci,
         current_targets: current,
         targets: next,
+        retire: Retire::default(),
     };
     Wave { anchor, request }
 }
@@ -151,6 +152,92 @@ fn wave_attacks_are_refused_by_name() {
     let mut w = wave(KeyType::Ed25519);
     edit_proposed(&mut w, |t| t.expires = days(3650));
     check_wave(&w.request, &w.anchor, "acme", now()).unwrap();
+}
+
+/// A wave that retires version 1 while it publishes version 2: the request names the
+/// retirement, the proposal drops exactly those targets, and the review shows them leave.
+fn retiring_wave(kind: KeyType, retire: Retire) -> Wave {
+    let mut w = wave(kind);
+    w.request.retire = retire;
+    edit_proposed(&mut w, |t| {
+        t.targets.remove("app-1.bin");
+    });
+    w
+}
+
+#[test]
+fn a_wave_retires_exactly_what_its_request_names() {
+    let by_version = Retire {
+        versions: vec!["1".into()],
+        ..Retire::default()
+    };
+    let by_path = Retire {
+        targets: vec!["app-1.bin".into()],
+        ..Retire::default()
+    };
+    for (kind, retire) in [
+        (KeyType::Ed25519, by_version.clone()),
+        (KeyType::EcdsaP256, by_path.clone()),
+        (KeyType::Rsa3072, by_version.clone()),
+    ] {
+        let w = retiring_wave(kind, retire.clone());
+        check_wave(&w.request, &w.anchor, "acme", now()).unwrap();
+        let review = review::wave(&w.request);
+        assert!(review.contains("1 target(s) leave production"), "{review}");
+        assert!(review.contains("  - app-1.bin"), "{review}");
+        // The request and its response carry the retirement through the files.
+        let again = crate::format::Request::from_slice(
+            &crate::format::Request::Wave(Box::new(w.request.clone()))
+                .to_bytes()
+                .unwrap(),
+        )
+        .unwrap();
+        let crate::format::Request::Wave(again) = again else {
+            panic!("not a wave request");
+        };
+        assert_eq!(again.retire, retire);
+    }
+    // Named but kept; dropped but not named; a version nothing has; the wave's own version;
+    // a path that is not a production target.
+    let mut kept = wave(KeyType::Ed25519);
+    kept.request.retire = by_version.clone();
+    let dropped = retiring_wave(KeyType::Ed25519, Retire::default());
+    let nothing = retiring_wave(
+        KeyType::Ed25519,
+        Retire {
+            versions: vec!["1".into(), "7".into()],
+            ..Retire::default()
+        },
+    );
+    let own = retiring_wave(
+        KeyType::Ed25519,
+        Retire {
+            versions: vec!["1".into(), "2".into()],
+            ..Retire::default()
+        },
+    );
+    let unknown = retiring_wave(
+        KeyType::Ed25519,
+        Retire {
+            versions: vec!["1".into()],
+            targets: vec!["app-9.bin".into()],
+        },
+    );
+    for (what, w, why) in [
+        ("kept", kept, "but the proposed production targets keep it"),
+        ("dropped", dropped, "which the wave does not retire"),
+        ("nothing", nothing, "no production target has version \"7\""),
+        ("own", own, "publishes version \"2\" and retires it too"),
+        (
+            "unknown",
+            unknown,
+            "\"app-9.bin\" is not a production target",
+        ),
+    ] {
+        let r = wave_refusal(&w);
+        assert_eq!(r.check, Check::WaveKeepsTargets, "{what}: {r}");
+        assert!(r.reason.contains(why), "{what}: {r}");
+    }
 }
 
 #[test]

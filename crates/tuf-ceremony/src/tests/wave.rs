@@ -4,7 +4,7 @@ use serde_json::json;
 use tuf_core::{KeyType, Targets};
 
 use super::{ci_target, days, edited, now, targets, Keys};
-use crate::wave::{offline_signature, propose, renewal};
+use crate::wave::{offline_signature, production_entry, propose, renewal, Retire};
 use crate::Check;
 
 #[test]
@@ -15,7 +15,8 @@ fn a_proposal_merges_the_build_tagged_and_bumps_the_version() {
         &[],
     );
     let prod = targets(3, &[], &[]);
-    let p = propose(&ci.signed, &prod.signed, "2", "main", days(10)).unwrap();
+    let none = Retire::default();
+    let p = propose(&ci.signed, &prod.signed, "2", "main", days(10), &none).unwrap();
     assert_eq!((p.added, p.next.version), (1, 4));
     let entry = &p.next.targets["app-2"];
     assert_eq!(entry.custom.as_ref().unwrap()["tags"], json!(["main"]));
@@ -23,8 +24,54 @@ fn a_proposal_merges_the_build_tagged_and_bumps_the_version() {
         entry.custom.as_ref().unwrap()["hardware_ids"],
         json!(["board-a"])
     );
-    let e = propose(&ci.signed, &prod.signed, "9", "main", days(10)).unwrap_err();
+    let e = propose(&ci.signed, &prod.signed, "9", "main", days(10), &none).unwrap_err();
     assert_eq!(e.check, Check::WaveChangesTargets);
+}
+
+#[test]
+fn a_proposal_takes_out_what_it_retires() {
+    let (a1, b1, a2) = (ci_target("1", 1), ci_target("1", 3), ci_target("2", 2));
+    let ci = targets(
+        7,
+        &[("a-1", a1.clone()), ("b-1", b1.clone()), ("a-2", a2)],
+        &[],
+    );
+    let prod = targets(
+        3,
+        &[
+            ("a-1", production_entry(&a1, "main")),
+            ("b-1", production_entry(&b1, "main")),
+        ],
+        &[],
+    );
+    let by_version = Retire {
+        versions: vec!["1".into()],
+        ..Retire::default()
+    };
+    let p = propose(&ci.signed, &prod.signed, "2", "main", days(10), &by_version).unwrap();
+    assert_eq!(p.retired, ["a-1", "b-1"]);
+    assert_eq!(p.next.targets.keys().collect::<Vec<_>>(), ["a-2"]);
+    let by_path = Retire {
+        targets: vec!["b-1".into()],
+        ..Retire::default()
+    };
+    let p = propose(&ci.signed, &prod.signed, "2", "main", days(10), &by_path).unwrap();
+    assert_eq!(p.retired, ["b-1"]);
+    assert_eq!(p.next.targets.keys().collect::<Vec<_>>(), ["a-1", "a-2"]);
+    // Retiring what the wave publishes, or what production does not have, is refused.
+    for bad in [
+        Retire {
+            versions: vec!["2".into()],
+            ..Retire::default()
+        },
+        Retire {
+            targets: vec!["a-2".into()],
+            ..Retire::default()
+        },
+    ] {
+        let e = propose(&ci.signed, &prod.signed, "2", "main", days(10), &bad).unwrap_err();
+        assert_eq!(e.check, Check::WaveKeepsTargets, "{bad:?}");
+    }
 }
 
 #[test]

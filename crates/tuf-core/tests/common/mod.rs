@@ -9,24 +9,15 @@ use std::process::{Command, Stdio};
 use proptest::prelude::*;
 use serde_json::{Map, Value};
 
-/// The Python interpreter with securesystemslib and python-tuf, from `TUF_TEST_PYTHON`.
-///
-/// Unset: the test says so on stderr (uncaptured, so it shows in `cargo test` output) and is
-/// skipped, except under `CI=true`, where a silently skipped interop suite would hide breakage.
+/// The Python interpreter with securesystemslib and python-tuf, from `TUF_TEST_PYTHON`; unset,
+/// the test skips (visibly, and a failure under `CI=true`: see the `test-skip` crate).
+#[track_caller]
 pub fn python() -> Option<PathBuf> {
-    match std::env::var_os("TUF_TEST_PYTHON") {
-        Some(p) if !p.is_empty() => Some(PathBuf::from(p)),
-        _ => {
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("TUF_TEST_PYTHON is not set but CI=true: the interop tests must run in CI");
-            }
-            static SAID: std::sync::Once = std::sync::Once::new();
-            SAID.call_once(|| {
-                let _ = writeln!(std::io::stderr(), "skipping: TUF_TEST_PYTHON not set");
-            });
-            None
-        }
-    }
+    test_skip::env(
+        "TUF_TEST_PYTHON",
+        "a python with scripts/requirements-interop.txt, as scripts/test sets up",
+    )
+    .map(PathBuf::from)
 }
 
 pub fn peer_script() -> PathBuf {

@@ -267,8 +267,12 @@ pub fn tuf_agent_path() -> PathBuf {
 /// A fresh PostgreSQL database with a random name on the cluster of `TUFD_TEST_DATABASE_URL`,
 /// created with `psql`; None (the test skips) when the variable is unset, a failure under
 /// `CI=true`.
+#[track_caller]
 pub fn postgres_database() -> Option<String> {
-    let url = setting("TUFD_TEST_DATABASE_URL", "TUFD_TEST_DATABASE_URL not set")?;
+    let url = setting(
+        "TUFD_TEST_DATABASE_URL",
+        "a PostgreSQL cluster: `. scripts/pg-cluster.sh; pg_cluster_start`",
+    )?;
     let name = format!("tufctl_test_{}", hex::encode(rand_bytes()));
     let out = Command::new("psql")
         .arg(&url)
@@ -291,29 +295,23 @@ pub fn postgres_database() -> Option<String> {
     Some(format!("{base}/{name}{query}"))
 }
 
-/// The value of `var`, a setting a test needs; None, after [`skip`], when it is unset or empty.
+/// The value of `var`, a setting a test needs; None, after a skip saying what goes unchecked
+/// (`skipping`), when it is unset or empty.
+#[track_caller]
 pub fn setting(var: &str, skipping: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(v) if !v.is_empty() => Some(v),
-        _ => {
-            skip(&format!("{var} must be set"), skipping);
-            None
-        }
-    }
+    test_skip::env(var, skipping)
 }
 
-/// A test that cannot run here says so (`skipping`: what goes unchecked) and passes, except
-/// under `CI=true`, where `missing` (what it needs) is a failure.
+/// A test that cannot run here says so (`skipping`: what goes unchecked; `missing`: what it
+/// needs) and passes, except under `CI=true`, where it fails (see the `test-skip` crate).
+#[track_caller]
 pub fn skip(missing: &str, skipping: &str) {
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{missing} under CI=true"
-    );
-    eprintln!("SKIPPED: {skipping}");
+    test_skip::skip(&format!("{skipping}; needs {missing}"));
 }
 
 /// Runs `story` against a server on a fresh PostgreSQL database, or skips as
 /// [`postgres_database`] says.
+#[track_caller]
 pub fn on_postgres(story: impl FnOnce(Server)) {
     if let Some(db) = postgres_database() {
         story(Server::start_with(Some(&db)));

@@ -20,10 +20,11 @@ pub struct Token {
 }
 
 impl Token {
+    #[track_caller]
     pub fn new(label: &str) -> Option<Self> {
         let module = setting(
             "TUF_TEST_PKCS11_MODULE",
-            "hardware key tests need TUF_TEST_PKCS11_MODULE (SoftHSM2's module)",
+            "SoftHSM2's module, e.g. /usr/lib/softhsm/libsofthsm2.so",
         )?;
         let dir = tempfile::tempdir().unwrap();
         let conf = write_conf(dir.path(), "tokens");

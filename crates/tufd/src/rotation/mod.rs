@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::Deserialize;
@@ -20,7 +20,7 @@ use tuf_core::{canonical, KeyId, KeyType, PublicKey, Role, Root, Signed, Targets
 use crate::auth::{authenticate, Caller, Scope};
 use crate::db::{begin_locked, Tx};
 use crate::error::{ApiError, ApiResult};
-use crate::input::JsonBody;
+use crate::input::{JsonBody, Path, SIGNED_TARGETS_LIMIT};
 use crate::repo::{
     current_root, destroy_online_key, destroy_pending_keys, finish_destruction, new_online_key,
     pending_purpose, random_hex, require_head, store_signed, Flavour, OnlineKeys, Signing, PENDING,
@@ -28,6 +28,7 @@ use crate::repo::{
 use crate::{audit, Shared};
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct OpenRequest {
     #[serde(default)]
     message: String,
@@ -201,7 +202,7 @@ pub async fn stage(
     State(state): State<Shared>,
     Path(factory): Path<String>,
     headers: HeaderMap,
-    body: JsonBody,
+    body: JsonBody<SIGNED_TARGETS_LIMIT>,
 ) -> ApiResult<Json<Value>> {
     let caller = authenticate(&state, &headers).await?;
     caller.require(&factory, &[Scope::Owner])?;
@@ -210,8 +211,8 @@ pub async fn stage(
     let mut tx = begin_locked(&state.db, &factory).await?;
     let mut staged = open_transaction(&mut tx, &factory, &req.txid).await?;
     let current = Current::load(&state, &mut tx, &factory).await?;
-    let ci_root = envelope_bytes("ci_root", req.ci_root)?;
-    let prod_root = envelope_bytes("prod_root", req.prod_root)?;
+    let ci_root = root_bytes("ci_root", req.ci_root)?;
+    let prod_root = root_bytes("prod_root", req.prod_root)?;
     let prod_targets = match req.prod_targets {
         Some(v) => envelope_bytes("prod_targets", v)?,
         None => staged.prod_targets.clone(),
@@ -650,6 +651,22 @@ fn envelope_bytes(field: &str, value: Value) -> ApiResult<Vec<u8>> {
     canonical::to_vec(&value)
         .map(canonical::escape_controls)
         .map_err(|e| ApiError::bad_request(format!("invalid {field}"), e.to_string()))
+}
+
+/// [`envelope_bytes`] of a staged root, refused (413) past `MAX_ROOT_BYTES`.
+fn root_bytes(field: &str, value: Value) -> ApiResult<Vec<u8>> {
+    let bytes = envelope_bytes(field, value)?;
+    let limit = tuf_ceremony::limits::MAX_ROOT_BYTES;
+    if bytes.len() as u64 > limit {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "root too large",
+            json!({"field": field, "limit": limit, "size": bytes.len(),
+                   "reason": format!("{field} is {} bytes; devices read at most {limit} bytes \
+                                      of a root", bytes.len())}),
+        ));
+    }
+    Ok(bytes)
 }
 
 /// Keys of the current root plus whatever keys the staged root lists (read leniently).

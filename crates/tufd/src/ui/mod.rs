@@ -18,7 +18,8 @@ mod session;
 mod store;
 mod waves;
 
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, FromRequestParts};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -102,6 +103,19 @@ pub type UiResult<T> = Result<T, UiError>;
 pub const METADATA_READERS: &[Scope] = &[Scope::Owner, Scope::Ci, Scope::Read];
 /// Who reads waves, the audit log and root-update transactions through the API.
 pub const OWNER_ONLY: &[Scope] = &[Scope::Owner];
+
+/// A console path, refused as an HTML page with the API's status (a segment that is not
+/// UTF-8, such as `%ff`, is `400`).
+pub struct Path<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
+    type Rejection = UiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, UiError> {
+        let crate::input::Path(p) = crate::input::Path::from_request_parts(parts, state).await?;
+        Ok(Self(p))
+    }
+}
 
 async fn not_found() -> UiError {
     UiError::Api(ApiError::not_found("no such console page"))

@@ -2,7 +2,7 @@
 //! reads the same data, reads the store, builds its model and renders it.
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -11,7 +11,7 @@ use tuf_core::PublicKey;
 use super::layout::{page, Frame};
 use super::session::{viewer, Viewer};
 use super::{audit, chain, expiry, factories as factory_list, keys, store, waves};
-use super::{UiError, UiResult, METADATA_READERS, OWNER_ONLY};
+use super::{Path, UiError, UiResult, METADATA_READERS, OWNER_ONLY};
 use crate::auth::Scope;
 use crate::db::{now, require_factory};
 use crate::error::ApiError;

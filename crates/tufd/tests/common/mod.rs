@@ -44,7 +44,13 @@ impl Server {
     }
 
     pub fn start_in(dir: tempfile::TempDir, db_url: Option<&str>, extra: &[&str]) -> Self {
-        Self::start_in_with_admin(dir, db_url, extra, "test-admin-token-0123456789abcdef")
+        Self::spawn(
+            dir,
+            db_url,
+            extra,
+            "test-admin-token-0123456789abcdef",
+            ("warn", Stdio::piped()),
+        )
     }
 
     /// Like [`Server::start_in`], with `admin` as `TUFD_ADMIN_TOKEN`.
@@ -54,6 +60,28 @@ impl Server {
         extra: &[&str],
         admin: &str,
     ) -> Self {
+        Self::spawn(dir, db_url, extra, admin, ("warn", Stdio::piped()))
+    }
+
+    /// A server on SQLite logging at `rust_log` (a `RUST_LOG` filter) into the file `log`.
+    pub fn start_logged(rust_log: &str, log: &std::path::Path) -> Self {
+        let file = std::fs::File::create(log).unwrap();
+        Self::spawn(
+            tempfile::tempdir().unwrap(),
+            None,
+            &[],
+            "test-admin-token-0123456789abcdef",
+            (rust_log, file.into()),
+        )
+    }
+
+    fn spawn(
+        dir: tempfile::TempDir,
+        db_url: Option<&str>,
+        extra: &[&str],
+        admin: &str,
+        (rust_log, stderr): (&str, Stdio),
+    ) -> Self {
         let admin = admin.to_owned();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tufd"));
         cmd.arg("--listen")
@@ -62,9 +90,9 @@ impl Server {
             .arg(dir.path())
             .args(extra)
             .env("TUFD_ADMIN_TOKEN", &admin)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", rust_log)
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .stderr(stderr);
         if let Some(url) = db_url {
             cmd.arg("--database-url")
                 .arg(url)
@@ -76,12 +104,9 @@ impl Server {
         out.read_line(&mut line).unwrap();
         if line.is_empty() {
             let mut err = String::new();
-            child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut err)
-                .unwrap();
+            if let Some(mut e) = child.stderr.take() {
+                e.read_to_string(&mut err).unwrap();
+            }
             panic!("tufd did not start: {err}");
         }
         let base = line
@@ -100,6 +125,7 @@ impl Server {
 
     /// A server on a fresh PostgreSQL database, or None (skipping) without
     /// TUFD_TEST_DATABASE_URL. Under CI=true a missing database is a failure.
+    #[track_caller]
     pub fn postgres() -> Option<Self> {
         let url = postgres_database()?;
         Some(Self::start(Some(&url), &[]))
@@ -144,14 +170,12 @@ impl Drop for Server {
 }
 
 /// Creates a database with a random name on the test cluster and returns its URL.
+#[track_caller]
 pub fn postgres_database() -> Option<String> {
-    let Ok(url) = std::env::var("TUFD_TEST_DATABASE_URL") else {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("TUFD_TEST_DATABASE_URL not set under CI=true");
-        }
-        println!("skipping: TUFD_TEST_DATABASE_URL not set");
-        return None;
-    };
+    let url = test_skip::env(
+        "TUFD_TEST_DATABASE_URL",
+        "a PostgreSQL cluster: `. scripts/pg-cluster.sh; pg_cluster_start`",
+    )?;
     let name = format!("tufd_test_{}", random_hex(8));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -261,4 +285,42 @@ pub fn snapshot_of_store(s: &Server, f: &str) -> Vec<Vec<u8>> {
         }
     }
     out
+}
+
+/// A refusal as the API answers it: status, `error`, and text the `detail` contains.
+pub type Refusal<'a> = (StatusCode, &'a str, &'a str);
+
+/// Asserts that `(status, body)` is the refusal `want`: that status, a JSON body whose `error`
+/// is `want.1`, and whose `detail` (as JSON text) contains `want.2`. Returns the detail.
+#[track_caller]
+pub fn assert_refused(got: (StatusCode, &[u8]), want: Refusal<'_>) -> Value {
+    let (status, body) = got;
+    let v: Value = serde_json::from_slice(body).unwrap_or_else(|_| {
+        panic!(
+            "{status}: body is not JSON: {}",
+            String::from_utf8_lossy(body)
+        )
+    });
+    let (want_status, error, detail) = want;
+    assert_eq!(status, want_status, "{v}");
+    assert_eq!(v["error"], error, "{v}");
+    // A text detail, or one of an object detail's text fields (`reason`, `check`, ...).
+    let texts: Vec<&str> = match &v["detail"] {
+        Value::String(s) => vec![s.as_str()],
+        Value::Object(m) => m.values().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    assert!(
+        texts.iter().any(|t| t.contains(detail)),
+        "detail should contain {detail:?}: {v}"
+    );
+    v["detail"].clone()
+}
+
+/// [`assert_refused`] for a response.
+#[track_caller]
+pub fn assert_response_refused(r: reqwest::blocking::Response, want: Refusal<'_>) -> Value {
+    let status = r.status();
+    let body = r.bytes().unwrap();
+    assert_refused((status, &body), want)
 }
