@@ -30,7 +30,9 @@ pub async fn log_request(State(state): State<Shared>, req: Request, next: Next) 
         .extensions()
         .get::<MatchedPath>()
         .map(|m| m.as_str().to_owned());
-    let factory = route.as_deref().and_then(|r| factory_of(r, req.uri().path()));
+    let factory = route
+        .as_deref()
+        .and_then(|r| factory_of(r, req.uri().path()));
     let family = crate::metrics::family(req.uri().path());
     let entry = Entry {
         method: req.method().clone(),
@@ -142,7 +144,10 @@ impl Drop for Logged {
     fn drop(&mut self) {
         // HEAD answers and empty bodies are never polled to their end: nothing was left unsent.
         let nothing_left = self.inner.is_end_stream()
-            || self.entry.as_ref().is_some_and(|e| e.method == Method::HEAD);
+            || self
+                .entry
+                .as_ref()
+                .is_some_and(|e| e.method == Method::HEAD);
         self.finish(nothing_left);
     }
 }
@@ -159,17 +164,26 @@ mod tests {
     #[test]
     fn the_factory_comes_from_the_template_position() {
         assert_eq!(
-            factory_of("/ota/factories/{f}/credentials/{once}", "/ota/factories/acme/credentials/s3cret")
-                .as_deref(),
+            factory_of(
+                "/ota/factories/{f}/credentials/{once}",
+                "/ota/factories/acme/credentials/s3cret"
+            )
+            .as_deref(),
             Some("acme")
         );
         assert_eq!(
-            factory_of("/repo/{f}/{flavour}/metadata/{file}", "/repo/a-b/ci/metadata/1.root.json")
-                .as_deref(),
+            factory_of(
+                "/repo/{f}/{flavour}/metadata/{file}",
+                "/repo/a-b/ci/metadata/1.root.json"
+            )
+            .as_deref(),
             Some("a-b")
         );
         assert_eq!(factory_of("/healthz", "/healthz"), None);
         let long = format!("/ui/f/{}/", "x".repeat(500));
-        assert_eq!(factory_of("/ui/f/{f}/", &long).unwrap().len(), MAX_FACTORY_CHARS);
+        assert_eq!(
+            factory_of("/ui/f/{f}/", &long).unwrap().len(),
+            MAX_FACTORY_CHARS
+        );
     }
 }

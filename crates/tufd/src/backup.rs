@@ -100,8 +100,7 @@ pub async fn run(args: &BackupArgs) -> anyhow::Result<()> {
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
     }
-    std::fs::rename(&tmp, &args.out)
-        .with_context(|| format!("writing {}", args.out.display()))?;
+    std::fs::rename(&tmp, &args.out).with_context(|| format!("writing {}", args.out.display()))?;
     files::sync_dir(&args.out)?;
     println!(
         "backed up {} (keyring epoch {}, {} artifacts{}) to {}",
@@ -291,7 +290,11 @@ fn secret(v: &Option<zeroize::Zeroizing<Vec<u8>>>) -> anyhow::Result<&[u8]> {
         .context("a secret listed in the manifest is missing")
 }
 
-fn append<W: std::io::Write>(tar: &mut tar::Builder<W>, path: &str, data: &[u8]) -> anyhow::Result<()> {
+fn append<W: std::io::Write>(
+    tar: &mut tar::Builder<W>,
+    path: &str,
+    data: &[u8],
+) -> anyhow::Result<()> {
     let mut header = header(data.len() as u64);
     tar.append_data(&mut header, format!("{PREFIX}{path}"), data)?;
     Ok(())

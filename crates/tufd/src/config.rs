@@ -81,19 +81,29 @@ pub fn read(file: &Path, cmd: &clap::Command) -> anyhow::Result<Vec<OsString>> {
             ),
         };
         let long = arg.get_long().unwrap_or(key);
-        arg.get_value_parser()
-            .parse_ref(cmd, Some(arg), OsStr::new(&value))
-            .map_err(|e| {
-                let why = e.to_string();
-                let why = why.lines().next().unwrap_or("").trim_start_matches("error: ");
-                anyhow::anyhow!("{}: `{key}` = {value:?}: {why}", file.display())
-            })?;
+        check_value(arg, &value).map_err(|e| {
+            let why = e.to_string();
+            let why = why
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim_start_matches("error: ");
+            anyhow::anyhow!("{}: `{key}` = {value:?}: {why}", file.display())
+        })?;
         let overridden = arg.get_env().is_some_and(|v| std::env::var_os(v).is_some());
         if !overridden {
             out.push(OsString::from(format!("--{long}={value}")));
         }
     }
     Ok(out)
+}
+
+/// The value checked by the option's own parser (numbers, enums, paths), on its own.
+fn check_value(arg: &clap::Arg, value: &str) -> Result<(), clap::Error> {
+    let probe = clap::Command::new("tufd")
+        .no_binary_name(true)
+        .arg(clap::Arg::new("value").value_parser(arg.get_value_parser().clone()));
+    probe.try_get_matches_from([OsStr::new(value)]).map(|_| ())
 }
 
 /// The option a config key names: one that takes a value, other than `config` itself.
@@ -166,10 +176,15 @@ mod tests {
         assert!(e.contains("unknown key `max-connections`"), "{e}");
         let e = settings("config = \"x\"").unwrap_err().to_string();
         assert!(e.contains("unknown key `config`"), "{e}");
-        let e = settings("max_connections = \"many\"").unwrap_err().to_string();
+        let e = settings("max_connections = \"many\"")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("`max_connections` = \"many\""), "{e}");
         let e = settings("listen = 1.5").unwrap_err().to_string();
-        assert!(e.contains("must be a string or an integer, not a float"), "{e}");
+        assert!(
+            e.contains("must be a string or an integer, not a float"),
+            "{e}"
+        );
         let e = settings("[listen]\nx = 1").unwrap_err().to_string();
         assert!(e.contains("not a table"), "{e}");
         assert!(settings("listen = ").is_err());

@@ -3,8 +3,8 @@
 mod access;
 mod admin;
 mod audit;
-mod backup;
 mod auth;
+mod backup;
 mod cache;
 mod config;
 mod curation;
@@ -19,8 +19,8 @@ mod metrics;
 mod repo;
 mod restore;
 mod rotation;
-mod server_key;
 mod serve;
+mod server_key;
 mod startup;
 mod storage;
 mod targets;
@@ -42,13 +42,12 @@ use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use clap::Parser;
 use serde_json::json;
-use zeroize::Zeroizing;
 
-use crate::db::{Backend, Db};
+use crate::db::Db;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::repo::Periods;
-use crate::storage::{ArtifactStore, DbStore, FileStore};
+use crate::storage::ArtifactStore;
 use crate::vault::Vault;
 
 /// The tuf-factory server: Factories, online keys, TUF repositories, CI signing, root
@@ -367,7 +366,6 @@ fn upload_limit(state: &AppState) -> usize {
         .saturating_add(targets::MULTIPART_ALLOWANCE);
     usize::try_from(most).unwrap_or(usize::MAX)
 }
-
 
 /// On SIGHUP, reads the TLS certificate, key and client CA again; connections accepted
 /// afterwards use them. A file that does not load leaves the running configuration.

@@ -105,7 +105,10 @@ pub async fn render(State(state): State<Shared>, headers: HeaderMap) -> ApiResul
         ),
     ] {
         let n = counter.load(Ordering::Relaxed);
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {n}");
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {n}"
+        );
     }
     let rows = sqlx::query("SELECT factory, flavour, role, version, expires FROM heads ORDER BY factory, flavour, role")
         .fetch_all(state.db.pool())

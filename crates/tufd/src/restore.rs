@@ -20,7 +20,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
 use serde_json::json;
-use sqlx::Row;
 use time::OffsetDateTime;
 use tuf_core::{Role, Signed, Targets};
 
@@ -163,8 +162,15 @@ async fn jump(state: &Shared, factory: &str, gap: u64) -> ApiResult<()> {
             .await?;
     }
     let detail = json!({"version_gap": gap});
-    crate::audit::record(&mut tx, factory, signing.now_unix(), "tufd", "restore.versions", detail)
-        .await?;
+    crate::audit::record(
+        &mut tx,
+        factory,
+        signing.now_unix(),
+        "tufd",
+        "restore.versions",
+        detail,
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }

@@ -16,7 +16,6 @@ use crate::db::{Backend, Db};
 use crate::metrics::Metrics;
 use crate::repo::Periods;
 use crate::storage::{ArtifactStore, DbStore, FileStore};
-use crate::vault::Vault;
 use crate::{admin, cache, files, input, keyring, listener, repo, restore, server_key, tls, token};
 use crate::{AppState, Args, Shared, DAY};
 
@@ -43,11 +42,7 @@ pub async fn check(args: &Args) -> anyhow::Result<Checked> {
         Some(url) => Backend::of_url(url)?,
         None => Backend::Sqlite,
     };
-    let server_key = server_key::load(
-        args.server_key_file.as_deref(),
-        &args.data_dir,
-        backend,
-    )?;
+    let server_key = server_key::load(args.server_key_file.as_deref(), &args.data_dir, backend)?;
     let token = match (&args.pkcs11, &args.slot, &args.pin_file) {
         (Some(module), Some(slot), Some(pin_file)) => {
             Some(token::Token::open(module, slot, pin_file)?)
@@ -267,9 +262,11 @@ async fn open_existing(args: &Args) -> anyhow::Result<Option<Db>> {
         return Ok(None);
     }
     let url = format!("sqlite://{}?mode=rw", path.display());
-    Ok(Some(Db::connect(&url).await.with_context(|| {
-        format!("opening {}", path.display())
-    })?))
+    Ok(Some(
+        Db::connect(&url)
+            .await
+            .with_context(|| format!("opening {}", path.display()))?,
+    ))
 }
 
 /// What [`start`] would refuse in an existing store, found by reading: a schema from a newer
