@@ -77,7 +77,8 @@ struct Entry {
 
 impl Entry {
     fn emit(self, bytes: u64, complete: bool) {
-        let duration_ms = self.start.elapsed().as_secs_f64() * 1000.0;
+        // Microsecond resolution: finer digits are noise in a log line.
+        let duration_ms = self.start.elapsed().as_micros() as f64 / 1000.0;
         tracing::info!(
             target: "tufd::access",
             method = %self.method,
