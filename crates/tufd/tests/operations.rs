@@ -198,7 +198,7 @@ fn a_start_that_fails_writes_nothing() {
     let pin = work.path().join("pin");
     std::fs::write(&pin, "1234\n").unwrap();
     let pin = pin.to_str().unwrap();
-    let cases: [(&[&str], &[(&str, &str)], &str); 4] = [
+    let cases: [FailedStart; 4] = [
         (&["--listen", &port], &[], &format!("binding {port}")),
         (
             &["--tls-cert", missing, "--tls-key", missing],
@@ -247,6 +247,9 @@ fn a_start_that_fails_writes_nothing() {
     }
     drop(taken);
 }
+
+/// Arguments, environment, and what the error names.
+type FailedStart<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
 
 /// `tufd` with a clean TUFD_* environment (the tester's own never takes part).
 fn tufd(args: &[&str]) -> Command {
