@@ -71,13 +71,23 @@ pub async fn run(args: &RestoreArgs) -> anyhow::Result<()> {
             dir.display()
         );
     }
+    let created = !dir.exists();
     files::create_private_dir(dir)?;
     let staging = dir.join(STAGING);
     let _ = std::fs::remove_dir_all(&staging);
     files::create_private_dir(&staging)?;
-    let manifest = unpack(&args.from, &staging)
-        .with_context(|| format!("{} is not a usable tufd backup", args.from.display()))?;
-    check_staged(args, &staging, &manifest).await?;
+    let checked = stage(args, &staging).await;
+    let manifest = match checked {
+        Ok(m) => m,
+        Err(e) => {
+            // Refused: the data directory is left as it was (absent, if it was).
+            let _ = std::fs::remove_dir_all(&staging);
+            if created {
+                let _ = std::fs::remove_dir(dir);
+            }
+            return Err(e);
+        }
+    };
     let replaced = commit(dir, &staging, &existing)?;
     println!(
         "restored {} (taken {}, keyring epoch {}) into {}",
@@ -94,6 +104,14 @@ pub async fn run(args: &RestoreArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Unpacks and checks the backup in `staging`.
+async fn stage(args: &RestoreArgs, staging: &Path) -> anyhow::Result<Manifest> {
+    let manifest = unpack(&args.from, staging)
+        .with_context(|| format!("{} is not a usable tufd backup", args.from.display()))?;
+    check_staged(args, staging, &manifest).await?;
+    Ok(manifest)
 }
 
 /// Refuses a data directory where a restore stopped before its end.
