@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use crate::db::{Backend, Db};
-use crate::{files, keyring, server_key, startup};
+use crate::{db, files, keyring, server_key};
 
 /// `tufd backup`.
 #[derive(clap::Args, Debug)]
@@ -70,7 +70,7 @@ pub struct FileEntry {
 /// Writes the backup of `args.data_dir` to `args.out`.
 pub async fn run(args: &BackupArgs) -> anyhow::Result<()> {
     files::restrict_umask();
-    let live = args.data_dir.join(startup::SQLITE_FILE);
+    let live = args.data_dir.join(db::SQLITE_FILE);
     if !live.exists() {
         bail!(
             "no SQLite store in {}: a PostgreSQL store is backed up with pg_dump plus the \
@@ -85,7 +85,7 @@ pub async fn run(args: &BackupArgs) -> anyhow::Result<()> {
         "{} is missing: without it nothing sealed in the store opens",
         keyring_path.display()
     );
-    let snapshot = work.path.join(startup::SQLITE_FILE);
+    let snapshot = work.path.join(db::SQLITE_FILE);
     vacuum_into(&live, &snapshot).await?;
     let db = Db::connect(&format!("sqlite://{}?mode=rw", snapshot.display())).await?;
     let mut contents = Contents::read(args, &db).await?;
@@ -148,9 +148,9 @@ impl Contents {
             .manifest
             .files
             .iter_mut()
-            .find(|f| f.path == startup::SQLITE_FILE)
+            .find(|f| f.path == db::SQLITE_FILE)
             .context("manifest without the database")?;
-        *slot = file_entry(startup::SQLITE_FILE, snapshot)?;
+        *slot = file_entry(db::SQLITE_FILE, snapshot)?;
         Ok(())
     }
 
@@ -180,7 +180,7 @@ impl Contents {
             files.push(entry("admin-token", t));
         }
         files.push(FileEntry {
-            path: startup::SQLITE_FILE.to_owned(),
+            path: db::SQLITE_FILE.to_owned(),
             length: 0,
             sha256: String::new(),
         });
@@ -274,7 +274,7 @@ fn write_archive(
             "keyring" => append(&mut tar, &f.path, contents.keyring.as_bytes())?,
             server_key::FILE => append(&mut tar, &f.path, secret(&contents.server_key)?)?,
             "admin-token" => append(&mut tar, &f.path, secret(&contents.admin_token)?)?,
-            startup::SQLITE_FILE => append_file(&mut tar, f, snapshot)?,
+            db::SQLITE_FILE => append_file(&mut tar, f, snapshot)?,
             _ => append_file(&mut tar, f, &data_dir.join(&f.path))?,
         }
     }

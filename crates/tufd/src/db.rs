@@ -187,3 +187,6 @@ pub async fn require_factory(db: &Db, factory: &str) -> ApiResult<()> {
 pub fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
+
+/// The embedded store's file in the data directory.
+pub const SQLITE_FILE: &str = "tufd.sqlite";

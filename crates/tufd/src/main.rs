@@ -249,7 +249,6 @@ fn init_logging(format: LogFormat) {
 }
 
 fn router(state: Shared) -> Router {
-    let user_repo = "/ota/repo/{f}/api/v1/user_repo";
     let routes = Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/metrics", get(metrics::render))
@@ -300,25 +299,7 @@ fn router(state: Shared) -> Router {
         .route("/ota/factories/{f}/waves/{w}/cancel", post(waves::cancel))
         .route("/ota/factories/{f}/waves/{w}/resign", post(waves::resign))
         .route("/ota/factories/{f}/audit", get(audit::list))
-        .route(&format!("{user_repo}/{{file}}"), get(serve::user_repo))
-        .route(
-            &format!("{user_repo}/root/updates"),
-            get(rotation::show)
-                .post(rotation::open)
-                .put(rotation::stage),
-        )
-        .route(
-            &format!("{user_repo}/root/updates/apply"),
-            post(rotation::apply),
-        )
-        .route(
-            &format!("{user_repo}/root/updates/cancel"),
-            post(rotation::cancel),
-        )
-        .route(
-            &format!("{user_repo}/root/updates/online-keys"),
-            post(rotation::online_keys),
-        )
+        .merge(user_repo_routes())
         .route(
             "/repo/{f}/{flavour}/metadata/{file}",
             get(serve::device_metadata),
@@ -349,6 +330,31 @@ fn router(state: Shared) -> Router {
         ))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .with_state(state)
+}
+
+/// The owner's repository API: metadata to sign against, and root updates.
+fn user_repo_routes() -> Router<Shared> {
+    let user_repo = "/ota/repo/{f}/api/v1/user_repo";
+    Router::new()
+        .route(&format!("{user_repo}/{{file}}"), get(serve::user_repo))
+        .route(
+            &format!("{user_repo}/root/updates"),
+            get(rotation::show)
+                .post(rotation::open)
+                .put(rotation::stage),
+        )
+        .route(
+            &format!("{user_repo}/root/updates/apply"),
+            post(rotation::apply),
+        )
+        .route(
+            &format!("{user_repo}/root/updates/cancel"),
+            post(rotation::cancel),
+        )
+        .route(
+            &format!("{user_repo}/root/updates/online-keys"),
+            post(rotation::online_keys),
+        )
 }
 
 /// A handler that panicked (a bug: none should) still answers with our JSON error.

@@ -27,7 +27,7 @@ use crate::backup::{artifact_path, Hashing, Manifest, FORMAT, MANIFEST, PREFIX};
 use crate::db::{begin_locked, Db};
 use crate::error::ApiResult;
 use crate::repo::{current_root, require_head, Flavour, OnlineKeys, Signing};
-use crate::{files, keyring, server_key, startup, Shared};
+use crate::{db, files, keyring, server_key, Shared};
 
 /// `tufd restore`.
 #[derive(clap::Args, Debug)]
@@ -273,7 +273,7 @@ fn read_manifest(mut entry: tar::Entry<'_, impl std::io::Read>) -> anyhow::Resul
         anyhow::ensure!(allowed(&f.path), "the manifest lists {:?}", f.path);
         anyhow::ensure!(seen.insert(&f.path), "the manifest lists {} twice", f.path);
     }
-    for needed in [keyring::FILE, startup::SQLITE_FILE] {
+    for needed in [keyring::FILE, db::SQLITE_FILE] {
         anyhow::ensure!(seen.contains(&needed.to_owned()), "{needed} is missing");
     }
     Ok(m)
@@ -290,7 +290,7 @@ fn entry_name<R: std::io::Read>(entry: &tar::Entry<'_, R>) -> anyhow::Result<Str
 /// The names a backup may hold: nothing else can be written by a restore.
 fn allowed(path: &str) -> bool {
     match path {
-        keyring::FILE | server_key::FILE | "admin-token" | startup::SQLITE_FILE => true,
+        keyring::FILE | server_key::FILE | "admin-token" | db::SQLITE_FILE => true,
         _ => path
             .strip_prefix("artifacts/")
             .and_then(|rest| rest.split_once('/'))
@@ -301,7 +301,7 @@ fn allowed(path: &str) -> bool {
 /// The staged store opens as one: integrity, schema, keyring, server key, artifacts. Then the
 /// version gap is recorded in it.
 async fn check_staged(args: &RestoreArgs, staging: &Path, m: &Manifest) -> anyhow::Result<()> {
-    let path = staging.join(startup::SQLITE_FILE);
+    let path = staging.join(db::SQLITE_FILE);
     let db = Db::connect(&format!("sqlite://{}?mode=rw", path.display())).await?;
     let checked = check_db(args, staging, m, &db).await;
     db.pool().close().await;

@@ -159,7 +159,7 @@ pub async fn rotate(args: &RotateArgs) -> anyhow::Result<()> {
     let db = match &args.database_url {
         Some(url) => Db::connect(url).await?,
         None => {
-            let path = args.data_dir.join(crate::startup::SQLITE_FILE);
+            let path = args.data_dir.join(crate::db::SQLITE_FILE);
             anyhow::ensure!(path.exists(), "no tufd store at {}", path.display());
             Db::connect(&format!("sqlite://{}?mode=rw", path.display())).await?
         }

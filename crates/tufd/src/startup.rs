@@ -78,7 +78,7 @@ pub async fn start(args: &Args, c: Checked) -> anyhow::Result<(Shared, TcpListen
     let db = match (c.db, &args.database_url) {
         (Some(db), _) => db,
         (None, Some(url)) => Db::connect(url).await?,
-        (None, None) => Db::open_sqlite(&args.data_dir.join(SQLITE_FILE)).await?,
+        (None, None) => Db::open_sqlite(&args.data_dir.join(crate::db::SQLITE_FILE)).await?,
     };
     db.migrate().await?;
     server_key::check(&db, &vault).await?;
@@ -257,7 +257,7 @@ async fn open_existing(args: &Args) -> anyhow::Result<Option<Db>> {
     if let Some(url) = &args.database_url {
         return Ok(Some(Db::connect(url).await?));
     }
-    let path = args.data_dir.join(SQLITE_FILE);
+    let path = args.data_dir.join(crate::db::SQLITE_FILE);
     if !path.exists() {
         return Ok(None);
     }
@@ -310,6 +310,3 @@ async fn has_table(db: &Db, name: &str) -> anyhow::Result<bool> {
         .await?
         .is_some())
 }
-
-/// The embedded store's file in the data directory.
-pub const SQLITE_FILE: &str = "tufd.sqlite";
