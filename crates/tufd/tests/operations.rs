@@ -248,6 +248,73 @@ fn a_start_that_fails_writes_nothing() {
     drop(taken);
 }
 
+/// An existing store is only read by a start that fails: with the port taken, or with a
+/// server key that is not the store's, every file of the data directory is as it was.
+#[test]
+fn a_failed_start_on_an_existing_store_changes_no_file() {
+    let mut s = Server::sqlite();
+    create_factory(&s, "acme");
+    s.terminate();
+    let data = s.dir.path().to_owned();
+    let before = contents(&data);
+    assert!(
+        before.iter().any(|(name, _)| name == "tufd.sqlite"),
+        "{before:?}"
+    );
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().to_string();
+    let other_key = "ff".repeat(32);
+    let cases: [FailedStart; 2] = [
+        (&["--listen", &port], &[], "binding"),
+        (
+            &["--listen", "127.0.0.1:0"],
+            &[("TUFD_SERVER_KEY", &other_key)],
+            "does not match",
+        ),
+    ];
+    for (args, env, says) in cases {
+        let out = tufd(&["--data-dir", data.to_str().unwrap()])
+            .args(args)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: expected {says:?} in {err}");
+        assert_eq!(
+            contents(&data),
+            before,
+            "{args:?} changed the data directory"
+        );
+    }
+}
+
+/// Every file under `dir` with the SHA-256 of its bytes, sorted by path; SQLite's
+/// `-shm` file is the WAL's shared-memory index, which any reader rebuilds, so only its
+/// presence counts.
+fn contents(dir: &Path) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let name = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+                let sha = if name.ends_with("-shm") {
+                    String::new()
+                } else {
+                    tuf_core::hash::sha256_hex(&std::fs::read(&p).unwrap())
+                };
+                out.push((name, sha));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 /// Arguments, environment, and what the error names.
 type FailedStart<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
 
