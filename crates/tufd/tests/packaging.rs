@@ -209,3 +209,54 @@ fn matchers(rules: &str) -> BTreeSet<(String, String)> {
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
+
+/// The counters the re-signing alerts read move: `tufd_resigned_total` as upkeep re-signs,
+/// `tufd_resign_failures_total` once the online keys no longer open (their sealed bytes
+/// damaged in the database behind tufd's back).
+#[test]
+fn resigning_outcomes_are_counted() {
+    let Some(sqlite3) = tool("sqlite3", "sqlite3") else {
+        return;
+    };
+    let s = Server::start(None, SHORT_PERIODS);
+    create_factory(&s, "acme");
+    let resigned = wait_for(&s, "tufd_resigned_total", 1);
+    assert_eq!(counter(&s, "tufd_resign_failures_total"), 0);
+    let out = Command::new(sqlite3)
+        .arg(s.dir.path().join("tufd.sqlite"))
+        .arg(".timeout 5000")
+        .arg("UPDATE online_keys SET sealed = X'00', data_key = NULL")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_for(&s, "tufd_resign_failures_total", 1);
+    assert!(counter(&s, "tufd_resigned_total") >= resigned);
+}
+
+/// The value of the unlabelled counter `name` on /metrics.
+fn counter(s: &Server, name: &str) -> u64 {
+    let (status, body) = get(s, "/metrics", Some(&s.admin));
+    assert_eq!(status, StatusCode::OK);
+    let text = String::from_utf8(body).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("{name} is not exported:\n{text}"))
+        .parse()
+        .unwrap()
+}
+
+/// Waits (up to 30 s: upkeep runs every second here) until `name` is at least `at_least`.
+fn wait_for(s: &Server, name: &str, at_least: u64) -> u64 {
+    for _ in 0..300 {
+        let n = counter(s, name);
+        if n >= at_least {
+            return n;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("{name} stayed below {at_least}");
+}
