@@ -64,7 +64,8 @@ struct Args {
     /// `data_dir`, `tls_cert`, ...); unknown keys are refused.
     #[arg(long, env = "TUFD_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Log lines on stderr as text (coloured only on a terminal) or one JSON object each.
+    /// Log lines on stderr as text (coloured only on a terminal, and not with NO_COLOR set) or
+    /// one JSON object each; each request is one `tufd::access` event.
     #[arg(long, env = "TUFD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
     /// Address to listen on (port 0 picks a free port; the real one is printed).

@@ -88,6 +88,41 @@ fn text_log_to_a_file_has_no_colour() {
     assert!(access[0].contains("status=200"), "{text}");
 }
 
+/// On a terminal (`script` gives one) text logs are coloured, unless NO_COLOR is set: the
+/// colour follows the terminal, not a fixed choice.
+#[test]
+fn text_log_on_a_terminal_is_coloured() {
+    if Command::new("script").arg("--version").output().is_err() {
+        test_skip::skip("script (util-linux) is missing: colour on a terminal unchecked");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for (no_color, coloured) in [(false, true), (true, false)] {
+        let data = dir.path().join(format!("data-{no_color}"));
+        let typescript = dir.path().join(format!("typescript-{no_color}"));
+        // Stopped by SIGTERM after a second: it has logged its start by then.
+        let line = format!(
+            "{}RUST_LOG=info TUFD_ADMIN_TOKEN=test-admin-token-0123456789abcdef timeout 1 {} \
+             --data-dir {} --listen 127.0.0.1:0",
+            if no_color { "NO_COLOR=1 " } else { "" },
+            env!("CARGO_BIN_EXE_tufd"),
+            data.display()
+        );
+        let _ = Command::new("script")
+            .args(["-qefc", &line, typescript.to_str().unwrap()])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let seen = std::fs::read_to_string(&typescript).unwrap_or_default();
+        assert!(seen.contains("serving"), "{seen}");
+        assert_eq!(
+            seen.contains('\x1b'),
+            coloured,
+            "NO_COLOR={no_color}: {seen:?}"
+        );
+    }
+}
+
 /// An unknown log format is refused by clap, naming the values it takes.
 #[test]
 fn unknown_log_format_is_refused() {
