@@ -422,3 +422,67 @@ fn entries(dir: &Path) -> Vec<String> {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect()
 }
+
+/// `tufd rotate-server-key` interrupted before its transaction committed, or after it and
+/// before the new key replaced `server-key`: tufd refuses to start while `server-key.new`
+/// exists, and running the rotation again finishes it; the store then signs under the new
+/// key.
+#[test]
+fn an_interrupted_server_key_rotation_is_finished_by_running_it_again() {
+    let mut s = Server::sqlite();
+    let f = create_factory(&s, "acme");
+    s.terminate();
+    let data = s.dir.path().to_owned();
+    let d = data.to_str().unwrap();
+    let pending = data.join("server-key.new");
+    let work = tempfile::tempdir().unwrap();
+    // 1: the new key written, the transaction not run. 2: the transaction committed (the
+    // rotation run with --new-key-file), the rename not done.
+    for committed in [false, true] {
+        let new_key = if committed {
+            let file = work.path().join("next-key");
+            let f = file.to_str().unwrap();
+            let out = tufd(&["rotate-server-key", "--data-dir", d, "--new-key-file", f])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::fs::read_to_string(&file).unwrap()
+        } else {
+            format!("{}\n", "ab".repeat(32))
+        };
+        std::fs::write(&pending, &new_key).unwrap();
+        let before = contents(&data);
+        let out = tufd(&["--data-dir", d, "--listen", "127.0.0.1:0"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains("a server key rotation was interrupted"),
+            "{err}"
+        );
+        assert_eq!(contents(&data), before);
+        let out = tufd(&["rotate-server-key", "--data-dir", d])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!pending.exists());
+        assert_eq!(
+            std::fs::read_to_string(data.join("server-key")).unwrap(),
+            new_key
+        );
+    }
+    let dir = std::mem::replace(&mut s.dir, tempfile::tempdir().unwrap());
+    drop(s);
+    let s = Server::start_in(dir, None, &[]);
+    let (status, body) = add_target(&s, &f, "app", "2");
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}
