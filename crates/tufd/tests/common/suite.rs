@@ -345,7 +345,7 @@ pub fn bad_input(s: &Server) {
             (StatusCode::BAD_REQUEST, "invalid request", "hashes.sha256 is required")),
         ("bad sha256", Some(&f.ci),
             json!({"name": "a", "version": "1", "hardware_ids": ["h"], "length": 1, "hashes": {"sha256": "xyz"}}).to_string().into_bytes(),
-            (StatusCode::BAD_REQUEST, "invalid hashes", "hashes.sha256 must be 64 lowercase hex characters")),
+            (StatusCode::BAD_REQUEST, "invalid hashes", "must be 64 lowercase hex characters")),
         ("no hardware ids", Some(&f.ci),
             json!({"name": "a", "version": "1", "hardware_ids": [], "length": 1, "hashes": {"sha256": sha}}).to_string().into_bytes(),
             (StatusCode::BAD_REQUEST, "invalid hardware_ids", "give between 1 and 64 hardware IDs")),
