@@ -1,6 +1,7 @@
 //! `tufd`, the tuf-factory server. See `docs/ARCHITECTURE.md` for the module map and flows.
 
 mod admin;
+mod announce;
 mod audit;
 mod auth;
 mod cache;
@@ -107,6 +108,13 @@ struct Args {
     /// free disk per concurrent upload.
     #[arg(long, env = "TUFD_MAX_ARTIFACT_BYTES", default_value_t = 1 << 30)]
     max_artifact_bytes: u64,
+    /// On PostgreSQL: cache each Factory's current metadata (timestamp.json, ...) for at
+    /// most this many milliseconds, dropping it as soon as another replica announces a
+    /// commit to that Factory (LISTEN/NOTIFY). 0 (the default): no such cache, every read
+    /// sees every replica's last commit. The embedded SQLite store always caches (it has one
+    /// writer).
+    #[arg(long, env = "TUFD_REPLICA_HEAD_CACHE_MS", default_value_t = 0)]
+    replica_head_cache_ms: u64,
     /// Largest targets metadata (a signed targets.json, CI or production) a Factory may
     /// publish, in bytes: an add or a wave past it is refused with 413. At most (and by
     /// default) 31457280 (30 MiB), below what devices read.
@@ -204,7 +212,11 @@ async fn main() -> anyhow::Result<()> {
         public_url,
         tmp_dir,
         metrics: Metrics::default(),
-        cache: cache::Cache::new(backend == Backend::Sqlite),
+        cache: cache::Cache::new(match (backend, args.replica_head_cache_ms) {
+            (Backend::Sqlite, _) => cache::Heads::Owned,
+            (Backend::Postgres, 0) => cache::Heads::Uncached,
+            (Backend::Postgres, ms) => cache::Heads::Shared(std::time::Duration::from_millis(ms)),
+        }),
         tls: tls.clone(),
         keyring,
         token,
@@ -212,6 +224,13 @@ async fn main() -> anyhow::Result<()> {
     });
     repo::reseal_legacy(&state).await?;
     repo::finish_destruction(&state).await;
+    // Other replicas' commits, heard so that this one's cached heads follow them.
+    let announcements = match (&args.database_url, backend) {
+        (Some(url), Backend::Postgres) if args.replica_head_cache_ms > 0 => {
+            Some(tokio::spawn(announce::listen(url.clone(), state.clone())))
+        }
+        _ => None,
+    };
     let upkeep = tokio::spawn(upkeep::run(
         state.clone(),
         std::time::Duration::from_secs(args.resign_interval_secs.max(1)),
@@ -231,6 +250,9 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(%addr, scheme, "serving");
     listener::serve(listener, app, tls, limits, shutdown).await;
     upkeep.abort();
+    if let Some(a) = announcements {
+        a.abort();
+    }
     if let Some(r) = reloads {
         r.abort();
     }
