@@ -331,7 +331,7 @@ async fn publish(
     )
     .await?;
     tx.commit().await?;
-    crate::announce::published(&state, &factory).await;
+    crate::announce::published(state, factory).await;
     // Keyed by the stored bytes' hash: if another writer publishes first, the next add
     // misses and re-reads.
     state.cache.keep_targets(factory, Flavour::Ci, sha, env);

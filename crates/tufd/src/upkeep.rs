@@ -167,7 +167,7 @@ async fn resign(state: &Shared, factory: &str) -> ApiResult<()> {
         }
     }
     tx.commit().await?;
-    crate::announce::published(&state, &factory).await;
+    crate::announce::published(state, factory).await;
     if !changed.is_empty() {
         tracing::info!(factory = %factory, roles = ?changed, "re-signed expiring metadata");
     }
