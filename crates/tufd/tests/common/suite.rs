@@ -1422,22 +1422,49 @@ pub fn old_versions_pruned(s: &Server) {
     }
     let t = verified_targets(s, "pruned", "ci");
     assert_eq!(t.signed.version, 71);
-    let status = |path: &str| get(s, &format!("/repo/pruned/ci/metadata/{path}"), None).0;
-    // 71 - 64 = 7: versions up to 7 are gone, 8 and later are served.
-    for v in [1, 7] {
-        assert_eq!(status(&format!("{v}.targets.json")), StatusCode::NOT_FOUND);
-        assert_eq!(status(&format!("{v}.snapshot.json")), StatusCode::NOT_FOUND);
+    let fetch = |path: &str| get(s, &format!("/repo/pruned/ci/metadata/{path}"), None);
+    // The newest and the previous version are always served; the oldest are gone.
+    for v in [70, 71] {
+        for role in ["targets", "snapshot"] {
+            assert_eq!(
+                fetch(&format!("{v}.{role}.json")).0,
+                StatusCode::OK,
+                "{v}.{role}"
+            );
+        }
     }
-    for v in [8, 70, 71] {
-        assert_eq!(status(&format!("{v}.targets.json")), StatusCode::OK, "v{v}");
+    for v in [1, 7] {
+        assert_eq!(fetch(&format!("{v}.targets.json")).0, StatusCode::NOT_FOUND);
         assert_eq!(
-            status(&format!("{v}.snapshot.json")),
-            StatusCode::OK,
+            fetch(&format!("{v}.snapshot.json")).0,
+            StatusCode::NOT_FOUND
+        );
+    }
+    // What is kept of old targets: contiguous below the newest, together within four times
+    // the newest's size (the previous version alone may pass it).
+    let newest = fetch("71.targets.json").1.len();
+    let mut kept = Vec::new();
+    for v in (1..71).rev() {
+        let (st, body) = fetch(&format!("{v}.targets.json"));
+        if st != StatusCode::OK {
+            break;
+        }
+        kept.push(body.len());
+    }
+    assert!(kept.len() >= 2, "{kept:?}");
+    assert!(
+        kept.iter().sum::<usize>() <= 4 * newest,
+        "{kept:?} vs {newest}"
+    );
+    for v in 1..(71 - kept.len()) {
+        assert_eq!(
+            fetch(&format!("{v}.targets.json")).0,
+            StatusCode::NOT_FOUND,
             "v{v}"
         );
     }
-    assert_eq!(status("1.root.json"), StatusCode::OK);
-    assert_eq!(status("timestamp.json"), StatusCode::OK);
+    assert_eq!(fetch("1.root.json").0, StatusCode::OK);
+    assert_eq!(fetch("timestamp.json").0, StatusCode::OK);
     // Production was never written to: all its versions stay.
     let (st, _) = get(s, "/repo/pruned/prod/metadata/1.targets.json", None);
     assert_eq!(st, StatusCode::OK);
