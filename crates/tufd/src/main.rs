@@ -10,6 +10,7 @@ mod db;
 mod error;
 mod factory;
 mod files;
+mod group;
 mod input;
 mod keyring;
 mod listener;
@@ -144,6 +145,8 @@ pub struct AppState {
     pub tmp_dir: PathBuf,
     pub metrics: Metrics,
     pub cache: cache::Cache,
+    /// Concurrent CI target adds, committed together per Factory.
+    pub groups: group::Groups<targets::Job, axum::response::Response>,
     pub tls: Option<Arc<tls::Tls>>,
     pub keyring: keyring::Keyring,
     pub token: Option<token::Token>,
@@ -212,6 +215,7 @@ async fn main() -> anyhow::Result<()> {
         public_url,
         tmp_dir,
         metrics: Metrics::default(),
+        groups: group::Groups::default(),
         cache: cache::Cache::new(match (backend, args.replica_head_cache_ms) {
             (Backend::Sqlite, _) => cache::Heads::Owned,
             (Backend::Postgres, 0) => cache::Heads::Uncached,

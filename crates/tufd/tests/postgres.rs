@@ -215,3 +215,9 @@ fn replicas_caching_heads_follow_each_others_commits() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+#[test]
+fn concurrent_adds() {
+    let Some(s) = Server::postgres() else { return };
+    suite::concurrent_adds(&s);
+}
