@@ -2,6 +2,7 @@
 
 mod access;
 mod admin;
+mod announce;
 mod audit;
 mod auth;
 mod backup;
@@ -12,6 +13,7 @@ mod db;
 mod error;
 mod factory;
 mod files;
+mod group;
 mod input;
 mod keyring;
 mod listener;
@@ -43,7 +45,7 @@ use axum::{Json, Router};
 use clap::Parser;
 use serde_json::json;
 
-use crate::db::Db;
+use crate::db::{Backend, Db};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::repo::Periods;
@@ -125,6 +127,13 @@ struct Args {
     /// free disk per concurrent upload.
     #[arg(long, env = "TUFD_MAX_ARTIFACT_BYTES", default_value_t = 1 << 30)]
     max_artifact_bytes: u64,
+    /// On PostgreSQL: cache each Factory's current metadata (timestamp.json, ...) for at
+    /// most this many milliseconds, dropping it as soon as another replica announces a
+    /// commit to that Factory (LISTEN/NOTIFY). 0 (the default): no such cache, every read
+    /// sees every replica's last commit. The embedded SQLite store always caches (it has one
+    /// writer).
+    #[arg(long, env = "TUFD_REPLICA_HEAD_CACHE_MS", default_value_t = 0)]
+    replica_head_cache_ms: u64,
     /// Largest targets metadata (a signed targets.json, CI or production) a Factory may
     /// publish, in bytes: an add or a wave past it is refused with 413. At most (and by
     /// default) 31457280 (30 MiB), below what devices read.
@@ -173,6 +182,8 @@ pub struct AppState {
     pub tmp_dir: PathBuf,
     pub metrics: Metrics,
     pub cache: cache::Cache,
+    /// Concurrent CI target adds, committed together per Factory.
+    pub groups: group::Groups<targets::Job, axum::response::Response>,
     pub tls: Option<Arc<tls::Tls>>,
     pub keyring: keyring::Keyring,
     pub token: Option<token::Token>,
@@ -202,6 +213,13 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let tls = state.tls.clone();
     let scheme = if tls.is_some() { "https" } else { "http" };
     let limits = startup::limits(&args)?;
+    // Other replicas' commits, heard so that this one's cached heads follow them.
+    let announcements = match &args.database_url {
+        Some(url) if state.db.backend() == Backend::Postgres && args.replica_head_cache_ms > 0 => {
+            Some(tokio::spawn(announce::listen(url.clone(), state.clone())))
+        }
+        _ => None,
+    };
     let upkeep = tokio::spawn(upkeep::run(
         state.clone(),
         std::time::Duration::from_secs(args.resign_interval_secs.max(1)),
@@ -220,6 +238,9 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     tracing::info!(%addr, scheme, "serving");
     listener::serve(listener, app, tls, limits, shutdown).await;
     upkeep.abort();
+    if let Some(a) = announcements {
+        a.abort();
+    }
     if let Some(r) = reloads {
         r.abort();
     }

@@ -141,12 +141,12 @@ pub async fn catch_up(state: &Shared) -> anyhow::Result<()> {
             .await
             .map_err(|e| anyhow::anyhow!("{factory}: {}: {}", e.error, e.detail))
             .context("publishing new versions after the restore")?;
+        crate::announce::published(state, factory).await;
     }
     sqlx::query("DELETE FROM settings WHERE name = $1")
         .bind(GAP_SETTING)
         .execute(state.db.pool())
         .await?;
-    state.cache.published();
     tracing::info!(
         factories = factories.len(),
         gap,

@@ -16,7 +16,9 @@ use crate::db::{Backend, Db};
 use crate::metrics::Metrics;
 use crate::repo::Periods;
 use crate::storage::{ArtifactStore, DbStore, FileStore};
-use crate::{admin, cache, files, input, keyring, listener, repo, restore, server_key, tls, token};
+use crate::{
+    admin, cache, files, group, input, keyring, listener, repo, restore, server_key, tls, token,
+};
 use crate::{AppState, Args, Shared, DAY};
 
 /// What [`check`] found ready: nothing of it has written to the data directory.
@@ -99,7 +101,12 @@ pub async fn start(args: &Args, c: Checked) -> anyhow::Result<(Shared, TcpListen
         .trim_end_matches('/')
         .to_owned();
     let state: Shared = Arc::new(AppState {
-        cache: cache::Cache::new(c.backend == Backend::Sqlite),
+        groups: group::Groups::default(),
+        cache: cache::Cache::new(match (c.backend, args.replica_head_cache_ms) {
+            (Backend::Sqlite, _) => cache::Heads::Owned,
+            (Backend::Postgres, 0) => cache::Heads::Uncached,
+            (Backend::Postgres, ms) => cache::Heads::Shared(std::time::Duration::from_millis(ms)),
+        }),
         db,
         vault,
         store,

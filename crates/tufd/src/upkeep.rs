@@ -172,7 +172,7 @@ async fn resign(state: &Shared, factory: &str) -> ApiResult<()> {
         }
     }
     tx.commit().await?;
-    state.cache.published();
+    crate::announce::published(state, factory).await;
     if !changed.is_empty() {
         tracing::info!(factory = %factory, roles = ?changed, "re-signed expiring metadata");
     }
