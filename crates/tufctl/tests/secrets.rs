@@ -162,14 +162,33 @@ fn the_offline_targets_key_alone_cannot_publish_to_production_devices() {
     assert_eq!(genuine.signed.version, listed);
     let ci: Signed<Targets> =
         Signed::from_slice(&http_get(&format!("{}/metadata/targets.json", x.ci_base)).1).unwrap();
-    let mut evil = genuine.signed.clone();
-    evil.targets
-        .insert("app-1.0".to_owned(), ci.signed.targets["app-1.0"].clone());
-    let mut forged = Signed::new(evil).unwrap();
-    forged.sign(&stolen[0]).unwrap();
+    // The snapshot lists the length of targets.json, so the thief pads the forgery to that
+    // length (a field of `pad` bytes in the added target): the length check passes and the
+    // signatures decide.
+    let want = snapshot.signed.meta["targets.json"]
+        .length
+        .expect("the snapshot lists the length of targets.json") as usize;
+    let forge = |pad: usize| {
+        let mut evil = genuine.signed.clone();
+        let mut target = ci.signed.targets["app-1.0"].clone();
+        target
+            .extra
+            .insert("x-pad".to_owned(), serde_json::json!("p".repeat(pad)));
+        evil.targets.insert("app-1.0".to_owned(), target);
+        let mut forged = Signed::new(evil).unwrap();
+        forged.sign(&stolen[0]).unwrap();
+        forged.to_bytes()
+    };
+    let unpadded = forge(0).len();
+    assert!(
+        unpadded <= want,
+        "the forgery is {unpadded} bytes, over {want}"
+    );
+    let forged = forge(want - unpadded);
+    assert_eq!(forged.len(), want);
 
     let path = format!("/repo/{}/prod/metadata/{listed}.targets.json", x.f.name);
-    let mirror = proxy(server.url.clone(), Some((path, forged.to_bytes())));
+    let mirror = proxy(server.url.clone(), Some((path, forged)));
     let device = Device::new(
         &root_v1(&x.prod_base),
         &format!("{mirror}/repo/{}/prod", x.f.name),
