@@ -1,8 +1,9 @@
 //! What the workspace promises about its supply chain and its published docs, read from the
 //! checked-in files: `deny.toml` bans what it says (and admits crates from crates.io only),
 //! the declared `rust-version` is the toolchain that builds and tests it, every crate inherits
-//! it, and `scripts/test` (what CI runs) runs cargo-deny and rustdoc with warnings denied.
-//! cargo-deny itself checks the tree against `deny.toml` in `scripts/test`.
+//! it, the library crates warn on undocumented public items, and `scripts/test` (what CI
+//! runs) runs cargo-deny and rustdoc with warnings denied. cargo-deny itself checks the tree
+//! against `deny.toml` in `scripts/test`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -110,6 +111,26 @@ fn every_crate_inherits_the_workspace_rust_version() {
             manifest["package"]["rust-version"]["workspace"].as_bool(),
             Some(true),
             "{member}/Cargo.toml: rust-version.workspace = true"
+        );
+    }
+}
+
+#[test]
+fn library_crates_warn_on_missing_docs() {
+    for member in members() {
+        let lib = workspace().join(&member).join("src/lib.rs");
+        let Ok(text) = std::fs::read_to_string(&lib) else {
+            continue; // a binary-only crate
+        };
+        assert!(
+            text.contains("#![warn(missing_docs)]"),
+            "{}: no #![warn(missing_docs)]",
+            lib.display()
+        );
+        assert!(
+            text.starts_with("//!"),
+            "{}: no crate-level documentation",
+            lib.display()
         );
     }
 }
