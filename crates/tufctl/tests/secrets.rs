@@ -164,13 +164,17 @@ fn the_offline_targets_key_alone_cannot_publish_to_production_devices() {
         Signed::from_slice(&http_get(&format!("{}/metadata/targets.json", x.ci_base)).1).unwrap();
     // The snapshot lists the length of targets.json, so the thief pads the forgery to that
     // length (a field of `pad` bytes in the added target): the length check passes and the
-    // signatures decide.
+    // signatures decide. The added target carries only what a device selects by, so that
+    // with one signature fewer than the genuine file the forgery starts out shorter.
     let want = snapshot.signed.meta["targets.json"]
         .length
         .expect("the snapshot lists the length of targets.json") as usize;
+    let mut thiefs = ci.signed.targets["app-1.0"].clone();
+    thiefs.hashes.retain(|algorithm, _| algorithm == "sha256");
+    thiefs.custom = Some(serde_json::json!({"hardware_ids": ["board-a"], "version": "1.0"}));
     let forge = |pad: usize| {
         let mut evil = genuine.signed.clone();
-        let mut target = ci.signed.targets["app-1.0"].clone();
+        let mut target = thiefs.clone();
         target
             .extra
             .insert("x-pad".to_owned(), serde_json::json!("p".repeat(pad)));
