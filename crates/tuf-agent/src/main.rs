@@ -53,6 +53,11 @@ struct Cli {
     /// (`update`; never the current target, never files `update` did not write).
     #[arg(long, global = true, value_name = "N")]
     keep: Option<usize>,
+    /// The most bytes of snapshot or targets metadata read, even when the repository lists
+    /// a larger length (default 33554432, 32 MiB): a device's memory bound. A length the
+    /// repository lists below it is the bound.
+    #[arg(long, global = true, value_name = "BYTES")]
+    max_metadata_bytes: Option<u64>,
     /// PEM file of the certificate authorities to trust for https URLs, instead of the
     /// bundled web PKI roots (a private CA).
     #[arg(long, global = true, value_name = "PEM")]
@@ -64,8 +69,8 @@ struct Cli {
     #[arg(long, global = true, value_name = "PEM", requires = "client_cert")]
     client_key: Option<PathBuf>,
     /// JSON file with any of the keys metadata_url, metadata_dir, target_dir,
-    /// target_base_url, hardware_id, tag, install_cmd, keep, ca_file, client_cert,
-    /// client_key; flags override it.
+    /// target_base_url, hardware_id, tag, install_cmd, keep, max_metadata_bytes, ca_file,
+    /// client_cert, client_key; flags override it.
     #[arg(long, global = true)]
     config: Option<PathBuf>,
     #[command(subcommand)]
@@ -107,6 +112,7 @@ struct ConfigFile {
     tag: Option<String>,
     install_cmd: Option<String>,
     keep: Option<usize>,
+    max_metadata_bytes: Option<u64>,
     ca_file: Option<PathBuf>,
     client_cert: Option<PathBuf>,
     client_key: Option<PathBuf>,
@@ -166,12 +172,21 @@ fn run(cli: Cli) -> Result<()> {
         client_cert: cli.client_cert.clone().or(file.client_cert),
         client_key: cli.client_key.clone().or(file.client_key),
     };
+    let mut limits = Limits::default();
+    if let Some(max) = cli.max_metadata_bytes.or(file.max_metadata_bytes) {
+        anyhow::ensure!(
+            max >= 1024,
+            "--max-metadata-bytes is {max}; give at least 1024 (metadata is never smaller)"
+        );
+        limits.snapshot_max = max;
+        limits.targets_max = max;
+    }
     let updater = || -> Result<Updater> {
         let metadata_url = metadata_url.clone().context("--metadata-url is required")?;
         Ok(Updater::new(UpdaterConfig {
             metadata_url,
             metadata_dir: metadata_dir.clone(),
-            limits: Limits::default(),
+            limits: limits.clone(),
             tls: tls.clone(),
         })?)
     };

@@ -528,3 +528,36 @@ fn update_searches_delegated_roles_within_their_paths() {
     assert_eq!(client.target("foo-2").unwrap(), b"two");
     assert!(client.target("foo-99").is_none());
 }
+
+/// `--max-metadata-bytes` bounds what a device reads of targets (and snapshot) metadata,
+/// whatever length the repository lists; a ceiling too small to be real is refused.
+#[test]
+fn the_metadata_ceiling_is_configurable() {
+    let Some(repo) = Repo::new(json!({})) else {
+        return;
+    };
+    let adds: Vec<Value> = (0..40)
+        .map(|i| json!(["add_target", {"path": format!("file-{i:02}"), "data": "x"}]))
+        .chain([json!(["publish", {}])])
+        .collect();
+    repo.ops(Value::Array(adds));
+    let targets = repo.read("2.targets.json");
+    assert!(targets.len() > 4096, "{} bytes", targets.len());
+    let client = repo.client();
+    let url = repo.metadata_url();
+    let refresh = |ceiling: &str| {
+        client.run(&[
+            "--metadata-url",
+            &url,
+            "--max-metadata-bytes",
+            ceiling,
+            "refresh",
+        ])
+    };
+    refresh("4096").failure("2.targets.json: more than 4096 bytes");
+    assert_eq!(client.version("targets.json"), None);
+    refresh("100").failure("--max-metadata-bytes is 100; give at least 1024");
+    let ceiling = targets.len().to_string();
+    refresh(&ceiling).success();
+    assert_eq!(client.trusted("targets.json").unwrap(), targets);
+}

@@ -4,7 +4,7 @@
 use std::io::{IsTerminal, Read};
 
 use anyhow::{bail, Context, Result};
-use serde_json::{json, Value};
+use serde_json::json;
 use zeroize::Zeroizing;
 
 use crate::client::{status_of, Api};
@@ -85,10 +85,7 @@ fn check(api: &Api, factory: &str) -> Result<Option<String>> {
         Err(e) if status_of(&e) == Some(403) => return Ok(None),
         Err(e) => return Err(e.context("checking the token's scope; nothing was stored")),
     };
-    let current = listed["tokens"]
-        .as_array()
-        .and_then(|ts| ts.iter().find(|t| t["current"] == Value::Bool(true)))
-        .and_then(|t| t["scope"].as_str());
+    let current = listed["current"]["scope"].as_str();
     // The admin token lists every Factory's tokens but is none of them.
     Ok(Some(current.unwrap_or("admin").to_owned()))
 }

@@ -146,10 +146,14 @@ pub fn usage(e: clap::Error, json: bool) -> ExitCode {
             | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
     );
     if !json || is_help {
-        let rendered = if is_help {
-            e.render().to_string()
-        } else {
+        // Colour only for a person at a terminal: never in logs, pipes or files.
+        let colour = !is_help
+            && std::io::IsTerminal::is_terminal(&std::io::stderr())
+            && std::env::var_os("NO_COLOR").is_none();
+        let rendered = if colour {
             e.render().ansi().to_string()
+        } else {
+            e.render().to_string()
         };
         if code == 0 {
             out!("{rendered}");

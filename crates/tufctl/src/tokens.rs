@@ -14,14 +14,25 @@ fn base(s: &Settings) -> Result<(crate::client::Api, String)> {
 
 pub fn list(s: &Settings) -> Result<()> {
     let (api, path) = base(s)?;
-    let v = api
-        .get_json(&path)
-        .context("listing the Factory's tokens")?;
+    // Every page, newest first.
+    let mut tokens = Vec::new();
+    let mut next: Option<String> = None;
+    loop {
+        let url = match &next {
+            Some(cursor) => format!("{path}?before={cursor}"),
+            None => path.clone(),
+        };
+        let v = api.get_json(&url).context("listing the Factory's tokens")?;
+        tokens.extend(v["tokens"].as_array().cloned().unwrap_or_default());
+        match v["next"].as_str() {
+            Some(cursor) if next.as_deref() != Some(cursor) => next = Some(cursor.to_owned()),
+            _ => break,
+        }
+    }
     if s.json() {
-        outln!("{v}");
+        outln!("{}", json!({ "tokens": tokens }));
         return Ok(());
     }
-    let tokens = v["tokens"].as_array().cloned().unwrap_or_default();
     outln!("{:<14} {:<6} {:<22} NOTE", "ID", "SCOPE", "CREATED");
     for t in &tokens {
         let note = if t["current"].as_bool() == Some(true) {

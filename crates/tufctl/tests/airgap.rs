@@ -471,7 +471,7 @@ fn signing_story(server: Server) {
         &x.only,
         &resp,
         "wave_keeps_targets",
-        "the proposed production targets drop target \"app-42\", which the wave does not retire",
+        "the proposed production targets drop target \"app-42\", which the wave does not retire; a wave removes only the targets it names",
     );
     // The request as exported is signed, and the wave goes out with both builds, this time
     // carried as the QR code's payload: the signatures, naming the targets by hash.

@@ -143,13 +143,16 @@ fn the_offline_targets_key_alone_cannot_publish_to_production_devices() {
     let x = Offline::setup(&server, "stolen-targets", "creds.tgz");
     let dir = tempfile::tempdir().unwrap();
     add_build(&server, &x.f, dir.path(), "1.0");
+    x.ship_wave(x.only.to_str().unwrap(), "w1", "1.0");
+    add_build(&server, &x.f, dir.path(), "2.0");
     // What the thief holds: the targets-only file, i.e. the offline targets key alone.
     let stolen = private_keys(&x.only);
     assert_eq!(stolen.len(), 1);
     assert_eq!(stolen[0].key_id().as_str(), x.offline_id);
 
     // The production targets at the version the genuine snapshot lists, with the thief's
-    // own target added, signed with the stolen key. Without the online keys that is all the
+    // own build (2.0) under the released name, signed with the stolen key and served at the
+    // length the snapshot lists. Without the online keys that is all the
     // thief can change: timestamp and snapshot stay genuine.
     let prod = |file: &str| {
         let (status, body) = http_get(&format!("{}/metadata/{file}", x.prod_base));
@@ -162,37 +165,18 @@ fn the_offline_targets_key_alone_cannot_publish_to_production_devices() {
     assert_eq!(genuine.signed.version, listed);
     let ci: Signed<Targets> =
         Signed::from_slice(&http_get(&format!("{}/metadata/targets.json", x.ci_base)).1).unwrap();
-    // The snapshot lists the length of targets.json, so the thief pads the forgery to that
-    // length (a field of `pad` bytes in the added target): the length check passes and the
-    // signatures decide. The added target carries only what a device selects by, so that
-    // with one signature fewer than the genuine file the forgery starts out shorter.
-    let want = snapshot.signed.meta["targets.json"]
-        .length
-        .expect("the snapshot lists the length of targets.json") as usize;
-    let mut thiefs = ci.signed.targets["app-1.0"].clone();
-    thiefs.hashes.retain(|algorithm, _| algorithm == "sha256");
-    thiefs.custom = Some(serde_json::json!({"hardware_ids": ["board-a"], "version": "1.0"}));
-    let forge = |pad: usize| {
-        let mut evil = genuine.signed.clone();
-        let mut target = thiefs.clone();
-        target
-            .extra
-            .insert("x-pad".to_owned(), serde_json::json!("p".repeat(pad)));
-        evil.targets.insert("app-1.0".to_owned(), target);
-        let mut forged = Signed::new(evil).unwrap();
-        forged.sign(&stolen[0]).unwrap();
-        forged.to_bytes()
-    };
-    let unpadded = forge(0).len();
-    assert!(
-        unpadded <= want,
-        "the forgery is {unpadded} bytes, over {want}"
-    );
-    let forged = forge(want - unpadded);
-    assert_eq!(forged.len(), want);
+    let mut evil = genuine.signed.clone();
+    evil.targets
+        .insert("app-1.0".to_owned(), ci.signed.targets["app-2.0"].clone());
+    let mut forged = Signed::new(evil).unwrap();
+    forged.sign(&stolen[0]).unwrap();
+    let length = snapshot.signed.meta["targets.json"].length.unwrap();
 
     let path = format!("/repo/{}/prod/metadata/{listed}.targets.json", x.f.name);
-    let mirror = proxy(server.url.clone(), Some((path, forged)));
+    let mirror = proxy(
+        server.url.clone(),
+        Some((path, padded(forged.to_bytes(), length))),
+    );
     let device = Device::new(
         &root_v1(&x.prod_base),
         &format!("{mirror}/repo/{}/prod", x.f.name),

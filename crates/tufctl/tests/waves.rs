@@ -238,7 +238,8 @@ fn forged_production_targets_are_refused(
         .unwrap()
         .retain(|s| s["keyid"] != offline_id);
     assert_eq!(signer_ids(&forged).len(), 1, "only the online signature");
-    let forged_bytes = serde_json::to_vec(&forged).unwrap();
+    let listed = listed_targets_length(prod_base);
+    let forged_bytes = padded(serde_json::to_vec(&forged).unwrap(), listed);
 
     let env = Signed::<Targets>::from_slice(&forged_bytes).unwrap();
     let real_env = Signed::<Targets>::from_slice(&serde_json::to_vec(&real).unwrap()).unwrap();
@@ -550,16 +551,34 @@ fn replays_are_refused(
 ) {
     let base_path = x.prod_base.strip_prefix(&x.server.url).unwrap();
     let version = old_prod_targets["signed"]["version"].as_u64().unwrap();
+    // The old targets at the length the snapshot lists, so their signatures decide; when
+    // the old online signature is longer than the new one (an RSA key replaced), they cannot
+    // be, and the device refuses them for their length before reading them.
+    let listed = listed_targets_length(&x.prod_base);
+    let old_targets = serde_json::to_vec(old_prod_targets).unwrap();
+    let (old_targets, targets_refusal) = if old_targets.len() as u64 <= listed {
+        (
+            padded(old_targets, listed),
+            "role targets: 1 valid signature(s) from distinct trusted keys, threshold is 2"
+                .to_owned(),
+        )
+    } else {
+        (
+            old_targets,
+            format!("{version}.targets.json: more than {listed} bytes"),
+        )
+    };
     for (path, bytes, refusal) in [
         (
             "timestamp.json".to_owned(),
             old_timestamp,
-            "role timestamp: 0 valid signature(s) from distinct trusted keys, threshold is 1",
+            "role timestamp: 0 valid signature(s) from distinct trusted keys, threshold is 1"
+                .to_owned(),
         ),
         (
             format!("{version}.targets.json"),
-            serde_json::to_vec(old_prod_targets).unwrap(),
-            "role targets: 1 valid signature(s) from distinct trusted keys, threshold is 2",
+            old_targets,
+            targets_refusal,
         ),
     ] {
         let replaying = proxy(
@@ -571,7 +590,7 @@ fn replays_are_refused(
         assert!(!out.status.success(), "{path} accepted: {}", stdout(&out));
         let err = stderr(&out);
         assert!(
-            err.contains(refusal),
+            err.contains(&refusal),
             "{path} refused for another reason: {err}"
         );
         assert!(!device.installed_path().exists());
@@ -760,4 +779,12 @@ fn wave_after_online_keys_staged_on_sqlite() {
 #[test]
 fn wave_after_online_keys_staged_on_postgres() {
     on_postgres(wave_created_after_online_keys_staged_blocks_apply);
+}
+
+/// The length the current snapshot under `base` (`.../prod`) lists for targets.json.
+fn listed_targets_length(base: &str) -> u64 {
+    let (status, body) = http_get(&format!("{base}/metadata/snapshot.json"));
+    assert_eq!(status, 200);
+    let snapshot: Signed<tuf_core::Snapshot> = Signed::from_slice(&body).unwrap();
+    snapshot.signed.meta["targets.json"].length.unwrap()
 }

@@ -144,15 +144,24 @@ async fn require_admin(state: &Shared, headers: &HeaderMap) -> ApiResult<Caller>
     Ok(caller)
 }
 
+/// The admin token given in `TUFD_ADMIN_TOKEN`, if any, checked (at start, before anything is
+/// written).
+pub fn check_env_token() -> anyhow::Result<Option<Zeroizing<String>>> {
+    let Ok(token) = std::env::var("TUFD_ADMIN_TOKEN") else {
+        return Ok(None);
+    };
+    let token = Zeroizing::new(token);
+    anyhow::ensure!(
+        token.len() >= 16 && token.len() <= 256 && !token.contains(char::is_whitespace),
+        "TUFD_ADMIN_TOKEN must be 16 to 256 characters without spaces"
+    );
+    Ok(Some(token))
+}
+
 /// At start: the admin token from `TUFD_ADMIN_TOKEN` (retiring the one an earlier start was
 /// given there), else on first start a new one written to `<data-dir>/admin-token`.
 pub async fn ensure_admin_token(db: &Db, data_dir: &Path) -> anyhow::Result<()> {
-    if let Ok(token) = std::env::var("TUFD_ADMIN_TOKEN") {
-        let token = Zeroizing::new(token);
-        anyhow::ensure!(
-            token.len() >= 16 && token.len() <= 256 && !token.contains(char::is_whitespace),
-            "TUFD_ADMIN_TOKEN must be 16 to 256 characters without spaces"
-        );
+    if let Some(token) = check_env_token()? {
         return env_admin_token(db, &token_hash(&token)).await;
     }
     let existing = sqlx::query("SELECT 1 FROM tokens WHERE scope = 'admin'")

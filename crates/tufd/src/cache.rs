@@ -5,18 +5,24 @@
 //! - Exception: versioned production targets. An online-key rotation replaces the online
 //!   signature of the current version in place (the offline signature stays valid only on
 //!   the same signed bytes), so they are treated like heads below.
-//! - Unversioned heads (`timestamp.json`, `root.json`, ...) are cached only when this process
-//!   is the store's only writer (the embedded SQLite store). Every commit that publishes
-//!   metadata bumps a generation counter *after* commit, and an entry is served only while
-//!   the generation it was read under is current, so a reader that raced a commit can never
-//!   pin stale bytes. With PostgreSQL, other replicas write too, so heads always come from
-//!   the database.
+//! - Unversioned heads (`timestamp.json`, `root.json`, ...) are cached per Factory. Every
+//!   commit that publishes metadata of a Factory bumps *that Factory's* generation counter
+//!   after commit, and an entry is served only while the generation it was read under is
+//!   current, so a reader that raced a commit can never pin stale bytes, and a CI pipeline
+//!   writing to one Factory leaves every other Factory's cached heads alone.
+//! - With PostgreSQL, other replicas write too. By default heads are not cached there, so a
+//!   read on any replica sees every replica's last commit. With `--replica-head-cache-ms N`
+//!   they are: each commit is announced on a notification channel (`announce`), every
+//!   replica bumps the Factory's generation when it hears it, a lost channel forgets every
+//!   cached head, and no head is served older than N ms, so a late notification delays an
+//!   update by at most that. Devices poll and tolerate a head that is N ms old.
 //! - The parsed head of a targets role, keyed by the SHA-256 of its stored bytes, spares the
 //!   CI signing path a re-parse of a large targets.json. A miss or mismatch re-reads it.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::http::HeaderValue;
@@ -46,12 +52,36 @@ impl FileKey {
 struct Cached {
     body: Bytes,
     etag: HeaderValue,
-    generation: u64,
+    generation: Generation,
+    read_at: Instant,
+}
+
+/// Who else writes the store, and so how long a cached head may be served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Heads {
+    /// This process is the store's only writer (the embedded SQLite store): a head is
+    /// current until this process publishes.
+    Owned,
+    /// Other replicas write too (PostgreSQL): a head is current until a notification says
+    /// otherwise, and never longer than this (`--replica-head-cache-ms`).
+    Shared(Duration),
+    /// Other replicas write too and heads are not cached: every read sees the last commit
+    /// of any replica (the default on PostgreSQL).
+    Uncached,
+}
+
+/// What a cached mutable entry was read under: the cache-wide epoch (bumped when every
+/// head must be forgotten) and the Factory's own counter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Generation {
+    epoch: u64,
+    factory: u64,
 }
 
 pub struct Cache {
-    heads: bool,
-    generation: AtomicU64,
+    heads: Heads,
+    epoch: AtomicU64,
+    generations: RwLock<HashMap<String, u64>>,
     files: RwLock<HashMap<FileKey, Cached>>,
     bytes: AtomicUsize,
     targets: Mutex<HashMap<(String, Flavour), ParsedTargets>>,
@@ -61,41 +91,69 @@ pub struct Cache {
 type ParsedTargets = (String, Signed<Targets>);
 
 impl Cache {
-    /// `cache_heads`: whether this process is the store's only writer.
-    pub fn new(cache_heads: bool) -> Self {
+    pub fn new(heads: Heads) -> Self {
         Self {
-            heads: cache_heads,
-            generation: AtomicU64::new(0),
+            heads,
+            epoch: AtomicU64::new(0),
+            generations: RwLock::new(HashMap::new()),
             files: RwLock::new(HashMap::new()),
             bytes: AtomicUsize::new(0),
             targets: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Read before querying the store; pass to [`Cache::put`].
-    pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
+    /// Read before querying the store for `factory`; pass to [`Cache::put`].
+    pub fn generation(&self, factory: &str) -> Generation {
+        // The epoch first: a bump between the two reads makes the entry stale, never current.
+        let epoch = self.epoch.load(Ordering::Acquire);
+        let factory = self
+            .generations
+            .read()
+            .map(|g| g.get(factory).copied().unwrap_or(0))
+            .unwrap_or(u64::MAX);
+        Generation { epoch, factory }
     }
 
-    /// Called after every commit that published metadata.
-    pub fn published(&self) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
+    /// Called after every commit that published metadata of `factory` (here, or on another
+    /// replica when its notification arrives).
+    pub fn published(&self, factory: &str) {
+        if let Ok(mut g) = self.generations.write() {
+            let n = g.entry(factory.to_owned()).or_insert(0);
+            *n = n.wrapping_add(1);
+        } else {
+            self.forget_heads();
+        }
+    }
+
+    /// Every cached head is stale from now on (a lost notification channel: what it would
+    /// have said is unknown).
+    pub fn forget_heads(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
     }
 
     pub fn get(&self, key: &FileKey) -> Option<(Bytes, HeaderValue)> {
-        if key.mutable() && !self.heads {
+        if key.mutable() && self.heads == Heads::Uncached {
             return None;
         }
         let files = self.files.read().ok()?;
         let hit = files.get(key)?;
-        if key.mutable() && hit.generation != self.generation() {
+        if key.mutable() && !self.current(key, hit) {
             return None;
         }
         Some((hit.body.clone(), hit.etag.clone()))
     }
 
-    pub fn put(&self, key: FileKey, body: Bytes, etag: HeaderValue, generation: u64) {
-        if key.mutable() && !self.heads {
+    fn current(&self, key: &FileKey, hit: &Cached) -> bool {
+        let young = match self.heads {
+            Heads::Owned => true,
+            Heads::Shared(bound) => hit.read_at.elapsed() < bound,
+            Heads::Uncached => false,
+        };
+        young && hit.generation == self.generation(&key.factory)
+    }
+
+    pub fn put(&self, key: FileKey, body: Bytes, etag: HeaderValue, generation: Generation) {
+        if key.mutable() && self.heads == Heads::Uncached {
             return;
         }
         let Ok(mut files) = self.files.write() else {
@@ -112,6 +170,7 @@ impl Cache {
                 body,
                 etag,
                 generation,
+                read_at: Instant::now(),
             },
         );
     }
@@ -143,5 +202,92 @@ impl Cache {
             }
             map.insert((factory.to_owned(), flavour), (sha256, env));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(factory: &str) -> FileKey {
+        FileKey {
+            factory: factory.to_owned(),
+            flavour: Flavour::Ci,
+            role: Role::Timestamp,
+            version: None,
+        }
+    }
+
+    fn versioned(factory: &str) -> FileKey {
+        FileKey {
+            version: Some(3),
+            role: Role::Snapshot,
+            ..head(factory)
+        }
+    }
+
+    /// Reads `key` as a handler does: the generation first, then the "store", then `put`.
+    fn fill(cache: &Cache, key: &FileKey, body: &'static [u8]) {
+        let g = cache.generation(&key.factory);
+        let etag = HeaderValue::from_static("\"e\"");
+        cache.put(key.clone(), Bytes::from_static(body), etag, g);
+    }
+
+    fn body(cache: &Cache, key: &FileKey) -> Option<Bytes> {
+        cache.get(key).map(|(b, _)| b)
+    }
+
+    #[test]
+    fn a_commit_to_one_factory_leaves_the_others_cached() {
+        let cache = Cache::new(Heads::Owned);
+        for f in ["a", "b"] {
+            fill(&cache, &head(f), b"v1");
+            fill(&cache, &versioned(f), b"3");
+        }
+        cache.published("a");
+        assert_eq!(body(&cache, &head("a")), None);
+        assert_eq!(body(&cache, &head("b")).as_deref(), Some(&b"v1"[..]));
+        // Versioned metadata never changes: it stays.
+        assert_eq!(body(&cache, &versioned("a")).as_deref(), Some(&b"3"[..]));
+        fill(&cache, &head("a"), b"v2");
+        assert_eq!(body(&cache, &head("a")).as_deref(), Some(&b"v2"[..]));
+    }
+
+    #[test]
+    fn a_read_that_raced_a_commit_is_never_served() {
+        let cache = Cache::new(Heads::Owned);
+        let before = cache.generation("a");
+        // The commit lands (and is announced) while the reader holds the old bytes.
+        cache.published("a");
+        let etag = HeaderValue::from_static("\"e\"");
+        cache.put(head("a"), Bytes::from_static(b"old"), etag, before);
+        assert_eq!(body(&cache, &head("a")), None);
+    }
+
+    #[test]
+    fn a_lost_channel_forgets_every_head_and_no_version() {
+        let cache = Cache::new(Heads::Shared(Duration::from_secs(3600)));
+        for f in ["a", "b"] {
+            fill(&cache, &head(f), b"v1");
+            fill(&cache, &versioned(f), b"3");
+        }
+        assert!(body(&cache, &head("b")).is_some());
+        cache.forget_heads();
+        for f in ["a", "b"] {
+            assert_eq!(body(&cache, &head(f)), None, "{f}");
+            assert!(body(&cache, &versioned(f)).is_some(), "{f}");
+        }
+    }
+
+    #[test]
+    fn shared_heads_age_out_and_uncached_heads_are_never_kept() {
+        let aged = Cache::new(Heads::Shared(Duration::ZERO));
+        fill(&aged, &head("a"), b"v1");
+        assert_eq!(body(&aged, &head("a")), None);
+        let uncached = Cache::new(Heads::Uncached);
+        fill(&uncached, &head("a"), b"v1");
+        fill(&uncached, &versioned("a"), b"3");
+        assert_eq!(body(&uncached, &head("a")), None);
+        assert!(body(&uncached, &versioned("a")).is_some());
     }
 }

@@ -244,7 +244,7 @@ async fn edit_ci<E: Edit>(
     )
     .await?;
     tx.commit().await?;
-    state.cache.published();
+    crate::announce::published(state, factory).await;
     state.cache.keep_targets(factory, Flavour::Ci, sha, env);
     tracing::info!(factory = %factory, action = E::ACTION, version, "CI targets edited");
     Ok(answer)

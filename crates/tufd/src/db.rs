@@ -96,6 +96,16 @@ impl Db {
         Ok(())
     }
 
+    /// The newest migration this tufd has for its backend: a database migrated further was
+    /// upgraded by a newer tufd.
+    pub fn newest_migration(&self) -> i64 {
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.iter().map(|m| m.version).max().unwrap_or(0)
+    }
+
     pub fn pool(&self) -> &AnyPool {
         &self.pool
     }
@@ -177,3 +187,6 @@ pub async fn require_factory(db: &Db, factory: &str) -> ApiResult<()> {
 pub fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
+
+/// The embedded store's file in the data directory.
+pub const SQLITE_FILE: &str = "tufd.sqlite";

@@ -111,7 +111,7 @@ pub async fn create(
     )
     .await?;
     tx.commit().await?;
-    state.cache.published();
+    crate::announce::published(&state, &name).await;
     tracing::info!(factory = %name, "factory created");
 
     let body = json!({

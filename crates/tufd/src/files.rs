@@ -105,6 +105,49 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     sync_dir(path)
 }
 
+/// Creates `path` (which must not exist) with `bytes`, mode 0600, durably.
+pub fn write_new(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    sync_dir(path)
+}
+
+/// Copies `reader` into the new file `path` (mode 0600), fsynced.
+pub fn copy_new(reader: &mut impl std::io::Read, path: &Path) -> anyhow::Result<u64> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    let n = std::io::copy(reader, &mut f).with_context(|| format!("writing {}", path.display()))?;
+    f.sync_all()?;
+    Ok(n)
+}
+
+/// fsyncs every directory under `root` (and `root`), so the names in them are durable.
+pub fn sync_tree(root: &Path) -> anyhow::Result<()> {
+    let mut stack = vec![root.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            if entry.file_type()?.is_dir() {
+                stack.push(entry.path());
+            }
+        }
+        std::fs::File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("syncing {}", dir.display()))?;
+    }
+    Ok(())
+}
+
 /// fsyncs the directory holding `path`, so a rename or an unlink in it is durable.
 pub fn sync_dir(path: &Path) -> anyhow::Result<()> {
     if let Some(dir) = path.parent() {

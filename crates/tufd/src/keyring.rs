@@ -59,12 +59,7 @@ impl Keyring {
             .await?;
         let chain = match (row, local) {
             (None, local) => create(db, &path, local).await?,
-            (Some(_), None) => bail!(
-                "this database's keyring epoch key is not in {} (it never is in the database): \
-                 copy the file `keyring` from the data directory of a tufd that shares this \
-                 database (mode 0600), then start again",
-                path.display()
-            ),
+            (Some(_), None) => return Err(missing(&path)),
             (Some(row), Some(local)) => {
                 let epoch: i64 = row.try_get(0)?;
                 let check: Vec<u8> = row.try_get(1)?;
@@ -305,6 +300,71 @@ impl Keyring {
     }
 }
 
+/// What [`Keyring::open`] would refuse (a missing, foreign or newer keyring file), found
+/// without writing anything.
+pub async fn check(data_dir: &Path, db: &Db) -> anyhow::Result<()> {
+    let path = data_dir.join(FILE);
+    let local = Chain::read(&path)?;
+    let Some((epoch, check)) = row(db).await? else {
+        return Ok(());
+    };
+    let local = local.ok_or_else(|| missing(&path))?;
+    advance(&path, local, epoch, &check)?;
+    Ok(())
+}
+
+/// The keyring file at `path` moved forward to `db`'s epoch and checked against it, as the
+/// bytes of a keyring file (nothing is written): what a backup of `db` holds. A backup
+/// then holds no key of an epoch older than its database's.
+pub async fn file_for(path: &Path, db: &Db) -> anyhow::Result<Zeroizing<String>> {
+    let local = Chain::read(path)?.ok_or_else(|| missing(path))?;
+    let (epoch, check) = row(db)
+        .await?
+        .context("the database has no keyring (start this tufd on it once first)")?;
+    Ok(advance(path, local, epoch, &check)?.text())
+}
+
+/// Replaces the server key layer of every data key (`old` opened, `new` sealed) in `tx`;
+/// the epoch layer inside is untouched. Returns how many data keys there were.
+pub async fn rewrap_server_layer(tx: &mut Tx, old: &Vault, new: &Vault) -> anyhow::Result<usize> {
+    let rows = sqlx::query("SELECT id, epoch, wrapped FROM data_keys")
+        .fetch_all(&mut **tx)
+        .await?;
+    for r in &rows {
+        let (id, epoch, wrapped): (String, i64, Vec<u8>) =
+            (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
+        let aad = data_key_aad(&id, epoch);
+        let inner = old
+            .open(&aad, &wrapped)
+            .with_context(|| format!("data key {id} does not open with the current server key"))?;
+        sqlx::query("UPDATE data_keys SET wrapped = $1 WHERE id = $2")
+            .bind(new.seal(&aad, &inner)?)
+            .bind(&id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(rows.len())
+}
+
+async fn row(db: &Db) -> anyhow::Result<Option<(i64, Vec<u8>)>> {
+    let row = sqlx::query("SELECT epoch, check_value FROM keyring WHERE id = 1")
+        .fetch_optional(db.pool())
+        .await?;
+    Ok(row
+        .map(|r| Ok::<_, sqlx::Error>((r.try_get(0)?, r.try_get(1)?)))
+        .transpose()?)
+}
+
+fn missing(path: &Path) -> anyhow::Error {
+    anyhow::anyhow!(
+        "this database's keyring epoch key is not in {} (it never is in the database): \
+         copy the file `keyring` from the data directory of a tufd that shares this \
+         database (mode 0600), or the one of the backup the database comes from, then start \
+         again",
+        path.display()
+    )
+}
+
 /// A data key as stored: its ID, epoch and wrapped bytes.
 pub struct WrappedKey {
     pub id: String,
@@ -349,6 +409,15 @@ impl Chain {
         self.derive(b"tufd keyring wrap v1")
     }
 
+    /// The keyring file's contents for this link.
+    fn text(&self) -> Zeroizing<String> {
+        Zeroizing::new(format!(
+            "{MAGIC}\n{}\n{}\n",
+            self.epoch,
+            hex::encode(self.key.as_ref())
+        ))
+    }
+
     fn read(path: &Path) -> anyhow::Result<Option<Chain>> {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => Zeroizing::new(t),
@@ -378,12 +447,7 @@ impl Chain {
     fn write(&self, path: &Path) -> anyhow::Result<()> {
         let old = std::fs::OpenOptions::new().write(true).open(path).ok();
         let old_len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-        let text = Zeroizing::new(format!(
-            "{MAGIC}\n{}\n{}\n",
-            self.epoch,
-            hex::encode(self.key.as_ref())
-        ));
-        crate::files::write_atomic(path, text.as_bytes())?;
+        crate::files::write_atomic(path, self.text().as_bytes())?;
         if let Some(mut f) = old {
             use std::io::Write as _;
             let zeros = vec![0u8; usize::try_from(old_len).unwrap_or(0)];
@@ -437,8 +501,17 @@ async fn create(db: &Db, path: &Path, local: Option<Chain>) -> anyhow::Result<Ch
     Ok(chain)
 }
 
-/// The local chain moved to the database's `epoch`, checked against its check value.
+/// The local chain moved to the database's `epoch`, checked against its check value, and
+/// written to `path`.
 fn follow(path: &Path, local: Chain, epoch: i64, check: &[u8]) -> anyhow::Result<Chain> {
+    let chain = advance(path, local, epoch, check)?;
+    chain.write(path)?;
+    Ok(chain)
+}
+
+/// The local chain (read from `path`) moved to the database's `epoch` and checked against its
+/// check value; nothing is written.
+fn advance(path: &Path, local: Chain, epoch: i64, check: &[u8]) -> anyhow::Result<Chain> {
     if local.epoch > epoch {
         bail!(
             "{} is at keyring epoch {}, ahead of the database (epoch {epoch}): the database \
@@ -459,12 +532,16 @@ fn follow(path: &Path, local: Chain, epoch: i64, check: &[u8]) -> anyhow::Result
             path.display()
         );
     }
-    chain.write(path)?;
     Ok(chain)
 }
 
+/// The associated data of a data key's two layers: its ID and epoch.
+fn data_key_aad(id: &str, epoch: i64) -> String {
+    format!("data-key/{id}/{epoch}")
+}
+
 fn wrap_with(chain: &Chain, vault: &Vault, id: &str, dk: &[u8]) -> ApiResult<Vec<u8>> {
-    let aad = format!("data-key/{id}/{}", chain.epoch);
+    let aad = data_key_aad(id, chain.epoch);
     let inner = aead_seal(chain.wrapping_key().as_ref(), &aad, dk)?;
     Ok(vault.seal(&aad, &inner)?)
 }
@@ -475,7 +552,7 @@ fn unwrap_with(
     id: &str,
     wrapped: &[u8],
 ) -> ApiResult<Zeroizing<Vec<u8>>> {
-    let aad = format!("data-key/{id}/{}", chain.epoch);
+    let aad = data_key_aad(id, chain.epoch);
     let inner = vault.open(&aad, wrapped)?;
     aead_open(chain.wrapping_key().as_ref(), &aad, &inner)
         .map_err(|_| ApiError::internal("a data key does not open with the keyring"))

@@ -53,7 +53,7 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let (stream, _) = tokio::select! {
+        let (stream, remote) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(s) => s,
                 Err(e) => {
@@ -68,7 +68,7 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let (app, tls, stop) = (app.clone(), tls.clone(), stop_rx.clone());
         tokio::spawn(async move {
-            connection(stream, app, tls, limits, stop).await;
+            connection(stream, remote, app, tls, limits, stop).await;
             drop(permit);
         });
     }
@@ -84,6 +84,7 @@ pub async fn serve(
 
 async fn connection(
     stream: TcpStream,
+    remote: std::net::SocketAddr,
     app: Router,
     tls: Option<Arc<Tls>>,
     limits: Limits,
@@ -95,7 +96,11 @@ async fn connection(
         activity: activity.clone(),
     };
     let Some(tls) = tls else {
-        return drive(io, app, Peer::default(), limits, stop, activity).await;
+        let peer = Peer {
+            client_cert: false,
+            remote: Some(remote),
+        };
+        return drive(io, app, peer, limits, stop, activity).await;
     };
     let handshake = tls.acceptor().accept(io);
     let stream = match tokio::time::timeout(limits.header_timeout, handshake).await {
@@ -111,7 +116,11 @@ async fn connection(
         .1
         .peer_certificates()
         .is_some_and(|c| !c.is_empty());
-    drive(stream, app, Peer { client_cert }, limits, stop, activity).await;
+    let peer = Peer {
+        client_cert,
+        remote: Some(remote),
+    };
+    drive(stream, app, peer, limits, stop, activity).await;
 }
 
 /// Runs HTTP/1.1 on one connection until it ends, goes idle, or the server stops.

@@ -4,22 +4,30 @@
 // terminal (`http://<listen address>`), not for rustdoc's Markdown.
 #![allow(rustdoc::bare_urls, rustdoc::invalid_html_tags)]
 
+mod access;
 mod admin;
+mod announce;
 mod audit;
 mod auth;
+mod backup;
 mod cache;
+mod config;
 mod curation;
 mod db;
 mod error;
 mod factory;
 mod files;
+mod group;
 mod input;
 mod keyring;
 mod listener;
 mod metrics;
 mod repo;
+mod restore;
 mod rotation;
 mod serve;
+mod server_key;
+mod startup;
 mod storage;
 mod targets;
 mod tls;
@@ -40,20 +48,32 @@ use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use clap::Parser;
 use serde_json::json;
-use zeroize::Zeroizing;
 
 use crate::db::{Backend, Db};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::repo::Periods;
-use crate::storage::{ArtifactStore, DbStore, FileStore};
+use crate::storage::ArtifactStore;
 use crate::vault::Vault;
 
 /// The tuf-factory server: Factories, online keys, TUF repositories, CI signing, root
 /// updates and waves.
+///
+/// Settings come from the command line, then the TUFD_* environment, then the --config file,
+/// then the defaults shown (the first that sets one wins).
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// TOML file of settings, keys named like the long options with `_` (`listen`,
+    /// `data_dir`, `tls_cert`, ...); unknown keys are refused.
+    #[arg(long, env = "TUFD_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Log lines on stderr as text (coloured only on a terminal, and not with NO_COLOR set) or
+    /// one JSON object each; each request is one `tufd::access` event.
+    #[arg(long, env = "TUFD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     /// Address to listen on (port 0 picks a free port; the real one is printed).
     #[arg(long, env = "TUFD_LISTEN", default_value = "127.0.0.1:8080")]
     listen: String,
@@ -111,6 +131,13 @@ struct Args {
     /// free disk per concurrent upload.
     #[arg(long, env = "TUFD_MAX_ARTIFACT_BYTES", default_value_t = 1 << 30)]
     max_artifact_bytes: u64,
+    /// On PostgreSQL: cache each Factory's current metadata (timestamp.json, ...) for at
+    /// most this many milliseconds, dropping it as soon as another replica announces a
+    /// commit to that Factory (LISTEN/NOTIFY). 0 (the default): no such cache, every read
+    /// sees every replica's last commit. The embedded SQLite store always caches (it has one
+    /// writer).
+    #[arg(long, env = "TUFD_REPLICA_HEAD_CACHE_MS", default_value_t = 0)]
+    replica_head_cache_ms: u64,
     /// Largest targets metadata (a signed targets.json, CI or production) a Factory may
     /// publish, in bytes: an add or a wave past it is refused with 413. At most (and by
     /// default) 31457280 (30 MiB), below what devices read.
@@ -129,6 +156,25 @@ struct Args {
     pin_file: Option<PathBuf>,
 }
 
+/// Maintenance commands, run beside (backup) or instead of (restore, rotate-server-key) the
+/// server.
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Writes a consistent snapshot of a running or stopped SQLite store (database,
+    /// artifacts, server key, keyring, admin token) to one file, mode 0600.
+    Backup(backup::BackupArgs),
+    /// Restores a backup into a data directory (tufd stopped), checking it first.
+    Restore(restore::RestoreArgs),
+    /// Replaces the server key (every tufd of the store stopped): re-wraps every data key.
+    RotateServerKey(server_key::RotateArgs),
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
 const DAY: i64 = 24 * 3600;
 
 pub struct AppState {
@@ -140,6 +186,8 @@ pub struct AppState {
     pub tmp_dir: PathBuf,
     pub metrics: Metrics,
     pub cache: cache::Cache,
+    /// Concurrent CI target adds, committed together per Factory.
+    pub groups: group::Groups<targets::Job, axum::response::Response>,
     pub tls: Option<Arc<tls::Tls>>,
     pub keyring: keyring::Keyring,
     pub token: Option<token::Token>,
@@ -150,77 +198,36 @@ pub type Shared = Arc<AppState>;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
-    let args = Args::parse();
-    check_periods(&args)?;
-    files::restrict_umask();
-    files::create_private_dir(&args.data_dir)?;
-    files::tighten(&args.data_dir)?;
-    let tmp_dir = args.data_dir.join("tmp");
-    files::create_private_dir(&tmp_dir)?;
-    let (files, bytes) = files::remove_leftover_uploads(&tmp_dir)?;
-    if files > 0 {
-        tracing::warn!(
-            files,
-            bytes,
-            dir = %tmp_dir.display(),
-            "removed upload temporary files an earlier run left behind"
-        );
+    let args: Args = config::parse()?;
+    match args.command {
+        Some(Command::Backup(b)) => backup::run(&b).await,
+        Some(Command::Restore(r)) => restore::run(&r).await,
+        Some(Command::RotateServerKey(r)) => server_key::rotate(&r).await,
+        None => serve(args).await,
     }
-    let Opened {
-        db,
-        vault,
-        keyring,
-        token,
-        store,
-    } = open_store(&args).await?;
-    let backend = db.backend();
-    let tls = load_tls(&args)?;
-    let limits = limits(&args)?;
-    let caps = caps(&args)?;
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    let listener = tokio::net::TcpListener::bind(&args.listen)
-        .await
-        .with_context(|| format!("binding {}", args.listen))?;
+}
+
+/// Runs the server: every check that can fail first (startup::check), then what writes.
+async fn serve(args: Args) -> anyhow::Result<()> {
+    init_logging(args.log_format);
+    files::restrict_umask();
+    let checked = startup::check(&args).await?;
+    let (state, listener) = startup::start(&args, checked).await?;
     let addr = listener.local_addr()?;
-    let public_url = args
-        .public_url
-        .clone()
-        .unwrap_or_else(|| format!("{scheme}://{addr}"))
-        .trim_end_matches('/')
-        .to_owned();
-    let state: Shared = Arc::new(AppState {
-        db,
-        vault,
-        store,
-        periods: Periods {
-            root: args.root_expiry_secs,
-            targets: args.targets_expiry_secs,
-            snapshot: args.snapshot_expiry_secs,
-            timestamp: args.timestamp_expiry_secs,
-        },
-        public_url,
-        tmp_dir,
-        metrics: Metrics::default(),
-        cache: cache::Cache::new(backend == Backend::Sqlite),
-        tls: tls.clone(),
-        keyring,
-        token,
-        caps,
-    });
-    repo::reseal_legacy(&state).await?;
-    repo::finish_destruction(&state).await;
+    let tls = state.tls.clone();
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let limits = startup::limits(&args)?;
+    // Other replicas' commits, heard so that this one's cached heads follow them.
+    let announcements = match &args.database_url {
+        Some(url) if state.db.backend() == Backend::Postgres && args.replica_head_cache_ms > 0 => {
+            Some(tokio::spawn(announce::listen(url.clone(), state.clone())))
+        }
+        _ => None,
+    };
     let upkeep = tokio::spawn(upkeep::run(
         state.clone(),
         std::time::Duration::from_secs(args.resign_interval_secs.max(1)),
     ));
-
     let app = router(state);
     // Handlers are installed before the `listening on` line: a supervisor (or a test) that
     // sends SIGTERM as soon as it reads that line must get a graceful shutdown, never the
@@ -235,6 +242,9 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(%addr, scheme, "serving");
     listener::serve(listener, app, tls, limits, shutdown).await;
     upkeep.abort();
+    if let Some(a) = announcements {
+        a.abort();
+    }
     if let Some(r) = reloads {
         r.abort();
     }
@@ -242,8 +252,29 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Logs go to stderr, as text (colour only on a terminal) or as one JSON object a line.
+fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal as _;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter);
+    match format {
+        LogFormat::Text => {
+            let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            builder.with_ansi(colour).init();
+        }
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .init(),
+    }
+}
+
 fn router(state: Shared) -> Router {
-    let user_repo = "/ota/repo/{f}/api/v1/user_repo";
     let routes = Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/metrics", get(metrics::render))
@@ -294,25 +325,7 @@ fn router(state: Shared) -> Router {
         .route("/ota/factories/{f}/waves/{w}/cancel", post(waves::cancel))
         .route("/ota/factories/{f}/waves/{w}/resign", post(waves::resign))
         .route("/ota/factories/{f}/audit", get(audit::list))
-        .route(&format!("{user_repo}/{{file}}"), get(serve::user_repo))
-        .route(
-            &format!("{user_repo}/root/updates"),
-            get(rotation::show)
-                .post(rotation::open)
-                .put(rotation::stage),
-        )
-        .route(
-            &format!("{user_repo}/root/updates/apply"),
-            post(rotation::apply),
-        )
-        .route(
-            &format!("{user_repo}/root/updates/cancel"),
-            post(rotation::cancel),
-        )
-        .route(
-            &format!("{user_repo}/root/updates/online-keys"),
-            post(rotation::online_keys),
-        )
+        .merge(user_repo_routes())
         .route(
             "/repo/{f}/{flavour}/metadata/{file}",
             get(serve::device_metadata),
@@ -339,10 +352,35 @@ fn router(state: Shared) -> Router {
     routes
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            metrics::count_requests,
+            access::log_request,
         ))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .with_state(state)
+}
+
+/// The owner's repository API: metadata to sign against, and root updates.
+fn user_repo_routes() -> Router<Shared> {
+    let user_repo = "/ota/repo/{f}/api/v1/user_repo";
+    Router::new()
+        .route(&format!("{user_repo}/{{file}}"), get(serve::user_repo))
+        .route(
+            &format!("{user_repo}/root/updates"),
+            get(rotation::show)
+                .post(rotation::open)
+                .put(rotation::stage),
+        )
+        .route(
+            &format!("{user_repo}/root/updates/apply"),
+            post(rotation::apply),
+        )
+        .route(
+            &format!("{user_repo}/root/updates/cancel"),
+            post(rotation::cancel),
+        )
+        .route(
+            &format!("{user_repo}/root/updates/online-keys"),
+            post(rotation::online_keys),
+        )
 }
 
 /// A handler that panicked (a bug: none should) still answers with our JSON error.
@@ -359,116 +397,6 @@ fn upload_limit(state: &AppState) -> usize {
         .artifact_bytes
         .saturating_add(targets::MULTIPART_ALLOWANCE);
     usize::try_from(most).unwrap_or(usize::MAX)
-}
-
-/// The store and the secrets that open it.
-struct Opened {
-    db: Db,
-    vault: Vault,
-    keyring: keyring::Keyring,
-    token: Option<token::Token>,
-    store: Box<dyn ArtifactStore>,
-}
-
-/// Server key, database (migrated), keyring, token, admin token and artifact store, in that
-/// order: a replica without the shared server key must not touch the database.
-async fn open_store(args: &Args) -> anyhow::Result<Opened> {
-    let backend = match &args.database_url {
-        Some(url) => Backend::of_url(url)?,
-        None => Backend::Sqlite,
-    };
-    let vault = load_server_key(args, backend)?;
-    let db = match &args.database_url {
-        Some(url) => Db::connect(url).await?,
-        None => Db::open_sqlite(&args.data_dir.join("tufd.sqlite")).await?,
-    };
-    db.migrate().await?;
-    check_server_key(&db, &vault).await?;
-    let keyring = keyring::Keyring::open(&args.data_dir, &db).await?;
-    let token = match (&args.pkcs11, &args.slot, &args.pin_file) {
-        (Some(module), Some(slot), Some(pin_file)) => {
-            Some(token::Token::open(module, slot, pin_file)?)
-        }
-        _ => None,
-    };
-    admin::ensure_admin_token(&db, &args.data_dir).await?;
-    let store: Box<dyn ArtifactStore> = match db.backend() {
-        Backend::Postgres => Box::new(DbStore::new(db.clone())),
-        Backend::Sqlite => Box::new(
-            FileStore::new(args.data_dir.join("artifacts")).context("creating artifact dir")?,
-        ),
-    };
-    Ok(Opened {
-        db,
-        vault,
-        keyring,
-        token,
-        store,
-    })
-}
-
-fn check_periods(args: &Args) -> anyhow::Result<()> {
-    for (name, v) in [
-        ("root", args.root_expiry_secs),
-        ("targets", args.targets_expiry_secs),
-        ("snapshot", args.snapshot_expiry_secs),
-        ("timestamp", args.timestamp_expiry_secs),
-    ] {
-        anyhow::ensure!(
-            (1..=10 * 365 * DAY).contains(&v),
-            "--{name}-expiry-secs must be between 1 second and 10 years"
-        );
-    }
-    Ok(())
-}
-
-fn load_tls(args: &Args) -> anyhow::Result<Option<Arc<tls::Tls>>> {
-    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
-        return Ok(None);
-    };
-    Ok(Some(Arc::new(tls::Tls::load(tls::TlsFiles {
-        cert: cert.clone(),
-        key: key.clone(),
-        client_ca: args.client_ca.clone(),
-    })?)))
-}
-
-fn caps(args: &Args) -> anyhow::Result<input::Caps> {
-    let most = tuf_ceremony::limits::MAX_TARGETS_BYTES;
-    anyhow::ensure!(
-        (64 * 1024..=most).contains(&args.max_targets_bytes),
-        "--max-targets-bytes must be between 65536 and {most} (devices refuse larger targets \
-         metadata)"
-    );
-    anyhow::ensure!(
-        args.max_artifact_bytes >= 1,
-        "--max-artifact-bytes must be at least 1"
-    );
-    Ok(input::Caps {
-        artifact_bytes: args.max_artifact_bytes,
-        targets_bytes: args.max_targets_bytes,
-    })
-}
-
-fn limits(args: &Args) -> anyhow::Result<listener::Limits> {
-    anyhow::ensure!(
-        (1..=1_000_000).contains(&args.max_connections),
-        "--max-connections must be between 1 and 1000000"
-    );
-    for (name, v) in [
-        ("header", args.header_timeout_secs),
-        ("idle", args.idle_timeout_secs),
-    ] {
-        anyhow::ensure!(
-            (1..=3600).contains(&v),
-            "--{name}-timeout-secs must be between 1 and 3600"
-        );
-    }
-    Ok(listener::Limits {
-        max_connections: args.max_connections,
-        header_timeout: std::time::Duration::from_secs(args.header_timeout_secs),
-        idle_timeout: std::time::Duration::from_secs(args.idle_timeout_secs),
-    })
 }
 
 /// On SIGHUP, reads the TLS certificate, key and client CA again; connections accepted
@@ -501,45 +429,6 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
         }
         tracing::info!("shutdown requested");
     })
-}
-
-/// The server key: env `TUFD_SERVER_KEY` (hex), else `--server-key-file`, else (embedded
-/// store only) `<data-dir>/server-key`, created on first start. Replicas sharing PostgreSQL
-/// must share the key, so a per-replica generated file is refused there.
-fn load_server_key(args: &Args, backend: Backend) -> anyhow::Result<Vault> {
-    if let Ok(hex_key) = std::env::var("TUFD_SERVER_KEY") {
-        let hex_key = Zeroizing::new(hex_key);
-        return Vault::from_hex(&hex_key).context("TUFD_SERVER_KEY");
-    }
-    if let Some(path) = &args.server_key_file {
-        return Vault::from_file(path).with_context(|| format!("reading {}", path.display()));
-    }
-    anyhow::ensure!(
-        backend == Backend::Sqlite,
-        "with --database-url, give the server key shared by all replicas in TUFD_SERVER_KEY \
-         (64 hex characters) or --server-key-file"
-    );
-    let path = args.data_dir.join("server-key");
-    if !path.exists() {
-        let key = Vault::generate_hex()?;
-        files::write_secret(&path, &key)?;
-        tracing::info!(path = %path.display(), "created a new server key; back it up");
-    }
-    Vault::from_file(&path).with_context(|| format!("reading {}", path.display()))
-}
-
-/// Refuses to start with a server key other than the one the store was created with: it
-/// could not open any stored key.
-async fn check_server_key(db: &Db, vault: &Vault) -> anyhow::Result<()> {
-    const NAME: &str = "server_key_check";
-    const AAD: &str = "tufd server key check";
-    let fresh = hex::encode(vault.seal(AAD, b"tufd")?);
-    let stored = db.setting_or_insert(NAME, &fresh).await?;
-    let sealed = hex::decode(stored).context("stored server key check is not hex")?;
-    vault.open(AAD, &sealed).map_err(|_| {
-        anyhow::anyhow!("the server key does not match the one this store was created with")
-    })?;
-    Ok(())
 }
 
 /// Unix seconds in the metadata time form `YYYY-MM-DDTHH:MM:SSZ`.

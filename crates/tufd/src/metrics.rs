@@ -1,12 +1,12 @@
-//! `/metrics` (Prometheus text format): request counters by route family and status class,
-//! and the seconds until each Factory's current metadata expires.
+//! `/metrics` (Prometheus text format): request counters by route family and status class
+//! (counted by `access`), online re-signing outcomes (counted by `upkeep`), and the seconds
+//! until each Factory's current metadata expires.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use axum::extract::{Request, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sqlx::Row;
 
@@ -29,16 +29,29 @@ const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 #[derive(Default)]
 pub struct Metrics {
     requests: [[AtomicU64; 5]; 6],
+    resigned: AtomicU64,
+    resign_failures: AtomicU64,
 }
 
 impl Metrics {
-    fn count(&self, family: usize, status: u16) {
+    pub fn count(&self, family: usize, status: u16) {
         let class = usize::from(status / 100).saturating_sub(1).min(4);
         self.requests[family][class].fetch_add(1, Ordering::Relaxed);
     }
+
+    /// One Factory re-signed by upkeep (`ok`), or one attempt (a Factory, or a whole pass)
+    /// that failed.
+    pub fn resign(&self, ok: bool) {
+        let counter = if ok {
+            &self.resigned
+        } else {
+            &self.resign_failures
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
-fn family(path: &str) -> usize {
+pub fn family(path: &str) -> usize {
     if path.starts_with("/repo/") {
         if path.contains("/metadata/") {
             0
@@ -54,13 +67,6 @@ fn family(path: &str) -> usize {
     } else {
         5
     }
-}
-
-pub async fn count_requests(State(state): State<Shared>, req: Request, next: Next) -> Response {
-    let fam = family(req.uri().path());
-    let resp = next.run(req).await;
-    state.metrics.count(fam, resp.status().as_u16());
-    resp
 }
 
 /// `GET /metrics` (a `metrics` or `admin` token): the gauges name every Factory, which is
@@ -85,6 +91,24 @@ pub async fn render(State(state): State<Shared>, headers: HeaderMap) -> ApiResul
                 "tufd_requests_total{{route=\"{fam}\",status=\"{class}\"}} {n}"
             );
         }
+    }
+    for (name, help, counter) in [
+        (
+            "tufd_resigned_total",
+            "Factories whose online metadata (timestamp, snapshot, CI targets) upkeep re-signed.",
+            &state.metrics.resigned,
+        ),
+        (
+            "tufd_resign_failures_total",
+            "Upkeep re-signing attempts that failed (one per Factory, or a whole pass).",
+            &state.metrics.resign_failures,
+        ),
+    ] {
+        let n = counter.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {n}"
+        );
     }
     let rows = sqlx::query("SELECT factory, flavour, role, version, expires FROM heads ORDER BY factory, flavour, role")
         .fetch_all(state.db.pool())

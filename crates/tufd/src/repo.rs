@@ -207,9 +207,84 @@ pub async fn store_signed<T: Metadata>(
     .execute(&mut **tx)
     .await?;
     if role != Role::Root {
-        // Old versions of the online roles are only needed by a client between its timestamp
-        // and its last targets fetch; without pruning, every CI build would keep a copy of a
-        // targets.json that can be megabytes. Roots are the chain of trust: never pruned.
+        // Roots are the chain of trust: never pruned.
+        prune_old_versions(tx, (factory, flavour, role), (version, body.len(), now)).await?;
+    }
+    Ok((body, sha))
+}
+
+/// The retention of old versions of targets, snapshot and timestamp (`N.targets.json`).
+/// A device needs an old version only between reading a timestamp and fetching what it
+/// names; after that, a missing version only makes it start over from the new timestamp.
+/// So besides the newest, the server keeps the previous version always, and older ones
+/// while all of these hold: superseded less than [`RETAIN_SECS`] ago, at most
+/// [`KEEP_VERSIONS`] of them, and together at most [`RETAIN_FACTOR`] times the size of the
+/// newest. Disk per role is thereby bounded by about `RETAIN_FACTOR + 2` copies of the
+/// newest (a CI pipeline adding a target a second to a 20 MB targets.json keeps about five
+/// copies, not 64).
+pub const KEEP_VERSIONS: i64 = 64;
+/// See [`KEEP_VERSIONS`]: how long a superseded version stays downloadable at most.
+pub const RETAIN_SECS: i64 = 600;
+/// See [`KEEP_VERSIONS`]: the byte budget of old versions, in sizes of the newest.
+pub const RETAIN_FACTOR: u64 = 4;
+
+/// An old version as retention sees it: version, size in bytes, when it was published.
+#[derive(Clone, Copy, Debug)]
+pub struct OldVersion {
+    pub version: i64,
+    pub size: u64,
+    pub published: i64,
+}
+
+/// The newest old version to delete (and every older one with it), or None to keep all.
+/// `olds` is newest first; `newest` is the (size, publication time) of the new version.
+pub fn retention_cutoff(newest: (u64, i64), olds: &[OldVersion]) -> Option<i64> {
+    let (size, now) = newest;
+    let budget = size.saturating_mul(RETAIN_FACTOR);
+    let mut spent = 0u64;
+    // A version is superseded when the next one is published.
+    let mut superseded = now;
+    for (kept, old) in olds.iter().enumerate() {
+        spent = spent.saturating_add(old.size);
+        let keep = kept == 0
+            || (now - superseded < RETAIN_SECS
+                && (kept as i64) < KEEP_VERSIONS - 1
+                && spent <= budget);
+        if !keep {
+            return Some(old.version);
+        }
+        superseded = old.published;
+    }
+    None
+}
+
+/// Applies [`retention_cutoff`] to the old versions of one role after `new` was stored.
+async fn prune_old_versions(
+    tx: &mut Tx,
+    (factory, flavour, role): (&str, Flavour, Role),
+    (version, size, now): (i64, usize, i64),
+) -> ApiResult<()> {
+    let rows = sqlx::query(
+        "SELECT version, CAST(LENGTH(body) AS BIGINT), created_at FROM metadata \
+         WHERE factory = $1 AND flavour = $2 AND role = $3 AND version < $4 \
+         ORDER BY version DESC LIMIT $5",
+    )
+    .bind(factory)
+    .bind(flavour.as_str())
+    .bind(role.as_str())
+    .bind(version)
+    .bind(KEEP_VERSIONS + 1)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut olds = Vec::with_capacity(rows.len());
+    for r in rows {
+        olds.push(OldVersion {
+            version: r.try_get(0)?,
+            size: u64::try_from(r.try_get::<i64, _>(1)?).unwrap_or(0),
+            published: r.try_get(2)?,
+        });
+    }
+    if let Some(cutoff) = retention_cutoff((size as u64, now), &olds) {
         sqlx::query(
             "DELETE FROM metadata WHERE factory = $1 AND flavour = $2 AND role = $3 \
              AND version <= $4",
@@ -217,18 +292,12 @@ pub async fn store_signed<T: Metadata>(
         .bind(factory)
         .bind(flavour.as_str())
         .bind(role.as_str())
-        .bind(version.saturating_sub(KEEP_VERSIONS))
+        .bind(cutoff)
         .execute(&mut **tx)
         .await?;
     }
-    Ok((body, sha))
+    Ok(())
 }
-
-/// How many versions of targets, snapshot and timestamp stay downloadable (`N.targets.json`):
-/// the newest and the 63 before it. A client that read a timestamp needs the versions it
-/// names for as long as its update takes; 64 further publications in that time only make it
-/// start over.
-pub const KEEP_VERSIONS: i64 = 64;
 
 /// The online keys the server holds for one Factory, opened for the duration of a request:
 /// software keys unsealed (`PrivateKey` zeroizes its PKCS#8 bytes on drop), token keys as
@@ -785,6 +854,18 @@ impl Signing<'_> {
         flavour: Flavour,
         root: &Root,
     ) -> ApiResult<()> {
+        self.publish_snapshot(tx, flavour, root, 1).await
+    }
+
+    /// [`Signing::refresh_snapshot`] with snapshot and timestamp `step` versions past their
+    /// heads (after a restore, past any version the lost server may have published).
+    pub async fn publish_snapshot(
+        &self,
+        tx: &mut Tx,
+        flavour: Flavour,
+        root: &Root,
+        step: u64,
+    ) -> ApiResult<()> {
         let targets = require_head(tx, self.factory, flavour, Role::Targets).await?;
         let snapshot = require_head(tx, self.factory, flavour, Role::Snapshot).await?;
         let mut meta = BTreeMap::new();
@@ -792,7 +873,7 @@ impl Signing<'_> {
             "targets.json".to_owned(),
             targets_meta(positive(targets.version)?, &targets.body),
         );
-        let next = positive(snapshot.version)? + 1;
+        let next = after(snapshot.version, step)?;
         let mut env = Signed::new(Snapshot::new(next, self.expires(Role::Snapshot)?, meta))?;
         sign_all(
             &mut env,
@@ -808,7 +889,8 @@ impl Signing<'_> {
             self.now_unix(),
         )
         .await?;
-        self.publish_timestamp(tx, flavour, root, next, &body).await
+        self.publish_timestamp(tx, flavour, root, next, &body, step)
+            .await
     }
 
     /// Publishes a new timestamp describing the current snapshot.
@@ -825,6 +907,7 @@ impl Signing<'_> {
             root,
             positive(snapshot.version)?,
             &snapshot.body,
+            1,
         )
         .await
     }
@@ -836,10 +919,11 @@ impl Signing<'_> {
         root: &Root,
         snapshot_version: u64,
         snapshot_body: &[u8],
+        step: u64,
     ) -> ApiResult<()> {
         let current = require_head(tx, self.factory, flavour, Role::Timestamp).await?;
         let ts = Timestamp::new(
-            positive(current.version)? + 1,
+            after(current.version, step)?,
             self.expires(Role::Timestamp)?,
             MetaFile::describing(snapshot_version, snapshot_body),
         );
@@ -878,6 +962,13 @@ pub async fn current_root(tx: &mut Tx, factory: &str, flavour: Flavour) -> ApiRe
         .parse()
 }
 
+/// The version `step` after `version`.
+pub fn after(version: i64, step: u64) -> ApiResult<u64> {
+    positive(version)?
+        .checked_add(step)
+        .ok_or_else(|| ApiError::internal("version overflow"))
+}
+
 pub fn positive(v: i64) -> ApiResult<u64> {
     u64::try_from(v).map_err(|_| ApiError::internal("stored version is negative"))
 }
@@ -890,4 +981,67 @@ pub fn random_hex(bytes: usize) -> ApiResult<Zeroizing<String>> {
         .fill(&mut raw)
         .map_err(|_| ApiError::internal("random number generator failed"))?;
     Ok(Zeroizing::new(hex::encode(raw.as_slice())))
+}
+
+#[cfg(test)]
+mod retention_tests {
+    use super::*;
+
+    /// `n` old versions, newest first, below version `top`, each `size` bytes, published
+    /// `every` seconds apart up to `now`.
+    fn olds(top: i64, n: i64, size: u64, now: i64, every: i64) -> Vec<OldVersion> {
+        (1..=n)
+            .map(|i| OldVersion {
+                version: top - i,
+                size,
+                published: now - i * every,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_previous_version_is_always_kept() {
+        // Superseded long ago and larger than any budget: still kept.
+        let one = [OldVersion {
+            version: 9,
+            size: 1 << 30,
+            published: 0,
+        }];
+        assert_eq!(retention_cutoff((10, 1_000_000), &one), None);
+        // The one before it goes.
+        let two = [
+            one[0],
+            OldVersion {
+                version: 8,
+                ..one[0]
+            },
+        ];
+        assert_eq!(retention_cutoff((10, 1_000_000), &two), Some(8));
+    }
+
+    #[test]
+    fn old_versions_together_stay_within_the_byte_budget() {
+        // Fast CI on a large file: 1,000-byte versions, one a second.
+        let o = olds(100, 64, 1000, 10_000, 1);
+        // The previous, then 3 more fit in 4 × 1000 (the 5th would pass it).
+        assert_eq!(retention_cutoff((1000, 10_000), &o), Some(95));
+    }
+
+    #[test]
+    fn versions_superseded_longer_ago_than_the_window_go() {
+        // Tiny versions, one a minute: kept while superseded less than 600 s ago.
+        let o = olds(100, 64, 1, 10_000, 60);
+        // Version 99 was superseded now, 98 at 10_000 - 60, ... 89 at 10_000 - 600.
+        assert_eq!(retention_cutoff((1000, 10_000), &o), Some(89));
+    }
+
+    #[test]
+    fn at_most_keep_versions_in_all() {
+        // Tiny versions, all within a second: the count bound decides.
+        let o = olds(200, 70, 1, 10_000, 0);
+        assert_eq!(
+            retention_cutoff((1000, 10_000), &o),
+            Some(200 - KEEP_VERSIONS)
+        );
+    }
 }

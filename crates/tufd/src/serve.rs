@@ -110,7 +110,7 @@ async fn metadata_response(
     let (body, etag) = match state.cache.get(&key) {
         Some(hit) => hit,
         None => {
-            let generation = state.cache.generation();
+            let generation = state.cache.generation(factory);
             let found = match name.version {
                 Some(v) => repo::version(state.db.pool(), factory, flavour, name.role, v).await?,
                 None => repo::head(state.db.pool(), factory, flavour, name.role)

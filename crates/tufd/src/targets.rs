@@ -16,9 +16,10 @@ use time::OffsetDateTime;
 use tokio::io::AsyncWriteExt;
 use tuf_core::{Role, Signed, TargetFile, Targets};
 
-use crate::auth::{authenticate, Caller, Scope};
+use crate::auth::{authenticate, Scope};
 use crate::db::begin_locked;
 use crate::error::{ApiError, ApiResult};
+use crate::group::Entry;
 use crate::input::{
     check_label, declared_length, from_object, parse_json, read_limited, refuse_body, Path,
     JSON_LIMIT,
@@ -52,6 +53,7 @@ struct TargetRequest {
 }
 
 /// A validated target, ready to be signed.
+#[derive(Clone)]
 struct NewTarget {
     path: String,
     file: TargetFile,
@@ -222,11 +224,63 @@ pub async fn add(
     if let Some(u) = &incoming.upload {
         state.store.put(&u.sha256, &u.temp.path).await?;
     }
-    publish(&state, &factory, &caller, incoming).await
+    let job = Job {
+        actor: caller.actor.clone(),
+        targets: incoming.targets,
+        // The artifact is stored: what is left of the upload is its address.
+        upload: incoming.upload.map(|u| (u.sha256.clone(), u.length)),
+        batch: incoming.batch,
+    };
+    let (s, f) = (state.clone(), factory.clone());
+    state
+        .groups
+        .run(&factory, job, move |jobs| commit_group(s, f, jobs))
+        .await
+}
+
+/// One add request, waiting for the group commit of its Factory.
+#[derive(Clone)]
+pub struct Job {
+    actor: String,
+    targets: Vec<NewTarget>,
+    /// The stored artifact's SHA-256 and length, for an upload.
+    upload: Option<(String, u64)>,
+    /// A JSON array (answered with the list of targets).
+    batch: bool,
+}
+
+/// Commits the jobs queued for one Factory: together when they can be; when the group as a
+/// whole fails (its targets would pass the size cap, the store refuses), each alone, so one
+/// request's failure stays its own.
+async fn commit_group(state: Shared, factory: String, entries: Vec<Entry<Job, Response>>) {
+    let (jobs, replies): (Vec<Job>, Vec<_>) = entries.into_iter().unzip();
+    let together = match jobs.len() {
+        1 => None,
+        _ => publish(&state, &factory, jobs.clone()).await.ok(),
+    };
+    let answers = match together {
+        Some(answers) => answers,
+        None => {
+            let mut answers = Vec::with_capacity(jobs.len());
+            for job in jobs {
+                answers.push(match publish(&state, &factory, vec![job]).await {
+                    Ok(mut one) => one
+                        .pop()
+                        .unwrap_or_else(|| Err(ApiError::internal("no answer"))),
+                    Err(e) => Err(e),
+                });
+            }
+            answers
+        }
+    };
+    for (reply, answer) in replies.into_iter().zip(answers) {
+        // A caller that went away no longer waits for its answer.
+        let _ = reply.send(answer);
+    }
 }
 
 /// What one request adds.
-struct Incoming {
+pub struct Incoming {
     targets: Vec<NewTarget>,
     upload: Option<Upload>,
     /// A JSON array (answered with the list of targets).
@@ -254,13 +308,14 @@ async fn read_json_targets(req: Request) -> ApiResult<Incoming> {
     })
 }
 
-/// Adds the targets not already there to the CI targets, in one transaction.
+/// Adds the targets of `jobs` not already there to the CI targets, in one transaction and
+/// one new targets version. Each job gets its own answer (a conflicting target refuses its
+/// request only); an `Err` means the transaction as a whole failed and nothing changed.
 async fn publish(
     state: &Shared,
     factory: &str,
-    caller: &Caller,
-    incoming: Incoming,
-) -> ApiResult<Response> {
+    jobs: Vec<Job>,
+) -> ApiResult<Vec<ApiResult<Response>>> {
     let now = OffsetDateTime::now_utc();
     let mut tx = begin_locked(&state.db, factory).await?;
     let root = current_root(&mut tx, factory, Flavour::Ci).await?;
@@ -271,14 +326,24 @@ async fn publish(
             .await?
             .parse()?,
     };
-    let fresh = fresh_targets(&current, incoming.targets)?;
-    let names: Vec<String> = fresh.iter().map(|t| t.path.clone()).collect();
-    if fresh.is_empty() {
+    // Each job's fresh targets, against what is there and what earlier jobs add.
+    let mut adding: BTreeMap<String, TargetFile> = BTreeMap::new();
+    let mut plans = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let fresh = fresh_targets(
+            |p| adding.get(p).or_else(|| current.signed.targets.get(p)),
+            job.targets.clone(),
+        );
+        if let Ok(fresh) = &fresh {
+            adding.extend(fresh.iter().map(|t| (t.path.clone(), t.file.clone())));
+        }
+        plans.push((job, fresh));
+    }
+    if adding.is_empty() {
         state
             .cache
             .keep_targets(factory, Flavour::Ci, head_sha, current);
-        let answer = answer(incoming.batch, &names, head_version);
-        return Ok((StatusCode::OK, Json(answer)).into_response());
+        return Ok(answers(plans, head_version, StatusCode::OK));
     }
     let keys = OnlineKeys::load(&mut tx, state, factory).await?;
     let signing = Signing {
@@ -290,17 +355,16 @@ async fn publish(
     let mut next = current.signed;
     next.version = positive(head_version)? + 1;
     next.expires = signing.expires(Role::Targets)?;
-    let mut added = Vec::with_capacity(fresh.len());
     let created_at = json!(crate::format_time(signing.now_unix()));
-    for mut t in fresh {
-        // When the server signed it first: what `targets prune --older-than` goes by. Set
-        // here, like the other fixed fields, so `custom` cannot backdate a build.
-        if let Some(Value::Object(custom)) = &mut t.file.custom {
-            custom.insert("created_at".to_owned(), created_at.clone());
+    for (_, fresh) in &mut plans {
+        for t in fresh.iter_mut().flatten() {
+            // When the server signed it first: what `targets prune --older-than` goes by.
+            // Set here, like the other fixed fields, so `custom` cannot backdate a build.
+            if let Some(Value::Object(custom)) = &mut t.file.custom {
+                custom.insert("created_at".to_owned(), created_at.clone());
+            }
+            next.targets.insert(t.path.clone(), t.file.clone());
         }
-        let sha256 = t.file.hashes.get("sha256").cloned().unwrap_or_default();
-        added.push(json!({"target": t.path, "sha256": sha256, "length": t.file.length}));
-        next.targets.insert(t.path, t.file);
     }
     let env = signing.sign_targets(&root.signed, next)?;
     check_targets_size(&env, "CI", state.caps.targets_bytes)?;
@@ -309,43 +373,95 @@ async fn publish(
     signing
         .refresh_snapshot(&mut tx, Flavour::Ci, &root.signed)
         .await?;
-    if let Some(u) = &incoming.upload {
+    for (job, fresh) in &plans {
+        if let Ok(fresh) = fresh {
+            record_job(&mut tx, factory, signing.now_unix(), job, fresh, version).await?;
+        }
+    }
+    tx.commit().await?;
+    crate::announce::published(state, factory).await;
+    // Keyed by the stored bytes' hash: if another writer publishes first, the next add
+    // misses and re-reads.
+    state.cache.keep_targets(factory, Flavour::Ci, sha, env);
+    tracing::info!(factory = %factory, requests = plans.len(), version, "targets added");
+    Ok(answers(plans, version as i64, StatusCode::CREATED))
+}
+
+/// What one job of a commit leaves in the store besides the targets: its artifact's
+/// Factory row and its audit record.
+async fn record_job(
+    tx: &mut crate::db::Tx,
+    factory: &str,
+    now: i64,
+    job: &Job,
+    fresh: &[NewTarget],
+    version: u64,
+) -> ApiResult<()> {
+    if let Some((sha256, length)) = &job.upload {
         sqlx::query(
             "INSERT INTO factory_artifacts (factory, sha256, length) VALUES ($1, $2, $3) \
              ON CONFLICT (factory, sha256) DO NOTHING",
         )
         .bind(factory)
-        .bind(&u.sha256)
-        .bind(i64::try_from(u.length).unwrap_or(i64::MAX))
-        .execute(&mut *tx)
+        .bind(sha256)
+        .bind(i64::try_from(*length).unwrap_or(i64::MAX))
+        .execute(&mut **tx)
         .await?;
     }
+    if fresh.is_empty() {
+        return Ok(());
+    }
+    let added: Vec<Value> = fresh
+        .iter()
+        .map(|t| {
+            let sha256 = t.file.hashes.get("sha256").cloned().unwrap_or_default();
+            json!({"target": t.path, "sha256": sha256, "length": t.file.length})
+        })
+        .collect();
     audit::record(
-        &mut tx,
+        tx,
         factory,
-        signing.now_unix(),
-        &caller.actor,
+        now,
+        &job.actor,
         "target.add",
         json!({"targets": added, "targets_version": version,
-               "uploaded": incoming.upload.is_some()}),
+               "uploaded": job.upload.is_some()}),
     )
     .await?;
-    tx.commit().await?;
-    state.cache.published();
-    // Keyed by the stored bytes' hash: if another writer publishes first, the next add
-    // misses and re-reads.
-    state.cache.keep_targets(factory, Flavour::Ci, sha, env);
-    tracing::info!(factory = %factory, targets = ?names, version, "targets added");
-    let answer = answer(incoming.batch, &names, version as i64);
-    Ok((StatusCode::CREATED, Json(answer)).into_response())
+    Ok(())
+}
+
+/// Each job's answer: its refusal, or the targets it added (`status` when it added some,
+/// 200 when all were there already) and the targets version that has them.
+fn answers(
+    plans: Vec<(Job, ApiResult<Vec<NewTarget>>)>,
+    version: i64,
+    status: StatusCode,
+) -> Vec<ApiResult<Response>> {
+    plans
+        .into_iter()
+        .map(|(job, fresh)| {
+            let fresh = fresh?;
+            let names: Vec<String> = fresh.iter().map(|t| t.path.clone()).collect();
+            let status = if fresh.is_empty() {
+                StatusCode::OK
+            } else {
+                status
+            };
+            Ok((status, Json(answer(job.batch, &names, version))).into_response())
+        })
+        .collect()
 }
 
 /// The targets that are not in `current` yet. A CI retry of the same build (same length
 /// and hashes) changes nothing; the same path with other content is a conflict.
-fn fresh_targets(current: &Signed<Targets>, new: Vec<NewTarget>) -> ApiResult<Vec<NewTarget>> {
+fn fresh_targets<'a>(
+    existing: impl Fn(&str) -> Option<&'a TargetFile>,
+    new: Vec<NewTarget>,
+) -> ApiResult<Vec<NewTarget>> {
     let mut fresh = Vec::new();
     for t in new {
-        match current.signed.targets.get(&t.path) {
+        match existing(&t.path) {
             Some(existing)
                 if existing.length == t.file.length && existing.hashes == t.file.hashes => {}
             Some(_) => {

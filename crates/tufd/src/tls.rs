@@ -72,6 +72,8 @@ pub struct Peer {
     /// The client presented a certificate that chains to the `--client-ca` CA (rustls has
     /// refused the handshake for any other certificate).
     pub client_cert: bool,
+    /// The client's address (for the access log).
+    pub remote: Option<std::net::SocketAddr>,
 }
 
 /// Middleware: with `--client-ca`, the device repositories answer only clients that

@@ -15,10 +15,11 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sqlx::Row;
 
+use crate::audit::Page;
 use crate::auth::{authenticate, insert_token, token_id, Caller, Scope};
 use crate::db::{begin_locked, now, require_factory};
 use crate::error::{ApiError, ApiResult};
-use crate::input::{JsonBody, Path};
+use crate::input::{JsonBody, Path, Query};
 use crate::repo::random_hex;
 use crate::{audit, Shared};
 
@@ -67,27 +68,67 @@ pub async fn create(
     ))
 }
 
-/// `GET /ota/factories/{f}/tokens` (owner): `{"tokens": [{"id", "scope", "created_at",
-/// "current"}]}`, oldest first. Never the secret (the server does not have it).
+/// Where a page of tokens starts: after the token created at `created_at` with `id`
+/// (`"{created_at}.{id}"`, as `next` gives it).
+pub struct Cursor {
+    created_at: i64,
+    id: String,
+}
+
+impl<'de> Deserialize<'de> for Cursor {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        let bad = || serde::de::Error::custom("before is CREATED_AT.ID, as `next` gives it");
+        let (at, id) = text.split_once('.').ok_or_else(bad)?;
+        let created_at = at.parse().map_err(|_| bad())?;
+        if id.len() != ID_LEN || !id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return Err(bad());
+        }
+        Ok(Self {
+            created_at,
+            id: id.to_owned(),
+        })
+    }
+}
+
+/// `GET /ota/factories/{f}/tokens[?before=CURSOR&limit=N]` (owner): `{"tokens": [{"id",
+/// "scope", "created_at", "current"}], "next", "current"}`, newest first; `next` is the
+/// cursor of the following page (null on the last), `current` the caller's own token
+/// wherever it is listed (null for the admin). Never a secret (the server has none).
 pub async fn list(
     State(state): State<Shared>,
     Path(factory): Path<String>,
+    Query(page): Query<Page<Cursor>>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Value>> {
     let caller = authenticate(&state, &headers).await?;
     caller.require(&factory, &[Scope::Owner])?;
     require_factory(&state.db, &factory).await?;
+    let size = page.size()?;
+    // A hash below the cursor's ID sorts after the cursor's token (its hash starts with
+    // the ID and is longer), so the cursor's token itself is never listed twice.
+    let (at, id) = page
+        .before
+        .map_or((i64::MAX, String::new()), |c| (c.created_at, c.id));
     let rows = sqlx::query(
-        "SELECT hash, scope, created_at FROM tokens WHERE factory = $1 ORDER BY created_at, hash",
+        "SELECT hash, scope, created_at FROM tokens WHERE factory = $1 \
+         AND (created_at < $2 OR (created_at = $2 AND ($3 = '' OR hash < $3))) \
+         ORDER BY created_at DESC, hash DESC LIMIT $4",
     )
     .bind(&factory)
+    .bind(at)
+    .bind(&id)
+    .bind(i64::from(size) + 1)
     .fetch_all(state.db.pool())
     .await?;
+    let more = rows.len() > size as usize;
     let mut tokens = Vec::with_capacity(rows.len());
-    for r in rows {
+    let mut next = Value::Null;
+    for r in rows.into_iter().take(size as usize) {
         let hash: String = r.try_get(0)?;
         let scope: String = r.try_get(1)?;
         let created: i64 = r.try_get(2)?;
+        next = json!(format!("{created}.{}", token_id(&hash)));
         tokens.push(json!({
             "id": token_id(&hash),
             "scope": scope,
@@ -95,7 +136,16 @@ pub async fn list(
             "current": caller.hash == hash,
         }));
     }
-    Ok(Json(json!({ "tokens": tokens })))
+    if !more {
+        next = Value::Null;
+    }
+    let current = match caller.factory.as_deref() == Some(factory.as_str()) {
+        true => json!({"id": token_id(&caller.hash), "scope": caller.scope.as_str()}),
+        false => Value::Null,
+    };
+    Ok(Json(
+        json!({ "tokens": tokens, "next": next, "current": current }),
+    ))
 }
 
 /// `DELETE /ota/factories/{f}/tokens/{id}` (owner): revokes one token.

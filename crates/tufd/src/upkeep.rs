@@ -6,6 +6,7 @@
 //! is re-checked and re-signed inside one transaction that holds its row lock, so two
 //! replicas never both publish a version.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use serde_json::json;
@@ -21,19 +22,35 @@ use crate::Shared;
 
 pub async fn run(state: Shared, every: Duration) {
     let mut tick = tokio::time::interval(every);
+    let mut warned = Warned::default();
     loop {
         tick.tick().await;
         // Finishes a destruction a crash interrupted, and moves this replica to the keyring
         // epoch another replica opened (its old epoch key is then overwritten here too).
         crate::repo::finish_destruction(&state).await;
-        if let Err(e) = pass(&state).await {
+        if let Err(e) = pass(&state, every, &mut warned).await {
+            state.metrics.resign(false);
             tracing::warn!(error = %e.error, detail = %e.detail, "re-signing pass failed");
         }
     }
 }
 
-/// One pass over every Factory with something due.
-pub async fn pass(state: &Shared) -> ApiResult<()> {
+/// The expiry warnings this process knows are recorded (Factory and detail), so a pass
+/// neither queries nor locks anything for them again.
+#[derive(Default)]
+pub struct Warned(HashSet<(String, String)>);
+
+/// The pause after each Factory's renewal in a pass of `due` Factories, so that a pass over
+/// thousands of Factories leaves room for the writes of CI between its transactions (on
+/// SQLite there is one writer) instead of holding the store for seconds: the pass spreads
+/// over at most half the interval, and never waits more than 20 ms a Factory.
+pub fn spacing(every: Duration, due: usize) -> Duration {
+    let share = every / 2 / u32::try_from(due.max(1)).unwrap_or(u32::MAX);
+    share.min(Duration::from_millis(20))
+}
+
+/// One pass over every Factory with something due, each in a transaction of its own.
+pub async fn pass(state: &Shared, every: Duration, warned: &mut Warned) -> ApiResult<()> {
     let now = crate::db::now();
     // Due: expires - now < (expires - issued) / 2, i.e. expires + issued < 2 * now.
     let rows = sqlx::query(
@@ -43,19 +60,25 @@ pub async fn pass(state: &Shared) -> ApiResult<()> {
     .bind(2 * now)
     .fetch_all(state.db.pool())
     .await?;
+    let pause = spacing(every, rows.len());
     for r in rows {
         let factory: String = r.try_get(0)?;
-        if let Err(e) = resign(state, &factory).await {
-            tracing::warn!(factory = %factory, error = %e.error, detail = %e.detail, "re-signing failed");
+        match resign(state, &factory).await {
+            Ok(()) => state.metrics.resign(true),
+            Err(e) => {
+                state.metrics.resign(false);
+                tracing::warn!(factory = %factory, error = %e.error, detail = %e.detail, "re-signing failed");
+            }
         }
+        tokio::time::sleep(pause).await;
     }
-    warn_expiring(state, now).await
+    warn_expiring(state, now, warned).await
 }
 
 /// Roots and production targets are signed by keys the owner holds offline, so the server
 /// cannot renew them: when less than [`EXPIRY_WARNING_SECS`] remain, each such version gets
 /// one `expiry.warning` audit record and a log warning (the `/metrics` gauge shows it too).
-async fn warn_expiring(state: &Shared, now: i64) -> ApiResult<()> {
+async fn warn_expiring(state: &Shared, now: i64, warned: &mut Warned) -> ApiResult<()> {
     // The role condition is `renewed_offline`, in SQL.
     let rows = sqlx::query(
         "SELECT factory, flavour, role, version, expires FROM heads WHERE expires < $1 \
@@ -79,6 +102,12 @@ async fn warn_expiring(state: &Shared, now: i64) -> ApiResult<()> {
                 "re-signed with the offline targets key: tufctl waves resign, or a new wave"
             },
         });
+        let key = (factory.clone(), detail.to_string());
+        if warned.0.contains(&key) || recorded(state, &key).await? {
+            // Once per version and window: no write transaction for what is recorded.
+            warned.0.insert(key);
+            continue;
+        }
         let mut tx = state.db.begin_write().await?;
         if !lock_factory(&mut tx, &factory).await? {
             continue;
@@ -101,8 +130,23 @@ async fn warn_expiring(state: &Shared, now: i64) -> ApiResult<()> {
             );
         }
         tx.commit().await?;
+        warned.0.insert(key);
     }
     Ok(())
+}
+
+/// Whether the expiry warning `(factory, detail)` is in the audit log (read without a lock;
+/// the writer checks again under the Factory's lock).
+async fn recorded(state: &Shared, (factory, detail): &(String, String)) -> ApiResult<bool> {
+    let seen: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM audit WHERE factory = $1 AND action = 'expiry.warning' \
+         AND detail = $2",
+    )
+    .bind(factory)
+    .bind(detail)
+    .fetch_one(state.db.pool())
+    .await?;
+    Ok(seen > 0)
 }
 
 /// How far ahead of expiry offline-signed metadata is reported (the console marks the same
@@ -167,9 +211,26 @@ async fn resign(state: &Shared, factory: &str) -> ApiResult<()> {
         }
     }
     tx.commit().await?;
-    state.cache.published();
+    crate::announce::published(state, factory).await;
     if !changed.is_empty() {
         tracing::info!(factory = %factory, roles = ?changed, "re-signed expiring metadata");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pass_spreads_over_half_the_interval_and_at_most_20_ms_a_factory() {
+        let minute = Duration::from_secs(60);
+        assert_eq!(spacing(minute, 10_000), Duration::from_millis(3));
+        assert_eq!(spacing(minute, 100), Duration::from_millis(20));
+        assert_eq!(spacing(minute, 0), Duration::from_millis(20));
+        assert_eq!(
+            spacing(Duration::from_secs(1), 1_000),
+            Duration::from_micros(500)
+        );
+    }
 }

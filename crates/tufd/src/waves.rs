@@ -264,7 +264,7 @@ pub async fn complete(
     )
     .await?;
     tx.commit().await?;
-    state.cache.published();
+    crate::announce::published(&state, &factory).await;
     Ok(Json(
         json!({"name": wave, "status": "complete", "targets_version": env.signed.version}),
     ))
@@ -356,7 +356,7 @@ pub async fn resign(
     )
     .await?;
     tx.commit().await?;
-    state.cache.published();
+    crate::announce::published(&state, &factory).await;
     Ok(Json(
         json!({"name": wave, "status": "complete", "targets_version": version,
                    "expires": signed.signed.expires.to_string()}),

@@ -40,11 +40,13 @@ fn curation(s: &Server) {
     retag(s, &f);
     wave_lookups(s, &f);
 
+    // The log lists newest first; read it in the order things happened.
     let audit = get_json(s, "/ota/factories/curated/audit", Some(&f.owner));
     let actions: Vec<&str> = audit
         .as_array()
         .unwrap()
         .iter()
+        .rev()
         .map(|a| a["action"].as_str().unwrap())
         .filter(|a| a.starts_with("target."))
         .collect();

@@ -322,7 +322,8 @@ fn a_device_refuses_what_the_old_online_keys_sign_once_it_has_the_new_root() {
     assert_eq!(device.trusted("root"), Some(fetch("2.root.json")));
 
     // Mirror 2: genuine timestamp and snapshot; targets forged with the old targets key at
-    // the version the snapshot lists (which lists no hashes, so the signature decides).
+    // the version and length the snapshot lists (it lists no hashes, so the signature
+    // decides): app-1 pointing at the attacker's bytes, padded with spaces to the length.
     mirror.put("timestamp.json", fetch("timestamp.json"));
     let snapshot: Signed<Snapshot> = Signed::from_slice(&fetch("snapshot.json")).unwrap();
     let listed = snapshot.signed.meta["targets.json"].version;
@@ -333,12 +334,16 @@ fn a_device_refuses_what_the_old_online_keys_sign_once_it_has_the_new_root() {
     let genuine: Signed<Targets> = Signed::from_slice(&fetch("targets.json")).unwrap();
     let mut evil = genuine.signed.clone();
     evil.version = listed;
-    evil.targets
-        .insert("evil-1".to_owned(), genuine.signed.targets["app-1"].clone());
-    mirror.put(
-        &format!("{listed}.targets.json"),
-        signed(evil, &old["targets"]),
+    let app = evil.targets.get_mut("app-1").unwrap();
+    app.hashes.insert(
+        "sha256".to_owned(),
+        tuf_core::hash::sha256_hex(b"the attacker's image"),
     );
+    let mut forged = signed(evil, &old["targets"]);
+    let length = usize::try_from(snapshot.signed.meta["targets.json"].length.unwrap()).unwrap();
+    assert!(forged.len() <= length, "{} > {length}", forged.len());
+    forged.resize(length, b' ');
+    mirror.put(&format!("{listed}.targets.json"), forged);
     let trusted_targets = device.trusted("targets");
     let out = device.refresh(&mirror.url);
     device.failed(

@@ -5,6 +5,7 @@ mod common;
 
 use common::suite;
 use common::*;
+use serde_json::Value;
 
 #[test]
 fn bootstrap_and_metadata() {
@@ -172,4 +173,51 @@ fn replicas_starting_together_create_one_admin_token() {
         let _ = c.kill();
         let _ = c.wait();
     }
+}
+
+/// Replicas that cache heads (`--replica-head-cache-ms`, here ten minutes, so only the
+/// announcement can end a cached head early): a commit on one replica reaches what the
+/// other serves through LISTEN/NOTIFY, Factory by Factory.
+#[test]
+fn replicas_caching_heads_follow_each_others_commits() {
+    let Some(url) = postgres_database() else {
+        return;
+    };
+    let cache = ["--replica-head-cache-ms", "600000"];
+    let a = Server::start(Some(&url), &cache);
+    let b = a.replica(&cache);
+    let f = create_factory(&a, "followed");
+    let version = |s: &Server| -> u64 {
+        let (st, body) = get(s, "/repo/followed/ci/metadata/timestamp.json", None);
+        assert_eq!(st, StatusCode::OK);
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        v["signed"]["version"].as_u64().unwrap()
+    };
+    let before = version(&b);
+    assert_eq!(version(&b), before, "served again from b's cache");
+    assert_eq!(add_target(&a, &f, "app", "1").0, StatusCode::CREATED);
+    let now = version(&a);
+    assert!(now > before);
+    // b hears a's commit: well before its cached head would age out.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while version(&b) != now {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "replica b still serves timestamp version {before} of a Factory at version {now}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // And the other way round.
+    assert_eq!(add_target(&b, &f, "app", "2").0, StatusCode::CREATED);
+    let newer = version(&b);
+    while version(&a) != newer {
+        assert!(std::time::Instant::now() < deadline, "a never heard b");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn concurrent_adds() {
+    let Some(s) = Server::postgres() else { return };
+    suite::concurrent_adds(&s);
 }

@@ -217,3 +217,8 @@ fn timestamp_version(s: &Server) -> u64 {
 fn old_versions_pruned() {
     suite::old_versions_pruned(&Server::sqlite());
 }
+
+#[test]
+fn concurrent_adds() {
+    suite::concurrent_adds(&Server::sqlite());
+}

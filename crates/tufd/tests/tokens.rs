@@ -194,3 +194,133 @@ fn tokens_on_two_postgres_replicas() {
     let b = a.replica(&[]);
     story(&a, &b);
 }
+
+/// Follows `next` through every page of the token list at `limit` a page.
+fn every_token_page(s: &Server, f: &Factory, limit: u32) -> Vec<Vec<Value>> {
+    let mut pages = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut path = format!("/ota/factories/{}/tokens?limit={limit}", f.name);
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&before={c}"));
+        }
+        let v = get_json(s, &path, Some(&f.owner));
+        pages.push(v["tokens"].as_array().unwrap().clone());
+        assert_eq!(v["current"]["scope"], "owner", "{v}");
+        match v["next"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => return pages,
+        }
+        assert!(pages.len() < 100, "the pages never end");
+    }
+}
+
+/// The token list and the audit log page newest first with a cursor: every entry once, in
+/// order, the newest events (a revocation) on the first page however long the history.
+fn paging(s: &Server) {
+    let f = create_factory(s, "paged");
+    let mut created = Vec::new();
+    for i in 0..25 {
+        let scope = if i % 2 == 0 { "read" } else { "ci" };
+        created.push(create_token(s, &f, &f.owner, scope).1);
+    }
+    // 27 tokens (owner, ci and the 25) in pages of 10: 10, 10, 7.
+    let pages = every_token_page(s, &f, 10);
+    assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), [10, 10, 7]);
+    let ids: Vec<&str> = pages
+        .iter()
+        .flatten()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    let unique: std::collections::BTreeSet<_> = ids.iter().collect();
+    assert_eq!(unique.len(), 27, "{ids:?}");
+    // Newest first (by creation time, to the second), and every created token listed.
+    let times: Vec<&str> = pages
+        .iter()
+        .flatten()
+        .map(|t| t["created_at"].as_str().unwrap())
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] >= w[1]), "{times:?}");
+    assert!(created.iter().all(|id| ids.contains(&id.as_str())));
+
+    // The newest audit entry is a revocation, on the first page of the log.
+    assert_eq!(revoke(s, &f, &f.owner, &created[0]), StatusCode::OK);
+    let url = |q: &str| s.url(&format!("/ota/factories/{}/audit{q}", f.name));
+    let first = client()
+        .get(url("?limit=10"))
+        .bearer_auth(&f.owner)
+        .send()
+        .unwrap();
+    assert_eq!(first.status(), StatusCode::OK);
+    let link = first.headers()["link"].to_str().unwrap().to_owned();
+    let entries: Vec<Value> = first.json().unwrap();
+    assert_eq!(entries.len(), 10);
+    assert_eq!(entries[0]["action"], "token.revoke", "{entries:?}");
+    let last = entries[9]["id"].as_i64().unwrap();
+    assert_eq!(
+        link,
+        format!(
+            "</ota/factories/{}/audit?before={last}&limit=10>; rel=\"next\"",
+            f.name
+        )
+    );
+    // Following the links reaches the oldest entry once; the last page has no link.
+    let mut seen: Vec<i64> = entries.iter().map(|e| e["id"].as_i64().unwrap()).collect();
+    let mut next = Some(format!("?before={last}&limit=10"));
+    while let Some(q) = next.take() {
+        let r = client().get(url(&q)).bearer_auth(&f.owner).send().unwrap();
+        next = r.headers().get("link").map(|l| {
+            let l = l.to_str().unwrap();
+            l[l.find('?').unwrap()..l.find('>').unwrap()].to_owned()
+        });
+        let page: Vec<Value> = r.json().unwrap();
+        seen.extend(page.iter().map(|e| e["id"].as_i64().unwrap()));
+    }
+    assert!(seen.windows(2).all(|w| w[0] > w[1]), "{seen:?}");
+    let all: Vec<Value> = serde_json::from_slice(
+        &get(
+            s,
+            &format!("/ota/factories/{}/audit?limit=1000", f.name),
+            Some(&f.owner),
+        )
+        .1,
+    )
+    .unwrap();
+    assert_eq!(seen.len(), all.len());
+    assert_eq!(all.last().unwrap()["action"], "factory.create");
+
+    // Bad pages are refused, naming what is wrong.
+    for (query, detail) in [
+        ("?limit=0", "give between 1 and 1000"),
+        ("?limit=1001", "give between 1 and 1000"),
+        ("?before=abc", "before is CREATED_AT.ID"),
+        ("?before=12.XYZ", "before is CREATED_AT.ID"),
+    ] {
+        let r = get(
+            s,
+            &format!("/ota/factories/{}/tokens{query}", f.name),
+            Some(&f.owner),
+        );
+        assert_refused(
+            (r.0, &r.1),
+            (StatusCode::BAD_REQUEST, "invalid query", detail),
+        );
+    }
+    let r = get(
+        s,
+        &format!("/ota/factories/{}/audit?before=x", f.name),
+        Some(&f.owner),
+    );
+    assert_eq!(r.0, StatusCode::BAD_REQUEST);
+}
+
+#[test]
+fn paging_on_sqlite() {
+    paging(&Server::sqlite());
+}
+
+#[test]
+fn paging_on_postgres() {
+    let Some(s) = Server::postgres() else { return };
+    paging(&s);
+}

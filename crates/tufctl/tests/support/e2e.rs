@@ -103,6 +103,16 @@ impl Device {
     }
 }
 
+/// `bytes` (a JSON document) with spaces after it up to `len`: a forgery served at exactly
+/// the length the snapshot lists, so a device refuses it for its signatures and not for its
+/// length (which a forger who kept the listed length would pass).
+pub fn padded(mut bytes: Vec<u8>, len: u64) -> Vec<u8> {
+    let len = usize::try_from(len).unwrap();
+    assert!(bytes.len() <= len, "{} bytes, more than {len}", bytes.len());
+    bytes.resize(len, b' ');
+    bytes
+}
+
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }

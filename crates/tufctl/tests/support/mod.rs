@@ -90,6 +90,25 @@ impl Server {
         )
     }
 
+    /// A server on SQLite in `dir` (its data directory is `dir/data`, which may hold a
+    /// restored store) on a new port, with `admin` as its admin token.
+    pub fn start_on(dir: tempfile::TempDir, admin: &str) -> Self {
+        Self::launch(
+            dir,
+            admin.to_owned(),
+            None,
+            "127.0.0.1:0",
+            &[],
+            &[],
+            Vec::new(),
+        )
+    }
+
+    /// The data directory tufd was started with.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
     /// Stops this server and starts tufd again on the same data directory, database and
     /// address, run through `prefix` (e.g. `["faketime", "+12d"]`) and with `args` added.
     pub fn restart(mut self, prefix: &[&str], args: &[&str]) -> Self {

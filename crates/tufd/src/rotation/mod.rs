@@ -300,7 +300,7 @@ pub async fn apply(
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
-    state.cache.published();
+    crate::announce::published(&state, &factory).await;
     finish_destruction(&state).await;
     tracing::info!(factory = %factory, version = ci_root.signed.version, "root updated");
     Ok(Json(

@@ -75,6 +75,26 @@ impl Server {
         )
     }
 
+    /// A server on SQLite started with `extra`, logging at `rust_log` into the file `log`.
+    pub fn start_logged_with(extra: &[&str], rust_log: &str, log: &std::path::Path) -> Self {
+        let file = std::fs::File::create(log).unwrap();
+        Self::spawn(
+            tempfile::tempdir().unwrap(),
+            None,
+            extra,
+            "test-admin-token-0123456789abcdef",
+            (rust_log, file.into()),
+        )
+    }
+
+    /// Stops the server with SIGTERM (a graceful shutdown: its logs are flushed) and waits.
+    pub fn terminate(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+
     fn spawn(
         dir: tempfile::TempDir,
         db_url: Option<&str>,
