@@ -11,6 +11,21 @@
 //! - and it appends the same line to the file named by `TUF_TEST_SKIP_LOG`, when set:
 //!   `scripts/test` sets it, then prints every skip of the run at the end and fails under
 //!   `CI=true` if there was any.
+//!
+//! ```
+//! // A test that needs the Python peer gets it, or skips visibly and returns.
+//! fn interop_test() {
+//!     let Some(python) = test_skip::env("TUF_TEST_PYTHON", "the python-tuf interop tests") else {
+//!         return;
+//!     };
+//!     assert!(!python.is_empty()); // ...run the test with `python`
+//! }
+//! std::env::set_var("TUF_TEST_PYTHON", "/usr/bin/python3");
+//! interop_test();
+//! assert_eq!(test_skip::LOG_VAR, "TUF_TEST_SKIP_LOG");
+//! ```
+
+#![warn(missing_docs)]
 
 use std::io::Write;
 use std::panic::Location;

@@ -5,27 +5,41 @@ use std::path::PathBuf;
 
 use tuf_core::hash::HashMismatch;
 
+/// Why a refresh, a download or an update failed. Every refusal of the client workflow has
+/// its own variant, so callers (and tests) can tell a rollback from an expiry from a network
+/// failure without reading the message.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// Parsing or signature verification of a role's metadata failed.
     #[error("{role}: {reason}")]
     Metadata {
+        /// The role (or file) that was refused.
         role: String,
+        /// tuf-core's reason: a parse error, a wrong `_type`, a threshold not met.
         reason: tuf_core::Error,
     },
 
+    /// The metadata has another version than its parent role lists (or, for a root, than
+    /// the trusted version + 1).
     #[error("{role}: version {got}, expected {expected}")]
     VersionMismatch {
+        /// The role.
         role: String,
+        /// The version listed.
         expected: u64,
+        /// The version served.
         got: u64,
     },
 
+    /// A version lower than the one the device already trusts (spec 5.4-5.6).
     #[error("{role}: rollback attack? version {got} is lower than the trusted version {trusted}")]
     Rollback {
+        /// The role (or the file its parent lists).
         role: String,
+        /// The version the device trusts.
         trusted: u64,
+        /// The lower version served.
         got: u64,
     },
 
@@ -36,78 +50,135 @@ pub enum Error {
         expiry_action(role, repository)
     )]
     Expired {
+        /// The role that expired.
         role: String,
+        /// Its `expires`.
         expires: String,
+        /// The device clock when it was checked.
         now: String,
         /// Boxed: errors stay small on the happy path.
         repository: Box<Repository>,
     },
 
+    /// A file of another length than its parent role lists.
     #[error("{what}: length is {got} bytes, {expected} bytes are listed")]
     Length {
+        /// The file.
         what: String,
+        /// The length listed.
         expected: u64,
+        /// The length received.
         got: u64,
     },
 
+    /// A file whose digest differs from the one its parent role lists.
     #[error("{what}: {reason}")]
-    Hash { what: String, reason: HashMismatch },
+    Hash {
+        /// The file.
+        what: String,
+        /// Which digest did not match, or that none could be checked.
+        reason: HashMismatch,
+    },
 
     /// A download broke off; what arrived is kept and the next try resumes from there.
     #[error("{what}: the download stopped after {got} of {expected} bytes (kept: the next try resumes it)")]
     Interrupted {
+        /// The file.
         what: String,
+        /// Bytes received so far.
         got: u64,
+        /// Bytes listed.
         expected: u64,
     },
 
+    /// A new snapshot drops a targets role the trusted one lists (spec 5.5.5).
     #[error("snapshot: {file} is listed in the trusted snapshot but missing from the new one")]
-    RoleRemoved { file: String },
+    RoleRemoved {
+        /// The file name of the role (`<role>.json`).
+        file: String,
+    },
 
+    /// A targets role the trusted snapshot does not list.
     #[error("{role} is not listed in the trusted snapshot")]
-    NotInSnapshot { role: String },
+    NotInSnapshot {
+        /// The role.
+        role: String,
+    },
 
+    /// A delegated role that no trusted role delegates to.
     #[error("{role}: no trusted role delegates it")]
-    NotDelegated { role: String },
+    NotDelegated {
+        /// The role.
+        role: String,
+    },
 
+    /// A request failed before any status (DNS, connection, TLS, a broken body).
     #[error("fetching {url}: {reason}")]
-    Http { url: String, reason: String },
+    Http {
+        /// The URL.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
 
     /// A `Range` request for the rest of a partial download went wrong.
     #[error("fetching {url}: {reason}")]
-    Range { url: String, reason: String },
+    Range {
+        /// The URL.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
 
+    /// The server answered with a status other than success.
     #[error("fetching {url}: HTTP status {status}{}", status_reason(said))]
     Status {
+        /// The URL.
         url: String,
+        /// The HTTP status.
         status: u16,
         /// The server's reason (its JSON `error`), or empty.
         said: String,
     },
 
+    /// A download over its cap (the listed length, or a fixed limit): endless data stops here.
     #[error("{what}: more than {limit} bytes")]
-    TooLarge { what: String, limit: u64 },
+    TooLarge {
+        /// The file.
+        what: String,
+        /// The cap, in bytes.
+        limit: u64,
+    },
 
+    /// A local file could not be read or written.
     #[error("{path}: {reason}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// The operating system's error.
         reason: std::io::Error,
     },
 
+    /// No trusted targets role lists the target.
     #[error("target {0:?} is not listed by any trusted targets role")]
     TargetNotFound(String),
 
+    /// A target path that would not stay inside the target directory as a file name.
     #[error("target path {0:?} cannot be stored as a local file")]
     BadTargetPath(String),
 
     /// A candidate for `update` whose version has no place in the release order.
     #[error("target {path}: version {version:?} is {reason}")]
     Version {
+        /// The target path.
         path: String,
+        /// Its version.
         version: String,
+        /// Why it cannot be ordered.
         reason: String,
     },
 
+    /// A configuration the client cannot work with (a bad URL, TLS file or option).
     #[error("{0}")]
     Config(String),
 }
@@ -132,19 +203,26 @@ impl Error {
 /// names the factory and the flavour; any other URL is only itself.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Repository {
+    /// The metadata URL.
     pub url: String,
+    /// The Factory, when the URL is a tuf-factory one.
     pub factory: Option<String>,
+    /// CI or production, when the URL is a tuf-factory one.
     pub flavour: Option<Flavour>,
 }
 
 /// The two repositories of a tuf-factory Factory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Flavour {
+    /// Signed by the server alone: CI builds.
     Ci,
+    /// Also signed by the owner's offline targets key: what Waves publish.
     Production,
 }
 
 impl Repository {
+    /// What a metadata URL says about its repository (nothing beyond itself if it is not a
+    /// tuf-factory URL).
     pub fn from_metadata_url(url: &str) -> Self {
         let path = url
             .split_once("://")

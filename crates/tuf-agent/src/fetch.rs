@@ -21,6 +21,7 @@ pub struct Fetcher {
 
 /// The outcome of a request whose absence is meaningful (the next root version).
 pub enum Fetched {
+    /// The file's bytes.
     Found(Vec<u8>),
     /// 403 or 404 (the status): there is no such file.
     Missing(u16),

@@ -25,6 +25,7 @@ pub struct Installed {
 }
 
 impl Installed {
+    /// The records of `target_dir`.
     pub fn new(target_dir: &Path) -> Self {
         Self {
             dir: target_dir.to_owned(),

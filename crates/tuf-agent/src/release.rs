@@ -23,8 +23,11 @@ use crate::Error;
 /// A target that a device may install.
 #[derive(Clone, Debug)]
 pub struct Release {
+    /// The target path.
     pub path: String,
+    /// Its version (`custom.version`).
     pub version: String,
+    /// The target as the trusted metadata lists it.
     pub info: TargetFile,
 }
 
@@ -33,6 +36,7 @@ pub struct Release {
 pub enum Version {
     /// Decimal digits without leading zeros (`"0"` for zero).
     Number(String),
+    /// A semantic version, ordered by SemVer precedence.
     SemVer(SemVer),
 }
 

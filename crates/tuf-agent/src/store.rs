@@ -16,10 +16,12 @@ pub struct MetadataStore {
 }
 
 impl MetadataStore {
+    /// The store of the metadata directory `dir`.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         Self { dir: dir.into() }
     }
 
+    /// The metadata directory.
     pub fn dir(&self) -> &Path {
         &self.dir
     }

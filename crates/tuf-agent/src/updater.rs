@@ -18,7 +18,9 @@ use crate::Error;
 /// Caps that bound what a hostile repository can make a device download or walk.
 #[derive(Clone, Debug)]
 pub struct Limits {
+    /// Largest root file read.
     pub root_max: u64,
+    /// Largest timestamp file read.
     pub timestamp_max: u64,
     /// Used when timestamp lists no length for snapshot.
     pub snapshot_max: u64,
@@ -48,7 +50,9 @@ impl Default for Limits {
 pub struct UpdaterConfig {
     /// Base URL of the metadata, e.g. `https://host/repo/acme/prod/metadata/`.
     pub metadata_url: String,
+    /// Where the trusted metadata is kept (the device's state).
     pub metadata_dir: PathBuf,
+    /// Caps on what a repository can make the device read.
     pub limits: Limits,
     /// CAs to trust and the client certificate to show.
     pub tls: TlsOptions,
@@ -98,6 +102,7 @@ impl Updater {
         })
     }
 
+    /// The metadata the device trusts now.
     pub fn trusted(&self) -> &TrustedSet {
         &self.trusted
     }
@@ -362,5 +367,8 @@ impl Updater {
     }
 }
 
+// These tests sign their metadata with tuf-core's signing keys (aws-lc); the pure-Rust build
+// verifies only, and runs the integration tests against repositories python-tuf signed.
 #[cfg(test)]
+#[cfg(feature = "aws-lc")]
 mod tests;

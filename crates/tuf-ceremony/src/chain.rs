@@ -16,7 +16,12 @@ pub enum LinkFault {
     /// Not signed by a threshold of its own root keys.
     NotSelfSigned(Box<Verification>),
     /// Not the trusted version + 1.
-    Version { expected: u64, got: u64 },
+    Version {
+        /// The trusted version + 1.
+        expected: u64,
+        /// The version the new root has.
+        got: u64,
+    },
 }
 
 /// Checks that `next` (its parsed root, canonical bytes and signatures) follows `trusted`.

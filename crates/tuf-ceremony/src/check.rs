@@ -158,11 +158,14 @@ impl fmt::Display for Check {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{check}: {reason}")]
 pub struct Refusal {
+    /// The rule that refused.
     pub check: Check,
+    /// Why, for the person who reads it.
     pub reason: String,
 }
 
 impl Refusal {
+    /// A refusal by `check` because of `reason`.
     pub fn new(check: Check, reason: impl Into<String>) -> Self {
         Self {
             check,
@@ -176,10 +179,12 @@ impl Refusal {
 pub struct Findings(Vec<Refusal>);
 
 impl Findings {
+    /// No refusal yet.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Records a refusal.
     pub fn fail(&mut self, check: Check, reason: impl Into<String>) {
         self.0.push(Refusal::new(check, reason));
     }
@@ -191,22 +196,27 @@ impl Findings {
         }
     }
 
+    /// Appends the refusals of another run, keeping their order.
     pub fn extend(&mut self, other: Findings) {
         self.0.extend(other.0);
     }
 
+    /// Whether every check passed.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
+    /// Whether `check` refused at least once.
     pub fn has(&self, check: Check) -> bool {
         self.0.iter().any(|r| r.check == check)
     }
 
+    /// The first refusal found, the one a single-error answer reports.
     pub fn first(&self) -> Option<&Refusal> {
         self.0.first()
     }
 
+    /// Every refusal, in the order found.
     pub fn iter(&self) -> std::slice::Iter<'_, Refusal> {
         self.0.iter()
     }

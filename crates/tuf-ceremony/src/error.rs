@@ -23,35 +23,59 @@ pub enum Error {
         "{prefix:?} is not a key ID or a prefix of one: give at least {min} hex digits of the \
          key ID (`tufctl keys tuf updates review` and `tufctl keys show-root` list them)"
     )]
-    KeyPrefix { prefix: String, min: usize },
+    KeyPrefix {
+        /// What was given.
+        prefix: String,
+        /// How many hex digits a prefix needs at least.
+        min: usize,
+    },
     /// No key of the staged roots has an ID with this prefix.
     #[error(
         "no key of the staged roots has an ID starting with {prefix} (already removed in this \
          transaction? see `tufctl keys tuf updates review`); nothing was changed"
     )]
-    NoSuchKey { prefix: String },
+    NoSuchKey {
+        /// What was given.
+        prefix: String,
+    },
     /// The prefix starts several key IDs.
     #[error("{prefix} is the start of several key IDs ({}); give more digits", ids.join(", "))]
-    AmbiguousKey { prefix: String, ids: Vec<String> },
+    AmbiguousKey {
+        /// What was given.
+        prefix: String,
+        /// Every key ID it starts.
+        ids: Vec<String>,
+    },
     /// The key is not in the role it was asked to leave.
     #[error(
         "key {id} is not in the {role} role of the staged roots (it is in: {listed}); nothing \
          was changed"
     )]
     NotInRole {
+        /// The key's ID.
         id: String,
+        /// The role it was asked to leave.
         role: String,
+        /// The roles that do list it.
         listed: String,
     },
     /// The key is listed in the roots' keys but in no role.
     #[error("key {id} is listed in the staged roots' keys but in no role; nothing was changed")]
-    InNoRole { id: String },
+    InNoRole {
+        /// The key's ID.
+        id: String,
+    },
     /// The key is one of the server's online keys, which are replaced, not removed.
     #[error(
         "key {id} is one of the server's online keys ({roles}); they are replaced, not removed, \
          with `tufctl keys rotate-online CREDS.tgz`; nothing was changed"
     )]
-    OnlineKey { id: String, roles: String },
+    OnlineKey {
+        /// The key's ID.
+        id: String,
+        /// The online roles it signs for.
+        roles: String,
+    },
     /// A role name that is not a top-level role, or not one an offline key may hold.
     #[error("{0}")]
     Role(String),

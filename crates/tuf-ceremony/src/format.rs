@@ -17,24 +17,35 @@ use crate::Error;
 
 /// The version of the formats this library writes and reads.
 pub const FORMAT: u64 = 1;
+/// `type` of a root-update request file.
 pub const ROOT_REQUEST: &str = "tuf-factory/root-update-request";
+/// `type` of a wave request file.
 pub const WAVE_REQUEST: &str = "tuf-factory/wave-request";
+/// `type` of a root-update response file.
 pub const ROOT_RESPONSE: &str = "tuf-factory/root-update-response";
+/// `type` of a wave response file.
 pub const WAVE_RESPONSE: &str = "tuf-factory/wave-response";
+/// `type` of a wave response without the targets (what fits a QR code).
 pub const WAVE_SIGNATURES: &str = "tuf-factory/wave-signatures";
+/// `type` of the public-key file `tufctl keys generate` writes.
 pub const PUBLIC_KEY: &str = "tuf-factory/public-key";
 
 /// An open root-update transaction, with everything needed to check it offline.
 #[derive(Clone, Debug)]
 pub struct RootUpdateRequest {
+    /// The Factory the transaction belongs to; a signer refuses a request for another.
     pub factory: String,
+    /// The transaction's ID; signatures made for it do not count in another.
     pub txid: String,
+    /// What the transaction is for, as its opener wrote it (shown in the review, unverified).
     pub message: String,
     /// CI root versions 1..=current, as served.
     pub ci_chain: Vec<Signed<Root>>,
     /// Production root versions 1..=current, as served.
     pub prod_chain: Vec<Signed<Root>>,
+    /// The staged CI root.
     pub ci_root: Signed<Root>,
+    /// The staged production root.
     pub prod_root: Signed<Root>,
     /// Staged production targets, when the transaction publishes new ones.
     pub prod_targets: Option<Signed<Targets>>,
@@ -48,11 +59,17 @@ pub struct RootUpdateRequest {
 /// Proposed production targets of a wave, unsigned, with what they are checked against.
 #[derive(Clone, Debug)]
 pub struct WaveRequest {
+    /// The Factory the wave belongs to.
     pub factory: String,
+    /// The wave's name.
     pub wave: String,
+    /// The CI build version the wave publishes.
     pub version: String,
+    /// The tag the wave publishes it under.
     pub tag: String,
+    /// CI root versions 1..=current, as served.
     pub ci_chain: Vec<Signed<Root>>,
+    /// Production root versions 1..=current, as served.
     pub prod_chain: Vec<Signed<Root>>,
     /// CI targets.json (signed by the online targets key) the wave's targets come from.
     pub ci_targets: Signed<Targets>,
@@ -64,16 +81,21 @@ pub struct WaveRequest {
     pub retire: Retire,
 }
 
+/// A signing-request file of either kind, as read by `tufctl sign`.
 #[derive(Clone, Debug)]
 pub enum Request {
+    /// A root-update transaction to sign.
     RootUpdate(Box<RootUpdateRequest>),
+    /// A wave's production targets to sign.
     Wave(Box<WaveRequest>),
 }
 
 /// Signatures one offline key holder added to the documents of a root-update transaction.
 #[derive(Clone, Debug)]
 pub struct RootUpdateResponse {
+    /// The Factory the transaction belongs to.
     pub factory: String,
+    /// The transaction the signatures were made for.
     pub txid: String,
     /// Document name (`ci_root`, `prod_root`, `prod_targets`) → (SHA-256 of the canonical
     /// `signed` bytes, new signatures).
@@ -83,10 +105,15 @@ pub struct RootUpdateResponse {
 /// A wave's production targets with the offline signatures.
 #[derive(Clone, Debug)]
 pub struct WaveResponse {
+    /// The Factory the wave belongs to.
     pub factory: String,
+    /// The wave's name.
     pub wave: String,
+    /// The CI build version the wave publishes.
     pub version: String,
+    /// The tag the wave publishes it under.
     pub tag: String,
+    /// The production targets with the offline signatures added.
     pub targets: Signed<Targets>,
     /// What the wave retires, as the request said.
     pub retire: Retire,
@@ -96,19 +123,28 @@ pub struct WaveResponse {
 /// targets the wave has. [`WaveSignatures::join`] puts it together with its request again.
 #[derive(Clone, Debug)]
 pub struct WaveSignatures {
+    /// The Factory the wave belongs to.
     pub factory: String,
+    /// The wave's name.
     pub wave: String,
+    /// The CI build version the wave publishes.
     pub version: String,
+    /// The tag the wave publishes it under.
     pub tag: String,
     /// SHA-256 of the canonical `signed` bytes of the request's proposed targets.
     pub sha256: String,
+    /// The offline signatures over those bytes.
     pub signatures: Vec<Signature>,
 }
 
+/// A signing-response file of any kind, as imported on the online machine.
 #[derive(Clone, Debug)]
 pub enum Response {
+    /// Signatures for a root-update transaction.
     RootUpdate(RootUpdateResponse),
+    /// A wave's signed production targets.
     Wave(Box<WaveResponse>),
+    /// A wave's signatures without the targets.
     WaveSignatures(WaveSignatures),
 }
 
@@ -155,6 +191,7 @@ impl WaveSignatures {
         })
     }
 
+    /// The file's bytes (canonical JSON, control characters escaped).
     pub fn to_bytes(&self) -> Result<Vec<u8>, Error> {
         let v = json!({
             "type": WAVE_SIGNATURES, "format": FORMAT, "factory": self.factory,
@@ -166,6 +203,7 @@ impl WaveSignatures {
 }
 
 impl Request {
+    /// The file's bytes (canonical JSON, control characters escaped).
     pub fn to_bytes(&self) -> Result<Vec<u8>, Error> {
         let v = match self {
             Self::RootUpdate(r) => json!({
@@ -237,6 +275,7 @@ impl Request {
 }
 
 impl Response {
+    /// The file's bytes (canonical JSON, control characters escaped).
     pub fn to_bytes(&self) -> Result<Vec<u8>, Error> {
         let v = match self {
             Self::WaveSignatures(w) => return w.to_bytes(),
@@ -264,6 +303,7 @@ impl Response {
         Ok(canonical::to_text(&v)?)
     }
 
+    /// Reads a response file of any kind; refuses unknown types, formats and fields.
     pub fn from_slice(bytes: &[u8]) -> Result<Self, Error> {
         let mut o = top_object(bytes, &[ROOT_RESPONSE, WAVE_RESPONSE, WAVE_SIGNATURES])?;
         let kind = text(&o, "type")?;
@@ -364,13 +404,20 @@ pub fn add_signatures<T: Metadata>(
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PublicKeyFile {
+    /// `type`: always [`PUBLIC_KEY`].
     #[serde(rename = "type")]
     pub kind: String,
+    /// `format`: [`FORMAT`].
     pub format: u64,
+    /// The Factory the key is for.
     pub factory: String,
+    /// The role the key is meant for (`root` or `targets`).
     pub role: String,
+    /// Who holds the private part, as they said (shown, never verified).
     pub owner: String,
+    /// The key's ID; checked to be the ID of `key`.
     pub keyid: KeyId,
+    /// The public key as it will appear in root.json.
     pub key: PublicKey,
 }
 
@@ -425,10 +472,12 @@ impl PublicKeyFile {
         Ok(f)
     }
 
+    /// The role the key is meant for; refused unless an offline key may hold it.
     pub fn role(&self) -> Result<Role, Error> {
         offline_role(&self.role)
     }
 
+    /// The file's bytes (canonical JSON).
     pub fn to_bytes(&self) -> Result<Vec<u8>, Error> {
         Ok(canonical::to_text(&to_value(self)?)?)
     }

@@ -14,6 +14,8 @@
 //! assert_eq!(r.check.name(), "version");
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod chain;
 pub mod check;
 mod error;

@@ -24,11 +24,17 @@ pub const PROD: &str = "prod_root";
 
 /// A proposed update of both roots, with what it is checked against.
 pub struct RootUpdate<'a> {
+    /// The CI root devices trust now.
     pub current_ci: &'a Root,
+    /// The production root devices trust now.
     pub current_prod: &'a Root,
+    /// The proposed CI root, with its signatures.
     pub ci: &'a Signed<Root>,
+    /// The proposed production root, with its signatures.
     pub prod: &'a Signed<Root>,
+    /// The keys the server holds: they never count as offline signatures.
     pub server: &'a ServerKeys,
+    /// The time expiry is checked against (passed in: this crate reads no clock).
     pub now: OffsetDateTime,
     /// The transaction the roots were staged in, when known: roots signed in another
     /// (a cancelled one) are refused.

@@ -20,7 +20,9 @@ pub const PENDING: &str = "pending-";
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HeldKey {
+    /// What the server holds the key for (see above).
     pub purpose: String,
+    /// The public part.
     pub key: PublicKey,
 }
 

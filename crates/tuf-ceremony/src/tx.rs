@@ -14,15 +14,21 @@ use crate::Error;
 /// An open root-update transaction.
 #[derive(Clone, Debug)]
 pub struct Tx {
+    /// The transaction's ID.
     pub txid: String,
+    /// What it is for, as its opener wrote it.
     pub message: String,
+    /// The staged CI root.
     pub ci_root: Signed<Root>,
+    /// The staged production root.
     pub prod_root: Signed<Root>,
+    /// Staged production targets, when the transaction publishes new ones.
     pub prod_targets: Option<Signed<Targets>>,
     /// Whether `prod_targets` is to be sent when staging.
     pub stage_prod_targets: bool,
     /// What the server reported from its checks, as `"<check>: <reason>"`.
     pub errors: Vec<String>,
+    /// What the server reported as warnings (the transaction can still be applied).
     pub warnings: Vec<String>,
     /// The keys the server says it holds.
     pub server_keys: Vec<HeldKey>,
@@ -31,7 +37,9 @@ pub struct Tx {
 /// The roots a transaction changes: the Factory's current CI and production roots.
 #[derive(Clone, Debug)]
 pub struct Roots {
+    /// The current CI root.
     pub ci: Signed<Root>,
+    /// The current production root.
     pub prod: Signed<Root>,
 }
 
@@ -241,7 +249,9 @@ impl Tx {
 /// What [`Tx::remove_key`] took out of the staged roots.
 #[derive(Clone, Debug)]
 pub struct Removed {
+    /// The key's ID.
     pub id: KeyId,
+    /// Its owner as recorded in `x-key-owners`, if any.
     pub owner: Option<String>,
     /// The roles that listed the key and no longer do.
     pub roles: Vec<Role>,
@@ -261,8 +271,10 @@ pub enum KeyOrigin {
 }
 
 impl KeyOrigin {
+    /// The field of a key's entry in root.json that records its origin.
     pub const FIELD: &'static str = "x-key-origin";
 
+    /// The value written into [`KeyOrigin::FIELD`] (`file` or `pkcs11`).
     pub fn as_str(self) -> &'static str {
         match self {
             KeyOrigin::File => "file",

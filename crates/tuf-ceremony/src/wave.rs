@@ -50,6 +50,7 @@ impl TryFrom<BTreeMap<String, Vec<String>>> for Retire {
 }
 
 impl Retire {
+    /// Whether the wave retires nothing.
     pub fn is_empty(&self) -> bool {
         self.versions.is_empty() && self.targets.is_empty()
     }
@@ -199,15 +200,23 @@ pub fn production_entry(ci: &TargetFile, tag: &str) -> TargetFile {
 /// documents they are checked against (trusted by the caller: the server's own heads, or
 /// verified from the signer's trusted root).
 pub struct Wave<'a> {
+    /// The CI build version the wave publishes.
     pub version: &'a str,
+    /// The tag it publishes the build under.
     pub tag: &'a str,
+    /// The current CI root (whose online targets key signed `ci_targets`).
     pub ci_root: &'a Root,
+    /// The current production root (whose targets keys must sign `proposed`).
     pub prod_root: &'a Root,
+    /// The CI targets the wave's targets come from.
     pub ci_targets: &'a Signed<Targets>,
+    /// The production targets devices install now.
     pub current: &'a Signed<Targets>,
+    /// The proposed production targets.
     pub proposed: &'a Targets,
     /// What the wave says it retires: exactly these production targets may leave.
     pub retire: &'a Retire,
+    /// The time expiry is checked against.
     pub now: OffsetDateTime,
 }
 

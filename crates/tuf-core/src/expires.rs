@@ -32,10 +32,12 @@ impl Expires {
         Ok(Self(t))
     }
 
+    /// Seconds since the Unix epoch.
     pub fn unix(&self) -> i64 {
         self.0.unix_timestamp()
     }
 
+    /// The same instant as an `OffsetDateTime` (UTC).
     pub fn datetime(&self) -> OffsetDateTime {
         self.0
     }

@@ -9,6 +9,7 @@ pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(crypto::sha256(data))
 }
 
+/// SHA-256 of `data` as raw bytes.
 pub fn sha256(data: &[u8]) -> [u8; 32] {
     crypto::sha256(data)
 }
@@ -18,7 +19,9 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
 pub enum HashMismatch {
     /// No algorithm we implement is listed, so nothing could be checked.
     NoKnownAlgorithm(Vec<String>),
+    /// An algorithm we implement is listed and the digest differs.
     Mismatch {
+        /// The algorithm whose digest did not match (`sha256` or `sha512`).
         algorithm: String,
     },
 }
@@ -44,6 +47,8 @@ pub struct MultiHasher {
 }
 
 impl MultiHasher {
+    /// Starts a hasher for every algorithm of `hashes` that we implement; the others are
+    /// remembered, so that a `hashes` object of unknown algorithms only is refused, not passed.
     pub fn new(hashes: &BTreeMap<String, String>) -> Self {
         let mut contexts = Vec::new();
         let mut unknown = Vec::new();
@@ -61,6 +66,7 @@ impl MultiHasher {
         Self { contexts, unknown }
     }
 
+    /// Feeds the next chunk of the data.
     pub fn update(&mut self, data: &[u8]) {
         for (_, _, ctx) in &mut self.contexts {
             ctx.update(data);

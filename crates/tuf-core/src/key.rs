@@ -26,6 +26,8 @@ use crate::{canonical, hash, Error};
 pub struct KeyId(String);
 
 impl KeyId {
+    /// A key ID as written in metadata; refused when empty. That it is the key's own ID is
+    /// checked where keys are listed, not here.
     pub fn new(s: impl Into<String>) -> Result<Self, Error> {
         let s = s.into();
         if s.is_empty() {
@@ -34,6 +36,7 @@ impl KeyId {
         Ok(Self(s))
     }
 
+    /// The key ID as written.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -54,10 +57,14 @@ impl<'de> Deserialize<'de> for KeyId {
 /// The key types this project can generate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum KeyType {
+    /// ed25519 (scheme `ed25519`).
     #[default]
     Ed25519,
+    /// ECDSA on P-256 with SHA-256 (scheme `ecdsa-sha2-nistp256`).
     EcdsaP256,
+    /// RSA-PSS with SHA-256, 3072-bit modulus (scheme `rsassa-pss-sha256`).
     Rsa3072,
+    /// RSA-PSS with SHA-256, 4096-bit modulus (scheme `rsassa-pss-sha256`).
     Rsa4096,
 }
 
@@ -80,7 +87,9 @@ impl std::str::FromStr for KeyType {
 /// The `keyval` object of a key.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyVal {
+    /// The public key, in the encoding the key type uses (hex for ed25519, PEM otherwise).
     pub public: String,
+    /// Fields we do not know, kept so that the key ID (a hash of the whole key) stays the same.
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
 }
@@ -88,9 +97,13 @@ pub struct KeyVal {
 /// A public key exactly as it appears in `root.json` or a delegation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PublicKey {
+    /// The `keytype` field (`ed25519`, `ecdsa`, `rsa`).
     pub keytype: String,
+    /// The `scheme` field: which signature algorithm verifies with this key.
     pub scheme: String,
+    /// The key material.
     pub keyval: KeyVal,
+    /// Fields we do not know, kept so that the key ID stays the same.
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
 }
@@ -256,7 +269,9 @@ const P256_SPKI_PREFIX: [u8; 26] = [
 
 /// Something that signs with one key: a private key in memory here, a hardware token later.
 pub trait Signer: Send + Sync {
+    /// The public half, as listed in metadata.
     fn public_key(&self) -> &PublicKey;
+    /// The key's ID (the SHA-256 of its canonical public form).
     fn key_id(&self) -> &KeyId;
     /// Signs `msg` (the canonical bytes of a `signed` object).
     fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, Error>;

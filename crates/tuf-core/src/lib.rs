@@ -8,6 +8,40 @@
 //! The crypto backend is a feature: `aws-lc` (default: signing, key generation and
 //! verification) or `pure-rust` (verification and hashing only, no C compiler needed); see
 //! [`crypto`].
+//!
+//! A 2-of-2 role, signed, sent as bytes and verified the way a client does:
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//!
+//! use tuf_core::{KeyType, PrivateKey, RoleKeys, Signed, Signer as _, Targets, Threshold};
+//!
+//! let a = PrivateKey::generate(KeyType::Ed25519)?;
+//! let b = PrivateKey::generate(KeyType::EcdsaP256)?;
+//! let keys: BTreeMap<_, _> = [&a, &b]
+//!     .iter()
+//!     .map(|k| (k.key_id().clone(), k.public_key().clone()))
+//!     .collect();
+//! let role = RoleKeys::new(vec![a.key_id().clone(), b.key_id().clone()], Threshold::new(2)?);
+//!
+//! let mut targets = Signed::new(Targets::new(1, "2030-01-01T00:00:00Z".parse()?))?;
+//! targets.sign(&a)?;
+//! assert!(!targets.verify_role("targets", &role, &keys).is_met()); // one of two
+//! targets.sign(&b)?;
+//!
+//! // What a client receives is bytes: parsed strictly, verified over the canonical form of
+//! // exactly what arrived.
+//! let received: Signed<Targets> = Signed::from_slice(&targets.to_bytes())?;
+//! let check = received.verify_role("targets", &role, &keys);
+//! assert!(check.is_met());
+//! assert_eq!(check.distinct_valid, 2);
+//!
+//! // Ambiguous JSON (here a duplicate key) is refused before anything is verified.
+//! assert!(tuf_core::canonical::parse(br#"{"version": 1, "version": 2}"#).is_err());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![warn(missing_docs)]
 
 pub mod canonical;
 pub mod crypto;

@@ -17,15 +17,21 @@ use crate::{canonical, Error, Expires};
 /// Names of the four top-level roles.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Role {
+    /// The root role: which keys sign which role.
     Root,
+    /// The targets role: which files exist, with their hashes and lengths.
     Targets,
+    /// The snapshot role: the current version of every targets role.
     Snapshot,
+    /// The timestamp role: the current snapshot, re-signed often.
     Timestamp,
 }
 
 impl Role {
+    /// The four roles, in the order the specification describes them.
     pub const ALL: [Role; 4] = [Role::Root, Role::Targets, Role::Snapshot, Role::Timestamp];
 
+    /// The role's name as it appears in metadata (`root`, `targets`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Root => "root",
@@ -48,6 +54,8 @@ impl std::fmt::Display for Role {
 pub struct Threshold(u32);
 
 impl Threshold {
+    /// A threshold of `n`; refused unless 1 ≤ n < 2^32 (a threshold of 0 would accept no
+    /// signature at all).
     pub fn new(n: u64) -> Result<Self, Error> {
         match u32::try_from(n) {
             Ok(v) if v >= 1 => Ok(Self(v)),
@@ -58,6 +66,7 @@ impl Threshold {
         }
     }
 
+    /// The number of signatures needed.
     pub fn get(self) -> u32 {
         self.0
     }
@@ -72,14 +81,18 @@ impl<'de> Deserialize<'de> for Threshold {
 /// The keys and threshold of one role.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoleKeys {
+    /// The keys that may sign the role, without duplicates.
     #[serde(deserialize_with = "unique_keyids")]
     pub keyids: Vec<KeyId>,
+    /// How many of them must sign.
     pub threshold: Threshold,
+    /// Fields we do not know, kept because they are signed.
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
 }
 
 impl RoleKeys {
+    /// The given keys and threshold.
     pub fn new(keyids: Vec<KeyId>, threshold: Threshold) -> Self {
         Self {
             keyids,
@@ -128,8 +141,11 @@ fn check_spec_version(s: String) -> Result<String, String> {
 
 /// Fields shared by every role's `signed` object.
 pub trait Metadata: Serialize + DeserializeOwned {
+    /// The `_type` this role's metadata carries.
     const TYPE: &'static str;
+    /// The metadata's version (1 or more).
     fn version(&self) -> u64;
+    /// When the metadata stops being valid.
     fn expires(&self) -> &Expires;
 }
 
@@ -150,18 +166,27 @@ macro_rules! metadata_common {
 /// `root.json`'s signed object.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Root {
+    /// `_type`, always `root`.
     #[serde(rename = "_type")]
     pub type_: String,
+    /// The specification version this metadata follows (`1.x`).
     #[serde(deserialize_with = "spec_version")]
     pub spec_version: String,
+    /// Whether files are fetched by version-prefixed names (`N.targets.json`); absent means
+    /// false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consistent_snapshot: Option<bool>,
+    /// The root's version; every new root is the previous one plus one.
     #[serde(deserialize_with = "positive_version")]
     pub version: u64,
+    /// When this root stops being valid.
     pub expires: Expires,
+    /// Every key a top-level role uses, by key ID.
     pub keys: BTreeMap<KeyId, PublicKey>,
+    /// The keys and threshold of each top-level role, by role name.
     #[serde(deserialize_with = "top_level_roles")]
     pub roles: BTreeMap<String, RoleKeys>,
+    /// Fields we do not know, kept because they are signed (`x-changelog`, `x-key-owners`, ...).
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
 }
@@ -225,12 +250,14 @@ impl Root {
         self.roles.get(role.as_str()).unwrap_or(&NO_KEYS)
     }
 
+    /// The keys and threshold of `role`, for editing; refused when the root does not list it.
     pub fn role_mut(&mut self, role: Role) -> Result<&mut RoleKeys, Error> {
         self.roles
             .get_mut(role.as_str())
             .ok_or_else(|| Error::field("roles", format!("{role} is missing")))
     }
 
+    /// Whether consistent snapshots are on (absent means off).
     pub fn consistent_snapshot(&self) -> bool {
         self.consistent_snapshot.unwrap_or(false)
     }
@@ -258,17 +285,22 @@ impl Root {
 /// One entry of `snapshot.json`'s or `timestamp.json`'s `meta`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MetaFile {
+    /// The version of the listed file.
     #[serde(deserialize_with = "positive_version")]
     pub version: u64,
+    /// Its length in bytes, when listed: a client then reads no more than that.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub length: Option<u64>,
+    /// Its hashes by algorithm, when listed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hashes: Option<BTreeMap<String, String>>,
+    /// Fields we do not know, kept because they are signed.
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
 }
 
 impl MetaFile {
+    /// An entry naming `version` only.
     pub fn new(version: u64) -> Self {
         Self {
             version,
@@ -294,20 +326,28 @@ impl MetaFile {
 /// `snapshot.json`'s signed object.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
+    /// `_type`, always `snapshot`.
     #[serde(rename = "_type")]
     pub type_: String,
+    /// The specification version this metadata follows.
     #[serde(deserialize_with = "spec_version")]
     pub spec_version: String,
+    /// The snapshot's version.
     #[serde(deserialize_with = "positive_version")]
     pub version: u64,
+    /// When this snapshot stops being valid.
     pub expires: Expires,
+    /// The current version (and optionally length and hashes) of every targets role, by file
+    /// name (`targets.json`, `<role>.json`).
     pub meta: BTreeMap<String, MetaFile>,
+    /// Fields we do not know, kept because they are signed.
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
 }
 metadata_common!(Snapshot, "snapshot");
 
 impl Snapshot {
+    /// A snapshot of the given version, expiry and entries.
     pub fn new(version: u64, expires: Expires, meta: BTreeMap<String, MetaFile>) -> Self {
         Self {
             type_: "snapshot".to_owned(),
@@ -323,15 +363,21 @@ impl Snapshot {
 /// `timestamp.json`'s signed object.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Timestamp {
+    /// `_type`, always `timestamp`.
     #[serde(rename = "_type")]
     pub type_: String,
+    /// The specification version this metadata follows.
     #[serde(deserialize_with = "spec_version")]
     pub spec_version: String,
+    /// The timestamp's version.
     #[serde(deserialize_with = "positive_version")]
     pub version: u64,
+    /// When this timestamp stops being valid.
     pub expires: Expires,
+    /// Exactly one entry, `snapshot.json`.
     #[serde(deserialize_with = "timestamp_meta")]
     pub meta: BTreeMap<String, MetaFile>,
+    /// Fields we do not know, kept because they are signed.
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
 }
@@ -348,6 +394,7 @@ fn timestamp_meta<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Me
 }
 
 impl Timestamp {
+    /// A timestamp of the given version and expiry that lists `snapshot`.
     pub fn new(version: u64, expires: Expires, snapshot: MetaFile) -> Self {
         let mut meta = BTreeMap::new();
         meta.insert("snapshot.json".to_owned(), snapshot);
@@ -371,10 +418,14 @@ impl Timestamp {
 /// One target of `targets.json`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct TargetFile {
+    /// The file's length in bytes: a client reads no more.
     pub length: u64,
+    /// The file's digests by algorithm (`sha256`, `sha512`), lowercase hex.
     pub hashes: BTreeMap<String, String>,
+    /// Application data (hardware IDs, version, tags in this project), opaque to TUF.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub custom: Option<Value>,
+    /// Fields we do not know, kept because they are signed.
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
 }
@@ -505,14 +556,21 @@ pub fn check_role_name(name: &str) -> Result<(), Error> {
 /// `targets.json`'s (or a delegated role's) signed object.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Targets {
+    /// `_type`, always `targets`.
     #[serde(rename = "_type")]
     pub type_: String,
+    /// The specification version this metadata follows.
     pub spec_version: String,
+    /// The role's version.
     pub version: u64,
+    /// When this role stops being valid.
     pub expires: Expires,
+    /// The files this role vouches for, by target path.
     pub targets: BTreeMap<String, TargetFile>,
+    /// Roles this one hands parts of the target namespace to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delegations: Option<Delegations>,
+    /// Fields we do not know, kept because they are signed.
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
 }
@@ -606,13 +664,19 @@ impl<'de> Deserialize<'de> for Targets {
 /// Only for reading: it cannot be serialised (the list is gone), so `Signed::new` on one fails.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TargetsHead {
+    /// `_type`, always `targets`.
     pub type_: String,
+    /// The specification version this metadata follows.
     pub spec_version: String,
+    /// The role's version.
     pub version: u64,
+    /// When this role stops being valid.
     pub expires: Expires,
     /// How many targets the role lists.
     pub target_count: usize,
+    /// Roles this one hands parts of the target namespace to.
     pub delegations: Option<Delegations>,
+    /// Fields we do not know, kept because they are signed.
     pub extra: BTreeMap<String, Value>,
 }
 metadata_common!(TargetsHead, "targets");
@@ -854,6 +918,7 @@ impl<'de> Visitor<'de> for FindTarget<'_> {
 }
 
 impl Targets {
+    /// An empty targets role of the given version and expiry.
     pub fn new(version: u64, expires: Expires) -> Self {
         Self {
             type_: "targets".to_owned(),
@@ -870,11 +935,15 @@ impl Targets {
 /// The `delegations` object of a targets role.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Delegations {
+    /// Every key a delegated role uses, by key ID.
     pub keys: BTreeMap<KeyId, PublicKey>,
+    /// The delegated roles, in the order a client searches them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub roles: Option<Vec<DelegatedRole>>,
+    /// Hash-bin delegations (TAP 15), instead of `roles`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub succinct_roles: Option<SuccinctRoles>,
+    /// Fields we do not know, kept because they are signed.
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
 }
@@ -931,14 +1000,21 @@ impl<'de> Deserialize<'de> for Delegations {
 /// A delegated role of `delegations.roles`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct DelegatedRole {
+    /// The role's name; also the file name of its metadata (checked: no path separators).
     pub name: String,
+    /// The keys that may sign the role.
     pub keyids: Vec<KeyId>,
+    /// How many of them must sign.
     pub threshold: Threshold,
+    /// Whether the search stops at this role when its paths match.
     pub terminating: bool,
+    /// Target path patterns the role is trusted for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub paths: Option<Vec<String>>,
+    /// Or: hex prefixes of the SHA-256 of target paths the role is trusted for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path_hash_prefixes: Option<Vec<String>>,
+    /// Fields we do not know, kept because they are signed.
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
 }
@@ -982,6 +1058,7 @@ impl<'de> Deserialize<'de> for DelegatedRole {
 }
 
 impl DelegatedRole {
+    /// The role's keys and threshold, for verification.
     pub fn role_keys(&self) -> RoleKeys {
         RoleKeys::new(self.keyids.clone(), self.threshold)
     }
@@ -990,10 +1067,15 @@ impl DelegatedRole {
 /// Succinct hash-bin delegations (TAP 15).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct SuccinctRoles {
+    /// The keys that may sign every bin.
     pub keyids: Vec<KeyId>,
+    /// How many of them must sign.
     pub threshold: Threshold,
+    /// How many leading bits of a target path's hash select its bin.
     pub bit_length: u32,
+    /// Bin role names are this prefix, `-`, and the bin number in hex.
     pub name_prefix: String,
+    /// Fields we do not know, kept because they are signed.
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
 }
@@ -1029,6 +1111,7 @@ impl<'de> Deserialize<'de> for SuccinctRoles {
 }
 
 impl SuccinctRoles {
+    /// The keys and threshold every bin role has, for verification.
     pub fn role_keys(&self) -> RoleKeys {
         RoleKeys::new(self.keyids.clone(), self.threshold)
     }
@@ -1037,8 +1120,11 @@ impl SuccinctRoles {
 /// One entry of a `signatures` list.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Signature {
+    /// The ID of the key that made the signature.
     pub keyid: KeyId,
+    /// The signature, lowercase hex.
     pub sig: String,
+    /// Fields we do not know (not signed: kept for the round trip).
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
 }
@@ -1047,7 +1133,9 @@ pub struct Signature {
 /// and the canonical bytes that signatures cover.
 #[derive(Clone, Debug)]
 pub struct Signed<T> {
+    /// The parsed `signed` object.
     pub signed: T,
+    /// Its signatures; they cover the canonical bytes of `signed` as received.
     pub signatures: Vec<Signature>,
     canonical: Vec<u8>,
     extra: Map<String, Value>,
@@ -1197,7 +1285,9 @@ impl<T: Metadata> Signed<T> {
 /// two happened never changes what verifies.
 #[derive(Clone, Debug)]
 pub struct SignedRef<'a, T> {
+    /// The parsed `signed` object.
     pub signed: T,
+    /// Its signatures; they cover the canonical bytes of `signed` as received.
     pub signatures: Vec<Signature>,
     canonical: Cow<'a, [u8]>,
     extra: Map<String, Value>,

@@ -14,7 +14,9 @@ use crate::Error;
 /// The outcome of checking one role's signatures, for decisions and for people.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verification {
+    /// The role whose signatures were checked.
     pub role: String,
+    /// How many distinct valid signatures it needs.
     pub threshold: u32,
     /// Role keys whose signature verified.
     pub valid: Vec<KeyId>,
@@ -29,6 +31,7 @@ pub struct Verification {
 }
 
 impl Verification {
+    /// Whether enough distinct trusted keys signed.
     pub fn is_met(&self) -> bool {
         self.distinct_valid >= self.threshold
     }

@@ -18,6 +18,7 @@ use crate::Error;
 
 /// A credentials file read from disk, with any leftover temporary files found beside it.
 pub struct Loaded {
+    /// The file's bytes as read, kept in zeroizing memory (they hold private keys).
     pub bytes: Zeroizing<Vec<u8>>,
     /// Temporary files from an interrupted save of this file (see [`leftover_temps`]).
     pub leftovers: Vec<PathBuf>,

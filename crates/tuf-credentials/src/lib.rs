@@ -18,6 +18,36 @@
 //! ```
 //!
 //! Keys are identified by matching their public part against a root, never by file name.
+//!
+//! ```
+//! use tuf_core::{KeyType, PrivateKey, Signer as _};
+//! use tuf_credentials::{Config, Credentials, Error};
+//!
+//! let key = PrivateKey::generate(KeyType::Ed25519)?;
+//! let mut creds = Credentials::new(Config {
+//!     api: "https://tuf.example.com".to_owned(),
+//!     factory: "acme".to_owned(),
+//! });
+//! creds.add_key("offline-root", &key)?;
+//! let bytes = creds.to_bytes()?;
+//! assert_eq!(creds.to_bytes()?, bytes); // deterministic: same contents, same bytes
+//!
+//! let back = Credentials::read(&bytes)?;
+//! assert_eq!(back.config().factory, "acme");
+//! assert_eq!(back.private_key("offline-root")?.key_id(), key.key_id());
+//!
+//! // Encrypted with an age passphrase, it opens only with the passphrase.
+//! let sealed = creds.to_encrypted_bytes("correct horse battery staple")?;
+//! assert!(matches!(Credentials::read(&sealed), Err(Error::Encrypted)));
+//! let opened = Credentials::read_encrypted(&sealed, "correct horse battery staple")?;
+//! assert_eq!(opened.to_bytes()?, bytes);
+//!
+//! // Anything else is refused with the reason, never unpacked.
+//! assert!(matches!(Credentials::read(b"not a tarball"), Err(Error::NotCredentials(_))));
+//! # Ok::<(), Error>(())
+//! ```
+
+#![warn(missing_docs)]
 
 mod archive;
 mod error;
@@ -36,7 +66,9 @@ pub use file::{leftover_temps, load, save_atomic, save_new, Loaded};
 /// Where the Factory lives. No secrets.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Config {
+    /// The server the Factory lives on, as an `http(s)://` URL.
     pub api: String,
+    /// The Factory's name.
     pub factory: String,
 }
 
@@ -45,6 +77,7 @@ pub struct Config {
 pub struct StoredKey {
     /// The file name without directory and extension, e.g. `offline-root`.
     pub name: String,
+    /// The key exactly as in root.json.
     pub public: PublicKey,
     /// Whether a `.sec` file holds the private part (false for a key on a token: see
     /// [`StoredKey::private`] and [`StoredKey::can_sign`]).
@@ -61,7 +94,12 @@ pub enum PrivatePart {
     File,
     /// On a hardware token; `keys/<name>.pkcs11` says which (see
     /// [`Credentials::token_key_ref`]). The private key never leaves the token.
-    Token { label: String, serial: String },
+    Token {
+        /// The token's label.
+        label: String,
+        /// The token's serial number.
+        serial: String,
+    },
     /// Nowhere in this tarball: only the public key is stored.
     None,
 }
@@ -72,6 +110,7 @@ impl StoredKey {
         self.private != PrivatePart::None
     }
 
+    /// The key's ID, from its public part.
     pub fn key_id(&self) -> tuf_core::KeyId {
         self.public.key_id()
     }
@@ -154,6 +193,7 @@ impl Credentials {
         Ok(creds)
     }
 
+    /// The server and Factory this file belongs to.
     pub fn config(&self) -> &Config {
         &self.config
     }

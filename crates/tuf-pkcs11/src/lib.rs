@@ -10,6 +10,40 @@
 //! Supported keys: ed25519 (CKM_EC_EDWARDS_KEY_PAIR_GEN, CKM_EDDSA) and ECDSA P-256
 //! (CKM_EC_KEY_PAIR_GEN, CKM_ECDSA over a SHA-256 digest, converted to the DER signatures TUF
 //! uses).
+//!
+//! Generating a key on a token and signing with it (needs a PKCS#11 module, e.g. SoftHSM2):
+//!
+//! ```no_run
+//! use std::path::Path;
+//!
+//! use secrecy::SecretString;
+//! use tuf_core::{KeyType, Signer as _};
+//! use tuf_pkcs11::Pkcs11Signer;
+//!
+//! let module = Path::new("/usr/lib/softhsm/libsofthsm2.so");
+//! let pin = SecretString::from("1234".to_owned());
+//! let (signer, key_ref, public) =
+//!     Pkcs11Signer::generate(module, "my-token", &pin, KeyType::EcdsaP256, "acme-root")?;
+//! let signature = signer.sign(b"canonical bytes of a signed object")?;
+//! // What is stored instead of a private key: where to find it again.
+//! let stored = key_ref.to_json()?;
+//! let again = Pkcs11Signer::open(&tuf_pkcs11::KeyRef::from_json(&stored)?, &pin)?;
+//! assert_eq!(again.public_key(), &public);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! A stored reference is checked before anything is loaded:
+//!
+//! ```
+//! use tuf_pkcs11::{Error, KeyRef};
+//!
+//! let forged = br#"{"module": "/usr/lib/softhsm/libsofthsm2.so", "token_label": "t",
+//!     "token_serial": "1", "id": "not hex", "label": "k",
+//!     "keytype": "ed25519", "scheme": "ed25519"}"#;
+//! assert!(matches!(KeyRef::from_json(forged), Err(Error::BadRef(_))));
+//! ```
+
+#![warn(missing_docs)]
 
 mod der;
 mod error;
@@ -38,7 +72,9 @@ pub struct KeyRef {
     /// The PKCS#11 module (shared library) the key was created with. Modules live in
     /// different places on different machines; callers may open the key with another path.
     pub module: PathBuf,
+    /// The token's label (CKA_LABEL of the token), for people and for finding it again.
     pub token_label: String,
+    /// The token's serial number: how the token is found again, whatever slot it is in.
     pub token_serial: String,
     /// CKA_ID of the key pair, lowercase hex.
     pub id: String,
@@ -46,6 +82,7 @@ pub struct KeyRef {
     pub label: String,
     /// TUF keytype and scheme of the key, as in `root.json`.
     pub keytype: String,
+    /// The TUF signature scheme the key signs with.
     pub scheme: String,
 }
 
@@ -221,6 +258,7 @@ impl Pkcs11Signer {
         })
     }
 
+    /// Where the key is: what the credentials file records instead of a private key.
     pub fn key_ref(&self) -> &KeyRef {
         &self.key_ref
     }

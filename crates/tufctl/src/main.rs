@@ -3,6 +3,10 @@
 //! saying what failed and what to do next (or, with `--json`, a JSON error on standard
 //! error) and exits with the code of the failure's kind (`outcome`).
 
+// The doc comments of the commands and options are clap's `--help` text, written for a
+// terminal (`<key name>.sec`, `https://...`), not for rustdoc's Markdown.
+#![allow(rustdoc::bare_urls, rustdoc::invalid_html_tags)]
+
 #[macro_use]
 mod output;
 

@@ -63,7 +63,19 @@ fn no_keys_command_prints_a_private_key() {
     run(&["--json", "keys", "rotate-targets", c], true);
     run(&["keys", "copy-targets", c, only.to_str().unwrap()], false);
     run(&["keys", "show-root"], false);
-    run(&["keys", "export-root", c], false);
+    // Into the test's directory: without --out it writes <name>.sec in the working directory,
+    // which would leave a root key in the source tree.
+    let exported = dir.path().join("root-key.sec");
+    run(
+        &[
+            "keys",
+            "export-root",
+            "--out",
+            exported.to_str().unwrap(),
+            c,
+        ],
+        false,
+    );
     let public = dir.path().join("new-targets.pub");
     run(
         &[

@@ -1,5 +1,9 @@
 //! `tufd`, the tuf-factory server. See `docs/ARCHITECTURE.md` for the module map and flows.
 
+// The doc comments of the command-line options are clap's `--help` text, written for a
+// terminal (`http://<listen address>`), not for rustdoc's Markdown.
+#![allow(rustdoc::bare_urls, rustdoc::invalid_html_tags)]
+
 mod access;
 mod admin;
 mod announce;

@@ -303,7 +303,7 @@ async fn prune_old_versions(
 /// software keys unsealed (`PrivateKey` zeroizes its PKCS#8 bytes on drop), token keys as
 /// handles on the token. A key whose private part the server does not keep (the bootstrap
 /// root key under `--pkcs11`) is known by its public key only: it counts as the server's in
-/// [`OnlineKeys::holds`] and signs nothing.
+/// [`OnlineKeys::server_keys`] and signs nothing.
 pub struct OnlineKeys {
     keys: BTreeMap<KeyId, Held>,
 }

@@ -186,6 +186,7 @@ impl PrivateKey {
         out
     }
 
+    /// The private key as PKCS#8 DER. Secret: for writing key files and backups only.
     pub fn pkcs8_der(&self) -> &[u8] {
         &self.pkcs8
     }
