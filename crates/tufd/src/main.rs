@@ -228,6 +228,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         state.clone(),
         std::time::Duration::from_secs(args.resign_interval_secs.max(1)),
     ));
+    let db = state.db.clone();
     let app = router(state);
     // Handlers are installed before the `listening on` line: a supervisor (or a test) that
     // sends SIGTERM as soon as it reads that line must get a graceful shutdown, never the
@@ -248,6 +249,17 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     if let Some(r) = reloads {
         r.abort();
     }
+    // Before exit, SQLite's write-ahead log goes into the database file: a stopped server
+    // leaves one consistent file (what a copy of it reads).
+    if db.backend() == Backend::Sqlite {
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(db.pool())
+            .await
+        {
+            tracing::warn!(error = %e, "could not checkpoint the write-ahead log");
+        }
+    }
+    db.pool().close().await;
     tracing::info!("shut down");
     Ok(())
 }

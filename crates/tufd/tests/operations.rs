@@ -296,6 +296,14 @@ fn a_failed_start_on_an_existing_store_changes_no_file() {
         before.iter().any(|(name, _)| name == "tufd.sqlite"),
         "{before:?}"
     );
+    // A graceful stop checkpoints the write-ahead log: one consistent database file.
+    let empty = tuf_core::hash::sha256_hex(b"");
+    assert!(
+        before
+            .iter()
+            .all(|(name, sha)| !name.ends_with("-wal") || *sha == empty),
+        "{before:?}"
+    );
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().to_string();
     let other_key = "ff".repeat(32);
