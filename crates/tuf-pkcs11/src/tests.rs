@@ -18,6 +18,14 @@ struct Fixture {
     _dir: tempfile::TempDir,
 }
 
+/// One test at a time on the shared token: SoftHSM answers concurrent key generation in one
+/// process with an occasional CKR_GENERAL_ERROR, which would fail a test for the module's
+/// sake, not ours.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// The shared token directory, or `None` after a skip (every test that needs it says so).
 #[track_caller]
 fn fixture() -> Option<&'static Fixture> {
@@ -65,6 +73,7 @@ fn pin(p: &str) -> SecretString {
 }
 
 fn sign_and_reopen(kind: KeyType, label: &str) {
+    let _serial = serial();
     let Some(fx) = fixture() else { return };
     let (signer, key_ref, public) =
         Pkcs11Signer::generate(&fx.module, "tuf-unit", &pin(PIN), kind, label).unwrap();
@@ -116,6 +125,7 @@ fn sign_and_reopen(kind: KeyType, label: &str) {
 /// opened or found, and destroying again is no error.
 #[test]
 fn destroyed_keys_are_gone_from_the_token() {
+    let _serial = serial();
     let Some(fx) = fixture() else { return };
     assert!(login_check(&fx.module, "tuf-unit", &pin(PIN)).is_ok());
     for kind in [KeyType::Ed25519, KeyType::EcdsaP256] {
@@ -139,6 +149,7 @@ fn ed25519_token_signatures_verify_with_tuf_core() {
 #[test]
 fn ecdsa_p256_token_signatures_verify_with_tuf_core() {
     sign_and_reopen(KeyType::EcdsaP256, "unit-ecdsa");
+    let _serial = serial();
     let Some(fx) = fixture() else { return };
     let (_, _, public) = Pkcs11Signer::generate(
         &fx.module,
@@ -158,6 +169,7 @@ fn ecdsa_p256_token_signatures_verify_with_tuf_core() {
 
 #[test]
 fn wrong_pin_is_refused_naming_the_token() {
+    let _serial = serial();
     let Some(fx) = fixture() else { return };
     let err = Pkcs11Signer::generate(
         &fx.module,
@@ -178,6 +190,7 @@ fn wrong_pin_is_refused_naming_the_token() {
 
 #[test]
 fn missing_token_and_missing_key_are_named() {
+    let _serial = serial();
     let Some(fx) = fixture() else { return };
     let (_, key_ref, _) = Pkcs11Signer::generate(
         &fx.module,
@@ -321,6 +334,7 @@ fn key_ref_json_is_checked() {
 
 #[test]
 fn a_signature_that_does_not_verify_is_never_returned() {
+    let _serial = serial();
     let Some(fx) = fixture() else { return };
     let (mut signer, _, _) = Pkcs11Signer::generate(
         &fx.module,
@@ -389,6 +403,7 @@ fn key_pair_with(
 /// readable once); not exportable now but exportable once.
 #[test]
 fn a_key_that_is_or_was_exportable_is_refused() {
+    let _serial = serial();
     let Some(fx) = fixture() else { return };
     let not_always_sensitive = "it is not, or was not always, sensitive";
     let once_extractable = "it is, or was once, extractable";
