@@ -246,9 +246,19 @@ impl Hsm {
     /// Opens the stored key on the token from this process.
     fn open(&self, k: &StoredKey) -> Result<Pkcs11Signer, TokenError> {
         let r = KeyRef::from_json(k.token_ref.as_deref().unwrap().as_bytes())?;
-        Pkcs11Signer::open(
-            &r.with_module(Path::new(&self.module)),
-            &SecretString::from(PIN.to_owned()),
-        )
+        let r = r.with_module(Path::new(&self.module));
+        // SoftHSM keeps tokens as files that the tufd processes of this binary's other test
+        // rewrite meanwhile; a slot list read during such a write can miss a token for a
+        // moment. Only that is tried again; every other answer counts at once.
+        let mut tries = 0;
+        loop {
+            match Pkcs11Signer::open(&r, &SecretString::from(PIN.to_owned())) {
+                Err(TokenError::TokenNotPresent { .. }) if tries < 10 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                answer => return answer,
+            }
+        }
     }
 }
