@@ -1,6 +1,6 @@
 //! `/metrics` (Prometheus text format): request counters by route family and status class
-//! (counted by `access`), online re-signing outcomes (counted by `upkeep`), and the seconds
-//! until each Factory's current metadata expires.
+//! (counted by `access`), online re-signing outcomes (counted by `upkeep`), and metadata
+//! expiry gauges whose cost does not grow with the number of Factories.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,7 +12,10 @@ use sqlx::Row;
 
 use crate::auth::{authenticate, Scope};
 use crate::error::{ApiError, ApiResult};
+use crate::repo::Flavour;
+use crate::upkeep;
 use crate::Shared;
+use tuf_core::Role;
 
 const FAMILIES: [&str; 6] = [
     "device_metadata",
@@ -110,29 +113,85 @@ pub async fn render(State(state): State<Shared>, headers: HeaderMap) -> ApiResul
             "# HELP {name} {help}\n# TYPE {name} counter\n{name} {n}"
         );
     }
-    let rows = sqlx::query("SELECT factory, flavour, role, version, expires FROM heads ORDER BY factory, flavour, role")
-        .fetch_all(state.db.pool())
-        .await?;
-    let now = crate::db::now();
-    out.push_str("# HELP tufd_metadata_expires_in_seconds Seconds until the current metadata of a role expires (negative: expired).\n");
-    out.push_str("# TYPE tufd_metadata_expires_in_seconds gauge\n");
-    let mut versions = String::new();
-    versions.push_str("# HELP tufd_metadata_version Current version of a role's metadata.\n");
-    versions.push_str("# TYPE tufd_metadata_version gauge\n");
-    for r in rows {
-        let factory: String = r.try_get(0)?;
-        let flavour: String = r.try_get(1)?;
-        let role: String = r.try_get(2)?;
-        let version: i64 = r.try_get(3)?;
-        let expires: i64 = r.try_get(4)?;
-        let labels = format!("factory=\"{factory}\",flavour=\"{flavour}\",role=\"{role}\"");
-        let _ = writeln!(
-            out,
-            "tufd_metadata_expires_in_seconds{{{labels}}} {}",
-            expires - now
-        );
-        let _ = writeln!(versions, "tufd_metadata_version{{{labels}}} {version}");
-    }
-    out.push_str(&versions);
+    heads(&state, &mut out).await?;
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
+}
+
+/// The most per-Factory series one (flavour, role) contributes to a scrape.
+pub const ATTENTION_SERIES_CAP: i64 = 500;
+
+/// The metadata gauges, at a cost independent of the number of Factories: per (flavour,
+/// role) the soonest expiry over all Factories (one index lookup) and how many heads need
+/// attention (`upkeep::attention`: offline-renewed ones inside the warning window, online ones
+/// due and not yet re-signed); per Factory only those heads, soonest first, at most
+/// [`ATTENTION_SERIES_CAP`] of each (flavour, role). A healthy fleet exports no per-Factory
+/// series at all.
+async fn heads(state: &Shared, out: &mut String) -> ApiResult<()> {
+    let now = crate::db::now();
+    let mut soonest = String::new();
+    let mut counts = String::new();
+    let mut expiring = String::new();
+    let mut versions = String::new();
+    for flavour in Flavour::BOTH {
+        for role in Role::ALL {
+            let pair = format!("flavour=\"{}\",role=\"{role}\"", flavour.as_str());
+            let min: Option<i64> = sqlx::query_scalar(upkeep::SOONEST)
+                .bind(role.as_str())
+                .bind(flavour.as_str())
+                .fetch_one(state.db.pool())
+                .await?;
+            if let Some(min) = min {
+                let _ = writeln!(
+                    soonest,
+                    "tufd_metadata_min_expires_in_seconds{{{pair}}} {}",
+                    min - now
+                );
+            }
+            let (sql, bound) = upkeep::attention("SELECT COUNT(*)", flavour, role, now);
+            let n: i64 = sqlx::query_scalar(&sql)
+                .bind(role.as_str())
+                .bind(flavour.as_str())
+                .bind(bound)
+                .fetch_one(state.db.pool())
+                .await?;
+            let _ = writeln!(counts, "tufd_metadata_attention{{{pair}}} {n}");
+            if n == 0 {
+                continue;
+            }
+            let (sql, bound) =
+                upkeep::attention("SELECT factory, version, expires", flavour, role, now);
+            let rows = sqlx::query(&format!("{sql} ORDER BY expires, factory LIMIT $4"))
+                .bind(role.as_str())
+                .bind(flavour.as_str())
+                .bind(bound)
+                .bind(ATTENTION_SERIES_CAP)
+                .fetch_all(state.db.pool())
+                .await?;
+            for r in rows {
+                let factory: String = r.try_get(0)?;
+                let version: i64 = r.try_get(1)?;
+                let expires: i64 = r.try_get(2)?;
+                let labels = format!("factory=\"{factory}\",{pair}");
+                let _ = writeln!(
+                    expiring,
+                    "tufd_metadata_expires_in_seconds{{{labels}}} {}",
+                    expires - now
+                );
+                let _ = writeln!(versions, "tufd_metadata_version{{{labels}}} {version}");
+            }
+        }
+    }
+    out.push_str("# HELP tufd_metadata_min_expires_in_seconds Seconds until the soonest expiry of a role's current metadata over all Factories (negative: expired).\n");
+    out.push_str("# TYPE tufd_metadata_min_expires_in_seconds gauge\n");
+    out.push_str(&soonest);
+    out.push_str("# HELP tufd_metadata_attention Factories whose current metadata of a role needs attention: signed offline and inside the 30-day warning window, or renewed online and due but not yet re-signed.\n");
+    out.push_str("# TYPE tufd_metadata_attention gauge\n");
+    out.push_str(&counts);
+    out.push_str("# HELP tufd_metadata_expires_in_seconds Seconds until a Factory's current metadata of a role expires (negative: expired); only metadata that needs attention, soonest first, at most 500 per flavour and role.\n");
+    out.push_str("# TYPE tufd_metadata_expires_in_seconds gauge\n");
+    out.push_str(&expiring);
+    out.push_str("# HELP tufd_metadata_version Current version of a Factory's metadata of a role, for the same heads as tufd_metadata_expires_in_seconds.\n");
+    out.push_str("# TYPE tufd_metadata_version gauge\n");
+    out.push_str(&versions);
+    Ok(())
 }

@@ -6,7 +6,7 @@
 //! is re-checked and re-signed inside one transaction that holds its row lock, so two
 //! replicas never both publish a version.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::time::Duration;
 
 use serde_json::json;
@@ -52,17 +52,19 @@ pub fn spacing(every: Duration, due: usize) -> Duration {
 /// One pass over every Factory with something due, each in a transaction of its own.
 pub async fn pass(state: &Shared, every: Duration, warned: &mut Warned) -> ApiResult<()> {
     let now = crate::db::now();
-    // Due: expires - now < (expires - issued) / 2, i.e. expires + issued < 2 * now.
-    let rows = sqlx::query(
-        "SELECT DISTINCT factory FROM heads WHERE expires + issued < $1 \
-         AND (role IN ('snapshot', 'timestamp') OR (role = 'targets' AND flavour = 'ci'))",
-    )
-    .bind(2 * now)
-    .fetch_all(state.db.pool())
-    .await?;
-    let pause = spacing(every, rows.len());
-    for r in rows {
-        let factory: String = r.try_get(0)?;
+    let mut due = BTreeSet::new();
+    for (flavour, role) in heads_renewed(false) {
+        let (sql, bound) = attention("SELECT factory", flavour, role, now);
+        let rows: Vec<String> = sqlx::query_scalar(&sql)
+            .bind(role.as_str())
+            .bind(flavour.as_str())
+            .bind(bound)
+            .fetch_all(state.db.pool())
+            .await?;
+        due.extend(rows);
+    }
+    let pause = spacing(every, due.len());
+    for factory in due {
         match resign(state, &factory).await {
             Ok(()) => state.metrics.resign(true),
             Err(e) => {
@@ -75,22 +77,68 @@ pub async fn pass(state: &Shared, every: Duration, warned: &mut Warned) -> ApiRe
     warn_expiring(state, now, warned).await
 }
 
+/// The heads of every Factory renewed offline (`true`: roots, production targets) or by
+/// this server (`false`), as (flavour, role) pairs.
+pub fn heads_renewed(offline: bool) -> impl Iterator<Item = (Flavour, Role)> {
+    Flavour::BOTH
+        .into_iter()
+        .flat_map(|f| Role::ALL.into_iter().map(move |r| (f, r)))
+        .filter(move |&(f, r)| renewed_offline(f, r) == offline)
+}
+
+/// The soonest expiry of one (flavour, role) over all Factories (`$1` role, `$2` flavour):
+/// one lookup in the index `heads_by_expiry`.
+pub const SOONEST: &str = "SELECT MIN(expires) FROM heads WHERE role = $1 AND flavour = $2";
+
+/// The query `select ... FROM heads WHERE <needs attention at now>` for one (flavour, role),
+/// with its bound (parameters: `$1` role, `$2` flavour, `$3` the bound): a head renewed
+/// offline needs attention inside the warning window ([`EXPIRY_WARNING_SECS`]), one this
+/// server renews once it is due (less than half its validity left; upkeep re-signs it within
+/// a pass). Each form is answered by an index of migration 0006, so its cost follows the
+/// heads found, not the number of Factories.
+pub fn attention(select: &str, flavour: Flavour, role: Role, now: i64) -> (String, i64) {
+    if renewed_offline(flavour, role) {
+        (
+            format!("{select} FROM heads WHERE role = $1 AND flavour = $2 AND expires < $3"),
+            now + EXPIRY_WARNING_SECS,
+        )
+    } else {
+        // Due: expires - now < (expires - issued) / 2, i.e. expires + issued < 2 * now.
+        (
+            format!(
+                "{select} FROM heads WHERE role = $1 AND flavour = $2 AND expires + issued < $3"
+            ),
+            2 * now,
+        )
+    }
+}
+
 /// Roots and production targets are signed by keys the owner holds offline, so the server
 /// cannot renew them: when less than [`EXPIRY_WARNING_SECS`] remain, each such version gets
 /// one `expiry.warning` audit record and a log warning (the `/metrics` gauge shows it too).
 async fn warn_expiring(state: &Shared, now: i64, warned: &mut Warned) -> ApiResult<()> {
-    // The role condition is `renewed_offline`, in SQL.
-    let rows = sqlx::query(
-        "SELECT factory, flavour, role, version, expires FROM heads WHERE expires < $1 \
-         AND (role = 'root' OR (role = 'targets' AND flavour = 'prod'))",
-    )
-    .bind(now + EXPIRY_WARNING_SECS)
-    .fetch_all(state.db.pool())
-    .await?;
-    for r in rows {
-        let factory: String = r.try_get(0)?;
-        let (flavour, role): (String, String) = (r.try_get(1)?, r.try_get(2)?);
-        let (version, expires): (i64, i64) = (r.try_get(3)?, r.try_get(4)?);
+    let mut rows = Vec::new();
+    for (flavour, role) in heads_renewed(true) {
+        let (sql, bound) = attention("SELECT factory, version, expires", flavour, role, now);
+        for r in sqlx::query(&sql)
+            .bind(role.as_str())
+            .bind(flavour.as_str())
+            .bind(bound)
+            .fetch_all(state.db.pool())
+            .await?
+        {
+            let factory: String = r.try_get(0)?;
+            rows.push((
+                factory,
+                flavour.as_str(),
+                role.as_str(),
+                r.try_get(1)?,
+                r.try_get(2)?,
+            ));
+        }
+    }
+    for (factory, flavour, role, version, expires) in rows {
+        let (version, expires): (i64, i64) = (version, expires);
         let detail = json!({
             "flavour": flavour,
             "role": role,
@@ -221,6 +269,61 @@ async fn resign(state: &Shared, factory: &str) -> ApiResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every query over all Factories' heads is a search of an index of migration 0006, not
+    /// a scan of the table: its cost follows what it finds (SQLite's plan; PostgreSQL has the
+    /// same indexes).
+    #[tokio::test]
+    async fn head_queries_search_an_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::db::Db::open_sqlite(&dir.path().join("t.sqlite"))
+            .await
+            .unwrap();
+        db.migrate().await.unwrap();
+        let mut checked = 0;
+        for offline in [true, false] {
+            for (flavour, role) in heads_renewed(offline) {
+                let index = if offline {
+                    "heads_by_expiry"
+                } else {
+                    "heads_by_renewal"
+                };
+                for select in ["SELECT factory", "SELECT COUNT(*)"] {
+                    let (sql, bound) = attention(select, flavour, role, 1_000);
+                    let plan = plan(&db, &sql, role, flavour, Some(bound)).await;
+                    assert!(
+                        plan.contains(&format!("SEARCH heads USING COVERING INDEX {index} "))
+                            || plan.contains(&format!("SEARCH heads USING INDEX {index} ")),
+                        "{sql}: {plan}"
+                    );
+                    checked += 1;
+                }
+                let plan = plan(&db, SOONEST, role, flavour, None).await;
+                assert!(plan.contains("INDEX heads_by_expiry"), "{plan}");
+            }
+        }
+        assert_eq!(checked, 16);
+    }
+
+    async fn plan(
+        db: &crate::db::Db,
+        sql: &str,
+        role: Role,
+        flavour: Flavour,
+        bound: Option<i64>,
+    ) -> String {
+        let explain = format!("EXPLAIN QUERY PLAN {sql}");
+        let mut q = sqlx::query(&explain)
+            .bind(role.as_str())
+            .bind(flavour.as_str());
+        if let Some(bound) = bound {
+            q = q.bind(bound);
+        }
+        let rows = q.fetch_all(db.pool()).await.unwrap();
+        let details: Vec<String> = rows.iter().map(|r| r.try_get(3).unwrap()).collect();
+        assert!(!details.is_empty(), "no plan for {sql}");
+        details.join("; ")
+    }
 
     #[test]
     fn a_pass_spreads_over_half_the_interval_and_at_most_20_ms_a_factory() {

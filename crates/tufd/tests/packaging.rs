@@ -113,11 +113,13 @@ fn alert_rules_check_and_pass_their_unit_tests() {
 }
 
 /// Every metric and every label value the rules select on is one a running tufd exports
-/// (a renamed metric would otherwise leave an alert that can never fire).
+/// (a renamed metric would otherwise leave an alert that can never fire). The Factory's roots
+/// and timestamps need attention here, which is when tufd exports them per Factory.
 #[test]
 fn alert_rules_name_metrics_tufd_exports() {
-    let s = Server::sqlite();
+    let s = Server::start(None, common::suite::LAPSING);
     create_factory(&s, "acme");
+    std::thread::sleep(std::time::Duration::from_millis(3000));
     let (status, body) = get(&s, "/metrics", Some(&s.admin));
     assert_eq!(status, StatusCode::OK);
     let scraped = String::from_utf8(body).unwrap();

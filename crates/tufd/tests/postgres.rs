@@ -221,3 +221,15 @@ fn concurrent_adds() {
     let Some(s) = Server::postgres() else { return };
     suite::concurrent_adds(&s);
 }
+
+#[test]
+fn metrics_follow_attention() {
+    let Some(healthy) = Server::postgres() else {
+        return;
+    };
+    let Some(url) = postgres_database() else {
+        return;
+    };
+    let lapsing = Server::start(Some(&url), suite::LAPSING);
+    suite::metrics_follow_attention(&healthy, &lapsing);
+}

@@ -222,3 +222,9 @@ fn old_versions_pruned() {
 fn concurrent_adds() {
     suite::concurrent_adds(&Server::sqlite());
 }
+
+#[test]
+fn metrics_follow_attention() {
+    let lapsing = Server::start(None, suite::LAPSING);
+    suite::metrics_follow_attention(&Server::sqlite(), &lapsing);
+}

@@ -239,7 +239,7 @@ pub async fn factories(
     after: Option<&str>,
     limit: i64,
 ) -> UiResult<Vec<FactoryRow>> {
-    // The role condition is `upkeep::renewed_offline`, in SQL, as upkeep's own query.
+    // The role condition is `upkeep::renewed_offline`, in SQL.
     let rows = sqlx::query(
         "SELECT f.name, f.created_at, \
          (SELECT version FROM heads h WHERE h.factory = f.name AND h.flavour = 'ci' \

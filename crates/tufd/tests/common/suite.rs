@@ -1368,9 +1368,12 @@ pub fn upkeep(servers: &[&Server]) {
         .unwrap()
         .text()
         .unwrap();
-    assert!(text.contains(
-        "tufd_metadata_expires_in_seconds{factory=\"ticking\",flavour=\"ci\",role=\"timestamp\"}"
-    ));
+    // The only Factory's timestamp lasts 4 s: the soonest over all Factories is at most that.
+    let soonest = gauge(
+        &text,
+        "tufd_metadata_min_expires_in_seconds{flavour=\"ci\",role=\"timestamp\"}",
+    );
+    assert!(soonest.is_some_and(|s| s <= 4), "{soonest:?}\n{text}");
     assert!(text.contains("tufd_requests_total{route=\"device_metadata\",status=\"2xx\"}"));
 }
 
@@ -1656,4 +1659,94 @@ pub fn server_held_keys_are_not_offline(s: &Server) {
         );
         assert_eq!(get_json(s, prod_root_url, Some(&f.owner)), root_before);
     }
+}
+
+/// Expiry periods under which a new Factory's metadata soon needs attention: roots inside
+/// the 30-day warning window from the start, the timestamp due for re-signing after two
+/// seconds, and no upkeep pass after the first (so it stays due).
+pub const LAPSING: &[&str] = &[
+    "--root-expiry-secs",
+    "864000",
+    "--timestamp-expiry-secs",
+    "4",
+    "--resign-interval-secs",
+    "3600",
+];
+
+/// `/metrics` names a Factory only for metadata that needs attention (a root inside the
+/// warning window, a timestamp due and not re-signed), so a healthy fleet of any size
+/// exports a fixed number of series; the soonest expiry and the count per flavour and role
+/// cover all Factories. `lapsing` runs with [`LAPSING`].
+pub fn metrics_follow_attention(healthy: &Server, lapsing: &Server) {
+    for name in ["quiet-a", "quiet-b", "quiet-c"] {
+        create_factory(healthy, name);
+    }
+    let text = metrics_text(healthy);
+    assert!(
+        !text.contains("factory=\""),
+        "a healthy fleet exports no per-Factory series:\n{text}"
+    );
+    for flavour in ["ci", "prod"] {
+        for role in ["root", "targets", "snapshot", "timestamp"] {
+            let pair = format!("{{flavour=\"{flavour}\",role=\"{role}\"}}");
+            assert_eq!(
+                gauge(&text, &format!("tufd_metadata_attention{pair}")),
+                Some(0),
+                "{flavour} {role}:\n{text}"
+            );
+            let soonest = gauge(
+                &text,
+                &format!("tufd_metadata_min_expires_in_seconds{pair}"),
+            )
+            .unwrap_or_else(|| panic!("no soonest expiry of {flavour} {role}:\n{text}"));
+            // Timestamps last a day by default, everything else longer.
+            assert!(
+                (80_000..=366 * 86_400).contains(&soonest),
+                "{pair} {soonest}"
+            );
+        }
+    }
+
+    create_factory(lapsing, "lapsing");
+    std::thread::sleep(std::time::Duration::from_millis(3000));
+    let text = metrics_text(lapsing);
+    for (flavour, role, listed) in [
+        ("ci", "root", true),
+        ("prod", "root", true),
+        ("ci", "timestamp", true),
+        ("prod", "timestamp", true),
+        ("ci", "targets", false),
+        ("prod", "targets", false),
+        ("ci", "snapshot", false),
+        ("prod", "snapshot", false),
+    ] {
+        let labels = format!("{{factory=\"lapsing\",flavour=\"{flavour}\",role=\"{role}\"}}");
+        let left = gauge(&text, &format!("tufd_metadata_expires_in_seconds{labels}"));
+        let count = gauge(
+            &text,
+            &format!("tufd_metadata_attention{{flavour=\"{flavour}\",role=\"{role}\"}}"),
+        );
+        assert_eq!(left.is_some(), listed, "{labels}:\n{text}");
+        assert_eq!(count, Some(i64::from(listed)), "{labels}:\n{text}");
+        assert_eq!(
+            gauge(&text, &format!("tufd_metadata_version{labels}")).is_some(),
+            listed
+        );
+        if let Some(left) = left {
+            let expected = if role == "root" { 864_000 } else { 4 };
+            assert!(left <= expected && left > -5, "{labels} {left}");
+        }
+    }
+}
+
+fn metrics_text(s: &Server) -> String {
+    let (status, body) = get(s, "/metrics", Some(&s.admin));
+    assert_eq!(status, StatusCode::OK);
+    String::from_utf8(body).unwrap()
+}
+
+/// The value of the series `name` (with its labels) in a scrape.
+fn gauge(text: &str, name: &str) -> Option<i64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }
