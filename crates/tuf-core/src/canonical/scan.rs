@@ -24,8 +24,27 @@ const MAX_DEPTH: usize = 100;
 /// it, so the fast path must not accept it.
 const RESERVED_KEY: &[u8] = b"$serde_json::private::Number";
 
-/// Keys longer than this are not handed to member callbacks (see `Scanner::members`).
-const KEY_MAX: usize = 16;
+/// The member names the scan acts on; every other key is [`Field::Other`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Type,
+    Targets,
+    Length,
+    Hashes,
+    Other,
+}
+
+impl Field {
+    fn of(key: &[u8]) -> Self {
+        match key {
+            b"_type" => Self::Type,
+            b"targets" => Self::Targets,
+            b"length" => Self::Length,
+            b"hashes" => Self::Hashes,
+            _ => Self::Other,
+        }
+    }
+}
 
 /// What [`envelope`] found in a `{"signatures": ..., "signed": ...}` document.
 pub(crate) struct Envelope<'a> {
@@ -342,7 +361,7 @@ impl<'a> Scanner<'a> {
     /// scanned entry by entry ([`Scanner::target_map`]).
     fn object(&mut self, depth: usize, capture_type: bool) -> Option<()> {
         self.members(depth, |s, key| {
-            if capture_type && key == b"targets" && s.type_.as_deref() == Some("targets") {
+            if capture_type && key == Field::Targets && s.type_.as_deref() == Some("targets") {
                 // `_type` sorts before `targets`, so the role's type is known here.
                 let start = s.pos;
                 let count = s.target_map(depth + 1)?;
@@ -351,7 +370,7 @@ impl<'a> Scanner<'a> {
             }
             let value_start = s.out.len();
             s.value(depth)?;
-            if capture_type && key == b"_type" {
+            if capture_type && key == Field::Type {
                 s.capture_type(value_start);
             }
             Some(())
@@ -360,12 +379,11 @@ impl<'a> Scanner<'a> {
     }
 
     /// The members of an object whose keys strictly increase, each value scanned by
-    /// `member`, which is given the key (decoded; empty when longer than [`KEY_MAX`], which
-    /// no name looked for is). Returns how many members there were.
+    /// `member`, which is told which [`Field`] the key names. Returns how many there were.
     fn members(
         &mut self,
         depth: usize,
-        mut member: impl FnMut(&mut Self, &[u8]) -> Option<()>,
+        mut member: impl FnMut(&mut Self, Field) -> Option<()>,
     ) -> Option<usize> {
         if depth > MAX_DEPTH {
             return None;
@@ -390,12 +408,8 @@ impl<'a> Scanner<'a> {
             self.eat(b':')?;
             self.copy_last();
             self.ws();
-            // Copied out, so that `member` may write to `out`.
-            let mut name = [0u8; KEY_MAX];
-            let k = self.out.bytes(key);
-            let len = if k.len() <= KEY_MAX { k.len() } else { 0 };
-            name[..len].copy_from_slice(&k[..len]);
-            member(self, &name[..len])?;
+            let field = Field::of(self.out.bytes(key));
+            member(self, field)?;
             count += 1;
             self.ws();
             match self.next()? {
@@ -426,8 +440,8 @@ impl<'a> Scanner<'a> {
             return None;
         }
         let (mut length, mut hashes) = (false, false);
-        self.members(depth, |s, key| match key {
-            b"length" => {
+        self.members(depth, |s, field| match field {
+            Field::Length => {
                 // A u64: an integer (floats go to the slow path) without a sign.
                 if !s.peek()?.is_ascii_digit() {
                     return None;
@@ -436,7 +450,7 @@ impl<'a> Scanner<'a> {
                 length = true;
                 Some(())
             }
-            b"hashes" => {
+            Field::Hashes => {
                 if s.peek()? != b'{' {
                     return None;
                 }
@@ -516,7 +530,15 @@ impl<'a> Scanner<'a> {
     /// A string, decoded and written in canonical form (only `"` and `\` escaped). Returns
     /// whether it held an escape.
     fn string(&mut self) -> Option<bool> {
+        let start = self.pos;
         self.eat(b'"')?;
+        // The common case, no escape: the quotes and what is between them in one copy.
+        let n = plain_run(&self.src[self.pos..])?;
+        if self.src.get(self.pos + n) == Some(&b'"') {
+            self.pos += n + 1;
+            self.out.copy(start..self.pos);
+            return Some(false);
+        }
         self.copy_last();
         let mut escaped = false;
         loop {
