@@ -14,6 +14,9 @@
 # exits 0. It is not part of this repository: build one outside it against the tough crate.
 # Peak RSS includes the binary's mapped pages, which depend on the page cache (a freshly
 # written binary can map several hundred KiB more): compare runs made the same way.
+# tuf-agent fsyncs each file it persists and its directory (python-tuf does not): on a disk
+# busy with other writes those waits can be most of its time at 10,000 targets. TMPDIR on a
+# tmpfs (TMPDIR=/dev/shm) puts the metadata directories there and shows the rest.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 sizes=${1:-"1000 10000 100000"}

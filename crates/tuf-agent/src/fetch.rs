@@ -4,9 +4,14 @@
 //! that much memory and bandwidth before it is refused.
 
 use std::io::Read;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use ureq::config::Config;
+use ureq::http::Uri;
 use ureq::typestate::WithoutBody;
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 use ureq::{Agent, RequestBuilder};
 
 use crate::proxy::Proxies;
@@ -31,17 +36,21 @@ impl Fetcher {
     /// A client trusting and showing what `tls` says, through the proxies the environment
     /// names (see [`crate::proxy`]).
     pub fn new(tls: &TlsOptions) -> Result<Self, Error> {
-        let agent = Agent::config_builder()
+        let config = Agent::config_builder()
             .http_status_as_error(false)
             .timeout_connect(Some(CONNECT_TIMEOUT))
             .timeout_global(Some(GLOBAL_TIMEOUT))
+            // ureq's default buffers are 128 KiB each per connection; metadata requests and
+            // their answers' headers are small, and the body is read into the caller's buffer.
+            .input_buffer_size(IO_BUFFER)
+            .output_buffer_size(IO_BUFFER)
+            .max_response_header_size(IO_BUFFER)
             .tls_config(crate::tls::config(tls)?)
             // Chosen per request, by scheme and NO_PROXY.
             .proxy(None)
-            .build()
-            .into();
+            .build();
         Ok(Self {
-            agent,
+            agent: Agent::with_parts(config, DefaultConnector::new(), AddressResolver::default()),
             proxies: Proxies::from_env()?,
         })
     }
@@ -205,6 +214,59 @@ fn tls_hint(reason: &str) -> Option<&'static str> {
         .map(|(_, hint)| *hint)
 }
 
+/// ureq's resolver looks each host up on a thread of its own when a timeout is set (so that a
+/// hung lookup can be abandoned): a thread per request, whose stack and malloc arena cost a
+/// device about 250 KiB. A host that is an IP address needs no lookup and cannot hang, so it
+/// is answered here, on the caller's thread; names go to ureq's resolver as before.
+#[derive(Debug, Default)]
+struct AddressResolver {
+    names: DefaultResolver,
+}
+
+impl Resolver for AddressResolver {
+    fn resolve(
+        &self,
+        uri: &Uri,
+        config: &Config,
+        timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let Some(addr) = ip_address(uri) else {
+            return self.names.resolve(uri, config, timeout);
+        };
+        let mut found = self.empty();
+        for addr in config.ip_family().keep_wanted(std::iter::once(addr)) {
+            found.push(addr);
+        }
+        if found.is_empty() {
+            // An IPv6 address with IPv4 only (or the reverse): ureq's own refusal.
+            return Err(ureq::Error::HostNotFound);
+        }
+        Ok(found)
+    }
+}
+
+/// The socket address of `uri` when its host is an IP address (`127.0.0.1`, `[::1]`) and its
+/// port is given or implied by `http`/`https`.
+fn ip_address(uri: &Uri) -> Option<SocketAddr> {
+    let authority = uri.authority()?;
+    let host = authority.host();
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let ip: IpAddr = host.parse().ok()?;
+    let port = match (authority.port_u16(), uri.scheme_str()?) {
+        (Some(port), _) => port,
+        (None, "http") => 80,
+        (None, "https") => 443,
+        _ => return None,
+    };
+    Some(SocketAddr::new(ip, port))
+}
+
+/// ureq's input and output buffers, and the largest response header accepted.
+const IO_BUFFER: usize = 32 * 1024;
+
 /// Bounds a stalled server; size caps bound a fast one.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 const GLOBAL_TIMEOUT: Duration = Duration::from_secs(600);
@@ -259,3 +321,62 @@ fn refused(url: &str, status: u16, body: &mut ureq::Body) -> Error {
 
 /// How much of a refusal's body is read for its reason.
 const REASON_CAP: u64 = 4096;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn uri(s: &str) -> Uri {
+        s.parse().expect("test URI")
+    }
+
+    #[test]
+    fn ip_hosts_are_answered_without_a_lookup() {
+        let cases = [
+            ("http://127.0.0.1:8080/m/", "127.0.0.1:8080"),
+            ("http://127.0.0.1/m/", "127.0.0.1:80"),
+            ("https://10.1.2.3/m/", "10.1.2.3:443"),
+            ("https://[::1]:8443/m/", "[::1]:8443"),
+            ("http://[fe80::1]/", "[fe80::1]:80"),
+        ];
+        for (u, want) in cases {
+            let want: SocketAddr = want.parse().expect("test address");
+            assert_eq!(ip_address(&uri(u)), Some(want), "{u}");
+        }
+    }
+
+    #[test]
+    fn names_and_unknown_schemes_go_to_the_resolver() {
+        for u in [
+            "http://localhost:8080/",
+            "https://tuf.example.com/m/",
+            "http://127.0.0.1.example.com/",
+            // No default port known here: ureq's resolver decides.
+            "socks5://127.0.0.1/",
+        ] {
+            assert_eq!(ip_address(&uri(u)), None, "{u}");
+        }
+    }
+
+    #[test]
+    fn an_ip_host_of_the_wrong_family_is_refused_like_a_name() {
+        let config = Agent::config_builder()
+            .ip_family(ureq::config::IpFamily::Ipv4Only)
+            .build();
+        let r = AddressResolver::default().resolve(
+            &uri("http://[::1]:8080/"),
+            &config,
+            NextTimeout::default(),
+        );
+        assert!(matches!(r, Err(ureq::Error::HostNotFound)), "{r:?}");
+        let r = AddressResolver::default()
+            .resolve(
+                &uri("http://127.0.0.1:8080/"),
+                &config,
+                NextTimeout::default(),
+            )
+            .expect("an IPv4 address with IPv4 only");
+        let want: SocketAddr = "127.0.0.1:8080".parse().expect("address");
+        assert_eq!(&r[..], [want]);
+    }
+}

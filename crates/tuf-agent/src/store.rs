@@ -40,7 +40,10 @@ impl MetadataStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Error::io(path, e)),
         };
-        let mut bytes = Vec::new();
+        // Sized from the file (never beyond the cap): one allocation, not a doubling series
+        // that briefly holds up to three times a large role.
+        let size = file.metadata().map_or(0, |m| m.len()).min(limit);
+        let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
         file.take(limit.saturating_add(1))
             .read_to_end(&mut bytes)
             .map_err(|e| Error::io(&path, e))?;

@@ -6,6 +6,7 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
 
 use serde::de::{self, DeserializeOwned, DeserializeSeed, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -147,6 +148,16 @@ pub trait Metadata: Serialize + DeserializeOwned {
     fn version(&self) -> u64;
     /// When the metadata stops being valid.
     fn expires(&self) -> &Expires;
+
+    /// Builds the role from the raw bytes of a `signed` object the strict scan accepted
+    /// (sorted unique keys, integers only); `targets` is where that scan found a targets
+    /// role's target list, and how many entries it checked there. `None` leaves the envelope
+    /// to the tree-based parse, which names the error.
+    #[doc(hidden)]
+    fn from_scanned(signed: &[u8], targets: Option<(Range<usize>, usize)>) -> Option<Self> {
+        let _ = targets;
+        serde_json::from_slice(signed).ok()
+    }
 }
 
 macro_rules! metadata_common {
@@ -679,7 +690,34 @@ pub struct TargetsHead {
     /// Fields we do not know, kept because they are signed.
     pub extra: BTreeMap<String, Value>,
 }
-metadata_common!(TargetsHead, "targets");
+
+impl Metadata for TargetsHead {
+    const TYPE: &'static str = "targets";
+    fn version(&self) -> u64 {
+        self.version
+    }
+    fn expires(&self) -> &Expires {
+        &self.expires
+    }
+
+    /// The scan has checked every target entry under the rules of [`TargetFileCheck`] and
+    /// counted them, so the typed parse reads the rest of `signed` only: the target list is
+    /// cut out (replaced by `{}`), which for a large role is nearly all of its bytes.
+    fn from_scanned(signed: &[u8], targets: Option<(Range<usize>, usize)>) -> Option<Self> {
+        let Some((list, count)) = targets else {
+            return serde_json::from_slice(signed).ok();
+        };
+        let before = signed.get(..list.start)?;
+        let after = signed.get(list.end..)?;
+        let mut rest = Vec::with_capacity(before.len() + 2 + after.len());
+        rest.extend_from_slice(before);
+        rest.extend_from_slice(b"{}");
+        rest.extend_from_slice(after);
+        let mut head: TargetsHead = serde_json::from_slice(&rest).ok()?;
+        head.target_count = count;
+        Some(head)
+    }
+}
 
 impl Serialize for TargetsHead {
     fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
@@ -1321,7 +1359,7 @@ impl<'a, T: Metadata> SignedRef<'a, T> {
         if !signatures.iter().all(|s| seen.insert(&s.keyid)) {
             return None;
         }
-        let signed: T = serde_json::from_slice(scan.signed).ok()?;
+        let signed = T::from_scanned(scan.signed, scan.targets)?;
         let mut extra = Map::new();
         for (k, raw) in scan.extra {
             extra.insert(k, serde_json::from_slice(raw).ok()?);
@@ -1677,6 +1715,74 @@ mod tests {
                 accepted
             );
         }
+    }
+
+    /// The fast path of a targets head skips the target list the scan has already checked
+    /// entry by entry: whatever it accepts, the tree path accepts with the same result, and
+    /// whatever the full parse refuses, it declines (so the tree path names the error).
+    #[test]
+    fn targets_head_fast_path_never_accepts_what_the_full_parse_refuses() {
+        let doc = r#"{"signatures":[],"signed":{"_type":"targets","delegations":{"keys":{},"roles":[]},"expires":"2030-01-01T00:00:00Z","spec_version":"1.0.0","targets":TARGETS,"version":1,"x-z":[1]}}"#;
+        let entry = r#"{"hashes":{"sha256":"00"},"length":1}"#;
+        let ok = [
+            format!(r#"{{"a":{entry}}}"#),
+            "{}".to_owned(),
+            // Target paths that are also entry field names are paths like any other.
+            format!(r#"{{"hashes":{entry},"length":{entry}}}"#),
+            r#"{"a":{"custom":{"hashes":{},"length":-1},"hashes":{"sha256":"00","sha512":"11"},"length":18446744073709551615,"x-a-very-long-unknown-field":{"k":[true]}}}"#.to_owned(),
+        ];
+        let bad = [
+            // Duplicate target path.
+            format!(r#"{{"a":{entry},"a":{entry}}}"#),
+            // Not a map of entries.
+            "[]".to_owned(),
+            "null".to_owned(),
+            r#"{"a":null}"#.to_owned(),
+            r#"{"a":{"hashes":{"sha256":"00"},"length":18446744073709551616}}"#.to_owned(),
+            r#"{"a":{"hashes":{"sha256":"00"},"length":1e3}}"#.to_owned(),
+            r#"{"a":{"hashes":{"sha256":"00"},"length":01}}"#.to_owned(),
+            r#"{"a":{"hashes":{"sha256":"00"},"length":-0}}"#.to_owned(),
+            r#"{"a":{"hashes":{"sha256":"00"},"length":null}}"#.to_owned(),
+            r#"{"a":{"hashes":{"sha256":null},"length":1}}"#.to_owned(),
+            r#"{"a":{"hashes":{"sha256":["00"]},"length":1}}"#.to_owned(),
+            r#"{"a":{"hashes":null,"length":1}}"#.to_owned(),
+            r#"{"a":{"hashes":{"sha256":"00"},"lengthy":1}}"#.to_owned(),
+        ];
+        for (targets, accepted) in ok
+            .iter()
+            .map(|t| (t, true))
+            .chain(bad.iter().map(|t| (t, false)))
+        {
+            let text = doc.replace("TARGETS", targets);
+            let tree = canonical::parse(text.as_bytes())
+                .map_err(|e| e.to_string())
+                .and_then(|v| Signed::<TargetsHead>::from_value(v).map_err(|e| e.to_string()));
+            let full = Signed::<Targets>::from_slice(text.as_bytes()).map_err(|e| e.to_string());
+            let fast = SignedRef::<TargetsHead>::from_slice_fast(text.as_bytes());
+            let head =
+                Signed::<TargetsHead>::from_slice(text.as_bytes()).map_err(|e| e.to_string());
+            assert_eq!(full.is_ok(), accepted, "{targets}: {full:?}");
+            if accepted {
+                let (fast, tree) = (fast.expect(targets), tree.expect(targets));
+                assert_eq!(fast.signed, tree.signed, "{targets}");
+                assert_eq!(fast.canonical(), tree.canonical(), "{targets}");
+                assert_eq!(fast.signed.target_count, full.unwrap().signed.targets.len());
+            } else {
+                assert!(fast.is_none(), "fast path accepted {targets}");
+                // The same refusal as the full parse's (the tree path gives both).
+                assert_eq!(head.unwrap_err(), tree.unwrap_err(), "{targets}");
+            }
+        }
+        // Unsorted entry fields are left to the tree path, which accepts and canonicalises.
+        let text = doc.replace("TARGETS", r#"{"a":{"length":1,"hashes":{"sha256":"00"}}}"#);
+        assert!(SignedRef::<TargetsHead>::from_slice_fast(text.as_bytes()).is_none());
+        let tree = Signed::<TargetsHead>::from_value(canonical::parse(text.as_bytes()).unwrap());
+        let head = Signed::<TargetsHead>::from_slice(text.as_bytes());
+        assert_eq!(head.unwrap().signed, tree.unwrap().signed);
+        // Trailing data after a valid envelope is refused by every path.
+        let text = doc.replace("TARGETS", &format!(r#"{{"a":{entry}}}"#)) + "x";
+        assert!(SignedRef::<TargetsHead>::from_slice_fast(text.as_bytes()).is_none());
+        assert!(Signed::<TargetsHead>::from_slice(text.as_bytes()).is_err());
     }
 
     fn head_of(t: &Targets) -> TargetsHead {

@@ -24,6 +24,28 @@ const MAX_DEPTH: usize = 100;
 /// it, so the fast path must not accept it.
 const RESERVED_KEY: &[u8] = b"$serde_json::private::Number";
 
+/// The member names the scan acts on; every other key is [`Field::Other`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Type,
+    Targets,
+    Length,
+    Hashes,
+    Other,
+}
+
+impl Field {
+    fn of(key: &[u8]) -> Self {
+        match key {
+            b"_type" => Self::Type,
+            b"targets" => Self::Targets,
+            b"length" => Self::Length,
+            b"hashes" => Self::Hashes,
+            _ => Self::Other,
+        }
+    }
+}
+
 /// What [`envelope`] found in a `{"signatures": ..., "signed": ...}` document.
 pub(crate) struct Envelope<'a> {
     /// Canonical bytes of the `signed` value: borrowed from the input when its raw bytes
@@ -37,6 +59,9 @@ pub(crate) struct Envelope<'a> {
     pub extra: Vec<(String, &'a [u8])>,
     /// `signed._type`, when it is a string.
     pub type_: Option<String>,
+    /// In a `targets` role, where `signed.targets` is (a range of `signed`) and how many
+    /// entries it has, every entry already checked by the scan (see `Scanner::target_entry`).
+    pub targets: Option<(Range<usize>, usize)>,
 }
 
 /// Canonical bytes of the whole document `input`, or `None` for the slow path.
@@ -76,6 +101,9 @@ pub(crate) fn envelope(input: &[u8]) -> Option<Envelope<'_>> {
                     return None;
                 }
                 s.object(1, true)?;
+                if let Some((range, count)) = s.targets.take() {
+                    s.targets = Some((range.start - raw_start..range.end - raw_start, count));
+                }
             } else {
                 // Validated into an output of its own and dropped, so `s.out` holds the
                 // `signed` value alone and can stay a plain range of the input.
@@ -102,6 +130,7 @@ pub(crate) fn envelope(input: &[u8]) -> Option<Envelope<'_>> {
         return None;
     }
     let type_ = s.type_.take();
+    let targets = s.targets.take();
     let canonical = s.out.into_cow();
     Some(Envelope {
         canonical,
@@ -109,6 +138,7 @@ pub(crate) fn envelope(input: &[u8]) -> Option<Envelope<'_>> {
         signatures: signatures?,
         extra,
         type_,
+        targets,
     })
 }
 
@@ -141,6 +171,8 @@ impl<'a> Out<'a> {
     }
 
     /// Appends the input bytes `range`, in place when they follow the output so far.
+    // Called for every token: inlined, the in-place case is a compare and an add.
+    #[inline]
     fn copy(&mut self, range: Range<usize>) {
         if range.is_empty() {
             return;
@@ -211,6 +243,9 @@ struct Scanner<'a> {
     out: Out<'a>,
     /// Set by the object scanned with `capture_type`.
     type_: Option<String>,
+    /// Set by the object scanned with `capture_type` when it is a targets role: the input
+    /// range of its `targets` member's value and the number of entries.
+    targets: Option<(Range<usize>, usize)>,
 }
 
 impl<'a> Scanner<'a> {
@@ -220,6 +255,7 @@ impl<'a> Scanner<'a> {
             pos: 0,
             out: Out::new(src),
             type_: None,
+            targets: None,
         }
     }
 
@@ -256,7 +292,7 @@ impl<'a> Scanner<'a> {
         match self.peek()? {
             b'{' => self.object(depth + 1, false),
             b'[' => self.array(depth + 1),
-            b'"' => self.string(),
+            b'"' => self.string().map(drop),
             b't' => self.literal(b"true"),
             b'f' => self.literal(b"false"),
             b'n' => self.literal(b"null"),
@@ -322,9 +358,35 @@ impl<'a> Scanner<'a> {
         Some(())
     }
 
-    /// An object whose keys strictly increase. With `capture_type`, a string `_type` member's
-    /// value is recorded.
+    /// An object whose keys strictly increase. With `capture_type` (the `signed` object), a
+    /// string `_type` member's value is recorded, and a targets role's `targets` member is
+    /// scanned entry by entry ([`Scanner::target_map`]).
     fn object(&mut self, depth: usize, capture_type: bool) -> Option<()> {
+        self.members(depth, |s, key| {
+            if capture_type && key == Field::Targets && s.type_.as_deref() == Some("targets") {
+                // `_type` sorts before `targets`, so the role's type is known here.
+                let start = s.pos;
+                let count = s.target_map(depth + 1)?;
+                s.targets = Some((start..s.pos, count));
+                return Some(());
+            }
+            let value_start = s.out.len();
+            s.value(depth)?;
+            if capture_type && key == Field::Type {
+                s.capture_type(value_start);
+            }
+            Some(())
+        })
+        .map(drop)
+    }
+
+    /// The members of an object whose keys strictly increase, each value scanned by
+    /// `member`, which is told which [`Field`] the key names. Returns how many there were.
+    fn members(
+        &mut self,
+        depth: usize,
+        mut member: impl FnMut(&mut Self, Field) -> Option<()>,
+    ) -> Option<usize> {
         if depth > MAX_DEPTH {
             return None;
         }
@@ -334,24 +396,23 @@ impl<'a> Scanner<'a> {
         if self.peek()? == b'}' {
             self.pos += 1;
             self.copy_last();
-            return Some(());
+            return Some(0);
         }
         let mut prev: Option<Range<usize>> = None;
+        let mut count = 0;
         loop {
             self.ws();
             let key_start = self.out.len();
-            self.string()?;
+            let escaped = self.string()?;
             let key = key_start + 1..self.out.len() - 1;
-            self.check_key(&mut prev, key.clone())?;
+            self.check_key(&mut prev, key.clone(), escaped)?;
             self.ws();
             self.eat(b':')?;
             self.copy_last();
             self.ws();
-            let value_start = self.out.len();
-            self.value(depth)?;
-            if capture_type && self.out.bytes(key) == b"_type" {
-                self.capture_type(value_start);
-            }
+            let field = Field::of(self.out.bytes(key));
+            member(self, field)?;
+            count += 1;
             self.ws();
             match self.next()? {
                 b',' => self.copy_last(),
@@ -360,7 +421,53 @@ impl<'a> Scanner<'a> {
             }
         }
         self.copy_last();
-        Some(())
+        Some(count)
+    }
+
+    /// A targets role's `targets`: an object of target entries, each checked by
+    /// [`Scanner::target_entry`]. Returns the number of entries.
+    fn target_map(&mut self, depth: usize) -> Option<usize> {
+        if self.peek()? != b'{' {
+            return None;
+        }
+        self.members(depth, |s, _| s.target_entry(depth + 1))
+    }
+
+    /// One target entry, held to what the typed parse requires of it (`TargetFile`, and the
+    /// entry check of `TargetsHead`): an object with a non-negative integer `length` and a
+    /// non-empty `hashes` object of strings; `custom` and unknown members may be any JSON.
+    /// Anything else is left to the slow path, which names the error.
+    fn target_entry(&mut self, depth: usize) -> Option<()> {
+        if self.peek()? != b'{' {
+            return None;
+        }
+        let (mut length, mut hashes) = (false, false);
+        self.members(depth, |s, field| match field {
+            Field::Length => {
+                // A u64: an integer (floats go to the slow path) without a sign.
+                if !s.peek()?.is_ascii_digit() {
+                    return None;
+                }
+                s.number()?;
+                length = true;
+                Some(())
+            }
+            Field::Hashes => {
+                if s.peek()? != b'{' {
+                    return None;
+                }
+                let n = s.members(depth + 1, |s, _| {
+                    if s.peek()? != b'"' {
+                        return None;
+                    }
+                    s.string().map(drop)
+                })?;
+                hashes = n > 0;
+                hashes.then_some(())
+            }
+            _ => s.value(depth),
+        })?;
+        (length && hashes).then_some(())
     }
 
     fn capture_type(&mut self, value_start: usize) {
@@ -402,9 +509,15 @@ impl<'a> Scanner<'a> {
     /// Keys must strictly increase by code point, which for UTF-8 is byte order. A key with
     /// an escape in its canonical form (`"` or `\`) would compare differently escaped than
     /// decoded, and one is reserved by serde_json: slow path for those.
-    fn check_key(&self, prev: &mut Option<Range<usize>>, key: Range<usize>) -> Option<()> {
+    fn check_key(
+        &self,
+        prev: &mut Option<Range<usize>>,
+        key: Range<usize>,
+        escaped: bool,
+    ) -> Option<()> {
         let k = self.out.bytes(key.clone());
-        if k.contains(&b'\\') || k == RESERVED_KEY {
+        // Only a decoded escape can put `\` into the canonical form of a key.
+        if (escaped && k.contains(&b'\\')) || k == RESERVED_KEY {
             return None;
         }
         if let Some(p) = prev {
@@ -416,23 +529,33 @@ impl<'a> Scanner<'a> {
         Some(())
     }
 
-    /// A string, decoded and written in canonical form (only `"` and `\` escaped).
-    fn string(&mut self) -> Option<()> {
+    /// A string, decoded and written in canonical form (only `"` and `\` escaped). Returns
+    /// whether it held an escape.
+    fn string(&mut self) -> Option<bool> {
+        let start = self.pos;
         self.eat(b'"')?;
+        // The common case, no escape: the quotes and what is between them in one copy.
+        let n = plain_run(&self.src[self.pos..])?;
+        if self.src.get(self.pos + n) == Some(&b'"') {
+            self.pos += n + 1;
+            self.out.copy(start..self.pos);
+            return Some(false);
+        }
         self.copy_last();
+        let mut escaped = false;
         loop {
-            let rest = &self.src[self.pos..];
-            let n = rest
-                .iter()
-                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+            let n = plain_run(&self.src[self.pos..])?;
             self.out.copy(self.pos..self.pos + n);
             self.pos += n;
             match self.next()? {
                 b'"' => {
                     self.copy_last();
-                    return Some(());
+                    return Some(escaped);
                 }
-                b'\\' => self.escape()?,
+                b'\\' => {
+                    escaped = true;
+                    self.escape()?;
+                }
                 // A raw control character: invalid JSON, the slow path says so.
                 _ => return None,
             }
@@ -478,6 +601,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// Copies the byte just consumed to the output.
+    #[inline]
     fn copy_last(&mut self) {
         self.out.copy(self.pos - 1..self.pos);
     }
@@ -491,6 +615,37 @@ impl<'a> Scanner<'a> {
         self.pos += 4;
         Some(v)
     }
+}
+
+/// Where the first byte that ends a run of plain string content is (`"`, `\\` or a control
+/// character), `None` when there is none. Eight bytes per step: the hashes and key ids that make
+/// up most of a large targets role are long plain runs.
+fn plain_run(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut at = 0;
+    for chunk in chunks.by_ref() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        // A byte's high bit is set below where it is `"`, `\\` or under 0x20 (each test is
+        // exact for the first such byte, which is all that is used).
+        let quote = w ^ (ONES * u64::from(b'"'));
+        let backslash = w ^ (ONES * u64::from(b'\\'));
+        let found = (quote.wrapping_sub(ONES) & !quote
+            | backslash.wrapping_sub(ONES) & !backslash
+            | w.wrapping_sub(ONES * 0x20) & !w)
+            & HIGH;
+        if found != 0 {
+            return Some(at + (found.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    let tail = chunks.remainder();
+    tail.iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+        .map(|n| at + n)
 }
 
 #[cfg(test)]
@@ -643,6 +798,40 @@ mod tests {
             crate::canonical::canonicalize(text).unwrap(),
             br#"{"a":{"c":null,"d":[1,2]},"b":1}"#
         );
+    }
+
+    #[test]
+    fn plain_runs_end_at_the_first_special_byte() {
+        let reference = |b: &[u8]| b.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20);
+        let specials = [b'"', b'\\', 0x00, 0x1f, b'\n'];
+        let plain = [
+            b'a', b' ', 0x7f, 0x80, 0xff, b'!', b'#', b'[', b']', 0x20, 0x21, 0x5b,
+        ];
+        for len in 0..20 {
+            for at in 0..=len {
+                for &special in &specials {
+                    for &filler in &plain {
+                        let mut bytes = vec![filler; len];
+                        if at < len {
+                            bytes[at] = special;
+                            // A second special byte after the first never hides it.
+                            if at + 1 < len {
+                                bytes[at + 1] = b'"';
+                            }
+                        }
+                        assert_eq!(plain_run(&bytes), reference(&bytes), "{bytes:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn plain_run_matches_a_byte_by_byte_search(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let reference = bytes.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20);
+            prop_assert_eq!(plain_run(&bytes), reference);
+        }
     }
 
     #[test]
