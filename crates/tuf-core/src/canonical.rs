@@ -139,7 +139,8 @@ fn write_object(map: &Map<String, Value>, out: &mut Vec<u8>) -> Result<(), Error
     Ok(())
 }
 
-fn write_string(s: &str, out: &mut Vec<u8>) {
+/// Appends `s` as a canonical JSON string.
+pub fn write_string(s: &str, out: &mut Vec<u8>) {
     out.push(b'"');
     for b in s.bytes() {
         if b == b'"' || b == b'\\' {
