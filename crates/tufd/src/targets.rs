@@ -367,12 +367,17 @@ async fn publish(
         }
     }
     let env = signing.sign_targets(&root.signed, next)?;
-    check_targets_size(&env, "CI", state.caps.targets_bytes)?;
-    let sha = signing.store_targets(&mut tx, Flavour::Ci, &env).await?;
+    // Serialised once: the size check, the stored row, its hash and the snapshot's length.
+    let body = env.to_bytes();
+    check_targets_len(body.len(), "CI", state.caps.targets_bytes)?;
+    let sha = signing
+        .store_targets_body(&mut tx, Flavour::Ci, &env, &body)
+        .await?;
     let version = env.signed.version;
     signing
-        .refresh_snapshot(&mut tx, Flavour::Ci, &root.signed)
+        .snapshot_naming(&mut tx, Flavour::Ci, &root.signed, (version, body.len()))
         .await?;
+    drop(body);
     for (job, fresh) in &plans {
         if let Ok(fresh) = fresh {
             record_job(&mut tx, factory, signing.now_unix(), job, fresh, version).await?;
@@ -479,7 +484,12 @@ fn fresh_targets<'a>(
 /// 413 when a signed targets envelope would pass the `limit` (`--max-targets-bytes`):
 /// devices would refuse it, and every device of the flavour would stop updating.
 pub fn check_targets_size(env: &Signed<Targets>, flavour: &str, limit: u64) -> ApiResult<()> {
-    let size = env.to_bytes().len() as u64;
+    check_targets_len(env.to_bytes().len(), flavour, limit)
+}
+
+/// [`check_targets_size`] for an envelope already serialised to `len` bytes.
+pub fn check_targets_len(len: usize, flavour: &str, limit: u64) -> ApiResult<()> {
+    let size = len as u64;
     tuf_ceremony::limits::targets_size(flavour, size, limit).map_err(|reason| {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
