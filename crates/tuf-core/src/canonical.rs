@@ -125,7 +125,11 @@ fn write_object(map: &Map<String, Value>, out: &mut Vec<u8>) -> Result<(), Error
     // its `preserve_order` feature, and canonical bytes must not depend on that. Byte order
     // of UTF-8 strings equals code point order, which is what securesystemslib sorts by.
     let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-    entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    let order = |a: &(&String, &Value), b: &(&String, &Value)| a.0.as_bytes().cmp(b.0.as_bytes());
+    // Usually in order already (serde_json's default map): checking is cheaper than sorting.
+    if !entries.is_sorted_by(|a, b| order(a, b).is_le()) {
+        entries.sort_unstable_by(order);
+    }
     out.push(b'{');
     for (i, (k, v)) in entries.into_iter().enumerate() {
         if i > 0 {
@@ -139,8 +143,14 @@ fn write_object(map: &Map<String, Value>, out: &mut Vec<u8>) -> Result<(), Error
     Ok(())
 }
 
-fn write_string(s: &str, out: &mut Vec<u8>) {
+/// Appends `s` as a canonical JSON string.
+pub fn write_string(s: &str, out: &mut Vec<u8>) {
     out.push(b'"');
+    if !s.bytes().any(|b| b == b'"' || b == b'\\') {
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+        return;
+    }
     for b in s.bytes() {
         if b == b'"' || b == b'\\' {
             out.push(b'\\');

@@ -158,6 +158,21 @@ pub trait Metadata: Serialize + DeserializeOwned {
         let _ = targets;
         serde_json::from_slice(signed).ok()
     }
+
+    /// The canonical bytes of this `signed` object: what signatures cover. By default
+    /// written from a JSON tree of the object; a role may write them directly, with the
+    /// same bytes as the result.
+    fn to_canonical(&self) -> Result<Vec<u8>, Error> {
+        canonical_via_tree(self)
+    }
+}
+
+/// [`Metadata::to_canonical`] through a JSON tree: the reference every direct writer
+/// matches.
+fn canonical_via_tree<T: Metadata>(signed: &T) -> Result<Vec<u8>, Error> {
+    let value = serde_json::to_value(signed).map_err(|e| Error::Json(e.to_string()))?;
+    check_type::<T>(&value)?;
+    canonical::to_vec(&value)
 }
 
 macro_rules! metadata_common {
@@ -585,7 +600,123 @@ pub struct Targets {
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
 }
-metadata_common!(Targets, "targets");
+impl Metadata for Targets {
+    const TYPE: &'static str = "targets";
+    fn version(&self) -> u64 {
+        self.version
+    }
+    fn expires(&self) -> &Expires {
+        &self.expires
+    }
+    /// Written member by member: a JSON tree of a large targets role (a dozen allocations
+    /// per target, made and freed) cost more than anything else in signing it.
+    fn to_canonical(&self) -> Result<Vec<u8>, Error> {
+        targets_canonical(self)
+    }
+}
+
+/// The members serde writes for [`Targets`] besides `extra`.
+const TARGETS_MEMBERS: [&str; 6] = [
+    "_type",
+    "spec_version",
+    "version",
+    "expires",
+    "targets",
+    "delegations",
+];
+
+/// The canonical bytes of `t`, byte for byte those of [`canonical_via_tree`] (tested), the
+/// target list written straight from the map.
+fn targets_canonical(t: &Targets) -> Result<Vec<u8>, Error> {
+    if t.extra
+        .keys()
+        .any(|k| TARGETS_MEMBERS.contains(&k.as_str()))
+    {
+        // serde lets such an `extra` field replace the member: the tree path says how.
+        return canonical_via_tree(t);
+    }
+    if t.type_ != Targets::TYPE {
+        return Err(Error::WrongType {
+            expected: Targets::TYPE,
+            got: t.type_.clone(),
+        });
+    }
+    let mut members: BTreeMap<&str, Value> = t
+        .extra
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect();
+    members.insert("_type", Value::String(t.type_.clone()));
+    members.insert("spec_version", Value::String(t.spec_version.clone()));
+    members.insert("version", Value::from(t.version));
+    members.insert("expires", to_json(&t.expires)?);
+    if let Some(d) = &t.delegations {
+        members.insert("delegations", to_json(d)?);
+    }
+    let mut keys: Vec<&str> = members.keys().copied().chain(["targets"]).collect();
+    keys.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    let mut out = Vec::with_capacity(256 + 200 * t.targets.len());
+    out.push(b'{');
+    for (i, k) in keys.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        canonical::write_string(k, &mut out);
+        out.push(b':');
+        match members.get(k) {
+            Some(v) => canonical::write(v, &mut out)?,
+            None => write_target_files(&t.targets, &mut out)?,
+        }
+    }
+    out.push(b'}');
+    Ok(out)
+}
+
+fn to_json<T: Serialize>(v: &T) -> Result<Value, Error> {
+    serde_json::to_value(v).map_err(|e| Error::Json(e.to_string()))
+}
+
+/// The `targets` object. A `BTreeMap<String, _>` iterates in byte order of its keys, which
+/// is the canonical order.
+fn write_target_files(
+    targets: &BTreeMap<String, TargetFile>,
+    out: &mut Vec<u8>,
+) -> Result<(), Error> {
+    out.push(b'{');
+    for (i, (path, file)) in targets.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        canonical::write_string(path, out);
+        out.push(b':');
+        if !file.extra.is_empty() {
+            // Rare (fields we do not know): the tree path, for this target only.
+            canonical::write(&to_json(file)?, out)?;
+            continue;
+        }
+        // Members in canonical order: custom, hashes, length.
+        out.push(b'{');
+        if let Some(custom) = &file.custom {
+            out.extend_from_slice(b"\"custom\":");
+            canonical::write(custom, out)?;
+            out.push(b',');
+        }
+        out.extend_from_slice(b"\"hashes\":{");
+        for (j, (alg, digest)) in file.hashes.iter().enumerate() {
+            if j > 0 {
+                out.push(b',');
+            }
+            canonical::write_string(alg, out);
+            out.push(b':');
+            canonical::write_string(digest, out);
+        }
+        out.extend_from_slice(b"},\"length\":");
+        out.extend_from_slice(file.length.to_string().as_bytes());
+        out.push(b'}');
+    }
+    out.push(b'}');
+    Ok(())
+}
 
 /// The members of a targets role's `signed` object, with the target list as `L`: the full
 /// map for [`Targets`], a count for [`TargetsHead`].
@@ -1182,12 +1313,10 @@ pub struct Signed<T> {
 impl<T: Metadata> Signed<T> {
     /// Wraps newly built metadata, without signatures.
     pub fn new(signed: T) -> Result<Self, Error> {
-        let value = serde_json::to_value(&signed).map_err(|e| Error::Json(e.to_string()))?;
-        check_type::<T>(&value)?;
         Ok(Self {
+            canonical: signed.to_canonical()?,
             signed,
             signatures: Vec::new(),
-            canonical: canonical::to_vec(&value)?,
             extra: Map::new(),
         })
     }
@@ -1439,6 +1568,66 @@ mod tests {
 
     fn expires() -> Expires {
         "2030-01-01T00:00:00Z".parse().unwrap()
+    }
+
+    /// A targets role as the server builds one: its bytes written directly are those of
+    /// its JSON tree.
+    #[test]
+    fn targets_written_directly_are_the_bytes_of_their_json_tree() {
+        let mut t = Targets::new(7, expires());
+        for (path, custom) in [
+            (
+                "b-1",
+                Some(serde_json::json!({"name": "b", "tags": ["x\"y", "\n"], "é": 1})),
+            ),
+            ("a-2", None),
+            ("\u{e9}-1", Some(Value::Null)),
+        ] {
+            let file = TargetFile {
+                length: u64::MAX,
+                hashes: BTreeMap::from([("sha256".to_owned(), "ab".repeat(32))]),
+                custom,
+                extra: BTreeMap::new(),
+            };
+            t.targets.insert(path.to_owned(), file);
+        }
+        let with_extra = t.targets.get_mut("a-2").unwrap();
+        with_extra
+            .extra
+            .insert("zz".to_owned(), serde_json::json!([1, -2]));
+        t.extra.insert("_x".to_owned(), serde_json::json!("top"));
+        t.extra
+            .insert("tz".to_owned(), serde_json::json!({"b": 1, "a": 2}));
+        assert_eq!(t.to_canonical().unwrap(), canonical_via_tree(&t).unwrap());
+        t.delegations = serde_json::from_value(serde_json::json!({"keys": {}, "roles": []})).ok();
+        assert!(t.delegations.is_some());
+        assert_eq!(t.to_canonical().unwrap(), canonical_via_tree(&t).unwrap());
+    }
+
+    /// An unknown field named like a member replaces it, as serde writes it; a wrong
+    /// `_type` is refused as the tree path refuses it.
+    #[test]
+    fn targets_written_directly_keep_the_tree_paths_edge_cases() {
+        let mut t = Targets::new(7, expires());
+        t.extra.insert("version".to_owned(), serde_json::json!("x"));
+        let bytes = t.to_canonical().unwrap();
+        assert_eq!(bytes, canonical_via_tree(&t).unwrap());
+        assert!(String::from_utf8(bytes)
+            .unwrap()
+            .contains(r#""version":"x""#));
+        let mut wrong = Targets::new(7, expires());
+        wrong.type_ = "root".to_owned();
+        assert!(matches!(
+            wrong.to_canonical(),
+            Err(Error::WrongType {
+                expected: "targets",
+                ..
+            })
+        ));
+        assert_eq!(
+            wrong.to_canonical().unwrap_err().to_string(),
+            canonical_via_tree(&wrong).unwrap_err().to_string()
+        );
     }
 
     pub(crate) fn sample_root(key: &PrivateKey) -> Root {

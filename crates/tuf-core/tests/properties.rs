@@ -10,12 +10,45 @@ use proptest::prelude::*;
 use serde_json::{json, Value};
 use tuf_core::{
     canonical, verify_role, Expires, KeyId, KeyType, PrivateKey, PublicKey, Role, RoleKeys, Root,
-    Signature, Signed, Signer, Snapshot, Targets, Threshold, Timestamp,
+    Signature, Signed, Signer, Snapshot, TargetFile, Targets, Threshold, Timestamp,
 };
 
-use common::json_value;
+use common::{json_value, tricky_string};
 
 // --- Canonical JSON ---------------------------------------------------------------------------
+
+/// Targets with arbitrary paths, hashes, `custom` values and unknown fields (in the role and
+/// in targets), with and without delegations.
+fn any_targets() -> impl Strategy<Value = Targets> {
+    let extra = || proptest::collection::btree_map(tricky_string(), json_value(), 0..3);
+    let file = (
+        any::<u64>(),
+        proptest::collection::btree_map(tricky_string(), tricky_string(), 0..3),
+        proptest::option::of(json_value()),
+        extra(),
+    )
+        .prop_map(|(length, hashes, custom, extra)| TargetFile {
+            length,
+            hashes,
+            custom,
+            extra,
+        });
+    (
+        proptest::collection::btree_map(tricky_string(), file, 0..6),
+        extra(),
+        any::<u64>(),
+        any::<bool>(),
+    )
+        .prop_map(|(targets, extra, version, delegated)| {
+            let mut t = Targets::new(version, "2030-01-01T00:00:00Z".parse().unwrap());
+            t.targets = targets;
+            t.extra = extra;
+            if delegated {
+                t.delegations = serde_json::from_value(json!({"keys": {}, "roles": []})).ok();
+            }
+            t
+        })
+}
 
 fn has_control(v: &Value) -> bool {
     match v {
@@ -50,6 +83,15 @@ fn whitespace_outside_strings(bytes: &[u8]) -> Option<usize> {
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// Signing a targets role writes its canonical bytes directly; they are the bytes of
+    /// its JSON tree, or the same refusal.
+    #[test]
+    fn targets_are_written_as_their_json_tree_is(t in any_targets()) {
+        let tree = canonical::to_vec(&serde_json::to_value(&t).unwrap());
+        let direct = Signed::new(t).map(|env| env.canonical().to_vec());
+        prop_assert_eq!(direct.map_err(|e| e.to_string()), tree.map_err(|e| e.to_string()));
+    }
 
     #[test]
     fn canonicalisation_is_idempotent(v in json_value()) {

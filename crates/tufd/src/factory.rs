@@ -222,7 +222,7 @@ async fn bootstrap_flavour(
     let mut meta = BTreeMap::new();
     meta.insert(
         "targets.json".to_owned(),
-        crate::repo::targets_meta(1, &targets.to_bytes()),
+        crate::repo::targets_meta(1, targets.to_bytes().len()),
     );
     let mut snapshot = Signed::new(tuf_core::Snapshot::new(
         1,

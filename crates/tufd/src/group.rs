@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
@@ -18,6 +19,29 @@ pub type Entry<J, R> = (J, oneshot::Sender<ApiResult<R>>);
 struct Queue<J, R> {
     pending: Mutex<Vec<Entry<J, R>>>,
     turn: tokio::sync::Mutex<()>,
+}
+
+/// The jobs queued for one key, handed to a commit: it takes them when it is ready to
+/// commit (for a Factory, once it holds the Factory's lock), so jobs that arrive while it
+/// waits for another replica's commit join its group.
+pub struct Pending<J, R> {
+    queue: Arc<Queue<J, R>>,
+    taken: Arc<AtomicBool>,
+}
+
+impl<J, R> Pending<J, R> {
+    /// Every job queued so far (empty when an earlier turn took them all).
+    pub fn take(&self) -> Vec<Entry<J, R>> {
+        self.taken.store(true, Ordering::Release);
+        take(&self.queue)
+    }
+}
+
+fn take<J, R>(queue: &Queue<J, R>) -> Vec<Entry<J, R>> {
+    match queue.pending.lock() {
+        Ok(mut pending) => std::mem::take(&mut *pending),
+        Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+    }
 }
 
 /// The queues of every Factory, created on first use (one small entry per Factory).
@@ -50,13 +74,14 @@ impl<J: Send + 'static, R: Send + 'static> Groups<J, R> {
             .clone())
     }
 
-    /// Queues `job` for `key` and returns its answer. `commit` gets every job queued when
-    /// this caller's turn comes (its own included, unless an earlier turn took it) and must
-    /// answer each. It runs as its own task: a client that goes away cancels only its wait,
-    /// never the commit of the others' jobs.
+    /// Queues `job` for `key` and returns its answer. When this caller's turn comes and
+    /// its job is still queued, `commit` runs: it takes the queued jobs ([`Pending::take`];
+    /// its own is among them unless an earlier turn took it) and must answer each. A job
+    /// it leaves in the queue is answered with an error. It runs as its own task: a
+    /// client that goes away cancels only its wait, never the commit of the others' jobs.
     pub async fn run<F, Fut>(&self, key: &str, job: J, commit: F) -> ApiResult<R>
     where
-        F: FnOnce(Vec<Entry<J, R>>) -> Fut,
+        F: FnOnce(Pending<J, R>) -> Fut,
         Fut: Future<Output = ()> + Send + 'static,
     {
         let queue = self.queue(key)?;
@@ -71,18 +96,23 @@ impl<J: Send + 'static, R: Send + 'static> Groups<J, R> {
         if let Ok(answer) = rx.try_recv() {
             return answer;
         }
-        let jobs = std::mem::take(
-            &mut *queue
-                .pending
-                .lock()
-                .map_err(|_| ApiError::internal("group queue poisoned"))?,
-        );
-        if !jobs.is_empty() {
-            // Awaited here so the turn is held for the whole commit; if this wait is
-            // cancelled, the commit still runs to its end and answers its jobs.
-            let done = tokio::spawn(commit(jobs)).await;
-            if done.is_err() {
-                tracing::error!("a group commit panicked");
+        // Awaited here so the turn is held for the whole commit; if this wait is
+        // cancelled, the commit still runs to its end and answers its jobs.
+        let taken = Arc::new(AtomicBool::new(false));
+        let pending = Pending {
+            queue: queue.clone(),
+            taken: taken.clone(),
+        };
+        if tokio::spawn(commit(pending)).await.is_err() {
+            tracing::error!("a group commit panicked");
+        }
+        // Never a hang: a commit that ended before taking the queue leaves this job in it.
+        // (Jobs queued after a commit took its group wait for the next turn.)
+        if !taken.load(Ordering::Acquire) {
+            for (_, reply) in take(&queue) {
+                let _ = reply.send(Err(ApiError::internal(
+                    "the group commit ended without taking this request",
+                )));
             }
         }
         drop(turn);
@@ -97,7 +127,7 @@ impl<J: Send + 'static, R: Send + 'static> Groups<J, R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::AtomicUsize;
 
     /// Eight concurrent callers while a slow commit holds the turn: all are answered, with
     /// their own job's result, in fewer commits than jobs.
@@ -110,7 +140,11 @@ mod tests {
             let (groups, commits) = (groups.clone(), commits.clone());
             tasks.push(tokio::spawn(async move {
                 groups
-                    .run("f", i, move |jobs| async move {
+                    .run("f", i, move |pending| async move {
+                        let jobs = pending.take();
+                        if jobs.is_empty() {
+                            return;
+                        }
                         commits.fetch_add(1, Ordering::SeqCst);
                         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                         for (job, reply) in jobs {
@@ -131,7 +165,52 @@ mod tests {
     #[tokio::test]
     async fn a_job_left_unanswered_is_an_error() {
         let groups: Groups<u32, u32> = Groups::default();
-        let answer = groups.run("f", 1, |jobs| async move { drop(jobs) }).await;
+        let answer = groups
+            .run("f", 1, |pending| async move { drop(pending.take()) })
+            .await;
         assert!(answer.is_err());
+    }
+
+    /// A commit that never takes the queue (it failed before it could): its job is
+    /// answered with an internal error, not a hang.
+    #[tokio::test]
+    async fn a_job_never_taken_is_an_error() {
+        let groups: Groups<u32, u32> = Groups::default();
+        let answer = groups.run("f", 1, |_| async move {}).await;
+        assert_eq!(answer.unwrap_err().status, 500);
+    }
+
+    /// Jobs queued while the commit waits for its lock (another replica's commit) are in
+    /// the group it takes after the wait.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn jobs_queued_while_the_commit_waits_for_its_lock_join_its_group() {
+        let groups: Arc<Groups<u32, u32>> = Arc::default();
+        let lock = Arc::new(tokio::sync::Mutex::new(()));
+        let held = lock.clone().lock_owned().await;
+        let sizes = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for i in 0..4u32 {
+            let (groups, lock, sizes) = (groups.clone(), lock.clone(), sizes.clone());
+            tasks.push(tokio::spawn(async move {
+                groups
+                    .run("f", i, move |pending| async move {
+                        let _lock = lock.lock().await;
+                        let jobs = pending.take();
+                        if !jobs.is_empty() {
+                            sizes.lock().unwrap().push(jobs.len());
+                        }
+                        for (job, reply) in jobs {
+                            let _ = reply.send(Ok(job));
+                        }
+                    })
+                    .await
+            }));
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        drop(held);
+        for (i, t) in tasks.into_iter().enumerate() {
+            assert_eq!(t.await.unwrap().unwrap(), i as u32);
+        }
+        assert_eq!(*sizes.lock().unwrap(), vec![4]);
     }
 }

@@ -173,10 +173,23 @@ pub async fn store_signed<T: Metadata>(
     now: i64,
 ) -> ApiResult<(Vec<u8>, String)> {
     let body = env.to_bytes();
+    let sha = store_body(tx, (factory, flavour, role), env, &body, now).await?;
+    Ok((body, sha))
+}
+
+/// [`store_signed`] with the envelope's bytes (`env.to_bytes()`) already made, so a large
+/// targets role is serialised once per commit. Returns the SHA-256 of `body`.
+pub async fn store_body<T: Metadata>(
+    tx: &mut Tx,
+    (factory, flavour, role): (&str, Flavour, Role),
+    env: &Signed<T>,
+    body: &[u8],
+    now: i64,
+) -> ApiResult<String> {
     let version =
         i64::try_from(env.signed.version()).map_err(|_| ApiError::internal("version overflow"))?;
     let expires = env.signed.expires().unix();
-    let sha = tuf_core::hash::sha256_hex(&body);
+    let sha = tuf_core::hash::sha256_hex(body);
     sqlx::query(
         "INSERT INTO metadata (factory, flavour, role, version, body, sha256, expires, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -185,7 +198,7 @@ pub async fn store_signed<T: Metadata>(
     .bind(flavour.as_str())
     .bind(role.as_str())
     .bind(version)
-    .bind(&body)
+    .bind(body)
     .bind(&sha)
     .bind(expires)
     .bind(now)
@@ -210,7 +223,7 @@ pub async fn store_signed<T: Metadata>(
         // Roots are the chain of trust: never pruned.
         prune_old_versions(tx, (factory, flavour, role), (version, body.len(), now)).await?;
     }
-    Ok((body, sha))
+    Ok(sha)
 }
 
 /// The retention of old versions of targets, snapshot and timestamp (`N.targets.json`).
@@ -835,16 +848,20 @@ impl Signing<'_> {
         flavour: Flavour,
         env: &Signed<Targets>,
     ) -> ApiResult<String> {
-        let (_, sha) = store_signed(
-            tx,
-            self.factory,
-            flavour,
-            Role::Targets,
-            env,
-            self.now_unix(),
-        )
-        .await?;
-        Ok(sha)
+        self.store_targets_body(tx, flavour, env, &env.to_bytes())
+            .await
+    }
+
+    /// [`Signing::store_targets`] with the envelope's bytes already made.
+    pub async fn store_targets_body(
+        &self,
+        tx: &mut Tx,
+        flavour: Flavour,
+        env: &Signed<Targets>,
+        body: &[u8],
+    ) -> ApiResult<String> {
+        let key = (self.factory, flavour, Role::Targets);
+        store_body(tx, key, env, body, self.now_unix()).await
     }
 
     /// Publishes a new snapshot (naming the current targets version) and a new timestamp.
@@ -867,11 +884,37 @@ impl Signing<'_> {
         step: u64,
     ) -> ApiResult<()> {
         let targets = require_head(tx, self.factory, flavour, Role::Targets).await?;
+        let described = (positive(targets.version)?, targets.body.len());
+        self.publish_snapshot_naming(tx, flavour, root, described, step)
+            .await
+    }
+
+    /// [`Signing::refresh_snapshot`] for a targets version just stored in `tx`, given as
+    /// its `(version, length in bytes)`: spares reading a large targets role back.
+    pub async fn snapshot_naming(
+        &self,
+        tx: &mut Tx,
+        flavour: Flavour,
+        root: &Root,
+        targets: (u64, usize),
+    ) -> ApiResult<()> {
+        self.publish_snapshot_naming(tx, flavour, root, targets, 1)
+            .await
+    }
+
+    async fn publish_snapshot_naming(
+        &self,
+        tx: &mut Tx,
+        flavour: Flavour,
+        root: &Root,
+        (targets_version, targets_len): (u64, usize),
+        step: u64,
+    ) -> ApiResult<()> {
         let snapshot = require_head(tx, self.factory, flavour, Role::Snapshot).await?;
         let mut meta = BTreeMap::new();
         meta.insert(
             "targets.json".to_owned(),
-            targets_meta(positive(targets.version)?, &targets.body),
+            targets_meta(targets_version, targets_len),
         );
         let next = after(snapshot.version, step)?;
         let mut env = Signed::new(Snapshot::new(next, self.expires(Role::Snapshot)?, meta))?;
@@ -949,9 +992,9 @@ impl Signing<'_> {
 /// The snapshot's entry for `targets.json`: its version and length. python-tuf reads at
 /// most 5,000,000 bytes of a targets role whose length the snapshot does not list, so the
 /// length is always listed (and a device reads exactly that many bytes).
-pub fn targets_meta(version: u64, body: &[u8]) -> MetaFile {
+pub fn targets_meta(version: u64, length: usize) -> MetaFile {
     let mut m = MetaFile::new(version);
-    m.length = Some(body.len() as u64);
+    m.length = Some(length as u64);
     m
 }
 

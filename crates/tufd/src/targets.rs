@@ -19,7 +19,7 @@ use tuf_core::{Role, Signed, TargetFile, Targets};
 use crate::auth::{authenticate, Scope};
 use crate::db::begin_locked;
 use crate::error::{ApiError, ApiResult};
-use crate::group::Entry;
+use crate::group::Pending;
 use crate::input::{
     check_label, declared_length, from_object, parse_json, read_limited, refuse_body, Path,
     JSON_LIMIT,
@@ -251,32 +251,46 @@ pub struct Job {
 
 /// Commits the jobs queued for one Factory: together when they can be; when the group as a
 /// whole fails (its targets would pass the size cap, the store refuses), each alone, so one
-/// request's failure stays its own.
-async fn commit_group(state: Shared, factory: String, entries: Vec<Entry<Job, Response>>) {
+/// request's failure stays its own. The Factory's lock is taken before the queue: adds that
+/// arrive while another replica commits to the Factory join this group instead of the next.
+async fn commit_group(state: Shared, factory: String, pending: Pending<Job, Response>) {
+    let tx = begin_locked(&state.db, &factory).await;
+    let entries = pending.take();
+    if entries.is_empty() {
+        return;
+    }
     let (jobs, replies): (Vec<Job>, Vec<_>) = entries.into_iter().unzip();
-    let together = match jobs.len() {
-        1 => None,
-        _ => publish(&state, &factory, jobs.clone()).await.ok(),
-    };
-    let answers = match together {
-        Some(answers) => answers,
-        None => {
-            let mut answers = Vec::with_capacity(jobs.len());
-            for job in jobs {
-                answers.push(match publish(&state, &factory, vec![job]).await {
-                    Ok(mut one) => one
-                        .pop()
-                        .unwrap_or_else(|| Err(ApiError::internal("no answer"))),
-                    Err(e) => Err(e),
-                });
-            }
-            answers
-        }
+    let answers = match tx {
+        Ok(tx) if jobs.len() == 1 => vec![only(publish(&state, &factory, tx, jobs).await)],
+        Ok(tx) => match publish(&state, &factory, tx, jobs.clone()).await {
+            Ok(answers) => answers,
+            Err(_) => alone(&state, &factory, jobs).await,
+        },
+        Err(_) => alone(&state, &factory, jobs).await,
     };
     for (reply, answer) in replies.into_iter().zip(answers) {
         // A caller that went away no longer waits for its answer.
         let _ = reply.send(answer);
     }
+}
+
+/// Each job in a transaction of its own.
+async fn alone(state: &Shared, factory: &str, jobs: Vec<Job>) -> Vec<ApiResult<Response>> {
+    let mut answers = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        answers.push(match begin_locked(&state.db, factory).await {
+            Ok(tx) => only(publish(state, factory, tx, vec![job]).await),
+            Err(e) => Err(e),
+        });
+    }
+    answers
+}
+
+/// The answer of a one-job commit.
+fn only(result: ApiResult<Vec<ApiResult<Response>>>) -> ApiResult<Response> {
+    result?
+        .pop()
+        .unwrap_or_else(|| Err(ApiError::internal("no answer")))
 }
 
 /// What one request adds.
@@ -308,16 +322,16 @@ async fn read_json_targets(req: Request) -> ApiResult<Incoming> {
     })
 }
 
-/// Adds the targets of `jobs` not already there to the CI targets, in one transaction and
-/// one new targets version. Each job gets its own answer (a conflicting target refuses its
+/// Adds the targets of `jobs` not already there to the CI targets, in `tx` (which holds the
+/// Factory's lock) and one new targets version. Each job gets its own answer (a conflicting target refuses its
 /// request only); an `Err` means the transaction as a whole failed and nothing changed.
 async fn publish(
     state: &Shared,
     factory: &str,
+    mut tx: crate::db::Tx,
     jobs: Vec<Job>,
 ) -> ApiResult<Vec<ApiResult<Response>>> {
     let now = OffsetDateTime::now_utc();
-    let mut tx = begin_locked(&state.db, factory).await?;
     let root = current_root(&mut tx, factory, Flavour::Ci).await?;
     let (head_version, head_sha) = head_info(&mut tx, factory, Flavour::Ci, Role::Targets).await?;
     let current = match state.cache.take_targets(factory, Flavour::Ci, &head_sha) {
@@ -367,12 +381,17 @@ async fn publish(
         }
     }
     let env = signing.sign_targets(&root.signed, next)?;
-    check_targets_size(&env, "CI", state.caps.targets_bytes)?;
-    let sha = signing.store_targets(&mut tx, Flavour::Ci, &env).await?;
+    // Serialised once: the size check, the stored row, its hash and the snapshot's length.
+    let body = env.to_bytes();
+    check_targets_len(body.len(), "CI", state.caps.targets_bytes)?;
+    let sha = signing
+        .store_targets_body(&mut tx, Flavour::Ci, &env, &body)
+        .await?;
     let version = env.signed.version;
     signing
-        .refresh_snapshot(&mut tx, Flavour::Ci, &root.signed)
+        .snapshot_naming(&mut tx, Flavour::Ci, &root.signed, (version, body.len()))
         .await?;
+    drop(body);
     for (job, fresh) in &plans {
         if let Ok(fresh) = fresh {
             record_job(&mut tx, factory, signing.now_unix(), job, fresh, version).await?;
@@ -479,7 +498,12 @@ fn fresh_targets<'a>(
 /// 413 when a signed targets envelope would pass the `limit` (`--max-targets-bytes`):
 /// devices would refuse it, and every device of the flavour would stop updating.
 pub fn check_targets_size(env: &Signed<Targets>, flavour: &str, limit: u64) -> ApiResult<()> {
-    let size = env.to_bytes().len() as u64;
+    check_targets_len(env.to_bytes().len(), flavour, limit)
+}
+
+/// [`check_targets_size`] for an envelope already serialised to `len` bytes.
+pub fn check_targets_len(len: usize, flavour: &str, limit: u64) -> ApiResult<()> {
+    let size = len as u64;
     tuf_ceremony::limits::targets_size(flavour, size, limit).map_err(|reason| {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
