@@ -181,17 +181,32 @@ async fn heads(state: &Shared, out: &mut String) -> ApiResult<()> {
             }
         }
     }
-    out.push_str("# HELP tufd_metadata_min_expires_in_seconds Seconds until the soonest expiry of a role's current metadata over all Factories (negative: expired).\n");
-    out.push_str("# TYPE tufd_metadata_min_expires_in_seconds gauge\n");
-    out.push_str(&soonest);
-    out.push_str("# HELP tufd_metadata_attention Factories whose current metadata of a role needs attention: signed offline and inside the 30-day warning window, or renewed online and due but not yet re-signed.\n");
-    out.push_str("# TYPE tufd_metadata_attention gauge\n");
-    out.push_str(&counts);
-    out.push_str("# HELP tufd_metadata_expires_in_seconds Seconds until a Factory's current metadata of a role expires (negative: expired); only metadata that needs attention, soonest first, at most 500 per flavour and role.\n");
-    out.push_str("# TYPE tufd_metadata_expires_in_seconds gauge\n");
-    out.push_str(&expiring);
-    out.push_str("# HELP tufd_metadata_version Current version of a Factory's metadata of a role, for the same heads as tufd_metadata_expires_in_seconds.\n");
-    out.push_str("# TYPE tufd_metadata_version gauge\n");
-    out.push_str(&versions);
+    let listed = format!(
+        "only metadata that needs attention, soonest first, at most {ATTENTION_SERIES_CAP} per flavour and role"
+    );
+    for (name, help, series) in [
+        (
+            "tufd_metadata_min_expires_in_seconds",
+            "Seconds until the soonest expiry of a role's current metadata over all Factories (negative: expired).".to_owned(),
+            soonest,
+        ),
+        (
+            "tufd_metadata_attention",
+            "Factories whose current metadata of a role needs attention: signed offline and inside the 30-day warning window, or renewed online and due but not yet re-signed.".to_owned(),
+            counts,
+        ),
+        (
+            "tufd_metadata_expires_in_seconds",
+            format!("Seconds until a Factory's current metadata of a role expires (negative: expired); {listed}."),
+            expiring,
+        ),
+        (
+            "tufd_metadata_version",
+            format!("Current version of a Factory's metadata of a role; {listed}."),
+            versions,
+        ),
+    ] {
+        let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{series}");
+    }
     Ok(())
 }
