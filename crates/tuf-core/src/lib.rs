@@ -61,7 +61,7 @@ pub use key::{KeyId, KeyType, PublicKey, Signer};
 pub use metadata::{
     check_role_name, check_target_path, find_target, DelegatedRole, Delegations, MetaFile,
     Metadata, Role, RoleKeys, Root, Signature, Signed, SignedRef, Snapshot, SuccinctRoles,
-    TargetFile, Targets, TargetsHead, Threshold, Timestamp,
+    TargetChanges, TargetFile, Targets, TargetsBytes, TargetsHead, Threshold, Timestamp,
 };
 pub use verify::{verify_role, Verification};
 

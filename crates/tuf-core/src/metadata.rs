@@ -15,6 +15,9 @@ use serde_json::{Map, Value};
 use crate::key::{KeyId, PublicKey, Signer};
 use crate::{canonical, Error, Expires};
 
+mod splice;
+pub use splice::{TargetChanges, TargetsBytes};
+
 /// Names of the four top-level roles.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Role {
@@ -635,37 +638,84 @@ fn targets_canonical(t: &Targets) -> Result<Vec<u8>, Error> {
         // serde lets such an `extra` field replace the member: the tree path says how.
         return canonical_via_tree(t);
     }
-    if t.type_ != Targets::TYPE {
+    let members = TargetsMembers {
+        type_: &t.type_,
+        spec_version: &t.spec_version,
+        version: t.version,
+        expires: &t.expires,
+        delegations: t.delegations.as_ref(),
+        extra: &t.extra,
+    };
+    let capacity = 256 + 200 * t.targets.len();
+    write_targets_signed(&members, capacity, |out| {
+        write_target_files(&t.targets, out)
+    })
+}
+
+/// Every member of a targets role's `signed` object but the target list.
+struct TargetsMembers<'a> {
+    type_: &'a str,
+    spec_version: &'a str,
+    version: u64,
+    expires: &'a Expires,
+    delegations: Option<&'a Delegations>,
+    extra: &'a BTreeMap<String, Value>,
+}
+
+/// The canonical bytes of a targets role's `signed` object with `members`, the target list
+/// written (as a whole object) by `list`, in a buffer of at least `capacity` bytes.
+fn write_targets_signed(
+    m: &TargetsMembers,
+    capacity: usize,
+    list: impl FnOnce(&mut Vec<u8>) -> Result<(), Error>,
+) -> Result<Vec<u8>, Error> {
+    if m.type_ != Targets::TYPE {
         return Err(Error::WrongType {
             expected: Targets::TYPE,
-            got: t.type_.clone(),
+            got: m.type_.to_owned(),
         });
     }
-    let mut members: BTreeMap<&str, Value> = t
+    if let Some(k) = m
+        .extra
+        .keys()
+        .find(|k| TARGETS_MEMBERS.contains(&k.as_str()))
+    {
+        return Err(Error::field(
+            k.clone(),
+            "an unknown field cannot repeat a known one",
+        ));
+    }
+    let mut members: BTreeMap<&str, Value> = m
         .extra
         .iter()
         .map(|(k, v)| (k.as_str(), v.clone()))
         .collect();
-    members.insert("_type", Value::String(t.type_.clone()));
-    members.insert("spec_version", Value::String(t.spec_version.clone()));
-    members.insert("version", Value::from(t.version));
-    members.insert("expires", to_json(&t.expires)?);
-    if let Some(d) = &t.delegations {
+    members.insert("_type", Value::String(m.type_.to_owned()));
+    members.insert("spec_version", Value::String(m.spec_version.to_owned()));
+    members.insert("version", Value::from(m.version));
+    members.insert("expires", to_json(m.expires)?);
+    if let Some(d) = m.delegations {
         members.insert("delegations", to_json(d)?);
     }
     let mut keys: Vec<&str> = members.keys().copied().chain(["targets"]).collect();
     keys.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-    let mut out = Vec::with_capacity(256 + 200 * t.targets.len());
+    let mut out = Vec::with_capacity(capacity);
     out.push(b'{');
+    let mut list = Some(list);
     for (i, k) in keys.into_iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
         canonical::write_string(k, &mut out);
         out.push(b':');
-        match members.get(k) {
-            Some(v) => canonical::write(v, &mut out)?,
-            None => write_target_files(&t.targets, &mut out)?,
+        match (members.get(k), list.take()) {
+            (Some(v), keep) => {
+                list = keep;
+                canonical::write(v, &mut out)?;
+            }
+            (None, Some(write_list)) => write_list(&mut out)?,
+            // Invariant: `targets` is the only key without a member, and appears once.
+            (None, None) => return Err(Error::field("targets", "written twice")),
         }
     }
     out.push(b'}');
@@ -687,33 +737,38 @@ fn write_target_files(
         if i > 0 {
             out.push(b',');
         }
-        canonical::write_string(path, out);
-        out.push(b':');
-        if !file.extra.is_empty() {
-            // Rare (fields we do not know): the tree path, for this target only.
-            canonical::write(&to_json(file)?, out)?;
-            continue;
-        }
-        // Members in canonical order: custom, hashes, length.
-        out.push(b'{');
-        if let Some(custom) = &file.custom {
-            out.extend_from_slice(b"\"custom\":");
-            canonical::write(custom, out)?;
+        write_target_entry(path, file, out)?;
+    }
+    out.push(b'}');
+    Ok(())
+}
+
+/// One `"path":{...}` member of a target list, in canonical form.
+fn write_target_entry(path: &str, file: &TargetFile, out: &mut Vec<u8>) -> Result<(), Error> {
+    canonical::write_string(path, out);
+    out.push(b':');
+    if !file.extra.is_empty() {
+        // Rare (fields we do not know): the tree path, for this target only.
+        return canonical::write(&to_json(file)?, out);
+    }
+    // Members in canonical order: custom, hashes, length.
+    out.push(b'{');
+    if let Some(custom) = &file.custom {
+        out.extend_from_slice(b"\"custom\":");
+        canonical::write(custom, out)?;
+        out.push(b',');
+    }
+    out.extend_from_slice(b"\"hashes\":{");
+    for (j, (alg, digest)) in file.hashes.iter().enumerate() {
+        if j > 0 {
             out.push(b',');
         }
-        out.extend_from_slice(b"\"hashes\":{");
-        for (j, (alg, digest)) in file.hashes.iter().enumerate() {
-            if j > 0 {
-                out.push(b',');
-            }
-            canonical::write_string(alg, out);
-            out.push(b':');
-            canonical::write_string(digest, out);
-        }
-        out.extend_from_slice(b"},\"length\":");
-        out.extend_from_slice(file.length.to_string().as_bytes());
-        out.push(b'}');
+        canonical::write_string(alg, out);
+        out.push(b':');
+        canonical::write_string(digest, out);
     }
+    out.extend_from_slice(b"},\"length\":");
+    out.extend_from_slice(file.length.to_string().as_bytes());
     out.push(b'}');
     Ok(())
 }
@@ -1409,6 +1464,32 @@ impl<T: Metadata> Signed<T> {
         canonical::escape_controls(self.to_canonical_bytes())
     }
 
+    /// [`Signed::to_bytes`], reusing the buffer of the canonical bytes: the envelope's
+    /// opening is moved in front of them in place, so a large role is never held twice.
+    /// Built by [`TargetsBytes::next`] with room to spare, that buffer needs no reallocation.
+    pub fn into_bytes(self) -> Vec<u8> {
+        if !self.extra.is_empty() {
+            return self.to_bytes();
+        }
+        let mut opening = b"{\"signatures\":".to_vec();
+        self.write_signatures(&mut opening);
+        opening.extend_from_slice(b",\"signed\":");
+        let mut out = self.canonical;
+        let (len, n) = (out.len(), opening.len());
+        out.reserve(n + 1);
+        out.resize(len + n, 0);
+        out.copy_within(..len, n);
+        out[..n].copy_from_slice(&opening);
+        out.push(b'}');
+        canonical::escape_controls(out)
+    }
+
+    fn write_signatures(&self, out: &mut Vec<u8>) {
+        let sigs = serde_json::to_value(&self.signatures).unwrap_or_default();
+        // Invariant: signatures are strings and maps of strings, which always canonicalise.
+        let _ = canonical::write(&sigs, out);
+    }
+
     fn to_canonical_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.canonical.len() + 200 * self.signatures.len() + 32);
         let mut top: Vec<(&str, Option<&Value>)> = vec![("signatures", None), ("signed", None)];
@@ -1430,10 +1511,7 @@ impl<T: Metadata> Signed<T> {
                     let _ = canonical::write(v, &mut out);
                 }
                 ("signed", None) => out.extend_from_slice(&self.canonical),
-                _ => {
-                    let sigs = serde_json::to_value(&self.signatures).unwrap_or_default();
-                    let _ = canonical::write(&sigs, &mut out);
-                }
+                _ => self.write_signatures(&mut out),
             }
         }
         out.push(b'}');

@@ -5,19 +5,20 @@
 //! never touched: they change only through Waves. Artifacts stay stored (production
 //! targets or a device's cached metadata may still name them).
 
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
-use tuf_core::{Role, Targets};
+use tuf_core::{Role, TargetChanges, TargetsBytes};
 
 use crate::auth::{authenticate, Caller, Scope};
 use crate::db::begin_locked;
 use crate::error::{ApiError, ApiResult};
 use crate::input::{check_label, JsonBody, Path};
-use crate::repo::{current_root, head_info, positive, require_head, Flavour, OnlineKeys, Signing};
+use crate::repo::{current_root, head_info, require_head, Flavour, OnlineKeys, Signing};
 use crate::{audit, Shared};
 
 /// Most targets one prune request removes (the client sends larger prunes in batches).
@@ -117,9 +118,9 @@ pub async fn set_tags(
 trait Edit {
     /// The audit action.
     const ACTION: &'static str;
-    /// Applies the change; `Ok(false)` when it changes nothing. Refuses (changing nothing)
+    /// The change to make to `current`, nothing when there is nothing to change. Refuses
     /// when the change cannot be made.
-    fn apply(&self, targets: &mut Targets) -> ApiResult<bool>;
+    fn changes(&self, current: &TargetsBytes) -> ApiResult<TargetChanges>;
     /// What the answer and the audit record say about it.
     fn describe(&self) -> Value;
 }
@@ -131,20 +132,17 @@ struct Removal {
 impl Edit for Removal {
     const ACTION: &'static str = "target.delete";
 
-    fn apply(&self, targets: &mut Targets) -> ApiResult<bool> {
-        if let Some(missing) = self
-            .targets
-            .iter()
-            .find(|t| !targets.targets.contains_key(*t))
-        {
-            return Err(ApiError::not_found(format!(
-                "CI target {missing:?} (nothing was removed)"
-            )));
-        }
+    fn changes(&self, current: &TargetsBytes) -> ApiResult<TargetChanges> {
+        let mut changes = TargetChanges::new();
         for t in &self.targets {
-            targets.targets.remove(t);
+            if current.get(t)?.is_none() {
+                return Err(ApiError::not_found(format!(
+                    "CI target {t:?} (nothing was removed)"
+                )));
+            }
+            changes.insert(t.clone(), None);
         }
-        Ok(true)
+        Ok(changes)
     }
 
     fn describe(&self) -> Value {
@@ -160,10 +158,9 @@ struct Retag {
 impl Edit for Retag {
     const ACTION: &'static str = "target.tags";
 
-    fn apply(&self, targets: &mut Targets) -> ApiResult<bool> {
-        let entry = targets
-            .targets
-            .get_mut(&self.target)
+    fn changes(&self, current: &TargetsBytes) -> ApiResult<TargetChanges> {
+        let mut entry = current
+            .get(&self.target)?
             .ok_or_else(|| ApiError::not_found(format!("CI target {:?}", self.target)))?;
         let custom = match &mut entry.custom {
             Some(Value::Object(c)) => c,
@@ -179,10 +176,10 @@ impl Edit for Retag {
         };
         let tags = json!(self.tags);
         if custom.get("tags") == Some(&tags) {
-            return Ok(false);
+            return Ok(TargetChanges::new());
         }
         custom.insert("tags".to_owned(), tags);
-        Ok(true)
+        Ok(TargetChanges::from([(self.target.clone(), Some(entry))]))
     }
 
     fn describe(&self) -> Value {
@@ -201,18 +198,22 @@ async fn edit_ci<E: Edit>(
     let now = OffsetDateTime::now_utc();
     let mut tx = begin_locked(&state.db, factory).await?;
     let (head_version, head_sha) = head_info(&mut tx, factory, Flavour::Ci, Role::Targets).await?;
-    let current = match state.cache.take_targets(factory, Flavour::Ci, &head_sha) {
-        Some(env) => env,
-        None => require_head(&mut tx, factory, Flavour::Ci, Role::Targets)
-            .await?
-            .parse()?,
+    let stored = match state.cache.take_targets(factory, Flavour::Ci, &head_sha) {
+        Some(bytes) => bytes,
+        None => Bytes::from(
+            require_head(&mut tx, factory, Flavour::Ci, Role::Targets)
+                .await?
+                .body,
+        ),
     };
-    let mut next = current.signed.clone();
+    let current = TargetsBytes::from_envelope(&stored)?;
     let mut answer = edit.describe();
-    if !edit.apply(&mut next)? {
+    let changes = edit.changes(&current)?;
+    if changes.is_empty() {
+        drop(current);
         state
             .cache
-            .keep_targets(factory, Flavour::Ci, head_sha, current);
+            .keep_targets(factory, Flavour::Ci, head_sha, stored);
         answer["targets_version"] = json!(head_version);
         return Ok(answer);
     }
@@ -224,15 +225,13 @@ async fn edit_ci<E: Edit>(
         periods: &state.periods,
         now,
     };
-    next.version = positive(head_version)? + 1;
-    next.expires = signing.expires(Role::Targets)?;
-    let (env, sha) = signing
-        .publish_targets(&mut tx, Flavour::Ci, &root.signed, next)
+    let next = signing.sign_next_targets(&root.signed, &current, &changes)?;
+    drop(current);
+    drop(stored);
+    let sha = signing
+        .publish_next_targets(&mut tx, Flavour::Ci, &root.signed, &next)
         .await?;
-    signing
-        .refresh_snapshot(&mut tx, Flavour::Ci, &root.signed)
-        .await?;
-    let version = env.signed.version;
+    let version = next.version;
     answer["targets_version"] = json!(version);
     audit::record(
         &mut tx,
@@ -245,7 +244,9 @@ async fn edit_ci<E: Edit>(
     .await?;
     tx.commit().await?;
     crate::announce::published(state, factory).await;
-    state.cache.keep_targets(factory, Flavour::Ci, sha, env);
+    state
+        .cache
+        .keep_targets(factory, Flavour::Ci, sha, Bytes::from(next.body));
     tracing::info!(factory = %factory, action = E::ACTION, version, "CI targets edited");
     Ok(answer)
 }
@@ -260,7 +261,7 @@ fn check_target(target: &str) -> ApiResult<()> {
 mod tests {
     use std::collections::BTreeMap;
 
-    use tuf_core::{Expires, TargetFile};
+    use tuf_core::{Expires, Signed, TargetFile, Targets};
 
     use super::*;
 
@@ -282,44 +283,60 @@ mod tests {
         t
     }
 
+    /// `edit` applied to `targets()`: its refusal, or the target list it leaves.
+    fn edited(edit: &impl Edit) -> ApiResult<Option<Targets>> {
+        let bytes = Signed::new(targets()).unwrap().to_bytes();
+        let current = TargetsBytes::from_envelope(&bytes).unwrap();
+        let changes = edit.changes(&current)?;
+        if changes.is_empty() {
+            return Ok(None);
+        }
+        let expires = Expires::from_unix(4_100_000_000).unwrap();
+        let next = current.next(4, expires, &changes).unwrap().into_bytes();
+        Ok(Some(Signed::<Targets>::from_slice(&next).unwrap().signed))
+    }
+
     #[test]
     fn a_removal_is_all_or_nothing() {
-        let mut t = targets();
         let missing = Removal {
             targets: vec!["app-1".into(), "app-9".into()],
         };
-        let e = missing.apply(&mut t).unwrap_err();
+        let e = edited(&missing).unwrap_err();
         assert_eq!(e.status, axum::http::StatusCode::NOT_FOUND);
-        assert_eq!(t, targets(), "nothing removed");
         let both = Removal {
             targets: vec!["app-1".into(), "raw-1".into()],
         };
-        assert!(both.apply(&mut t).unwrap());
+        let t = edited(&both).unwrap().expect("changed");
         assert_eq!(t.targets.keys().collect::<Vec<_>>(), ["app-2"]);
+        assert_eq!(t.version, 4);
     }
 
     #[test]
     fn retagging_replaces_tags_and_the_same_tags_change_nothing() {
-        let mut t = targets();
         let same = Retag {
             target: "app-1".into(),
             tags: vec!["ci".into()],
         };
-        assert!(!same.apply(&mut t).unwrap());
+        assert!(edited(&same).unwrap().is_none());
         let new = Retag {
             target: "app-1".into(),
             tags: vec!["beta".into(), "ci".into()],
         };
-        assert!(new.apply(&mut t).unwrap());
+        let t = edited(&new).unwrap().expect("changed");
         let custom = t.targets["app-1"].custom.as_ref().unwrap();
         assert_eq!(custom["tags"], json!(["beta", "ci"]));
         assert_eq!(custom["name"], "app", "other fields kept");
+        assert_eq!(
+            t.targets["app-2"],
+            targets().targets["app-2"],
+            "others unchanged"
+        );
         let raw = Retag {
             target: "raw-1".into(),
             tags: vec![],
         };
         assert_eq!(
-            raw.apply(&mut t).unwrap_err().status,
+            edited(&raw).unwrap_err().status,
             axum::http::StatusCode::CONFLICT
         );
     }

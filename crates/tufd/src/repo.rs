@@ -9,7 +9,7 @@ use sqlx::{Any, Executor, Row};
 use time::OffsetDateTime;
 use tuf_core::{
     Expires, KeyId, KeyType, MetaFile, Metadata, PrivateKey, PublicKey, Role, Root, Signed, Signer,
-    Snapshot, Targets, Timestamp,
+    Snapshot, TargetChanges, Targets, TargetsBytes, Timestamp,
 };
 use zeroize::Zeroizing;
 
@@ -173,22 +173,22 @@ pub async fn store_signed<T: Metadata>(
     now: i64,
 ) -> ApiResult<(Vec<u8>, String)> {
     let body = env.to_bytes();
-    let sha = store_body(tx, (factory, flavour, role), env, &body, now).await?;
+    let described = (env.signed.version(), env.signed.expires().unix());
+    let sha = store_body(tx, (factory, flavour, role), described, &body, now).await?;
     Ok((body, sha))
 }
 
-/// [`store_signed`] with the envelope's bytes (`env.to_bytes()`) already made, so a large
-/// targets role is serialised once per commit. Returns the SHA-256 of `body`.
-pub async fn store_body<T: Metadata>(
+/// [`store_signed`] with the envelope's bytes already made, so a large targets role is
+/// serialised once per commit; `(version, expires)` are what `body` says. Returns the
+/// SHA-256 of `body`.
+pub async fn store_body(
     tx: &mut Tx,
     (factory, flavour, role): (&str, Flavour, Role),
-    env: &Signed<T>,
+    (version, expires): (u64, i64),
     body: &[u8],
     now: i64,
 ) -> ApiResult<String> {
-    let version =
-        i64::try_from(env.signed.version()).map_err(|_| ApiError::internal("version overflow"))?;
-    let expires = env.signed.expires().unix();
+    let version = i64::try_from(version).map_err(|_| ApiError::internal("version overflow"))?;
     let sha = tuf_core::hash::sha256_hex(body);
     sqlx::query(
         "INSERT INTO metadata (factory, flavour, role, version, body, sha256, expires, created_at) \
@@ -848,20 +848,53 @@ impl Signing<'_> {
         flavour: Flavour,
         env: &Signed<Targets>,
     ) -> ApiResult<String> {
-        self.store_targets_body(tx, flavour, env, &env.to_bytes())
-            .await
+        let key = (self.factory, flavour, Role::Targets);
+        let described = (env.signed.version, env.signed.expires.unix());
+        store_body(tx, key, described, &env.to_bytes(), self.now_unix()).await
     }
 
-    /// [`Signing::store_targets`] with the envelope's bytes already made.
-    pub async fn store_targets_body(
+    /// The next version of the targets in `current` (`changes` applied, a new version and
+    /// expiry), signed with the online targets key(s) of `root`, as the bytes to store. Made
+    /// from `current`'s bytes without a tree of its targets: see [`TargetsBytes`].
+    pub fn sign_next_targets(
+        &self,
+        root: &Root,
+        current: &TargetsBytes,
+        changes: &TargetChanges,
+    ) -> ApiResult<NextTargets> {
+        let version = current
+            .head()
+            .version
+            .checked_add(1)
+            .ok_or_else(|| ApiError::internal("targets version overflow"))?;
+        let mut env = current.next(version, self.expires(Role::Targets)?, changes)?;
+        sign_all(
+            &mut env,
+            &self.keys.signers(root, Role::Targets),
+            Role::Targets,
+        )?;
+        Ok(NextTargets {
+            version,
+            expires: env.signed.expires.unix(),
+            body: env.into_bytes(),
+        })
+    }
+
+    /// Stores `next` as the flavour's targets head and publishes a snapshot and timestamp
+    /// naming it. Returns the SHA-256 of its bytes.
+    pub async fn publish_next_targets(
         &self,
         tx: &mut Tx,
         flavour: Flavour,
-        env: &Signed<Targets>,
-        body: &[u8],
+        root: &Root,
+        next: &NextTargets,
     ) -> ApiResult<String> {
         let key = (self.factory, flavour, Role::Targets);
-        store_body(tx, key, env, body, self.now_unix()).await
+        let described = (next.version, next.expires);
+        let sha = store_body(tx, key, described, &next.body, self.now_unix()).await?;
+        self.snapshot_naming(tx, flavour, root, (next.version, next.body.len()))
+            .await?;
+        Ok(sha)
     }
 
     /// Publishes a new snapshot (naming the current targets version) and a new timestamp.
@@ -891,7 +924,7 @@ impl Signing<'_> {
 
     /// [`Signing::refresh_snapshot`] for a targets version just stored in `tx`, given as
     /// its `(version, length in bytes)`: spares reading a large targets role back.
-    pub async fn snapshot_naming(
+    async fn snapshot_naming(
         &self,
         tx: &mut Tx,
         flavour: Flavour,
@@ -987,6 +1020,15 @@ impl Signing<'_> {
         .await?;
         Ok(())
     }
+}
+
+/// A signed targets version made by [`Signing::sign_next_targets`], not stored yet.
+pub struct NextTargets {
+    pub version: u64,
+    /// Its expiry, in seconds since the epoch.
+    pub expires: i64,
+    /// The envelope as stored and served.
+    pub body: Vec<u8>,
 }
 
 /// The snapshot's entry for `targets.json`: its version and length. python-tuf reads at

@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
+use axum::body::Bytes;
 use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -14,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 use tokio::io::AsyncWriteExt;
-use tuf_core::{Role, Signed, TargetFile, Targets};
+use tuf_core::{Role, Signed, TargetChanges, TargetFile, Targets, TargetsBytes};
 
 use crate::auth::{authenticate, Scope};
 use crate::db::begin_locked;
@@ -24,7 +25,7 @@ use crate::input::{
     check_label, declared_length, from_object, parse_json, read_limited, refuse_body, Path,
     JSON_LIMIT,
 };
-use crate::repo::{current_root, head_info, positive, require_head, Flavour, OnlineKeys, Signing};
+use crate::repo::{current_root, head_info, require_head, Flavour, OnlineKeys, Signing};
 use crate::{audit, Shared};
 
 /// Largest `custom` object of one target, as canonical JSON: room for what builds record
@@ -334,18 +335,24 @@ async fn publish(
     let now = OffsetDateTime::now_utc();
     let root = current_root(&mut tx, factory, Flavour::Ci).await?;
     let (head_version, head_sha) = head_info(&mut tx, factory, Flavour::Ci, Role::Targets).await?;
-    let current = match state.cache.take_targets(factory, Flavour::Ci, &head_sha) {
-        Some(env) => env,
-        None => require_head(&mut tx, factory, Flavour::Ci, Role::Targets)
-            .await?
-            .parse()?,
+    let stored = match state.cache.take_targets(factory, Flavour::Ci, &head_sha) {
+        Some(bytes) => bytes,
+        None => Bytes::from(
+            require_head(&mut tx, factory, Flavour::Ci, Role::Targets)
+                .await?
+                .body,
+        ),
     };
+    let current = TargetsBytes::from_envelope(&stored)?;
     // Each job's fresh targets, against what is there and what earlier jobs add.
     let mut adding: BTreeMap<String, TargetFile> = BTreeMap::new();
     let mut plans = Vec::with_capacity(jobs.len());
     for job in jobs {
         let fresh = fresh_targets(
-            |p| adding.get(p).or_else(|| current.signed.targets.get(p)),
+            |p| match adding.get(p) {
+                Some(file) => Ok(Some(file.clone())),
+                None => Ok(current.get(p)?),
+            },
             job.targets.clone(),
         );
         if let Ok(fresh) = &fresh {
@@ -354,9 +361,10 @@ async fn publish(
         plans.push((job, fresh));
     }
     if adding.is_empty() {
+        drop(current);
         state
             .cache
-            .keep_targets(factory, Flavour::Ci, head_sha, current);
+            .keep_targets(factory, Flavour::Ci, head_sha, stored);
         return Ok(answers(plans, head_version, StatusCode::OK));
     }
     let keys = OnlineKeys::load(&mut tx, state, factory).await?;
@@ -366,10 +374,8 @@ async fn publish(
         periods: &state.periods,
         now,
     };
-    let mut next = current.signed;
-    next.version = positive(head_version)? + 1;
-    next.expires = signing.expires(Role::Targets)?;
     let created_at = json!(crate::format_time(signing.now_unix()));
+    let mut changes = TargetChanges::new();
     for (_, fresh) in &mut plans {
         for t in fresh.iter_mut().flatten() {
             // When the server signed it first: what `targets prune --older-than` goes by.
@@ -377,21 +383,18 @@ async fn publish(
             if let Some(Value::Object(custom)) = &mut t.file.custom {
                 custom.insert("created_at".to_owned(), created_at.clone());
             }
-            next.targets.insert(t.path.clone(), t.file.clone());
+            changes.insert(t.path.clone(), Some(t.file.clone()));
         }
     }
-    let env = signing.sign_targets(&root.signed, next)?;
-    // Serialised once: the size check, the stored row, its hash and the snapshot's length.
-    let body = env.to_bytes();
-    check_targets_len(body.len(), "CI", state.caps.targets_bytes)?;
+    let next = signing.sign_next_targets(&root.signed, &current, &changes)?;
+    // The old version is no longer needed: only the new one is held while it is stored.
+    drop(current);
+    drop(stored);
+    check_targets_len(next.body.len(), "CI", state.caps.targets_bytes)?;
     let sha = signing
-        .store_targets_body(&mut tx, Flavour::Ci, &env, &body)
+        .publish_next_targets(&mut tx, Flavour::Ci, &root.signed, &next)
         .await?;
-    let version = env.signed.version;
-    signing
-        .snapshot_naming(&mut tx, Flavour::Ci, &root.signed, (version, body.len()))
-        .await?;
-    drop(body);
+    let version = next.version;
     for (job, fresh) in &plans {
         if let Ok(fresh) = fresh {
             record_job(&mut tx, factory, signing.now_unix(), job, fresh, version).await?;
@@ -401,7 +404,9 @@ async fn publish(
     crate::announce::published(state, factory).await;
     // Keyed by the stored bytes' hash: if another writer publishes first, the next add
     // misses and re-reads.
-    state.cache.keep_targets(factory, Flavour::Ci, sha, env);
+    state
+        .cache
+        .keep_targets(factory, Flavour::Ci, sha, Bytes::from(next.body));
     tracing::info!(factory = %factory, requests = plans.len(), version, "targets added");
     Ok(answers(plans, version as i64, StatusCode::CREATED))
 }
@@ -474,13 +479,13 @@ fn answers(
 
 /// The targets that are not in `current` yet. A CI retry of the same build (same length
 /// and hashes) changes nothing; the same path with other content is a conflict.
-fn fresh_targets<'a>(
-    existing: impl Fn(&str) -> Option<&'a TargetFile>,
+fn fresh_targets(
+    existing: impl Fn(&str) -> ApiResult<Option<TargetFile>>,
     new: Vec<NewTarget>,
 ) -> ApiResult<Vec<NewTarget>> {
     let mut fresh = Vec::new();
     for t in new {
-        match existing(&t.path) {
+        match existing(&t.path)? {
             Some(existing)
                 if existing.length == t.file.length && existing.hashes == t.file.hashes => {}
             Some(_) => {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::json;
 use sqlx::Row;
 use time::OffsetDateTime;
-use tuf_core::Role;
+use tuf_core::{Role, TargetChanges, TargetsBytes};
 
 use crate::audit::record;
 use crate::db::lock_factory;
@@ -228,22 +228,25 @@ async fn resign(state: &Shared, factory: &str) -> ApiResult<()> {
     let mut changed = Vec::new();
     for flavour in Flavour::BOTH {
         let root = current_root(&mut tx, factory, flavour).await?;
-        let mut snapshot_due = false;
         if flavour == Flavour::Ci {
             let targets = require_head(&mut tx, factory, flavour, Role::Targets).await?;
             if due(&targets, now_unix) {
-                let mut t: tuf_core::Signed<tuf_core::Targets> = targets.parse()?;
-                t.signed.version += 1;
-                t.signed.expires = signing.expires(Role::Targets)?;
+                // From the stored bytes, as an add does: no tree of a large role.
+                let current = TargetsBytes::from_envelope(&targets.body)?;
+                let next =
+                    signing.sign_next_targets(&root.signed, &current, &TargetChanges::new())?;
+                drop(current);
+                drop(targets);
                 signing
-                    .publish_targets(&mut tx, flavour, &root.signed, t.signed)
+                    .publish_next_targets(&mut tx, flavour, &root.signed, &next)
                     .await?;
-                snapshot_due = true;
                 changed.push(format!("{}/targets", flavour.as_str()));
+                changed.push(format!("{}/snapshot", flavour.as_str()));
+                continue;
             }
         }
         let snapshot = require_head(&mut tx, factory, flavour, Role::Snapshot).await?;
-        if snapshot_due || due(&snapshot, now_unix) {
+        if due(&snapshot, now_unix) {
             signing
                 .refresh_snapshot(&mut tx, flavour, &root.signed)
                 .await?;

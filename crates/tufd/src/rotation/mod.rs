@@ -15,7 +15,10 @@ use sqlx::Row;
 use time::OffsetDateTime;
 use tuf_ceremony::root_update::{self, RootUpdate};
 use tuf_ceremony::{Check, Findings, Refusal};
-use tuf_core::{canonical, KeyId, KeyType, PublicKey, Role, Root, Signed, Targets};
+use tuf_core::{
+    canonical, KeyId, KeyType, PublicKey, Role, Root, Signed, SignedRef, TargetChanges, Targets,
+    TargetsBytes, TargetsHead,
+};
 
 use crate::auth::{authenticate, Caller, Scope};
 use crate::db::{begin_locked, Tx};
@@ -364,19 +367,22 @@ async fn commit_roots(
     };
     // CI targets are re-signed when the new root would not accept the current ones (new
     // online targets key or threshold).
-    let ci_targets: Signed<Targets> = require_head(tx, factory, Flavour::Ci, Role::Targets)
-        .await?
-        .parse()?;
+    let stored = require_head(tx, factory, Flavour::Ci, Role::Targets).await?;
     let r = &ci_root.signed;
-    let mut resigned_ci = false;
-    if !ci_targets
+    let accepted = SignedRef::<TargetsHead>::from_slice(&stored.body)?
         .verify_role("targets", r.role(Role::Targets), &r.keys)
-        .is_met()
-    {
-        let mut t = ci_targets.signed;
-        t.version += 1;
-        t.expires = signing.expires(Role::Targets)?;
-        signing.publish_targets(tx, Flavour::Ci, r, t).await?;
+        .is_met();
+    let mut resigned_ci = false;
+    if !accepted {
+        // From the stored bytes, as an add does: no tree of a large role.
+        let current = TargetsBytes::from_envelope(&stored.body)?;
+        let next = signing.sign_next_targets(r, &current, &TargetChanges::new())?;
+        drop(current);
+        drop(stored);
+        // Publishes the CI snapshot and timestamp too.
+        signing
+            .publish_next_targets(tx, Flavour::Ci, r, &next)
+            .await?;
         resigned_ci = true;
     }
     let published_prod = match &prod_targets {
@@ -386,7 +392,9 @@ async fn commit_roots(
         }
         None => None,
     };
-    signing.refresh_snapshot(tx, Flavour::Ci, r).await?;
+    if !resigned_ci {
+        signing.refresh_snapshot(tx, Flavour::Ci, r).await?;
+    }
     signing
         .refresh_snapshot(tx, Flavour::Prod, &prod_root.signed)
         .await?;
