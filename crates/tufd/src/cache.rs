@@ -1,7 +1,9 @@
 //! In-process caches in front of the store. Correctness never depends on them:
 //!
 //! - Versioned metadata (`N.snapshot.json`, ...) never changes once stored (the primary key
-//!   refuses a reused version), so it is cached by version on every backend.
+//!   refuses a reused version), so it is cached by version on every backend: one version per
+//!   Factory, flavour and role (the last one read), so a CI pipeline publishing version
+//!   after version of a 20 MB targets.json does not leave every one of them in memory.
 //! - Exception: versioned production targets. An online-key rotation replaces the online
 //!   signature of the current version in place (the offline signature stays valid only on
 //!   the same signed bytes), so they are treated like heads below.
@@ -50,7 +52,28 @@ impl FileKey {
     }
 }
 
+/// Where a [`FileKey`] is cached: one slot for a role's head and one for a version of it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Slot {
+    factory: String,
+    flavour: Flavour,
+    role: Role,
+    versioned: bool,
+}
+
+impl Slot {
+    fn of(key: &FileKey) -> Self {
+        Self {
+            factory: key.factory.clone(),
+            flavour: key.flavour,
+            role: key.role,
+            versioned: key.version.is_some(),
+        }
+    }
+}
+
 struct Cached {
+    version: Option<i64>,
     body: Bytes,
     etag: HeaderValue,
     generation: Generation,
@@ -83,7 +106,7 @@ pub struct Cache {
     heads: Heads,
     epoch: AtomicU64,
     generations: RwLock<HashMap<String, u64>>,
-    files: RwLock<HashMap<FileKey, Cached>>,
+    files: RwLock<HashMap<Slot, Cached>>,
     bytes: AtomicUsize,
     targets: Mutex<HashMap<(String, Flavour), StoredTargets>>,
 }
@@ -140,7 +163,9 @@ impl Cache {
             return None;
         }
         let files = self.files.read().ok()?;
-        let hit = files.get(key)?;
+        let hit = files
+            .get(&Slot::of(key))
+            .filter(|c| c.version == key.version)?;
         if key.mutable() && !self.current(key, hit) {
             return None;
         }
@@ -168,15 +193,36 @@ impl Cache {
             files.clear();
             self.bytes.store(size, Ordering::Relaxed);
         }
-        files.insert(
-            key,
-            Cached {
-                body,
-                etag,
-                generation,
-                read_at: Instant::now(),
-            },
-        );
+        let entry = Cached {
+            version: key.version,
+            body,
+            etag,
+            generation,
+            read_at: Instant::now(),
+        };
+        if let Some(old) = files.insert(Slot::of(&key), entry) {
+            self.bytes.fetch_sub(
+                old.body.len().min(self.bytes.load(Ordering::Relaxed)),
+                Ordering::Relaxed,
+            );
+        }
+    }
+
+    /// After a commit of `factory` (announced: [`Cache::published`] has run) that stored
+    /// `body` as the head of `flavour`'s targets: kept for the next CI commit and served as
+    /// the head, one buffer for both.
+    pub fn published_targets(&self, factory: &str, flavour: Flavour, sha256: String, body: Bytes) {
+        let generation = self.generation(factory);
+        if let Ok(etag) = HeaderValue::from_str(&format!("\"{sha256}\"")) {
+            let key = FileKey {
+                factory: factory.to_owned(),
+                flavour,
+                role: Role::Targets,
+                version: None,
+            };
+            self.put(key, body.clone(), etag, generation);
+        }
+        self.keep_targets(factory, flavour, sha256, body);
     }
 
     /// Takes the kept targets bytes of a flavour if they are the bytes with `sha256`.
@@ -244,6 +290,46 @@ mod tests {
         assert_eq!(body(&cache, &versioned("a")).as_deref(), Some(&b"3"[..]));
         fill(&cache, &head("a"), b"v2");
         assert_eq!(body(&cache, &head("a")).as_deref(), Some(&b"v2"[..]));
+    }
+
+    #[test]
+    fn one_version_of_a_role_is_kept() {
+        let cache = Cache::new(Heads::Owned);
+        let at = |version| FileKey {
+            version: Some(version),
+            ..versioned("a")
+        };
+        fill(&cache, &head("a"), b"head");
+        fill(&cache, &at(3), b"3");
+        fill(&cache, &at(4), b"4");
+        assert_eq!(body(&cache, &at(3)), None, "replaced by version 4");
+        assert_eq!(body(&cache, &at(4)).as_deref(), Some(&b"4"[..]));
+        assert_eq!(body(&cache, &head("a")).as_deref(), Some(&b"head"[..]));
+        // The bytes a replaced entry held are no longer counted against the bound.
+        assert_eq!(cache.bytes.load(Ordering::Relaxed), b"head".len() + 1);
+    }
+
+    #[test]
+    fn published_targets_are_served_and_kept_from_one_buffer() {
+        let cache = Cache::new(Heads::Owned);
+        let targets = FileKey {
+            role: Role::Targets,
+            ..head("a")
+        };
+        fill(&cache, &targets, b"old");
+        cache.published("a");
+        let new = Bytes::from_static(b"new");
+        cache.published_targets("a", Flavour::Ci, "ab".repeat(32), new.clone());
+        let (served, etag) = cache.get(&targets).expect("served");
+        assert_eq!(served, new);
+        assert_eq!(etag, format!("\"{}\"", "ab".repeat(32)).as_str());
+        assert_eq!(
+            cache.take_targets("a", Flavour::Ci, &"ab".repeat(32)),
+            Some(new)
+        );
+        // A later commit (here or on another replica) makes both stale.
+        cache.published("a");
+        assert_eq!(body(&cache, &targets), None);
     }
 
     #[test]

@@ -246,7 +246,7 @@ async fn edit_ci<E: Edit>(
     crate::announce::published(state, factory).await;
     state
         .cache
-        .keep_targets(factory, Flavour::Ci, sha, Bytes::from(next.body));
+        .published_targets(factory, Flavour::Ci, sha, Bytes::from(next.body));
     tracing::info!(factory = %factory, action = E::ACTION, version, "CI targets edited");
     Ok(answer)
 }

@@ -87,27 +87,130 @@ pub async fn head<'c, E: Executor<'c, Database = Any>>(
     flavour: Flavour,
     role: Role,
 ) -> Result<Option<StoredMeta>, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT m.version, m.body, m.sha256, m.expires, h.issued FROM heads h \
+    let rows = sqlx::query(
+        "SELECT m.version, m.sha256, m.expires, h.issued, m.length, m.body, c.data FROM heads h \
          JOIN metadata m ON m.factory = h.factory AND m.flavour = h.flavour \
          AND m.role = h.role AND m.version = h.version \
-         WHERE h.factory = $1 AND h.flavour = $2 AND h.role = $3",
+         LEFT JOIN metadata_chunks c ON c.factory = m.factory AND c.flavour = m.flavour \
+         AND c.role = m.role AND c.version = m.version \
+         WHERE h.factory = $1 AND h.flavour = $2 AND h.role = $3 ORDER BY c.seq",
     )
     .bind(factory)
     .bind(flavour.as_str())
     .bind(role.as_str())
-    .fetch_optional(ex)
+    .fetch(ex);
+    let Some((first, body)) = read_body(rows, 4).await? else {
+        return Ok(None);
+    };
+    Ok(Some(StoredMeta {
+        version: first.try_get(0)?,
+        body,
+        sha256: first.try_get(1)?,
+        expires: first.try_get(2)?,
+        issued: first.try_get(3)?,
+    }))
+}
+
+/// Bodies larger than this are stored in chunks of this size (migration 0008): what the
+/// store copies of a body while writing or reading it is one chunk, not a 20 MB role.
+pub const BODY_CHUNK: usize = 1024 * 1024;
+
+/// Reads a body from the rows of a query that selects, from column `at` on, `m.length`,
+/// `m.body` and the data of its chunks (`LEFT JOIN metadata_chunks`, ordered by `seq`): an
+/// inline body is one row with no chunk. Returns the first row (for the other columns) and
+/// the body, assembled in one buffer of its final size.
+async fn read_body<'e>(
+    mut rows: futures_util::stream::BoxStream<'e, Result<sqlx::any::AnyRow, sqlx::Error>>,
+    at: usize,
+) -> Result<Option<(sqlx::any::AnyRow, Vec<u8>)>, sqlx::Error> {
+    use futures_util::TryStreamExt as _;
+    let Some(first) = rows.try_next().await? else {
+        return Ok(None);
+    };
+    let chunk: Option<Vec<u8>> = first.try_get(at + 2)?;
+    let Some(chunk) = chunk else {
+        let body = first.try_get(at + 1)?;
+        return Ok(Some((first, body)));
+    };
+    let length: Option<i64> = first.try_get(at)?;
+    let mut body = Vec::with_capacity(length.and_then(|l| usize::try_from(l).ok()).unwrap_or(0));
+    body.extend_from_slice(&chunk);
+    drop(chunk);
+    while let Some(row) = rows.try_next().await? {
+        let chunk: Vec<u8> = row.try_get(at + 2)?;
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some((first, body)))
+}
+
+/// Stores the chunks of `body` for a metadata row that exists in `tx` with an empty inline
+/// `body` (see [`BODY_CHUNK`]).
+async fn insert_chunks(
+    tx: &mut Tx,
+    (factory, flavour, role, version): (&str, Flavour, Role, i64),
+    body: &[u8],
+) -> Result<(), sqlx::Error> {
+    for (seq, chunk) in body.chunks(BODY_CHUNK).enumerate() {
+        sqlx::query(
+            "INSERT INTO metadata_chunks (factory, flavour, role, version, seq, data) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(factory)
+        .bind(flavour.as_str())
+        .bind(role.as_str())
+        .bind(version)
+        .bind(i64::try_from(seq).unwrap_or(i64::MAX))
+        .bind(chunk)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Replaces the body of a stored version in place (an online-key rotation re-signs the
+/// current production targets without a new version): body, hash and chunks together.
+pub async fn replace_body(
+    tx: &mut Tx,
+    (factory, flavour, role, version): (&str, Flavour, Role, i64),
+    body: &[u8],
+    sha256: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE metadata SET body = $1, sha256 = $2, length = $3 \
+         WHERE factory = $4 AND flavour = $5 AND role = $6 AND version = $7",
+    )
+    .bind(inline(body))
+    .bind(sha256)
+    .bind(i64::try_from(body.len()).unwrap_or(i64::MAX))
+    .bind(factory)
+    .bind(flavour.as_str())
+    .bind(role.as_str())
+    .bind(version)
+    .execute(&mut **tx)
     .await?;
-    row.map(|r| {
-        Ok(StoredMeta {
-            version: r.try_get(0)?,
-            body: r.try_get(1)?,
-            sha256: r.try_get(2)?,
-            expires: r.try_get(3)?,
-            issued: r.try_get(4)?,
-        })
-    })
-    .transpose()
+    sqlx::query(
+        "DELETE FROM metadata_chunks WHERE factory = $1 AND flavour = $2 AND role = $3 \
+         AND version = $4",
+    )
+    .bind(factory)
+    .bind(flavour.as_str())
+    .bind(role.as_str())
+    .bind(version)
+    .execute(&mut **tx)
+    .await?;
+    if body.len() > BODY_CHUNK {
+        insert_chunks(tx, (factory, flavour, role, version), body).await?;
+    }
+    Ok(())
+}
+
+/// What the inline `body` column of a row holds: the body, or nothing when it is chunked.
+pub fn inline(body: &[u8]) -> &[u8] {
+    if body.len() <= BODY_CHUNK {
+        body
+    } else {
+        &[]
+    }
 }
 
 /// The current version of `role` in `flavour` and the SHA-256 of its bytes, without the body.
@@ -137,17 +240,22 @@ pub async fn version<'c, E: Executor<'c, Database = Any>>(
     role: Role,
     version: i64,
 ) -> Result<Option<(Vec<u8>, String)>, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT body, sha256 FROM metadata \
-         WHERE factory = $1 AND flavour = $2 AND role = $3 AND version = $4",
+    let rows = sqlx::query(
+        "SELECT m.sha256, m.length, m.body, c.data FROM metadata m \
+         LEFT JOIN metadata_chunks c ON c.factory = m.factory AND c.flavour = m.flavour \
+         AND c.role = m.role AND c.version = m.version \
+         WHERE m.factory = $1 AND m.flavour = $2 AND m.role = $3 AND m.version = $4 \
+         ORDER BY c.seq",
     )
     .bind(factory)
     .bind(flavour.as_str())
     .bind(role.as_str())
     .bind(version)
-    .fetch_optional(ex)
-    .await?;
-    row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
+    .fetch(ex);
+    let Some((first, body)) = read_body(rows, 1).await? else {
+        return Ok(None);
+    };
+    Ok(Some((body, first.try_get(0)?)))
 }
 
 /// The current head, which every bootstrapped Factory has for every role and flavour.
@@ -191,19 +299,24 @@ pub async fn store_body(
     let version = i64::try_from(version).map_err(|_| ApiError::internal("version overflow"))?;
     let sha = tuf_core::hash::sha256_hex(body);
     sqlx::query(
-        "INSERT INTO metadata (factory, flavour, role, version, body, sha256, expires, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO metadata \
+         (factory, flavour, role, version, body, sha256, expires, created_at, length) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(factory)
     .bind(flavour.as_str())
     .bind(role.as_str())
     .bind(version)
-    .bind(body)
+    .bind(inline(body))
     .bind(&sha)
     .bind(expires)
     .bind(now)
+    .bind(i64::try_from(body.len()).unwrap_or(i64::MAX))
     .execute(&mut **tx)
     .await?;
+    if body.len() > BODY_CHUNK {
+        insert_chunks(tx, (factory, flavour, role, version), body).await?;
+    }
     sqlx::query(
         "INSERT INTO heads (factory, flavour, role, version, sha256, expires, issued) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) \
@@ -278,7 +391,8 @@ async fn prune_old_versions(
     (version, size, now): (i64, usize, i64),
 ) -> ApiResult<()> {
     let rows = sqlx::query(
-        "SELECT version, CAST(LENGTH(body) AS BIGINT), created_at FROM metadata \
+        "SELECT version, COALESCE(length, CAST(LENGTH(body) AS BIGINT)), created_at \
+         FROM metadata \
          WHERE factory = $1 AND flavour = $2 AND role = $3 AND version < $4 \
          ORDER BY version DESC LIMIT $5",
     )
@@ -1127,6 +1241,127 @@ mod retention_tests {
         assert_eq!(
             retention_cutoff((1000, 10_000), &o),
             Some(200 - KEEP_VERSIONS)
+        );
+    }
+}
+
+#[cfg(test)]
+mod body_tests {
+    use super::*;
+
+    async fn store() -> (tempfile::TempDir, crate::db::Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::db::Db::open_sqlite(&dir.path().join("t.sqlite"))
+            .await
+            .unwrap();
+        db.migrate().await.unwrap();
+        sqlx::query("INSERT INTO factories (name, created_at) VALUES ('f', 0)")
+            .execute(db.pool())
+            .await
+            .unwrap();
+        (dir, db)
+    }
+
+    fn bytes(len: usize, seed: u8) -> Vec<u8> {
+        (0..len)
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+            .collect()
+    }
+
+    async fn count(db: &crate::db::Db, sql: &str) -> i64 {
+        sqlx::query(sql)
+            .fetch_one(db.pool())
+            .await
+            .unwrap()
+            .try_get(0)
+            .unwrap()
+    }
+
+    const KEY: (&str, Flavour, Role) = ("f", Flavour::Ci, Role::Targets);
+    const CHUNKS: &str = "SELECT COUNT(*) FROM metadata_chunks WHERE version = 2";
+
+    #[tokio::test]
+    async fn large_bodies_are_stored_in_chunks_and_read_back_whole() {
+        let (_dir, db) = store().await;
+        let small = bytes(1000, 1);
+        let big = bytes(2 * BODY_CHUNK + 12_345, 2);
+        let mut tx = db.begin_write().await.unwrap();
+        store_body(&mut tx, KEY, (1, 100), &small, 10)
+            .await
+            .unwrap();
+        store_body(&mut tx, KEY, (2, 100), &big, 11).await.unwrap();
+        tx.commit().await.unwrap();
+
+        let h = head(db.pool(), "f", Flavour::Ci, Role::Targets)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((h.version, h.body.len()), (2, big.len()));
+        assert!(h.body == big, "the chunks in order");
+        assert_eq!(h.sha256, tuf_core::hash::sha256_hex(&big));
+        let (v1, _) = version(db.pool(), "f", Flavour::Ci, Role::Targets, 1)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(v1, small, "a small body stays inline");
+        let (v2, _) = version(db.pool(), "f", Flavour::Ci, Role::Targets, 2)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(v2 == big);
+        assert_eq!(count(&db, CHUNKS).await, 3);
+        let inline = "SELECT LENGTH(body) FROM metadata WHERE version = 2";
+        assert_eq!(count(&db, inline).await, 0);
+        assert_eq!(count(&db, "SELECT COUNT(*) FROM metadata_chunks").await, 3);
+
+        // Replaced in place: the chunks follow the body, both ways.
+        let key = ("f", Flavour::Ci, Role::Targets, 2);
+        let mut tx = db.begin_write().await.unwrap();
+        replace_body(&mut tx, key, &small, "s").await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(count(&db, CHUNKS).await, 0);
+        let (read, sha) = version(db.pool(), "f", Flavour::Ci, Role::Targets, 2)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((read, sha.as_str()), (small.clone(), "s"));
+        let bigger = bytes(BODY_CHUNK + 1, 3);
+        let mut tx = db.begin_write().await.unwrap();
+        replace_body(&mut tx, key, &bigger, "b").await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(count(&db, CHUNKS).await, 2);
+        let (read, _) = version(db.pool(), "f", Flavour::Ci, Role::Targets, 2)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(read == bigger);
+
+        // Deleting a version (retention) deletes its chunks.
+        sqlx::query("DELETE FROM metadata WHERE version = 2")
+            .execute(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(count(&db, "SELECT COUNT(*) FROM metadata_chunks").await, 0);
+    }
+
+    #[tokio::test]
+    async fn retention_counts_a_chunked_body_by_its_length() {
+        let (_dir, db) = store().await;
+        let big = bytes(BODY_CHUNK + 10, 4);
+        let mut tx = db.begin_write().await.unwrap();
+        // Six big versions within RETAIN_SECS: the budget (RETAIN_FACTOR times the newest)
+        // prunes by the true sizes; counted by the empty inline column, all would stay.
+        for v in 1..=6 {
+            store_body(&mut tx, KEY, (v, 100), &big, 10 + v as i64)
+                .await
+                .unwrap();
+        }
+        tx.commit().await.unwrap();
+        let kept = count(&db, "SELECT COUNT(*) FROM metadata").await;
+        assert_eq!(
+            kept,
+            1 + RETAIN_FACTOR as i64,
+            "the newest and the budget's worth"
         );
     }
 }

@@ -406,7 +406,7 @@ async fn publish(
     // misses and re-reads.
     state
         .cache
-        .keep_targets(factory, Flavour::Ci, sha, Bytes::from(next.body));
+        .published_targets(factory, Flavour::Ci, sha, Bytes::from(next.body));
     tracing::info!(factory = %factory, requests = plans.len(), version, "targets added");
     Ok(answers(plans, version as i64, StatusCode::CREATED))
 }

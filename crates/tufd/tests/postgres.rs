@@ -233,3 +233,9 @@ fn metrics_follow_attention() {
     let lapsing = Server::start(Some(&url), suite::LAPSING);
     suite::metrics_follow_attention(&healthy, &lapsing);
 }
+
+#[test]
+fn large_targets_are_stored_in_chunks() {
+    let Some(s) = Server::postgres() else { return };
+    suite::large_targets_are_stored_in_chunks(&s);
+}

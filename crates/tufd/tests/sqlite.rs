@@ -228,3 +228,8 @@ fn metrics_follow_attention() {
     let lapsing = Server::start(None, suite::LAPSING);
     suite::metrics_follow_attention(&Server::sqlite(), &lapsing);
 }
+
+#[test]
+fn large_targets_are_stored_in_chunks() {
+    suite::large_targets_are_stored_in_chunks(&Server::sqlite());
+}

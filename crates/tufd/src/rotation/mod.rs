@@ -736,16 +736,8 @@ async fn replace_prod_targets(tx: &mut Tx, factory: &str, env: &Signed<Targets>)
     let sha = tuf_core::hash::sha256_hex(&body);
     let version =
         i64::try_from(env.signed.version).map_err(|_| ApiError::internal("version overflow"))?;
-    sqlx::query(
-        "UPDATE metadata SET body = $1, sha256 = $2 \
-         WHERE factory = $3 AND flavour = 'prod' AND role = 'targets' AND version = $4",
-    )
-    .bind(&body)
-    .bind(&sha)
-    .bind(factory)
-    .bind(version)
-    .execute(&mut **tx)
-    .await?;
+    let key = (factory, Flavour::Prod, Role::Targets, version);
+    crate::repo::replace_body(tx, key, &body, &sha).await?;
     sqlx::query(
         "UPDATE heads SET sha256 = $1 WHERE factory = $2 AND flavour = 'prod' AND role = 'targets' \
          AND version = $3",

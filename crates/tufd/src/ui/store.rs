@@ -91,7 +91,8 @@ pub async fn root_versions(
     limit: i64,
 ) -> UiResult<Vec<RootVersion>> {
     let rows = sqlx::query(
-        "SELECT version, created_at, body FROM metadata WHERE factory = $1 AND flavour = $2 \
+        "SELECT version, created_at, body, length FROM metadata WHERE factory = $1 \
+         AND flavour = $2 \
          AND role = 'root' AND version < $3 ORDER BY version DESC LIMIT $4",
     )
     .bind(factory)
@@ -102,9 +103,18 @@ pub async fn root_versions(
     .await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
-        let body: Vec<u8> = r.try_get(2)?;
+        let version: i64 = r.try_get(0)?;
+        let mut body: Vec<u8> = r.try_get(2)?;
+        let length: Option<i64> = r.try_get(3)?;
+        if length.is_some_and(|l| l != body.len() as i64) {
+            // Stored in chunks (repo::BODY_CHUNK): read whole.
+            body = repo::version(state.db.pool(), factory, flavour, Role::Root, version)
+                .await?
+                .map(|(b, _)| b)
+                .unwrap_or_default();
+        }
         out.push(RootVersion {
-            version: r.try_get(0)?,
+            version,
             published: r.try_get(1)?,
             root: Signed::from_slice(&body)?,
         });

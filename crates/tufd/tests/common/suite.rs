@@ -1526,6 +1526,64 @@ pub fn old_versions_pruned(s: &Server) {
     assert_eq!(st, StatusCode::OK);
 }
 
+/// A targets.json larger than the store's chunk (1 MiB) is stored in chunks and served
+/// whole: as the head and by version, after adds and after a removal, each version verifying
+/// like any other, and an older version still intact beside the newest.
+pub fn large_targets_are_stored_in_chunks(s: &Server) {
+    let f = create_factory(s, "large");
+    // About 12 KB of custom data each: 100 targets pass 1 MiB (in two requests, each
+    // within the request body limit).
+    let filler = "x".repeat(12 * 1024);
+    for half in 0..2 {
+        let items: Vec<Value> = (0..50)
+            .map(|i| {
+                let v = format!("1.{}", half * 50 + i);
+                let mut t = target_json("big", &v, v.as_bytes());
+                t["custom"] = json!({"notes": filler});
+                t
+            })
+            .collect();
+        let r = client()
+            .post(s.url("/ota/factories/large/targets"))
+            .bearer_auth(&f.ci)
+            .json(&items)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+    }
+    let fetch = |path: &str| get(s, &format!("/repo/large/ci/metadata/{path}"), None);
+    let t = verified_targets(s, "large", "ci");
+    assert_eq!(t.signed.targets.len(), 100);
+    assert_eq!(
+        t.signed.targets["big-1.99"].custom.as_ref().unwrap()["notes"],
+        filler
+    );
+    let v = t.signed.version;
+    let (st, head) = fetch("targets.json");
+    assert_eq!(st, StatusCode::OK);
+    assert!(
+        head.len() > 1024 * 1024,
+        "{} bytes: not past a chunk",
+        head.len()
+    );
+    assert_eq!(fetch(&format!("{v}.targets.json")).1, head);
+
+    let r = client()
+        .delete(s.url("/ota/factories/large/targets/big-1.0"))
+        .bearer_auth(&f.owner)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let after = verified_targets(s, "large", "ci");
+    assert_eq!(after.signed.version, v + 1);
+    assert_eq!(after.signed.targets.len(), 99);
+    assert!(!after.signed.targets.contains_key("big-1.0"));
+    // The version before is still served as it was published.
+    let (st, before) = fetch(&format!("{v}.targets.json"));
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(before, head);
+}
+
 /// Keys the server holds never count as offline: once the root went offline and production
 /// needs an offline targets signature, a staged root listing a server-held key (here the
 /// snapshot key) so that the server alone meets the production targets threshold, or the
