@@ -21,6 +21,7 @@ mod group;
 mod input;
 mod keyring;
 mod listener;
+mod memory;
 mod metrics;
 mod repo;
 mod restore;
@@ -197,26 +198,12 @@ pub struct AppState {
 pub type Shared = Arc<AppState>;
 
 fn main() -> anyhow::Result<()> {
-    return_large_buffers();
+    memory::map_large_buffers();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?
         .block_on(run())
-}
-
-/// Every buffer of a megabyte or more (a large targets.json, its next version, the store's
-/// copies of it) gets a mapping of its own, returned to the system when freed. glibc's
-/// default raises that threshold to the size of the first such buffer freed and serves the
-/// next ones from heaps that keep their memory: tufd adding to a 20 MB targets role stayed
-/// several times the file above where it started.
-fn return_large_buffers() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt(3) sets an allocator parameter under the allocator's own lock; called
-    // before any other thread exists.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
-    }
 }
 
 async fn run() -> anyhow::Result<()> {

@@ -261,6 +261,7 @@ async fn commit_group(state: Shared, factory: String, pending: Pending<Job, Resp
         return;
     }
     let (jobs, replies): (Vec<Job>, Vec<_>) = entries.into_iter().unzip();
+    let many = jobs.iter().map(|j| j.targets.len()).sum::<usize>() >= MANY_TARGETS;
     let answers = match tx {
         Ok(tx) if jobs.len() == 1 => vec![only(publish(&state, &factory, tx, jobs).await)],
         Ok(tx) => match publish(&state, &factory, tx, jobs.clone()).await {
@@ -273,7 +274,15 @@ async fn commit_group(state: Shared, factory: String, pending: Pending<Job, Resp
         // A caller that went away no longer waits for its answer.
         let _ = reply.send(answer);
     }
+    if many {
+        crate::memory::release_free_pages();
+    }
 }
+
+/// A group adding this many targets or more hands the memory it used back to the system
+/// when done (`memory::release_free_pages`): a batch of thousands of targets allocates
+/// tens of megabytes in small pieces.
+const MANY_TARGETS: usize = 256;
 
 /// Each job in a transaction of its own.
 async fn alone(state: &Shared, factory: &str, jobs: Vec<Job>) -> Vec<ApiResult<Response>> {
