@@ -12,13 +12,14 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
-use tuf_core::{Role, TargetChanges, TargetsBytes};
+use tuf_core::{TargetChanges, TargetsBytes};
 
 use crate::auth::{authenticate, Caller, Scope};
 use crate::db::begin_locked;
 use crate::error::{ApiError, ApiResult};
 use crate::input::{check_label, JsonBody, Path};
-use crate::repo::{current_root, head_info, require_head, Flavour, OnlineKeys, Signing};
+use crate::repo::{current_root, Flavour, OnlineKeys, Signing};
+use crate::targets::stored_ci_targets;
 use crate::{audit, Shared};
 
 /// Most targets one prune request removes (the client sends larger prunes in batches).
@@ -197,15 +198,7 @@ async fn edit_ci<E: Edit>(
 ) -> ApiResult<Value> {
     let now = OffsetDateTime::now_utc();
     let mut tx = begin_locked(&state.db, factory).await?;
-    let (head_version, head_sha) = head_info(&mut tx, factory, Flavour::Ci, Role::Targets).await?;
-    let stored = match state.cache.take_targets(factory, Flavour::Ci, &head_sha) {
-        Some(bytes) => bytes,
-        None => Bytes::from(
-            require_head(&mut tx, factory, Flavour::Ci, Role::Targets)
-                .await?
-                .body,
-        ),
-    };
+    let (head_version, head_sha, stored) = stored_ci_targets(state, &mut tx, factory).await?;
     let current = TargetsBytes::from_envelope(&stored)?;
     let mut answer = edit.describe();
     let changes = edit.changes(&current)?;

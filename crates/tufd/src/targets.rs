@@ -343,15 +343,7 @@ async fn publish(
 ) -> ApiResult<Vec<ApiResult<Response>>> {
     let now = OffsetDateTime::now_utc();
     let root = current_root(&mut tx, factory, Flavour::Ci).await?;
-    let (head_version, head_sha) = head_info(&mut tx, factory, Flavour::Ci, Role::Targets).await?;
-    let stored = match state.cache.take_targets(factory, Flavour::Ci, &head_sha) {
-        Some(bytes) => bytes,
-        None => Bytes::from(
-            require_head(&mut tx, factory, Flavour::Ci, Role::Targets)
-                .await?
-                .body,
-        ),
-    };
+    let (head_version, head_sha, stored) = stored_ci_targets(state, &mut tx, factory).await?;
     let current = TargetsBytes::from_envelope(&stored)?;
     // Each job's fresh targets, against what is there and what earlier jobs add.
     let mut adding: BTreeMap<String, TargetFile> = BTreeMap::new();
@@ -418,6 +410,26 @@ async fn publish(
         .published_targets(factory, Flavour::Ci, sha, Bytes::from(next.body));
     tracing::info!(factory = %factory, requests = plans.len(), version, "targets added");
     Ok(answers(plans, version as i64, StatusCode::CREATED))
+}
+
+/// The CI targets head of `factory` (in `tx`, which holds the Factory's lock): its version,
+/// the SHA-256 of its bytes, and the bytes, kept from the last commit when they are still
+/// the head (`Cache::published_targets`), else read from the store.
+pub async fn stored_ci_targets(
+    state: &Shared,
+    tx: &mut crate::db::Tx,
+    factory: &str,
+) -> ApiResult<(i64, String, Bytes)> {
+    let (version, sha) = head_info(tx, factory, Flavour::Ci, Role::Targets).await?;
+    let stored = match state.cache.take_targets(factory, Flavour::Ci, &sha) {
+        Some(bytes) => bytes,
+        None => Bytes::from(
+            require_head(tx, factory, Flavour::Ci, Role::Targets)
+                .await?
+                .body,
+        ),
+    };
+    Ok((version, sha, stored))
 }
 
 /// What one job of a commit leaves in the store besides the targets: its artifact's

@@ -56,7 +56,7 @@ impl<'a> TargetsBytes<'a> {
         let env = SignedRef::<TargetsHead>::from_slice(bytes)?;
         let head = env.signed;
         let canonical = env.canonical;
-        let entries = index(&canonical)?;
+        let entries = index(&canonical, head.target_count)?;
         if entries.len() != head.target_count {
             return Err(Error::field(
                 "targets",
@@ -272,7 +272,7 @@ fn not_canonical(what: &str) -> Error {
 
 /// The target entries of the canonical `signed` object of a targets role, checked to be in
 /// strictly increasing order of path.
-fn index(signed: &[u8]) -> Result<Vec<Entry>, Error> {
+fn index(signed: &[u8], expected: usize) -> Result<Vec<Entry>, Error> {
     let mut list = None;
     for (key, value) in Members::of(signed, 0..signed.len())? {
         let (key, value) = (key?, value);
@@ -281,7 +281,9 @@ fn index(signed: &[u8]) -> Result<Vec<Entry>, Error> {
         }
     }
     let list = list.ok_or_else(|| Error::field("targets", "missing"))?;
-    let mut entries: Vec<Entry> = Vec::new();
+    // Sized once from the count the parse found: growing it would copy it and leave it up
+    // to twice its size.
+    let mut entries: Vec<Entry> = Vec::with_capacity(expected);
     for (key, value) in Members::of(signed, list)? {
         let key = key?;
         if signed.get(value.start) != Some(&b'{') {
@@ -548,10 +550,10 @@ mod tests {
             br#"{"_type":"targets"}"#,
             br#""#,
         ] {
-            assert!(index(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+            assert!(index(bad, 2).is_err(), "{}", String::from_utf8_lossy(bad));
         }
         let good = br#"{"_type":"targets","targets":{"a":{},"a\\":{},"b":{"x":[1,{"}":"]"}]}}}"#;
-        let entries = index(good).expect("index");
+        let entries = index(good, 3).expect("index");
         assert_eq!(entries.len(), 3);
     }
 
