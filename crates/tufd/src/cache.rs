@@ -208,9 +208,28 @@ impl Cache {
         }
     }
 
-    /// After a commit of `factory` (announced: [`Cache::published`] has run) that stored
-    /// `body` as the head of `flavour`'s targets: kept for the next CI commit and served as
-    /// the head, one buffer for both.
+    /// Stops serving the cached head of `role` of `factory`'s `flavour` (the next read comes
+    /// from the store).
+    pub fn forget_head(&self, factory: &str, flavour: Flavour, role: Role) {
+        let slot = Slot {
+            factory: factory.to_owned(),
+            flavour,
+            role,
+            versioned: false,
+        };
+        if let Ok(mut files) = self.files.write() {
+            if let Some(old) = files.remove(&slot) {
+                self.bytes.fetch_sub(
+                    old.body.len().min(self.bytes.load(Ordering::Relaxed)),
+                    Ordering::Relaxed,
+                );
+            }
+        }
+    }
+
+    /// `body` is the head of `flavour`'s targets of `factory`, with the Factory's lock held
+    /// (after a commit that stored it, announced: [`Cache::published`] has run): kept for
+    /// the next CI commit and served as the head, one buffer for both.
     pub fn published_targets(&self, factory: &str, flavour: Flavour, sha256: String, body: Bytes) {
         let generation = self.generation(factory);
         if let Ok(etag) = HeaderValue::from_str(&format!("\"{sha256}\"")) {

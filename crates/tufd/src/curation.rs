@@ -12,13 +12,13 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
-use tuf_core::{TargetChanges, TargetsBytes};
+use tuf_core::{Role, TargetChanges, TargetsBytes};
 
 use crate::auth::{authenticate, Caller, Scope};
 use crate::db::begin_locked;
 use crate::error::{ApiError, ApiResult};
 use crate::input::{check_label, JsonBody, Path};
-use crate::repo::{current_root, Flavour, OnlineKeys, Signing};
+use crate::repo::{current_root, edit_targets, Edited, Flavour, OnlineKeys, Signing};
 use crate::targets::stored_ci_targets;
 use crate::{audit, Shared};
 
@@ -199,17 +199,22 @@ async fn edit_ci<E: Edit>(
     let now = OffsetDateTime::now_utc();
     let mut tx = begin_locked(&state.db, factory).await?;
     let (head_version, head_sha, stored) = stored_ci_targets(state, &mut tx, factory).await?;
-    let current = TargetsBytes::from_envelope(&stored)?;
     let mut answer = edit.describe();
-    let changes = edit.changes(&current)?;
-    if changes.is_empty() {
-        drop(current);
-        state
-            .cache
-            .keep_targets(factory, Flavour::Ci, head_sha, stored);
-        answer["targets_version"] = json!(head_version);
-        return Ok(answer);
-    }
+    let expires = state.periods.expires(Role::Targets, now)?;
+    let edited = edit_targets(stored, expires, |current| {
+        let changes = edit.changes(current)?;
+        Ok((!changes.is_empty()).then_some(changes))
+    })?;
+    let next = match edited {
+        Edited::Next(next) => next,
+        Edited::Unchanged(stored) => {
+            state
+                .cache
+                .published_targets(factory, Flavour::Ci, head_sha, stored);
+            answer["targets_version"] = json!(head_version);
+            return Ok(answer);
+        }
+    };
     let root = current_root(&mut tx, factory, Flavour::Ci).await?;
     let keys = OnlineKeys::load(&mut tx, state, factory).await?;
     let signing = Signing {
@@ -218,9 +223,7 @@ async fn edit_ci<E: Edit>(
         periods: &state.periods,
         now,
     };
-    let next = signing.sign_next_targets(&root.signed, &current, &changes)?;
-    drop(current);
-    drop(stored);
+    let next = signing.sign_next_targets(&root.signed, next)?;
     let sha = signing
         .publish_next_targets(&mut tx, Flavour::Ci, &root.signed, &next)
         .await?;
@@ -277,15 +280,18 @@ mod tests {
     }
 
     /// `edit` applied to `targets()`: its refusal, or the target list it leaves.
+    /// Made as `edit_ci` makes it (`repo::edit_targets`, here in the stored buffer).
     fn edited(edit: &impl Edit) -> ApiResult<Option<Targets>> {
         let bytes = Signed::new(targets()).unwrap().to_bytes();
-        let current = TargetsBytes::from_envelope(&bytes).unwrap();
-        let changes = edit.changes(&current)?;
-        if changes.is_empty() {
-            return Ok(None);
-        }
         let expires = Expires::from_unix(4_100_000_000).unwrap();
-        let next = current.next(4, expires, &changes).unwrap().into_bytes();
+        let edited = crate::repo::edit_targets(Bytes::from(bytes), expires, |current| {
+            let changes = edit.changes(current)?;
+            Ok((!changes.is_empty()).then_some(changes))
+        })?;
+        let next = match edited {
+            Edited::Unchanged(_) => return Ok(None),
+            Edited::Next(next) => next.into_bytes(),
+        };
         Ok(Some(Signed::<Targets>::from_slice(&next).unwrap().signed))
     }
 

@@ -5,12 +5,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use sqlx::{Any, Executor, Row};
 use time::OffsetDateTime;
 use tuf_core::{
     Expires, KeyId, KeyType, MetaFile, Metadata, PrivateKey, PublicKey, Role, Root, Signed, Signer,
-    Snapshot, TargetChanges, Targets, TargetsBytes, Timestamp,
+    Snapshot, TargetChanges, Targets, TargetsBytes, TargetsHead, Timestamp,
 };
+
 use zeroize::Zeroizing;
 
 use crate::db::Tx;
@@ -62,6 +64,54 @@ impl Periods {
             Role::Timestamp => self.timestamp,
         }
     }
+
+    /// When `role` signed at `now` expires.
+    pub fn expires(&self, role: Role, now: OffsetDateTime) -> ApiResult<Expires> {
+        Ok(Expires::after(now, self.of(role))?)
+    }
+}
+
+/// What [`edit_targets`] made.
+pub enum Edited {
+    /// The edit changes nothing: the stored bytes, still the head.
+    Unchanged(Bytes),
+    /// The next version, not signed yet.
+    Next(Box<Signed<TargetsHead>>),
+}
+
+/// Reads a targets role from its stored bytes, asks `edit` what to change (`None`: nothing,
+/// no new version; an empty change: a new version all the same, as a renewal makes) and
+/// makes the next version expiring at `expires`. Made in the stored bytes' own buffer when
+/// nothing else holds them (`TargetsBytes::plan`: one version in memory at a time), else
+/// in a new one; never through a tree of the targets.
+pub fn edit_targets(
+    stored: Bytes,
+    expires: Expires,
+    edit: impl FnOnce(&TargetsBytes) -> ApiResult<Option<TargetChanges>>,
+) -> ApiResult<Edited> {
+    let current = TargetsBytes::from_envelope(&stored)?;
+    let Some(changes) = edit(&current)? else {
+        drop(current);
+        return Ok(Edited::Unchanged(stored));
+    };
+    let version = current
+        .head()
+        .version
+        .checked_add(1)
+        .ok_or_else(|| ApiError::internal("targets version overflow"))?;
+    let Some(plan) = current.plan(version, expires, &changes)? else {
+        return Ok(Edited::Next(Box::new(
+            current.next(version, expires, &changes)?,
+        )));
+    };
+    drop(current);
+    // Unique unless a response still sends these bytes: then they are copied first.
+    let buffer = if stored.is_unique() {
+        Vec::from(stored)
+    } else {
+        stored.to_vec()
+    };
+    Ok(Edited::Next(Box::new(plan.apply(buffer)?)))
 }
 
 /// One stored metadata version.
@@ -923,7 +973,7 @@ pub struct Signing<'a> {
 
 impl Signing<'_> {
     pub fn expires(&self, role: Role) -> ApiResult<Expires> {
-        Ok(Expires::after(self.now, self.periods.of(role))?)
+        self.periods.expires(role, self.now)
     }
 
     pub fn now_unix(&self) -> i64 {
@@ -967,31 +1017,44 @@ impl Signing<'_> {
         store_body(tx, key, described, &env.to_bytes(), self.now_unix()).await
     }
 
-    /// The next version of the targets in `current` (`changes` applied, a new version and
-    /// expiry), signed with the online targets key(s) of `root`, as the bytes to store. Made
-    /// from `current`'s bytes without a tree of its targets: see [`TargetsBytes`].
+    /// `next` (from [`edit_targets`]) signed with the online targets key(s) of `root`, as
+    /// the bytes to store.
     pub fn sign_next_targets(
         &self,
         root: &Root,
-        current: &TargetsBytes,
-        changes: &TargetChanges,
+        next: Box<Signed<TargetsHead>>,
     ) -> ApiResult<NextTargets> {
-        let version = current
-            .head()
-            .version
-            .checked_add(1)
-            .ok_or_else(|| ApiError::internal("targets version overflow"))?;
-        let mut env = current.next(version, self.expires(Role::Targets)?, changes)?;
+        let mut next = *next;
         sign_all(
-            &mut env,
+            &mut next,
             &self.keys.signers(root, Role::Targets),
             Role::Targets,
         )?;
         Ok(NextTargets {
-            version,
-            expires: env.signed.expires.unix(),
-            body: env.into_bytes(),
+            version: next.signed.version,
+            expires: next.signed.expires.unix(),
+            body: next.into_bytes(),
         })
+    }
+
+    /// Publishes the next version of the targets whose stored bytes are `stored`, changing
+    /// nothing but version and expiry (a renewal, or a re-signature under new online keys),
+    /// with snapshot and timestamp.
+    pub async fn renew_targets(
+        &self,
+        tx: &mut Tx,
+        flavour: Flavour,
+        root: &Root,
+        stored: Vec<u8>,
+    ) -> ApiResult<()> {
+        let expires = self.expires(Role::Targets)?;
+        let renewal = |_: &TargetsBytes| Ok(Some(TargetChanges::new()));
+        let Edited::Next(next) = edit_targets(Bytes::from(stored), expires, renewal)? else {
+            return Err(ApiError::internal("a renewal made no new targets version"));
+        };
+        let next = self.sign_next_targets(root, next)?;
+        self.publish_next_targets(tx, flavour, root, &next).await?;
+        Ok(())
     }
 
     /// Stores `next` as the flavour's targets head and publishes a snapshot and timestamp

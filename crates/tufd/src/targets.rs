@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 use tokio::io::AsyncWriteExt;
-use tuf_core::{Role, Signed, TargetChanges, TargetFile, Targets, TargetsBytes};
+use tuf_core::{Role, Signed, TargetChanges, TargetFile, Targets};
 
 use crate::auth::{authenticate, Scope};
 use crate::db::begin_locked;
@@ -25,7 +25,10 @@ use crate::input::{
     check_label, declared_length, from_object, parse_json, read_limited, refuse_body, Path,
     JSON_LIMIT,
 };
-use crate::repo::{current_root, head_info, require_head, Flavour, OnlineKeys, Signing};
+use crate::repo::{
+    current_root, edit_targets, head_info, require_head, Edited, Flavour, OnlineKeys, Signing,
+    BODY_CHUNK,
+};
 use crate::{audit, Shared};
 
 /// Largest `custom` object of one target, as canonical JSON: room for what builds record
@@ -344,30 +347,51 @@ async fn publish(
     let now = OffsetDateTime::now_utc();
     let root = current_root(&mut tx, factory, Flavour::Ci).await?;
     let (head_version, head_sha, stored) = stored_ci_targets(state, &mut tx, factory).await?;
-    let current = TargetsBytes::from_envelope(&stored)?;
-    // Each job's fresh targets, against what is there and what earlier jobs add.
-    let mut adding: BTreeMap<String, TargetFile> = BTreeMap::new();
+    // When the server signed it first: what `targets prune --older-than` goes by.
+    let created_at = json!(crate::format_time(now.unix_timestamp()));
+    let expires = state.periods.expires(Role::Targets, now)?;
     let mut plans = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        let fresh = fresh_targets(
-            |p| match adding.get(p) {
-                Some(file) => Ok(Some(file.clone())),
-                None => Ok(current.get(p)?),
-            },
-            job.targets.clone(),
-        );
-        if let Ok(fresh) = &fresh {
-            adding.extend(fresh.iter().map(|t| (t.path.clone(), t.file.clone())));
+    let edited = edit_targets(stored, expires, |current| {
+        // Each job's fresh targets, against what is there and what earlier jobs add.
+        let mut adding: BTreeMap<String, TargetFile> = BTreeMap::new();
+        for job in jobs {
+            let fresh = fresh_targets(
+                |p| match adding.get(p) {
+                    Some(file) => Ok(Some(file.clone())),
+                    None => Ok(current.get(p)?),
+                },
+                job.targets.clone(),
+            );
+            if let Ok(fresh) = &fresh {
+                adding.extend(fresh.iter().map(|t| (t.path.clone(), t.file.clone())));
+            }
+            plans.push((job, fresh));
         }
-        plans.push((job, fresh));
-    }
-    if adding.is_empty() {
-        drop(current);
-        state
-            .cache
-            .keep_targets(factory, Flavour::Ci, head_sha, stored);
-        return Ok(answers(plans, head_version, StatusCode::OK));
-    }
+        if adding.is_empty() {
+            return Ok(None);
+        }
+        let mut changes = TargetChanges::new();
+        for (_, fresh) in &mut plans {
+            for t in fresh.iter_mut().flatten() {
+                // Set here, like the other fixed fields, so `custom` cannot backdate a build.
+                if let Some(Value::Object(custom)) = &mut t.file.custom {
+                    custom.insert("created_at".to_owned(), created_at.clone());
+                }
+                changes.insert(t.path.clone(), Some(t.file.clone()));
+            }
+        }
+        Ok(Some(changes))
+    })?;
+    let next = match edited {
+        Edited::Next(next) => next,
+        Edited::Unchanged(stored) => {
+            // Still the head: kept (and served) as it was.
+            state
+                .cache
+                .published_targets(factory, Flavour::Ci, head_sha, stored);
+            return Ok(answers(plans, head_version, StatusCode::OK));
+        }
+    };
     let keys = OnlineKeys::load(&mut tx, state, factory).await?;
     let signing = Signing {
         factory,
@@ -375,22 +399,7 @@ async fn publish(
         periods: &state.periods,
         now,
     };
-    let created_at = json!(crate::format_time(signing.now_unix()));
-    let mut changes = TargetChanges::new();
-    for (_, fresh) in &mut plans {
-        for t in fresh.iter_mut().flatten() {
-            // When the server signed it first: what `targets prune --older-than` goes by.
-            // Set here, like the other fixed fields, so `custom` cannot backdate a build.
-            if let Some(Value::Object(custom)) = &mut t.file.custom {
-                custom.insert("created_at".to_owned(), created_at.clone());
-            }
-            changes.insert(t.path.clone(), Some(t.file.clone()));
-        }
-    }
-    let next = signing.sign_next_targets(&root.signed, &current, &changes)?;
-    // The old version is no longer needed: only the new one is held while it is stored.
-    drop(current);
-    drop(stored);
+    let next = signing.sign_next_targets(&root.signed, next)?;
     check_targets_len(next.body.len(), "CI", state.caps.targets_bytes)?;
     let sha = signing
         .publish_next_targets(&mut tx, Flavour::Ci, &root.signed, &next)
@@ -429,6 +438,11 @@ pub async fn stored_ci_targets(
                 .body,
         ),
     };
+    if stored.len() > BODY_CHUNK {
+        // Not served from these bytes during the commit, so that the next version can be
+        // made in their buffer (`repo::edit_targets`); a read meanwhile comes from the store.
+        state.cache.forget_head(factory, Flavour::Ci, Role::Targets);
+    }
     Ok((version, sha, stored))
 }
 

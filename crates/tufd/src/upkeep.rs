@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::json;
 use sqlx::Row;
 use time::OffsetDateTime;
-use tuf_core::{Role, TargetChanges, TargetsBytes};
+use tuf_core::Role;
 
 use crate::audit::record;
 use crate::db::lock_factory;
@@ -232,13 +232,8 @@ async fn resign(state: &Shared, factory: &str) -> ApiResult<()> {
             let targets = require_head(&mut tx, factory, flavour, Role::Targets).await?;
             if due(&targets, now_unix) {
                 // From the stored bytes, as an add does: no tree of a large role.
-                let current = TargetsBytes::from_envelope(&targets.body)?;
-                let next =
-                    signing.sign_next_targets(&root.signed, &current, &TargetChanges::new())?;
-                drop(current);
-                drop(targets);
                 signing
-                    .publish_next_targets(&mut tx, flavour, &root.signed, &next)
+                    .renew_targets(&mut tx, flavour, &root.signed, targets.body)
                     .await?;
                 changed.push(format!("{}/targets", flavour.as_str()));
                 changed.push(format!("{}/snapshot", flavour.as_str()));

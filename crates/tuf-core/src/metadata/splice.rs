@@ -43,6 +43,10 @@ pub struct TargetsBytes<'a> {
     head: TargetsHead,
     canonical: Cow<'a, [u8]>,
     entries: Vec<Entry>,
+    /// Where the canonical bytes start in the envelope they were read from, when they are a
+    /// slice of it.
+    base: Option<usize>,
+    envelope_len: usize,
 }
 
 /// Changes to a target list by path: `Some` adds or replaces the entry, `None` removes it.
@@ -63,10 +67,20 @@ impl<'a> TargetsBytes<'a> {
                 "the target list does not have the entries its parse counted",
             ));
         }
+        let base = match &canonical {
+            Cow::Borrowed(slice) => {
+                // Address arithmetic only: where the slice starts within `bytes`.
+                let offset = (slice.as_ptr() as usize).checked_sub(bytes.as_ptr() as usize);
+                offset.filter(|o| o + slice.len() <= bytes.len())
+            }
+            Cow::Owned(_) => None,
+        };
         Ok(Self {
             head,
             canonical,
             entries,
+            base,
+            envelope_len: bytes.len(),
         })
     }
 
@@ -122,7 +136,8 @@ impl<'a> TargetsBytes<'a> {
     }
 
     /// The next version: `version` and `expires` set, `changes` applied, every other entry
-    /// copied as it was. Unsigned; sign it, then write it with [`Signed::into_bytes`].
+    /// copied as it was, in a new buffer with room for the envelope. Unsigned; sign it, then
+    /// write it with [`Signed::into_bytes`].
     ///
     /// Removing a path the role does not list is an error: the caller decides what a
     /// missing target means before asking.
@@ -132,6 +147,49 @@ impl<'a> TargetsBytes<'a> {
         expires: Expires,
         changes: &TargetChanges,
     ) -> Result<Signed<TargetsHead>, Error> {
+        let (head, layout) = self.layout(version, expires, changes)?;
+        let mut out = Vec::with_capacity(layout.len + ENVELOPE_ROOM);
+        for piece in &layout.pieces {
+            match piece {
+                Piece::Old(range) => out.extend_from_slice(&self.canonical[range.clone()]),
+                Piece::New(bytes) => out.extend_from_slice(bytes),
+            }
+        }
+        Ok(unsigned(head, out))
+    }
+
+    /// [`TargetsBytes::next`] to be made in the buffer this was read from, which then holds
+    /// only one version at a time: `None` when the canonical bytes are not a slice of that
+    /// buffer (its file form escapes control characters), and `next` must copy.
+    pub fn plan(
+        &self,
+        version: u64,
+        expires: Expires,
+        changes: &TargetChanges,
+    ) -> Result<Option<Splice>, Error> {
+        let Some(base) = self.base else {
+            return Ok(None);
+        };
+        let (head, mut layout) = self.layout(version, expires, changes)?;
+        for piece in &mut layout.pieces {
+            if let Piece::Old(range) = piece {
+                *range = range.start + base..range.end + base;
+            }
+        }
+        Ok(Some(Splice {
+            head,
+            layout,
+            envelope_len: self.envelope_len,
+        }))
+    }
+
+    /// The new head and the pieces of the new `signed` bytes.
+    fn layout(
+        &self,
+        version: u64,
+        expires: Expires,
+        changes: &TargetChanges,
+    ) -> Result<(TargetsHead, Layout), Error> {
         let mut head = self.head.clone();
         head.version = version;
         head.expires = expires;
@@ -143,72 +201,43 @@ impl<'a> TargetsBytes<'a> {
             delegations: head.delegations.as_ref(),
             extra: &head.extra,
         };
-        // The new entries written first (they are small), so the buffer is allocated once at
-        // its final size: growing it would copy the whole role and double its capacity.
-        let mut rendered: Vec<(&str, Option<Vec<u8>>)> = Vec::with_capacity(changes.len());
-        for (path, change) in changes {
-            let entry = match change {
-                Some(file) => {
-                    let mut entry = Vec::new();
-                    write_target_entry(path, file, &mut entry)?;
-                    Some(entry)
-                }
-                None => None,
-            };
-            rendered.push((path, entry));
-        }
-        let added: usize = rendered
-            .iter()
-            .flat_map(|(_, e)| e)
-            .map(|e| e.len() + 1)
-            .sum();
-        let capacity = self.canonical.len() + added + ENVELOPE_ROOM;
-        let mut count = 0usize;
-        let canonical = write_targets_signed(&members, capacity, |out| {
-            count = self.write_list(&rendered, out)?;
+        // The members around the list, written around an empty one.
+        let mut at = 0usize;
+        let skeleton = write_targets_signed(&members, 256, |out| {
+            at = out.len();
+            out.extend_from_slice(b"{}");
             Ok(())
         })?;
-        head.target_count = count;
-        Ok(Signed {
-            signed: head,
-            signatures: Vec::new(),
-            canonical,
-            extra: Map::new(),
-        })
+        let (Some(before), Some(after)) = (skeleton.get(..at + 1), skeleton.get(at + 1..)) else {
+            return Err(Error::field("targets", "no target list was written"));
+        };
+        let mut layout = Layout::default();
+        layout.new_bytes(before);
+        self.merge(changes, &mut layout)?;
+        layout.new_bytes(after);
+        head.target_count = layout.count;
+        Ok((head, layout))
     }
 
-    /// The merged target list; returns how many entries it has.
-    fn write_list(
-        &self,
-        changes: &[(&str, Option<Vec<u8>>)],
-        out: &mut Vec<u8>,
-    ) -> Result<usize, Error> {
-        let mut count = 0usize;
-        let mut put = |out: &mut Vec<u8>, member: &[u8]| {
-            if count > 0 {
-                out.push(b',');
-            }
-            count += 1;
-            out.extend_from_slice(member);
-        };
-        out.push(b'{');
-        let mut old = self.entries.iter().peekable();
+    /// The target entries of the next version, in order: runs of unchanged entries as ranges
+    /// of the current bytes, changed ones written.
+    fn merge(&self, changes: &TargetChanges, layout: &mut Layout) -> Result<(), Error> {
+        let mut old = self.entries.iter().enumerate().peekable();
         let mut new = changes.iter().peekable();
         loop {
             let order = match (old.peek(), new.peek()) {
                 (None, None) => break,
                 (Some(_), None) => Ordering::Less,
                 (None, Some(_)) => Ordering::Greater,
-                (Some(e), Some((path, _))) => {
+                (Some((_, e)), Some((path, _))) => {
                     compare_key(&self.canonical[e.key.clone()], path.as_bytes())?
                 }
             };
             if order != Ordering::Greater {
                 // Invariant: `order` is Less or Equal only when `old` has a next entry.
-                let Some(e) = old.next() else { break };
+                let Some((i, e)) = old.next() else { break };
                 if order == Ordering::Less {
-                    // The member from its opening quote to its closing brace, unchanged.
-                    put(out, &self.canonical[e.key.start - 1..e.end]);
+                    layout.old_entry(i, e);
                     continue;
                 }
             }
@@ -216,7 +245,11 @@ impl<'a> TargetsBytes<'a> {
                 break;
             };
             match change {
-                Some(entry) => put(out, entry),
+                Some(file) => {
+                    let mut entry = Vec::new();
+                    write_target_entry(path, file, &mut entry)?;
+                    layout.new_entry(&entry);
+                }
                 None if order == Ordering::Equal => {}
                 None => {
                     return Err(Error::field(
@@ -226,8 +259,144 @@ impl<'a> TargetsBytes<'a> {
                 }
             }
         }
-        out.push(b'}');
-        Ok(count)
+        Ok(())
+    }
+}
+
+/// A next version as [`Piece`]s of its canonical `signed` bytes.
+#[derive(Default)]
+struct Layout {
+    pieces: Vec<Piece>,
+    /// The length of the bytes the pieces make.
+    len: usize,
+    /// Target entries so far.
+    count: usize,
+    /// The index of the old entry last added, when it was the last thing added.
+    last_old: Option<usize>,
+}
+
+/// Bytes of a next version: a range of the current bytes, or written anew.
+enum Piece {
+    Old(Range<usize>),
+    New(Vec<u8>),
+}
+
+impl Layout {
+    fn new_bytes(&mut self, bytes: &[u8]) {
+        self.len += bytes.len();
+        self.last_old = None;
+        if let Some(Piece::New(last)) = self.pieces.last_mut() {
+            last.extend_from_slice(bytes);
+        } else {
+            self.pieces.push(Piece::New(bytes.to_vec()));
+        }
+    }
+
+    /// Old entry `i`: joined to the run of the entry before it when that came just before
+    /// (the comma between them is part of the run), else a run of its own.
+    fn old_entry(&mut self, i: usize, e: &Entry) {
+        let follows = i
+            .checked_sub(1)
+            .is_some_and(|prev| self.last_old == Some(prev));
+        match self.pieces.last_mut() {
+            Some(Piece::Old(run)) if follows => {
+                self.len += e.end - run.end;
+                run.end = e.end;
+            }
+            _ => {
+                if self.count > 0 {
+                    self.new_bytes(b",");
+                }
+                // The member from its opening quote to its closing brace.
+                let member = e.key.start - 1..e.end;
+                self.len += member.len();
+                self.pieces.push(Piece::Old(member));
+            }
+        }
+        self.count += 1;
+        self.last_old = Some(i);
+    }
+
+    fn new_entry(&mut self, member: &[u8]) {
+        if self.count > 0 {
+            self.new_bytes(b",");
+        }
+        self.new_bytes(member);
+        self.count += 1;
+    }
+}
+
+/// A next version planned by [`TargetsBytes::plan`], to be made in the buffer the current
+/// one was read from.
+pub struct Splice {
+    head: TargetsHead,
+    layout: Layout,
+    envelope_len: usize,
+}
+
+impl Splice {
+    /// Makes the next version in `buffer`, the envelope [`TargetsBytes::plan`] read (same
+    /// bytes; a buffer of another length is refused). The unchanged entries are moved within
+    /// it, never copied elsewhere: peak memory is the larger of the two versions, not both.
+    pub fn apply(self, mut buffer: Vec<u8>) -> Result<Signed<TargetsHead>, Error> {
+        if buffer.len() != self.envelope_len {
+            return Err(Error::field(
+                "targets",
+                "the buffer is not the one the splice was planned on",
+            ));
+        }
+        let total = self.layout.len;
+        let mut dests = Vec::with_capacity(self.layout.pieces.len());
+        let mut at = 0usize;
+        for piece in &self.layout.pieces {
+            dests.push(at);
+            at += match piece {
+                Piece::Old(range) => range.len(),
+                Piece::New(bytes) => bytes.len(),
+            };
+        }
+        buffer.reserve((total + ENVELOPE_ROOM).saturating_sub(buffer.len()));
+        if buffer.len() < total {
+            buffer.resize(total, 0);
+        }
+        let moves = || {
+            self.layout
+                .pieces
+                .iter()
+                .zip(&dests)
+                .filter_map(|(piece, &dest)| match piece {
+                    Piece::Old(range) => Some((range.clone(), dest)),
+                    Piece::New(_) => None,
+                })
+        };
+        // Sources and destinations both run in order without overlapping their own kind.
+        // A run moving left cannot reach the source of any run after it, nor one moving
+        // right the source of any run before it: so the left-moving runs go first to last,
+        // then the right-moving ones last to first, and the written pieces, which have no
+        // source, after both.
+        for (src, dest) in moves().filter(|(src, dest)| *dest <= src.start) {
+            buffer.copy_within(src, dest);
+        }
+        let right: Vec<_> = moves().filter(|(src, dest)| *dest > src.start).collect();
+        for (src, dest) in right.into_iter().rev() {
+            buffer.copy_within(src, dest);
+        }
+        for (piece, &dest) in self.layout.pieces.iter().zip(&dests) {
+            if let Piece::New(bytes) = piece {
+                buffer[dest..dest + bytes.len()].copy_from_slice(bytes);
+            }
+        }
+        buffer.truncate(total);
+        Ok(unsigned(self.head, buffer))
+    }
+}
+
+fn unsigned(head: TargetsHead, canonical: Vec<u8>) -> Signed<TargetsHead> {
+    Signed {
+        signed: head,
+        signatures: Vec::new(),
+        canonical,
+        extra: Map::new(),
     }
 }
 
@@ -440,10 +609,15 @@ mod tests {
     }
 
     fn role(paths: &[&str]) -> Targets {
+        role_with(paths, true)
+    }
+
+    /// A role of `paths`; with `controls`, every other entry has a control character.
+    fn role_with(paths: &[&str], controls: bool) -> Targets {
         let mut t = Targets::new(7, Expires::from_unix(4_000_000_000).expect("expires"));
         for (i, p) in paths.iter().enumerate() {
             let mut custom = json!({"name": p, "tags": ["ci"]});
-            if i % 2 == 1 {
+            if controls && i % 2 == 1 {
                 // A control character: the stored file escapes it, canonical bytes do not.
                 custom["note"] = json!("line\nbreak");
             }
@@ -562,6 +736,28 @@ mod tests {
         proptest::string::string_regex("[ab\"\\\\é\u{10000}-]{0,5}").expect("regex")
     }
 
+    fn plain_path() -> impl Strategy<Value = String> {
+        proptest::string::string_regex("[abé\u{10000}-]{0,5}").expect("regex")
+    }
+
+    #[test]
+    fn bytes_with_escapes_are_spliced_by_copying() {
+        let bytes = file_bytes(&role_with(&["a\"q", "b"], false));
+        let tb = TargetsBytes::from_envelope(&bytes).expect("read");
+        let expires = Expires::from_unix(4_100_000_000).expect("expires");
+        assert!(tb
+            .plan(8, expires, &TargetChanges::new())
+            .expect("plan")
+            .is_none());
+        assert_eq!(
+            tb.next(8, expires, &TargetChanges::new())
+                .expect("next")
+                .signed
+                .target_count,
+            2
+        );
+    }
+
     proptest! {
         #[test]
         fn next_equals_the_tree_for_any_changes(
@@ -592,5 +788,56 @@ mod tests {
             prop_assert_eq!(next.canonical(), reference.as_slice());
             prop_assert_eq!(next.into_bytes(), file_bytes(&want));
         }
+
+        #[test]
+        fn splicing_in_place_gives_the_bytes_of_copying(
+            start in proptest::collection::btree_set(plain_path(), 0..12),
+            adds in proptest::collection::btree_map(plain_path(), 0usize..400, 0..6),
+            removals in proptest::collection::vec(any::<prop::sample::Index>(), 0..4),
+            version in prop::sample::select(vec![8u64, 10, 123_456]),
+            controls in any::<bool>(),
+        ) {
+            // Entries of every size, removals, and a version of another length: runs of
+            // unchanged entries move both ways.
+            let paths: Vec<&str> = start.iter().map(String::as_str).collect();
+            let t = role_with(&paths, controls);
+            let bytes = file_bytes(&t);
+            let tb = TargetsBytes::from_envelope(&bytes).expect("read");
+            let mut changes = TargetChanges::new();
+            for (i, (p, pad)) in adds.iter().enumerate() {
+                let custom = json!({"pad": "x".repeat(*pad)});
+                changes.insert(p.clone(), Some(file(100 + i as u64, Some(custom))));
+            }
+            if !paths.is_empty() {
+                for r in &removals {
+                    changes.insert(r.get(&paths).to_string(), None);
+                }
+            }
+            let expires = Expires::from_unix(4_100_000_000).expect("expires");
+            let copied = tb.next(version, expires, &changes).expect("next");
+            let plan = tb.plan(version, expires, &changes).expect("plan");
+            // In place whenever the file's bytes are the canonical ones; not when the file
+            // escapes control characters (nor quotes or backslashes, which the scan rewrites:
+            // `bytes_with_escapes_are_spliced_by_copying`).
+            prop_assert_eq!(plan.is_some(), !(controls && paths.len() > 1));
+            if let Some(plan) = plan {
+                drop(tb);
+                let spliced = plan.apply(bytes.clone()).expect("apply");
+                prop_assert_eq!(spliced.canonical(), copied.canonical());
+                prop_assert_eq!(&spliced.signed, &copied.signed);
+                prop_assert_eq!(spliced.into_bytes(), copied.into_bytes());
+            }
+        }
+    }
+
+    #[test]
+    fn a_splice_refuses_another_buffer() {
+        let bytes = file_bytes(&role_with(&["a", "b"], false));
+        let tb = TargetsBytes::from_envelope(&bytes).expect("read");
+        let expires = Expires::from_unix(4_100_000_000).expect("expires");
+        let plan = tb.plan(8, expires, &TargetChanges::new()).expect("plan");
+        let plan = plan.expect("in place");
+        let e = plan.apply(bytes[1..].to_vec()).unwrap_err();
+        assert!(e.to_string().contains("not the one"), "{e}");
     }
 }
