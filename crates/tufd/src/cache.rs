@@ -102,6 +102,17 @@ pub struct Generation {
     factory: u64,
 }
 
+impl Generation {
+    /// What this generation becomes once this process announces one commit
+    /// ([`Cache::published`]) and nothing else is published meanwhile.
+    pub fn after_commit(self) -> Self {
+        Self {
+            factory: self.factory.wrapping_add(1),
+            ..self
+        }
+    }
+}
+
 pub struct Cache {
     heads: Heads,
     epoch: AtomicU64,
@@ -227,11 +238,19 @@ impl Cache {
         }
     }
 
-    /// `body` is the head of `flavour`'s targets of `factory`, with the Factory's lock held
-    /// (after a commit that stored it, announced: [`Cache::published`] has run): kept for
-    /// the next CI commit and served as the head, one buffer for both.
-    pub fn published_targets(&self, factory: &str, flavour: Flavour, sha256: String, body: Bytes) {
-        let generation = self.generation(factory);
+    /// `body` is the head of `flavour`'s targets of `factory` as of `generation`: kept for
+    /// the next CI commit and served as the head, one buffer for both. `generation` is read
+    /// while the Factory's lock is held: as it is, when nothing was published, or
+    /// [`Generation::after_commit`] of it, for the commit that stored `body` (the lock is
+    /// gone once that commits, so a later commit of another writer may be announced first:
+    /// then the entry is stale from the start and never served).
+    pub fn published_targets(
+        &self,
+        factory: &str,
+        flavour: Flavour,
+        (sha256, body): (String, Bytes),
+        generation: Generation,
+    ) {
         if let Ok(etag) = HeaderValue::from_str(&format!("\"{sha256}\"")) {
             let key = FileKey {
                 factory: factory.to_owned(),
@@ -336,9 +355,11 @@ mod tests {
             ..head("a")
         };
         fill(&cache, &targets, b"old");
+        let under_lock = cache.generation("a");
         cache.published("a");
         let new = Bytes::from_static(b"new");
-        cache.published_targets("a", Flavour::Ci, "ab".repeat(32), new.clone());
+        let stored = ("ab".repeat(32), new.clone());
+        cache.published_targets("a", Flavour::Ci, stored, under_lock.after_commit());
         let (served, etag) = cache.get(&targets).expect("served");
         assert_eq!(served, new);
         assert_eq!(etag, format!("\"{}\"", "ab".repeat(32)).as_str());
@@ -349,6 +370,23 @@ mod tests {
         // A later commit (here or on another replica) makes both stale.
         cache.published("a");
         assert_eq!(body(&cache, &targets), None);
+    }
+
+    #[test]
+    fn targets_committed_before_another_writers_commit_are_never_served() {
+        let cache = Cache::new(Heads::Owned);
+        let targets = FileKey {
+            role: Role::Targets,
+            ..head("a")
+        };
+        // Writer A commits v10 under the lock, then is slow to announce: writer B commits
+        // v11 and announces first, then A announces and caches v10.
+        let a = cache.generation("a");
+        cache.published("a");
+        cache.published("a");
+        let stored = ("10".repeat(32), Bytes::from_static(b"v10"));
+        cache.published_targets("a", Flavour::Ci, stored, a.after_commit());
+        assert_eq!(body(&cache, &targets), None, "v10 is not the head any more");
     }
 
     #[test]

@@ -208,9 +208,11 @@ async fn edit_ci<E: Edit>(
     let next = match edited {
         Edited::Next(next) => next,
         Edited::Unchanged(stored) => {
+            // Nothing published, and the Factory's lock still held: its generation as it is.
+            let unchanged = state.cache.generation(factory);
             state
                 .cache
-                .published_targets(factory, Flavour::Ci, head_sha, stored);
+                .published_targets(factory, Flavour::Ci, (head_sha, stored), unchanged);
             answer["targets_version"] = json!(head_version);
             return Ok(answer);
         }
@@ -238,11 +240,16 @@ async fn edit_ci<E: Edit>(
         answer.clone(),
     )
     .await?;
+    // Read under the Factory's lock, which the commit gives up.
+    let generation = state.cache.generation(factory).after_commit();
     tx.commit().await?;
     crate::announce::published(state, factory).await;
-    state
-        .cache
-        .published_targets(factory, Flavour::Ci, sha, Bytes::from(next.body));
+    state.cache.published_targets(
+        factory,
+        Flavour::Ci,
+        (sha, Bytes::from(next.body)),
+        generation,
+    );
     tracing::info!(factory = %factory, action = E::ACTION, version, "CI targets edited");
     Ok(answer)
 }

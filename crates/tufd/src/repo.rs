@@ -165,6 +165,10 @@ pub async fn head<'c, E: Executor<'c, Database = Any>>(
 /// store copies of a body while writing or reading it is one chunk, not a 20 MB role.
 pub const BODY_CHUNK: usize = 1024 * 1024;
 
+/// Most of a body [`read_body`] allocates before it has read it (the largest targets.json a
+/// server is configured for is far smaller); a larger one grows as its chunks arrive.
+const MAX_PREALLOCATED_BODY: usize = 256 * 1024 * 1024;
+
 /// Reads a body from the rows of a query that selects, from column `at` on, `m.length`,
 /// `m.body` and the data of its chunks (`LEFT JOIN metadata_chunks`, ordered by `seq`): an
 /// inline body is one row with no chunk. Returns the first row (for the other columns) and
@@ -183,7 +187,9 @@ async fn read_body<'e>(
         return Ok(Some((first, body)));
     };
     let length: Option<i64> = first.try_get(at)?;
-    let mut body = Vec::with_capacity(length.and_then(|l| usize::try_from(l).ok()).unwrap_or(0));
+    // Sized from the stored length, within reason: a damaged row cannot ask for more.
+    let length = length.and_then(|l| usize::try_from(l).ok()).unwrap_or(0);
+    let mut body = Vec::with_capacity(length.min(MAX_PREALLOCATED_BODY));
     body.extend_from_slice(&chunk);
     drop(chunk);
     while let Some(row) = rows.try_next().await? {

@@ -278,7 +278,8 @@ async fn commit_group(state: Shared, factory: String, pending: Pending<Job, Resp
         let _ = reply.send(answer);
     }
     if many {
-        crate::memory::release_free_pages();
+        // Off the async workers: it takes every heap's lock in turn.
+        tokio::task::spawn_blocking(crate::memory::release_free_pages);
     }
 }
 
@@ -386,9 +387,11 @@ async fn publish(
         Edited::Next(next) => next,
         Edited::Unchanged(stored) => {
             // Still the head: kept (and served) as it was.
+            // Nothing published, and the Factory's lock still held: its generation as it is.
+            let unchanged = state.cache.generation(factory);
             state
                 .cache
-                .published_targets(factory, Flavour::Ci, head_sha, stored);
+                .published_targets(factory, Flavour::Ci, (head_sha, stored), unchanged);
             return Ok(answers(plans, head_version, StatusCode::OK));
         }
     };
@@ -410,13 +413,18 @@ async fn publish(
             record_job(&mut tx, factory, signing.now_unix(), job, fresh, version).await?;
         }
     }
+    // Read under the Factory's lock, which the commit gives up.
+    let generation = state.cache.generation(factory).after_commit();
     tx.commit().await?;
     crate::announce::published(state, factory).await;
     // Keyed by the stored bytes' hash: if another writer publishes first, the next add
     // misses and re-reads.
-    state
-        .cache
-        .published_targets(factory, Flavour::Ci, sha, Bytes::from(next.body));
+    state.cache.published_targets(
+        factory,
+        Flavour::Ci,
+        (sha, Bytes::from(next.body)),
+        generation,
+    );
     tracing::info!(factory = %factory, requests = plans.len(), version, "targets added");
     Ok(answers(plans, version as i64, StatusCode::CREATED))
 }
