@@ -19,7 +19,7 @@ use crate::db::begin_locked;
 use crate::error::{ApiError, ApiResult};
 use crate::input::{check_label, JsonBody, Path};
 use crate::repo::{current_root, edit_targets, Edited, Flavour, OnlineKeys, Signing};
-use crate::targets::stored_ci_targets;
+use crate::targets::{keep_unchanged_ci_targets, stored_ci_targets};
 use crate::{audit, Shared};
 
 /// Most targets one prune request removes (the client sends larger prunes in batches).
@@ -208,11 +208,7 @@ async fn edit_ci<E: Edit>(
     let next = match edited {
         Edited::Next(next) => next,
         Edited::Unchanged(stored) => {
-            // Nothing published, and the Factory's lock still held: its generation as it is.
-            let unchanged = state.cache.generation(factory);
-            state
-                .cache
-                .published_targets(factory, Flavour::Ci, (head_sha, stored), unchanged);
+            keep_unchanged_ci_targets(state, factory, head_sha, stored);
             answer["targets_version"] = json!(head_version);
             return Ok(answer);
         }

@@ -386,12 +386,7 @@ async fn publish(
     let next = match edited {
         Edited::Next(next) => next,
         Edited::Unchanged(stored) => {
-            // Still the head: kept (and served) as it was.
-            // Nothing published, and the Factory's lock still held: its generation as it is.
-            let unchanged = state.cache.generation(factory);
-            state
-                .cache
-                .published_targets(factory, Flavour::Ci, (head_sha, stored), unchanged);
+            keep_unchanged_ci_targets(state, factory, head_sha, stored);
             return Ok(answers(plans, head_version, StatusCode::OK));
         }
     };
@@ -452,6 +447,16 @@ pub async fn stored_ci_targets(
         state.cache.forget_head(factory, Flavour::Ci, Role::Targets);
     }
     Ok((version, sha, stored))
+}
+
+/// The CI targets read by [`stored_ci_targets`] stay the head (the edit changed nothing):
+/// kept, and served, as they were. Called with the Factory's lock still held, so the
+/// generation as it is now is the one they belong to.
+pub fn keep_unchanged_ci_targets(state: &Shared, factory: &str, sha: String, stored: Bytes) {
+    let generation = state.cache.generation(factory);
+    state
+        .cache
+        .published_targets(factory, Flavour::Ci, (sha, stored), generation);
 }
 
 /// What one job of a commit leaves in the store besides the targets: its artifact's
